@@ -1,0 +1,1 @@
+"""The API gateway: the one public HTTP entrance in front of the Consistorio services."""

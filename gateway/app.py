@@ -1,0 +1,337 @@
+"""The API gateway: the only public HTTP entrance of Consistorio.
+
+It authenticates every ``/api/v1`` call at the edge, rate-limits it, streams it
+to the owning service, and serves the merged OpenAPI document, health and
+readiness. The services verify the forwarded token again; the gateway is a
+first filter, not the only one.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.openapi_merge import MergedOpenApi
+from gateway.proxy import forward, probe_readiness
+from gateway.ratelimit import MemoryRateLimiter, RateDecision, RateLimiter, RedisRateLimiter
+from services.common.auth import Principal, TokenVerifier, bearer_token
+from services.common.errors import (
+    PROBLEM_JSON,
+    NotFound,
+    ProblemError,
+    Unauthorized,
+    install_problem_handlers,
+    problem_response,
+)
+from services.common.settings import Settings
+
+__all__ = ["TooManyRequestsError", "create_gateway"]
+
+_log = logging.getLogger("consistorio.gateway")
+
+_WINDOW_SECONDS = 60
+_PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Location",
+    "Idempotent-Replayed",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+    "ETag",
+    "Content-Disposition",
+]
+_CORS_FAILURES = {
+    "origin": "origen",
+    "method": "método",
+    "headers": "cabeceras",
+    "private-network": "red privada",
+}
+
+
+class TooManyRequestsError(ProblemError):
+    """The caller spent its quota; ``Retry-After`` says when to come back."""
+
+    status = 429
+    slug = "demasiadas-peticiones"
+
+
+class _EdgeHeadersMiddleware:
+    """Puts X-Request-ID and the rate-limit headers on every response.
+
+    Pure ASGI (no buffering of streamed bodies) and outermost, so preflights,
+    404s and even crashes carry the request ID. It also renders unexpected
+    errors itself: Starlette's own error handler sits outside user middleware
+    and would answer without the ID.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = list(message.get("headers", []))
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                quota = state.get("rate_limit")
+                if quota is not None:
+                    limit, decision = quota
+                    headers["RateLimit-Limit"] = str(limit)
+                    headers["RateLimit-Remaining"] = str(decision.remaining)
+                    headers["RateLimit-Reset"] = str(decision.reset_seconds)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            return
+        except Exception:
+            if started:
+                raise
+            _log.exception("unhandled error in gateway request %s", request_id)
+            response = problem_response(
+                500, "Error interno. Se ha registrado para su análisis.", instance=scope["path"]
+            )
+            await response(scope, receive, send_with_headers)
+
+
+class _ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, except that a refused preflight is problem+json like any error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        failed = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        what = ", ".join(_CORS_FAILURES.get(f, f) for f in failed)
+        headers = {
+            k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")
+        }
+        return problem_response(
+            400, f"Petición CORS no permitida ({what}).", slug="cors-no-permitido", headers=headers
+        )
+
+
+class _Upstreams:
+    """The pooled HTTP client, which exists only while the app's lifespan runs."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("gateway lifespan not started: serve the app with lifespan on")
+        return self._client
+
+    @asynccontextmanager
+    async def running(self, timeout_seconds: float) -> AsyncIterator[None]:
+        # trust_env=False: service-to-service traffic must never follow an
+        # HTTP(S)_PROXY meant for outbound internet access.
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        try:
+            yield
+        finally:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        return RedisRateLimiter.from_url(settings.redis_url)
+    return MemoryRateLimiter()
+
+
+def _client_ip(request: Request) -> str:
+    # Behind a load balancer, run uvicorn with proxy headers and trusted
+    # forwarded IPs so that this is the real client address.
+    return request.client.host if request.client else "desconocida"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("consistorio")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+def create_gateway(
+    *,
+    settings: Settings,
+    verifier: TokenVerifier,
+    service_urls: dict[str, str],
+    public_routes: APIRouter | None = None,
+) -> FastAPI:
+    """Builds the gateway app; its lifespan owns the pooled client and the rate limiter.
+
+    ``service_urls`` maps each service name to its base URL (no path); a call to
+    ``/api/v1/<service>/...`` goes to ``<base>/api/v1/<service>/...``.
+    ``public_routes`` are served without authentication, rate-limited per IP.
+    """
+    urls = dict(service_urls)
+    limiter = _rate_limiter(settings)
+    upstreams = _Upstreams()
+    probe_timeout = min(settings.proxy_timeout_seconds, 5.0)
+    openapi = MergedOpenApi(
+        urls, title="Consistorio", version=_version(), fetch_timeout_seconds=probe_timeout
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with upstreams.running(settings.proxy_timeout_seconds):
+                yield
+        finally:
+            await limiter.aclose()
+
+    app = FastAPI(
+        title="Consistorio",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_problem_handlers(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's routing errors carry English phrases; users read Spanish.
+        detail = str(exc.detail)
+        if detail == HTTPStatus(exc.status_code).phrase:
+            if exc.status_code == 404:
+                detail = f"No existe el recurso {request.url.path}."
+            elif exc.status_code == 405:
+                detail = f"El método {request.method} no está permitido en {request.url.path}."
+        return problem_response(
+            exc.status_code,
+            detail,
+            slug=NotFound.slug if exc.status_code == 404 else None,
+            instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )
+
+    if settings.cors_origins:
+        app.add_middleware(
+            _ProblemCORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=_PROXY_METHODS,
+            allow_headers=["*"],
+            expose_headers=_EXPOSED_HEADERS,
+            allow_credentials=False,
+        )
+    app.add_middleware(_EdgeHeadersMiddleware)
+
+    async def spend(request: Request, key: str, limit: int) -> None:
+        decision: RateDecision = await limiter.hit(key, limit, _WINDOW_SECONDS)
+        request.state.rate_limit = (limit, decision)
+        if not decision.allowed:
+            raise TooManyRequestsError(
+                f"Demasiadas peticiones: vuelva a intentarlo en {decision.reset_seconds} s.",
+                headers={"Retry-After": str(decision.reset_seconds)},
+            )
+
+    async def anonymous_quota(request: Request) -> None:
+        await spend(request, f"ip:{_client_ip(request)}", settings.rate_limit_anonymous_per_minute)
+
+    async def authenticated(request: Request) -> Principal:
+        try:
+            principal = await verifier.verify(bearer_token(request.headers.get("authorization")))
+        except Unauthorized:
+            # Failed attempts spend the address's anonymous quota: token guessing is throttled.
+            await anonymous_quota(request)
+            raise
+        await spend(
+            request, f"user:{principal.tenant}:{principal.sub}", settings.rate_limit_per_minute
+        )
+        return principal
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz() -> JSONResponse:
+        """Readiness: every service says it is ready."""
+        statuses = await probe_readiness(upstreams.client, urls, timeout=probe_timeout)
+        if all(status == "ok" for status in statuses.values()):
+            return JSONResponse({"status": "ok", "services": statuses})
+        failing = ", ".join(f"{s} ({why})" for s, why in statuses.items() if why != "ok")
+        problem = problem_response(503, f"Servicios no disponibles: {failing}.")
+        body = json.loads(bytes(problem.body)) | {"services": statuses}
+        return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
+
+    @app.get("/openapi.json", dependencies=[Depends(anonymous_quota)])
+    async def openapi_document() -> JSONResponse:
+        """The merged OpenAPI document of every service."""
+        return JSONResponse(await openapi.get(upstreams.client))
+
+    @app.get("/docs", dependencies=[Depends(anonymous_quota)])
+    async def docs() -> HTMLResponse:
+        """Swagger UI over the merged document."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Consistorio · API",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    if public_routes is not None:
+        app.include_router(public_routes, dependencies=[Depends(anonymous_quota)])
+
+    @app.api_route("/api/v1/{service}/{path:path}", methods=_PROXY_METHODS)
+    async def proxy(
+        service: str, path: str, request: Request, _: Principal = Depends(authenticated)
+    ) -> Response:
+        """Streams the call to the service that owns the path."""
+        base_url = urls.get(service)
+        if base_url is None:
+            raise NotFound(f"No existe el servicio '{service}'.")
+        if any(segment in (".", "..") for segment in path.split("/")):
+            # httpx would resolve them and could reach another service's paths.
+            raise ProblemError("La ruta no puede contener segmentos '.' ni '..'.")
+        return await forward(
+            upstreams.client,
+            request,
+            service=service,
+            path=path,
+            base_url=base_url,
+            request_id=request.state.request_id,
+        )
+
+    return app

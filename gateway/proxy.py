@@ -1,0 +1,211 @@
+"""The streaming reverse proxy from the gateway to a service, and upstream probes.
+
+Bodies are relayed chunk by chunk in both directions, so an 8 MiB upload or a
+large document download never sits whole in the gateway's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from urllib.parse import quote
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from services.common.errors import ProblemError
+
+__all__ = [
+    "HOP_BY_HOP",
+    "BadGatewayError",
+    "GatewayTimeoutError",
+    "forward",
+    "probe_readiness",
+    "upstream_request_headers",
+    "upstream_response_headers",
+    "upstream_url",
+]
+
+_log = logging.getLogger("consistorio.gateway.proxy")
+
+# RFC 9110 §7.6.1: meaningful for one connection only, never relayed.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# The gateway is the edge: what a client claims about forwarding or its request
+# ID is replaced by what the gateway knows. Host comes from the upstream URL, and
+# Expect was already answered to the client by the server in front of us.
+_SET_BY_GATEWAY = frozenset(
+    {
+        "host",
+        "expect",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-request-id",
+    }
+)
+# The ASGI server in front of the gateway adds its own; relaying them would duplicate.
+_SET_BY_SERVER = frozenset({"date", "server"})
+
+
+class BadGatewayError(ProblemError):
+    """The service could not be reached or broke the connection."""
+
+    status = 502
+    slug = "servicio-no-disponible"
+
+
+class GatewayTimeoutError(ProblemError):
+    """The service did not answer within the proxy timeout."""
+
+    status = 504
+    slug = "servicio-sin-respuesta"
+
+
+def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
+    # Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+    listed: set[str] = set()
+    for name, value in headers:
+        if name == "connection":
+            listed.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return listed
+
+
+def upstream_request_headers(request: Request, request_id: str) -> list[tuple[str, str]]:
+    """Headers sent to the service: the client's, minus hop-by-hop, plus forwarding ones."""
+    raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers.raw]
+    drop = HOP_BY_HOP | _SET_BY_GATEWAY | _connection_listed(raw)
+    headers = [(name, value) for name, value in raw if name not in drop]
+    if not any(name == "accept-encoding" for name, _ in headers):
+        # Otherwise httpx asks for gzip on the client's behalf and the raw relay
+        # would hand a compressed body to a client that never accepted one.
+        headers.append(("accept-encoding", "identity"))
+    if request.client is not None:
+        headers.append(("x-forwarded-for", request.client.host))
+    headers.append(("x-forwarded-proto", request.url.scheme))
+    host = request.headers.get("host")
+    if host:
+        headers.append(("x-forwarded-host", host))
+    headers.append(("x-request-id", request_id))
+    return headers
+
+
+def upstream_response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    """Headers relayed to the client: the service's, minus hop-by-hop and server-set ones."""
+    raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers.raw]
+    drop = HOP_BY_HOP | _SET_BY_SERVER | _connection_listed(raw)
+    return [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in raw if name not in drop
+    ]
+
+
+def upstream_url(base_url: str, scope: Scope, service: str, path: str) -> str:
+    """The service URL for this request: same path (still percent-encoded) and query."""
+    prefix = f"/api/v1/{service}/"
+    raw = scope.get("raw_path")
+    # The raw path keeps %2F and friends exactly as the client sent them; it is
+    # only usable if it is the plain prefix (not mounted, not encoded differently).
+    raw_path = raw.decode("latin-1") if isinstance(raw, bytes) else ""
+    if not raw_path.startswith(prefix):
+        raw_path = prefix + quote(path, safe="/:@!$&'()*+,;=~")
+    query = scope.get("query_string", b"")
+    url = base_url.rstrip("/") + raw_path
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+class _UpstreamStreamingResponse(StreamingResponse):
+    """A streamed service response that always releases its pooled connection."""
+
+    def __init__(self, upstream: httpx.Response, service: str) -> None:
+        super().__init__(
+            _relay(upstream, service),
+            status_code=upstream.status_code,
+            background=BackgroundTask(upstream.aclose),
+        )
+        self.raw_headers = upstream_response_headers(upstream.headers)
+        self._upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The background close runs only after a complete send; a client that
+        # disconnects mid-download must not leak the upstream connection.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._upstream.aclose()
+
+
+async def _relay(upstream: httpx.Response, service: str) -> AsyncIterator[bytes]:
+    # Raw bytes keep Content-Encoding and Content-Length consistent with the body.
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        # Headers are gone already: aborting the connection is the only honest
+        # signal, a silently truncated body would look complete.
+        _log.warning("upstream %s broke the response stream: %r", service, exc)
+        raise
+
+
+async def forward(
+    client: httpx.AsyncClient,
+    request: Request,
+    *,
+    service: str,
+    path: str,
+    base_url: str,
+    request_id: str,
+) -> Response:
+    """Relays ``request`` to ``service`` and streams its answer back."""
+    has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+    upstream_request = client.build_request(
+        request.method,
+        upstream_url(base_url, request.scope, service, path),
+        headers=upstream_request_headers(request, request_id),
+        content=request.stream() if has_body else None,
+    )
+    try:
+        upstream = await client.send(upstream_request, stream=True)
+    except httpx.TimeoutException as exc:
+        _log.warning("upstream %s timed out: %r", service, exc)
+        raise GatewayTimeoutError(f"El servicio '{service}' no ha respondido a tiempo.") from exc
+    except httpx.TransportError as exc:
+        _log.warning("upstream %s unreachable: %r", service, exc)
+        raise BadGatewayError(f"No se puede contactar con el servicio '{service}'.") from exc
+    except ClientDisconnect:
+        # The client left mid-upload; nobody will read this answer.
+        return Response(status_code=400)
+    return _UpstreamStreamingResponse(upstream, service)
+
+
+async def probe_readiness(
+    client: httpx.AsyncClient, service_urls: Mapping[str, str], *, timeout: float
+) -> dict[str, str]:
+    """Asks every service's /readyz at once; maps each service to "ok" or why not."""
+
+    async def probe(name: str, base_url: str) -> tuple[str, str]:
+        try:
+            response = await client.get(base_url.rstrip("/") + "/readyz", timeout=timeout)
+        except httpx.TimeoutException:
+            return name, "sin respuesta a tiempo"
+        except httpx.HTTPError:
+            return name, "no responde"
+        return name, "ok" if response.status_code == 200 else f"responde {response.status_code}"
+
+    results = await asyncio.gather(*(probe(n, u) for n, u in service_urls.items()))
+    return dict(results)

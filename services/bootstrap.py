@@ -1,0 +1,123 @@
+"""The composition root: wires settings, database, transport, auth and services.
+
+Nothing is built at import time; :func:`build_platform` makes everything a
+process needs for the services it runs, and :meth:`Platform.close` undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.catalog import SERVICES, all_migrations
+from services.common.auth import JwksKeySource, TokenVerifier
+from services.common.bus.amqp import AmqpTransport
+from services.common.bus.inprocess import InProcessTransport
+from services.common.bus.transport import Transport
+from services.common.contracts import ContractRegistry
+from services.common.db import Database, asyncpg_url
+from services.common.devkeys import ensure_dev_signing_key
+from services.common.migrations_support import upgrade_all
+from services.common.runtime import ServiceRuntime
+from services.common.settings import Settings
+from services.common.tenants import DEMO_TENANTS, TenantDirectory, add_tenant
+
+__all__ = ["Platform", "build_platform", "build_transport", "migrate", "seed_demo_tenants"]
+
+
+def build_transport(settings: Settings) -> Transport:
+    """RabbitMQ when AMQP_URL is set, else the in-process bus of embedded mode."""
+    if settings.amqp_url:
+        return AmqpTransport(
+            settings.amqp_url, exchange=settings.bus_exchange, prefetch=settings.bus_prefetch
+        )
+    return InProcessTransport(prefetch=settings.bus_prefetch)
+
+
+def jwks_source(settings: Settings) -> str:
+    """AUTH_JWKS, or the development key under the data dir outside production."""
+    if settings.auth_jwks:
+        return settings.auth_jwks
+    return str(ensure_dev_signing_key(settings.keys_dir))
+
+
+async def migrate(settings: Settings) -> None:
+    """Applies every Alembic history as the owner (in a thread: Alembic is blocking)."""
+    assert settings.database_url, "DATABASE_URL is not set"
+    await asyncio.to_thread(
+        upgrade_all,
+        all_migrations(),
+        owner_url=settings.database_url,
+        app_role=settings.database_app_role,
+        app_password=settings.database_app_password,
+    )
+
+
+async def seed_demo_tenants(settings: Settings) -> None:
+    """Adds the two demo entidades locales (idempotent)."""
+    assert settings.database_url
+    engine = create_async_engine(asyncpg_url(settings.database_url))
+    try:
+        async with engine.begin() as conn:
+            for tenant in DEMO_TENANTS:
+                await add_tenant(conn, tenant)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Platform:
+    """The wired parts of one process: shared database, transport, verifier, services."""
+
+    settings: Settings
+    db: Database
+    transport: Transport
+    verifier: TokenVerifier
+    contracts: ContractRegistry
+    runtimes: dict[str, ServiceRuntime] = field(default_factory=dict)
+    apps: dict[str, FastAPI] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        """Stops the runtimes, then the transport, then the database pool."""
+        for runtime in self.runtimes.values():
+            await runtime.stop()
+        await self.transport.close()
+        await self.db.dispose()
+
+
+async def build_platform(
+    settings: Settings, service_names: Sequence[str], *, transport: Transport | None = None
+) -> Platform:
+    """Wires the named services; the transport is started, the apps are not yet serving."""
+    db = Database(settings.app_database_url(), pool_size=settings.database_pool_size)
+    tenants = TenantDirectory(db, cache_seconds=settings.tenant_cache_seconds)
+    verifier = TokenVerifier(
+        JwksKeySource(jwks_source(settings)),
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        algorithms=settings.auth_algorithms,
+        tenant_is_active=tenants.is_active,
+    )
+    bus = transport or build_transport(settings)
+    await bus.start()
+    contracts = ContractRegistry.load()
+    platform = Platform(settings, db, bus, verifier, contracts)
+    for name in service_names:
+        definition = SERVICES[name]()
+        runtime = ServiceRuntime(
+            name=name,
+            settings=settings,
+            db=db,
+            tables=definition.tables,
+            contracts=contracts,
+            transport=bus,
+            verifier=verifier,
+            consumers=definition.consumers,
+        )
+        platform.runtimes[name] = runtime
+        platform.apps[name] = definition.create_app(runtime)
+    return platform

@@ -1,0 +1,69 @@
+"""The services this distribution contains, and the migrations of each.
+
+The one place that names every service; the composition root (bootstrap, CLI)
+reads it. Services never import each other, only this module imports them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.common.kernel_tables import KernelTables
+from services.common.migrations_support import MigrationSet
+from services.common.runtime import ConsumerSpec, ServiceRuntime
+
+__all__ = ["PLATFORM_MIGRATIONS", "SERVICES", "ServiceDefinition", "all_migrations"]
+
+_HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """How to build and migrate one service."""
+
+    name: str
+    tables: KernelTables
+    create_app: Callable[[ServiceRuntime], FastAPI]
+    consumers: Sequence[ConsumerSpec]
+    migrations: MigrationSet
+
+
+def _registro() -> ServiceDefinition:
+    from services.registro import app, models
+
+    return ServiceDefinition(
+        name="registro",
+        tables=models.kernel,
+        create_app=app.create_app,
+        consumers=(),
+        migrations=MigrationSet("registro", models.SCHEMA, _HERE / "registro" / "migrations"),
+    )
+
+
+def _tramitador() -> ServiceDefinition:
+    from services.tramitador import app, handlers, models
+
+    return ServiceDefinition(
+        name="tramitador",
+        tables=models.kernel,
+        create_app=app.create_app,
+        consumers=handlers.CONSUMERS,
+        migrations=MigrationSet("tramitador", models.SCHEMA, _HERE / "tramitador" / "migrations"),
+    )
+
+
+PLATFORM_MIGRATIONS = MigrationSet("plataforma", "plataforma", _HERE / "common" / "migrations")
+
+SERVICES: dict[str, Callable[[], ServiceDefinition]] = {
+    "registro": _registro,
+    "tramitador": _tramitador,
+}
+
+
+def all_migrations() -> list[MigrationSet]:
+    """Every history in the order they must run (the kernel's first: it creates the role)."""
+    return [PLATFORM_MIGRATIONS, *(load().migrations for load in SERVICES.values())]

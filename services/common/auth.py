@@ -1,0 +1,128 @@
+"""Token verification and roles: every service checks the token again.
+
+The gateway authenticates at the edge and forwards the bearer token; services
+do not trust headers alone and verify the same JWT against the JWKS. A token
+whose tenant is unknown or disabled is refused like an invalid one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from services.common.errors import Unauthorized
+
+__all__ = ["JwksKeySource", "Principal", "TokenVerifier", "bearer_token"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: subject, tenant (INE code), roles in that tenant, display name."""
+
+    sub: str
+    tenant: str
+    roles: frozenset[str]
+    name: str
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles or "admin" in self.roles
+
+
+class JwksKeySource:
+    """Finds the verification key for a token in a JWKS file or URL (cached)."""
+
+    def __init__(self, jwks: str, *, refresh_seconds: float = 300.0) -> None:
+        self._jwks = jwks
+        self._refresh = refresh_seconds
+        self._client: jwt.PyJWKClient | None = None
+        self._file_keys: dict[str, jwt.PyJWK] = {}
+        self._loaded_at = 0.0
+        if jwks.startswith(("http://", "https://")):
+            self._client = jwt.PyJWKClient(jwks, cache_keys=True, lifespan=int(refresh_seconds))
+
+    def key_for(self, token: str) -> Any:
+        if self._client is not None:
+            return self._client.get_signing_key_from_jwt(token).key
+        if not self._file_keys or time.monotonic() - self._loaded_at > self._refresh:
+            data = json.loads(Path(self._jwks).read_text())
+            self._file_keys = {k.get("kid", ""): jwt.PyJWK(k) for k in data["keys"]}
+            self._loaded_at = time.monotonic()
+        kid = jwt.get_unverified_header(token).get("kid", "")
+        if kid not in self._file_keys:
+            if len(self._file_keys) == 1 and not kid:
+                return next(iter(self._file_keys.values())).key
+            raise Unauthorized("Token firmado con una clave desconocida.")
+        return self._file_keys[kid].key
+
+
+TenantCheck = Callable[[str], Awaitable[bool]]
+
+
+class TokenVerifier:
+    """Verifies a bearer JWT and returns the :class:`Principal` it names."""
+
+    def __init__(
+        self,
+        keys: JwksKeySource,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: list[str],
+        tenant_is_active: TenantCheck,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._algorithms = algorithms
+        self._tenant_is_active = tenant_is_active
+
+    async def verify(self, token: str) -> Principal:
+        """Checks signature, expiry, issuer, audience, claims and the tenant."""
+        try:
+            key = self._keys.key_for(token)
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp", "sub", "iss", "aud"]},
+            )
+        except Unauthorized:
+            raise
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("El token ha caducado.") from exc
+        except (jwt.PyJWTError, ValueError, KeyError) as exc:
+            raise Unauthorized(f"Token no válido: {exc}") from exc
+        tenant = claims.get("tenant")
+        roles = claims.get("roles", [])
+        if not isinstance(tenant, str) or not tenant:
+            raise Unauthorized("El token no indica la entidad (claim 'tenant').")
+        if isinstance(roles, str):
+            roles = [r for r in roles.replace(",", " ").split() if r]
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthorized("El claim 'roles' debe ser una lista de textos.")
+        if not await self._tenant_is_active(tenant):
+            raise Unauthorized(f"La entidad {tenant} no existe o está dada de baja.")
+        return Principal(
+            sub=str(claims["sub"]),
+            tenant=tenant,
+            roles=frozenset(roles),
+            name=str(claims.get("name") or claims["sub"]),
+        )
+
+
+def bearer_token(authorization: str | None) -> str:
+    """Extracts the token of an ``Authorization: Bearer`` header or raises 401."""
+    if not authorization:
+        raise Unauthorized()
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Cabecera Authorization mal formada: se espera 'Bearer <token>'.")
+    return token.strip()

@@ -1,0 +1,351 @@
+"""The AMQP transport: the bus of distributed mode, on RabbitMQ through aio-pika.
+
+Publishing and consuming use separate connections, as RabbitMQ recommends, because
+they need different failure handling:
+
+* The publisher connection is plain and lazy. It is opened on first use; after any
+  failure it is thrown away, so the next ``publish`` connects again. The outbox
+  relay already retries, so failing fast with :class:`TransportUnavailable` is more
+  useful to it than waiting inside the transport for the broker to return.
+* The consumer connection is robust (``connect_robust``): when the broker drops it,
+  aio-pika reconnects in the background and redeclares the queues, bindings and
+  consumers, so subscriptions survive a broker restart without the service noticing.
+
+Messages are published persistent to a durable topic exchange with publisher
+confirms; queues are durable and consumed with manual acks, so a message leaves its
+queue only once a handler has acked it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.connection import make_url
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+
+from services.common.bus.transport import (
+    Delivery,
+    Handler,
+    OutgoingMessage,
+    Transport,
+    TransportUnavailable,
+)
+
+__all__ = ["AmqpTransport"]
+
+log = logging.getLogger(__name__)
+
+_MessageCallback = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+# What aio-pika and aiormq raise when the broker is down, unreachable, slow or refuses.
+_BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_EXCEPTIONS,
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def _header_value(value: object) -> str:
+    # AMQP header tables carry typed values; the bus contract is str -> str.
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+class _AmqpDelivery(Delivery):
+    """A delivery backed by an :class:`aio_pika.abc.AbstractIncomingMessage`."""
+
+    def __init__(self, message: AbstractIncomingMessage, queue: str) -> None:
+        self.routing_key = message.routing_key or ""
+        self.body = message.body
+        self.message_id = message.message_id or ""
+        self.content_type = message.content_type or ""
+        self.headers = {str(k): _header_value(v) for k, v in (message.headers or {}).items()}
+        self.redelivered = bool(message.redelivered)
+        self.queue = queue
+        self._message = message
+        self.settled = False
+
+    def _settle(self) -> None:
+        # Settling twice would make the broker close the channel; fail in the handler instead.
+        if self.settled:
+            raise RuntimeError(f"delivery {self.message_id!r} was already acked or rejected")
+        self.settled = True
+
+    async def ack(self) -> None:
+        """Tells the broker the message is handled, so it leaves the queue."""
+        self._settle()
+        try:
+            await self._message.ack()
+        except _BROKER_ERRORS as exc:
+            raise TransportUnavailable(f"could not ack {self.message_id!r}: {exc!r}") from exc
+
+    async def reject(self, *, requeue: bool) -> None:
+        """Drops the message (or dead-letters it, per queue policy), or requeues it."""
+        self._settle()
+        try:
+            await self._message.reject(requeue=requeue)
+        except _BROKER_ERRORS as exc:
+            raise TransportUnavailable(f"could not reject {self.message_id!r}: {exc!r}") from exc
+
+
+@dataclass
+class _Subscription:
+    """One consumer: its own channel, so its prefetch window is its own."""
+
+    queue_name: str
+    channel: AbstractChannel
+    queue: AbstractQueue
+    consumer_tag: str
+
+
+class AmqpTransport(Transport):
+    """A :class:`Transport` on a RabbitMQ durable topic exchange."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        exchange: str = "consistorio.events",
+        prefetch: int = 20,
+        connect_timeout: float = 5.0,
+        publish_timeout: float = 5.0,
+        retry_delay: float = 1.0,
+    ) -> None:
+        """``connect_timeout`` and ``publish_timeout`` bound every wait on the broker.
+
+        ``retry_delay`` is how long a message whose handler raised without settling
+        it waits before it is requeued, so that a failing handler is not a hot loop.
+        """
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        self._url = url
+        self._exchange_name = exchange
+        self._prefetch = prefetch
+        self._connect_timeout = connect_timeout
+        self._publish_timeout = publish_timeout
+        self._retry_delay = retry_delay
+        self._publisher: AbstractConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._consumer: AbstractRobustConnection | None = None
+        self._subscriptions: list[_Subscription] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        # Concurrent publishers after an outage must open one connection, not one each.
+        self._publisher_lock = asyncio.Lock()
+        self._consumer_lock = asyncio.Lock()
+        self._closed = False
+
+    async def start(self) -> None:
+        """Connects the publisher and declares the exchange; raises TransportUnavailable."""
+        await self._publisher_exchange()
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Cancels consumers, lets running handlers finish for ``grace`` s, disconnects.
+
+        Deliveries still unacked when the channels close go back to their queues
+        (``redelivered`` set): the broker requeues them, not this process.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for subscription in self._subscriptions:
+            with contextlib.suppress(*_BROKER_ERRORS):
+                await subscription.queue.cancel(subscription.consumer_tag, timeout=grace)
+        if self._handlers:
+            _, pending = await asyncio.wait(set(self._handlers), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for subscription in self._subscriptions:
+            await _close_quietly(subscription.channel)
+        self._subscriptions.clear()
+        if self._consumer is not None:
+            await _close_quietly(self._consumer)
+            self._consumer = None
+        await self._drop_publisher()
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        """Publishes persistent with ``mandatory=False`` and waits for the confirm.
+
+        Any failure (no connection, nack, no confirm within ``publish_timeout``) raises
+        :class:`TransportUnavailable` and drops the publisher connection, so that the
+        next call connects afresh.
+        """
+        exchange = await self._publisher_exchange()
+        outgoing = aio_pika.Message(
+            body=message.body,
+            message_id=message.message_id,
+            content_type=message.content_type,
+            headers=dict(message.headers),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await exchange.publish(
+                    outgoing,
+                    routing_key=message.routing_key,
+                    mandatory=False,
+                    timeout=self._publish_timeout,
+                )
+        except _BROKER_ERRORS as exc:
+            await self._drop_publisher()
+            raise TransportUnavailable(
+                f"broker did not confirm {message.message_id!r}: {exc!r}"
+            ) from exc
+
+    async def subscribe(self, queue: str, bindings: list[str], handler: Handler) -> None:
+        """Declares the durable ``queue``, binds each pattern, adds one consumer to it."""
+        connection = await self._consumer_connection()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                channel = await connection.channel()
+                await channel.set_qos(prefetch_count=self._prefetch)
+                exchange = await channel.declare_exchange(
+                    self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+                declared = await channel.declare_queue(queue, durable=True, arguments=None)
+                for pattern in bindings:
+                    await declared.bind(exchange, routing_key=pattern)
+                tag = await declared.consume(self._on_message_for(queue, handler), no_ack=False)
+        except _BROKER_ERRORS as exc:
+            raise TransportUnavailable(f"could not subscribe {queue!r}: {exc!r}") from exc
+        self._subscriptions.append(_Subscription(queue, channel, declared, tag))
+
+    async def ping(self) -> bool:
+        """True when the publisher connection is open (connecting once if it is not)."""
+        try:
+            await self._publisher_exchange()
+        except TransportUnavailable:
+            return False
+        return True
+
+    async def delete_queue(self, name: str) -> None:
+        """Stops this transport's consumers of ``name`` and deletes the queue on the broker."""
+        # Our consumers go first: a robust channel would otherwise redeclare the queue.
+        keep: list[_Subscription] = []
+        for subscription in self._subscriptions:
+            if subscription.queue_name != name:
+                keep.append(subscription)
+                continue
+            with contextlib.suppress(*_BROKER_ERRORS):
+                await subscription.queue.cancel(subscription.consumer_tag)
+            await _close_quietly(subscription.channel)
+        self._subscriptions = keep
+        await self._publisher_exchange()
+        if self._publish_channel is None:
+            raise TransportUnavailable("no channel to delete the queue on")
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await self._publish_channel.queue_delete(name)
+        except _BROKER_ERRORS as exc:
+            await self._drop_publisher()
+            raise TransportUnavailable(f"could not delete queue {name!r}: {exc!r}") from exc
+
+    async def _publisher_exchange(self) -> AbstractExchange:
+        """The exchange on an open publisher channel, connecting when there is none."""
+        if self._closed:
+            raise TransportUnavailable("the AMQP transport is closed")
+        if self._exchange is not None and self._publisher_open():
+            return self._exchange
+        async with self._publisher_lock:
+            if self._exchange is not None and self._publisher_open():
+                return self._exchange
+            await self._drop_publisher()
+            connection: AbstractConnection | None = None
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    connection = await aio_pika.connect(self._url, timeout=self._connect_timeout)
+                    channel = await connection.channel(publisher_confirms=True)
+                    exchange = await channel.declare_exchange(
+                        self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+                    )
+            except _BROKER_ERRORS as exc:
+                if connection is not None:
+                    await _close_quietly(connection)
+                raise TransportUnavailable(f"broker unreachable: {exc!r}") from exc
+            self._publisher, self._publish_channel, self._exchange = connection, channel, exchange
+            return exchange
+
+    def _publisher_open(self) -> bool:
+        connection, channel = self._publisher, self._publish_channel
+        return (
+            connection is not None
+            and not connection.is_closed
+            and connection.connected.is_set()
+            and channel is not None
+            and not channel.is_closed
+        )
+
+    async def _drop_publisher(self) -> None:
+        connection = self._publisher
+        self._publisher = self._publish_channel = self._exchange = None
+        if connection is not None:
+            await _close_quietly(connection)
+
+    async def _consumer_connection(self) -> AbstractRobustConnection:
+        """The robust consumer connection, opened on the first subscribe."""
+        if self._closed:
+            raise TransportUnavailable("the AMQP transport is closed")
+        async with self._consumer_lock:
+            if self._consumer is not None:
+                return self._consumer
+            # Built by hand rather than with connect_robust so that a failed first
+            # attempt can be closed, which stops its background reconnection task.
+            connection = aio_pika.RobustConnection(make_url(self._url))
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    await connection.connect(timeout=self._connect_timeout)
+            except _BROKER_ERRORS as exc:
+                await _close_quietly(connection)
+                raise TransportUnavailable(f"broker unreachable: {exc!r}") from exc
+            self._consumer = connection
+            return connection
+
+    def _on_message_for(self, queue: str, handler: Handler) -> _MessageCallback:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            # Handlers run in tasks of our own so close() can wait for them.
+            task = asyncio.create_task(self._handle(handler, _AmqpDelivery(message, queue)))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+        return on_message
+
+    async def _handle(self, handler: Handler, delivery: _AmqpDelivery) -> None:
+        """Runs a handler so that its failure never stops the consumer."""
+        try:
+            await handler(delivery)
+        except Exception:
+            log.exception(
+                "bus handler for queue %r failed on message %r",
+                delivery.queue,
+                delivery.message_id,
+            )
+            if delivery.settled:
+                return
+            await asyncio.sleep(self._retry_delay)
+            # Already settled meanwhile, or the channel is gone (the broker requeues it then).
+            with contextlib.suppress(RuntimeError, TransportUnavailable):
+                await delivery.reject(requeue=True)
+
+
+async def _close_quietly(closable: AbstractConnection | AbstractChannel) -> None:
+    """Closes, ignoring a broker that is already gone: there is nothing left to release."""
+    with contextlib.suppress(*_BROKER_ERRORS):
+        await closable.close()

@@ -1,0 +1,166 @@
+"""Event consumers: validate, apply once, retry with back-off, dead-letter with the reason.
+
+The handler runs inside a unit of work together with an inbox insert keyed by
+(consumer, event id): a redelivered event that already took effect is acked and
+skipped, and one whose transaction failed leaves no trace and is tried again.
+An envelope or payload that breaks its contract is dead-lettered at once (it
+will never succeed); a handler that keeps failing is dead-lettered after the
+last attempt. Dead letters are rows in the service's ``dead_letters`` table,
+committed before the message is acked, so nothing is lost; operators list and
+replay them with ``consistorio dlq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from services.common.bus.envelope import EnvelopeError, EventName, ReceivedEvent, parse_envelope
+from services.common.bus.transport import Delivery, Transport
+from services.common.contracts import ContractRegistry, ContractViolation, UnknownContract
+from services.common.db import Database
+from services.common.kernel_tables import KernelTables
+from services.common.telemetry import consume_span
+from services.common.uow import Actor, UnitOfWork
+
+__all__ = ["EventConsumer", "EventHandler", "PermanentFailure"]
+
+_log = logging.getLogger("consistorio.consumer")
+
+EventHandler = Callable[[UnitOfWork, ReceivedEvent], Awaitable[None]]
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler for an event that can never succeed: dead-letter, no retry."""
+
+
+@dataclass
+class EventConsumer:
+    """Binds a handler to a durable queue for one or more event names."""
+
+    name: str
+    queue: str
+    events: list[str]
+    handler: EventHandler
+    db: Database
+    tables: KernelTables
+    contracts: ContractRegistry
+    max_attempts: int = 5
+    retry_base_seconds: float = 0.2
+    after_commit: Callable[[], None] | None = None
+
+    async def start(self, transport: Transport) -> None:
+        """Subscribes the queue to every tenant's copy of the events."""
+        bindings = [EventName.parse(e).binding() for e in self.events]
+        await transport.subscribe(self.queue, bindings, self.on_delivery)
+
+    async def on_delivery(self, delivery: Delivery) -> None:
+        """Processes one delivery to the end: applied, skipped, or dead-lettered."""
+        try:
+            event = self._accept(delivery)
+        except (EnvelopeError, ContractViolation, UnknownContract) as exc:
+            await self._dead_letter_then_ack(delivery, f"contrato: {exc}", attempts=1)
+            return
+        last_error: BaseException | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with consume_span(
+                    f"{self.name} {event.name}",
+                    event.traceparent,
+                    {"messaging.message.id": event.id, "consistorio.tenant": event.tenant},
+                ):
+                    await self._apply(event)
+                await delivery.ack()
+                return
+            except PermanentFailure as exc:
+                await self._dead_letter_then_ack(delivery, f"rechazado: {exc}", attempts=attempt)
+                return
+            except Exception as exc:
+                last_error = exc
+                _log.warning(
+                    "handler %s failed (attempt %d/%d) for event %s: %r",
+                    self.name,
+                    attempt,
+                    self.max_attempts,
+                    event.id,
+                    exc,
+                )
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(self.retry_base_seconds * 2 ** (attempt - 1))
+        await self._dead_letter_then_ack(
+            delivery, f"error tras {self.max_attempts} intentos: {last_error!r}", self.max_attempts
+        )
+
+    def _accept(self, delivery: Delivery) -> ReceivedEvent:
+        event = parse_envelope(delivery.body, content_type=delivery.content_type)
+        name = str(event.name)
+        if name not in self.events:
+            raise EnvelopeError(f"el consumidor {self.name} no espera eventos {name}")
+        self.contracts.validate_envelope(event.envelope)
+        self.contracts.validate(name, event.data)
+        return event
+
+    async def _apply(self, event: ReceivedEvent) -> None:
+        uow = UnitOfWork(
+            db=self.db,
+            tables=self.tables,
+            contracts=self.contracts,
+            tenant_id=event.tenant,
+            actor=Actor.system(self.name),
+            after_commit=self.after_commit,
+        )
+        async with uow:
+            inbox = self.tables.inbox
+            claimed = await uow.session.execute(
+                pg_insert(inbox)
+                .values(
+                    consumer=self.name,
+                    event_id=event.id,
+                    tenant_id=event.tenant,
+                    event_type=str(event.name),
+                )
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            )
+            if claimed.first() is None:
+                _log.info("event %s already applied by %s; skipped", event.id, self.name)
+                return
+            await self.handler(uow, event)
+
+    async def _dead_letter_then_ack(self, delivery: Delivery, reason: str, attempts: int) -> None:
+        tenant = None
+        event_type = None
+        try:
+            env = parse_envelope(delivery.body, content_type=None)
+            tenant, event_type = env.tenant, str(env.name)
+        except EnvelopeError:
+            pass
+        try:
+            async with self.db.sessions() as session, session.begin():
+                await session.execute(
+                    insert(self.tables.dead_letters).values(
+                        consumer=self.name,
+                        queue=delivery.queue,
+                        routing_key=delivery.routing_key,
+                        message_id=delivery.message_id,
+                        tenant_id=tenant,
+                        event_type=event_type,
+                        body=delivery.body,
+                        headers=dict(delivery.headers),
+                        reason=reason[:4000],
+                        attempts=attempts,
+                    )
+                )
+        except Exception:
+            # Without a dead-letter row the message must stay on the queue.
+            _log.exception("could not store dead letter; message requeued")
+            await asyncio.sleep(self.retry_base_seconds)
+            await delivery.reject(requeue=True)
+            return
+        _log.error("dead-lettered message %s on %s: %s", delivery.message_id, self.queue, reason)
+        await delivery.ack()

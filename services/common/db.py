@@ -1,0 +1,68 @@
+"""Database access: async engines, and transactions bound to one tenant.
+
+Every tenant-owned table has a row-level-security policy comparing its
+``tenant_id`` with the transaction-local setting ``app.tenant_id``. A
+transaction opened with :func:`tenant_transaction` sets it, so a query that
+forgets its tenant filter still sees only that tenant's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+__all__ = ["Database", "asyncpg_url", "tenant_transaction", "TENANT_SETTING"]
+
+TENANT_SETTING = "app.tenant_id"
+
+
+def asyncpg_url(url: str) -> str:
+    """Accepts ``postgresql://`` or ``postgres://`` URLs and selects the asyncpg driver."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+class Database:
+    """An engine and session factory for one process; dispose on shutdown."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            asyncpg_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            echo=echo,
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def bind_tenant(session: AsyncSession, tenant_id: str) -> None:
+    """Sets the transaction's tenant for row-level security (local to the transaction)."""
+    await session.execute(
+        text("SELECT set_config(:name, :tenant, true)"),
+        {"name": TENANT_SETTING, "tenant": tenant_id},
+    )
+
+
+@asynccontextmanager
+async def tenant_transaction(db: Database, tenant_id: str) -> AsyncIterator[AsyncSession]:
+    """One transaction that sees only ``tenant_id``'s rows; commits on success."""
+    async with db.sessions() as session, session.begin():
+        await bind_tenant(session, tenant_id)
+        yield session

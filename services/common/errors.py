@@ -1,0 +1,189 @@
+"""RFC 9457 problem details for every error a service or the gateway returns.
+
+Hierarchy::
+
+    ProblemError                 an HTTP problem raised by a use case or route
+     ├── NotFound                404 (also what another tenant's resource answers)
+     ├── Conflict                409
+     ├── Unprocessable           422 with per-field errors
+     ├── Unauthorized            401
+     └── Forbidden               403
+
+Validation errors from FastAPI/pydantic are rendered the same way, with an
+``errors`` list naming each field by its JSON pointer-ish location.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = [
+    "PROBLEM_JSON",
+    "Conflict",
+    "FieldError",
+    "Forbidden",
+    "NotFound",
+    "ProblemError",
+    "Unauthorized",
+    "Unprocessable",
+    "install_problem_handlers",
+    "problem_response",
+]
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "https://consistorio.es/problemas/"
+
+
+class FieldError(dict[str, str]):
+    """One invalid field: ``{"field": "interesados[0].identificador", "message": ...}``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field=field, message=message)
+
+
+class ProblemError(Exception):
+    """An error that becomes a problem+json response."""
+
+    status: int = 400
+    slug: str = "peticion-incorrecta"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        title: str | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.title = title or HTTPStatus(self.status).phrase
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+class NotFound(ProblemError):
+    status = 404
+    slug = "no-encontrado"
+
+
+class Conflict(ProblemError):
+    status = 409
+    slug = "conflicto"
+
+
+class Unprocessable(ProblemError):
+    status = 422
+    slug = "datos-no-validos"
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    slug = "no-autenticado"
+
+    def __init__(self, detail: str = "Falta un token válido (Authorization: Bearer).") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ProblemError):
+    status = 403
+    slug = "sin-permiso"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    slug: str | None = None,
+    instance: str | None = None,
+    errors: list[FieldError] | list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Builds a problem+json response; the one place that knows the body's shape."""
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + (slug or str(status)),
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = list(errors)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += ("." if name else "") + str(part)
+    return name or "body"
+
+
+def validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    """Turns pydantic's error list into ``{field, message}`` pairs."""
+    out = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "valor no válido"))
+        msg = msg.removeprefix("Value error, ")
+        out.append(FieldError(_field_name(err.get("loc", ())), msg))
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Makes every error of ``app`` (validation, HTTP, unexpected) a problem+json."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status,
+            exc.detail,
+            title=exc.title,
+            slug=exc.slug,
+            instance=request.url.path,
+            errors=exc.errors,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(exc)
+        fields = ", ".join(e["field"] for e in errors)
+        return problem_response(
+            422,
+            f"Datos no válidos: {fields}",
+            slug=Unprocessable.slug,
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            exc.status_code,
+            str(exc.detail),
+            instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        import logging
+
+        logging.getLogger("consistorio.errors").exception("unhandled error")
+        return problem_response(
+            500, "Error interno. Se ha registrado para su análisis.", instance=request.url.path
+        )

@@ -1,0 +1,96 @@
+"""One place that reads configuration from the environment.
+
+Nothing here is built at import time: call :func:`load_settings` from a
+composition root (CLI, app factory, test fixture) and pass the object down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+APP_ROLE_DEFAULT = "consistorio_app"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of a Consistorio process (any service, gateway or CLI)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("./var")
+
+    # The owner URL runs migrations; services connect as the app role, which is
+    # neither superuser nor table owner, so row-level security applies to it.
+    database_url: str | None = None
+    database_app_url: str | None = None
+    database_app_role: str = APP_ROLE_DEFAULT
+    database_app_password: str | None = None
+    database_pool_size: int = 10
+
+    amqp_url: str | None = None
+    bus_exchange: str = "consistorio.events"
+    # Prefix of queue names, so two deployments (or test runs) can share a vhost.
+    bus_queue_prefix: str = ""
+    bus_prefetch: int = 20
+    bus_max_attempts: int = 5
+    bus_retry_base_seconds: float = 0.2
+    outbox_poll_seconds: float = 1.0
+
+    # Token verification: a JWKS URL or a path to a JWKS file.
+    auth_jwks: str | None = None
+    auth_issuer: str = "consistorio-dev"
+    auth_audience: str = "consistorio"
+    auth_algorithms: list[str] = Field(default_factory=lambda: ["ES256", "RS256"])
+    tenant_cache_seconds: float = 30.0
+
+    # Gateway
+    service_urls: dict[str, str] = Field(default_factory=dict)
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = 600
+    rate_limit_anonymous_per_minute: int = 60
+    redis_url: str | None = None
+    proxy_timeout_seconds: float = 30.0
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "consistorio"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment == "production":
+            if not self.database_url:
+                raise ValueError("DATABASE_URL is required in production")
+            if not self.amqp_url:
+                raise ValueError("AMQP_URL is required in production")
+            if not self.auth_jwks:
+                raise ValueError("AUTH_JWKS is required in production (no development keys)")
+            if self.auth_issuer == "consistorio-dev":
+                raise ValueError("AUTH_ISSUER must name the real identity provider in production")
+        return self
+
+    def app_database_url(self) -> str:
+        """URL services connect with: DATABASE_APP_URL, or DATABASE_URL as the app role."""
+        if self.database_app_url:
+            return self.database_app_url
+        if not self.database_url:
+            raise ValueError("DATABASE_URL is not set")
+        url = make_url(self.database_url).set(
+            username=self.database_app_role, password=self.database_app_password
+        )
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where development key material lives (never used in production)."""
+        return self.data_dir / "keys"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads settings from the environment; keyword overrides win (CLI flags, tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

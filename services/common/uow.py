@@ -1,0 +1,168 @@
+"""The unit of work: one tenant-bound transaction per use case.
+
+Inside it a use case changes rows, records audit entries and emits events. On
+commit the events go to the service's outbox in the *same* transaction (no dual
+write), and the relay is woken right after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.bus.envelope import EventName, build_envelope
+from services.common.contracts import ContractRegistry
+from services.common.db import Database, bind_tenant
+from services.common.kernel_tables import KernelTables
+from services.common.telemetry import current_traceparent
+
+__all__ = ["Actor", "UnitOfWork"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who causes a state change and from where (for the audit trail)."""
+
+    sub: str
+    name: str | None = None
+    client_ip: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def system(cls, what: str) -> Actor:
+        """An actor for changes made by the platform itself (e.g. a bus consumer)."""
+        return cls(sub=f"sistema:{what}", name="Consistorio")
+
+
+class UnitOfWork:
+    """An open transaction for one tenant with audit and outbox attached."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        tables: KernelTables,
+        contracts: ContractRegistry,
+        tenant_id: str,
+        actor: Actor,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._db = db
+        self.tables = tables
+        self._contracts = contracts
+        self.tenant_id = tenant_id
+        self.actor = actor
+        self._after_commit = after_commit
+        self._events: list[dict[str, Any]] = []
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        assert self._session is not None, "the unit of work is not open"
+        return self._session
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._db.sessions()
+        await self._session.begin()
+        await bind_tenant(self._session, self.tenant_id)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            if exc_type is not None:
+                await session.rollback()
+                return
+            await self._write_outbox()
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        finally:
+            await session.close()
+            self._session = None
+        if self._events and self._after_commit is not None:
+            self._after_commit()
+
+    def emit(self, name: str, data: dict[str, Any], *, subject: str | None = None) -> None:
+        """Records an event for the outbox; the payload is checked against its contract now."""
+        event_name = EventName.parse(name)
+        self._contracts.validate(name, data)
+        self._events.append(
+            build_envelope(
+                event_name,
+                tenant=self.tenant_id,
+                data=data,
+                dataschema=self._contracts.schema_uri(name),
+                subject=subject,
+                traceparent=current_traceparent(),
+            )
+        )
+
+    async def audit(
+        self,
+        *,
+        action: str,
+        entity: str,
+        entity_id: str,
+        old: dict[str, Any] | None = None,
+        new: dict[str, Any] | None = None,
+    ) -> None:
+        """Writes an audit record (who, tenant, what, when, old and new values)."""
+        await self.session.execute(
+            insert(self.tables.audit_log).values(
+                tenant_id=self.tenant_id,
+                actor=self.actor.sub,
+                action=action,
+                entity=entity,
+                entity_id=entity_id,
+                old_values=old,
+                new_values=new,
+                client_ip=self.actor.client_ip,
+                request_id=self.actor.request_id,
+            )
+        )
+
+    async def next_number(self, serie: str, anio: int) -> int:
+        """Takes the next number of a gapless series (per tenant, serie and year).
+
+        The counter row stays locked until commit, so concurrent takers queue
+        behind it, and a rollback gives the number back: no gaps, no duplicates.
+        """
+        counters = self.tables.counters
+        stmt = pg_insert(counters).values(
+            tenant_id=self.tenant_id, serie=serie, anio=anio, ultimo=1
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[counters.c.tenant_id, counters.c.serie, counters.c.anio],
+            set_={"ultimo": counters.c.ultimo + 1},
+        ).returning(counters.c.ultimo)
+        result = await self.session.execute(stmt)
+        return int(result.scalar_one())
+
+    async def _write_outbox(self) -> None:
+        if not self._events:
+            return
+        await self.session.execute(
+            insert(self.tables.outbox),
+            [
+                {
+                    "event_id": env["id"],
+                    "tenant_id": env["tenantid"],
+                    "routing_key": EventName.from_type(env["type"]).routing_key(env["tenantid"]),
+                    "envelope": env,
+                }
+                for env in self._events
+            ],
+        )

@@ -1,0 +1,1 @@
+"""registro: the legal register of documents entering and leaving the entity."""

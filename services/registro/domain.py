@@ -1,0 +1,100 @@
+"""Pure rules of the registro: numbers, identifiers, dates. No I/O, no framework."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from stdnum.exceptions import InvalidChecksum, InvalidLength
+from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.es import cif, nie, nif
+
+__all__ = [
+    "TipoAsiento",
+    "TipoIdentificador",
+    "anio_registral",
+    "format_numero",
+    "normalize_identificador",
+    "serie_de",
+    "tenant_timezone",
+    "validate_dir3",
+]
+
+_DIR3 = re.compile(r"^[A-Z][A-Z0-9]{8}$")
+_PASAPORTE = re.compile(r"^[A-Z0-9]{3,20}$")
+_CANARIAS = ("35", "38")  # Las Palmas, Santa Cruz de Tenerife
+
+
+class TipoAsiento(StrEnum):
+    """Which book the asiento belongs to."""
+
+    ENTRADA = "entrada"
+    SALIDA = "salida"
+
+    @property
+    def letra(self) -> str:
+        return "E" if self is TipoAsiento.ENTRADA else "S"
+
+
+class TipoIdentificador(StrEnum):
+    """How an interesado is identified."""
+
+    NIF = "NIF"
+    NIE = "NIE"
+    CIF = "CIF"
+    PASAPORTE = "PASAPORTE"
+
+
+def serie_de(tipo: TipoAsiento) -> str:
+    """The counter series of a book: entrada and salida number independently."""
+    return f"asiento-{tipo.value}"
+
+
+def format_numero(tipo: TipoAsiento, anio: int, secuencia: int) -> str:
+    """Human number of an asiento, e.g. ``E/2026/000001``."""
+    if secuencia < 1:
+        raise ValueError("la secuencia empieza en 1")
+    return f"{tipo.letra}/{anio:04d}/{secuencia:06d}"
+
+
+def tenant_timezone(ine_code: str) -> ZoneInfo:
+    """The legal time zone of an entity: Canarias keeps its own hour."""
+    return ZoneInfo("Atlantic/Canary" if ine_code[:2] in _CANARIAS else "Europe/Madrid")
+
+
+def anio_registral(fecha_registro: datetime, ine_code: str) -> int:
+    """The register year is the entity's local year at the moment of registration."""
+    if fecha_registro.tzinfo is None:
+        raise ValueError("la fecha de registro debe llevar zona horaria")
+    return fecha_registro.astimezone(tenant_timezone(ine_code)).year
+
+
+def normalize_identificador(tipo: TipoIdentificador, valor: str) -> str:
+    """Validates and normalises an identifier; raises ValueError with a clear message."""
+    compact = re.sub(r"[\s.\-/]", "", valor).upper()
+    try:
+        if tipo is TipoIdentificador.NIF:
+            return str(nif.validate(compact))
+        if tipo is TipoIdentificador.NIE:
+            return str(nie.validate(compact))
+        if tipo is TipoIdentificador.CIF:
+            return str(cif.validate(compact))
+    except InvalidChecksum as exc:
+        raise ValueError(f"{tipo.value} no válido: la letra o cifra de control no cuadra") from exc
+    except InvalidLength as exc:
+        raise ValueError(f"{tipo.value} no válido: longitud incorrecta") from exc
+    except StdnumError as exc:
+        raise ValueError(f"{tipo.value} no válido: formato incorrecto") from exc
+    if not _PASAPORTE.match(compact):
+        raise ValueError("PASAPORTE no válido: de 3 a 20 letras o cifras")
+    return compact
+
+
+def validate_dir3(code: str) -> str:
+    """A DIR3 unit code: a letter and eight letters or digits (e.g. ``L01030149``)."""
+    normalized = code.strip().upper()
+    if not _DIR3.match(normalized):
+        raise ValueError("código DIR3 no válido: una letra y ocho letras o cifras")
+    return normalized

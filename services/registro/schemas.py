@@ -1,0 +1,77 @@
+"""REST models of the registro API (what frontends send and receive)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from services.registro.domain import (
+    TipoAsiento,
+    TipoIdentificador,
+    normalize_identificador,
+    validate_dir3,
+)
+
+
+class Interesado(BaseModel):
+    """A person or company party to the asiento."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tipo_identificador: TipoIdentificador
+    identificador: str = Field(min_length=1, max_length=20, examples=["12345678Z"])
+    nombre: str = Field(min_length=1, max_length=80)
+    apellido1: str | None = Field(default=None, max_length=30)
+    apellido2: str | None = Field(default=None, max_length=30)
+
+    @field_validator("identificador")
+    @classmethod
+    def _valid_identificador(cls, value: str, info: ValidationInfo) -> str:
+        tipo = info.data.get("tipo_identificador")
+        if tipo is None:  # its own error is reported on tipo_identificador
+            return value
+        return normalize_identificador(tipo, value)
+
+
+class AsientoCreate(BaseModel):
+    """What staff send to register an asiento."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tipo: TipoAsiento
+    resumen: str = Field(min_length=1, max_length=240)
+    unidad_destino: str = Field(description="Código DIR3 de la unidad de destino", examples=["L01030149"])
+    interesados: list[Interesado] = Field(min_length=1, max_length=100)
+    # Catalogue code of the procedimiento the request starts (e.g. "generico").
+    procedimiento: str | None = Field(default=None, min_length=1, max_length=50)
+
+    @field_validator("unidad_destino")
+    @classmethod
+    def _valid_dir3(cls, value: str) -> str:
+        return validate_dir3(value)
+
+
+class AsientoRead(BaseModel):
+    """An asiento as the register recorded it."""
+
+    id: str
+    numero: str = Field(examples=["E/2026/000001"])
+    tipo: TipoAsiento
+    anio: int
+    secuencia: int
+    fecha_registro: datetime
+    resumen: str
+    unidad_destino: str
+    procedimiento: str | None
+    interesados: list[Interesado]
+    registrado_por: str
+
+
+class AsientoPage(BaseModel):
+    """One page of asientos, newest first."""
+
+    items: list[AsientoRead]
+    total: int
+    page: int
+    size: int

@@ -1,0 +1,145 @@
+"""Serving: the whole platform in one process (``up``) or one service alone (``serve``).
+
+``up`` serves each service on its own loopback socket and the gateway on the
+public one, all in one event loop, so embedded mode speaks real HTTP between the
+gateway and the services exactly as Kubernetes does. Ctrl-C or SIGTERM stops
+the servers, then the services, the bus, the database pool and, last, the
+embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.bootstrap import Platform, build_platform, migrate, seed_demo_tenants
+from services.catalog import SERVICES
+from services.common.logging import configure_logging
+from services.common.settings import Settings
+from services.common.telemetry import configure_telemetry
+from services.embedded import EmbeddedPostgres
+
+__all__ = ["run_platform", "run_service"]
+
+_log = logging.getLogger("consistorio.runner")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the runner (several share a loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class _Serving:
+    servers: list[_Server] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, app: FastAPI, sock: socket.socket, settings: Settings) -> asyncio.Task[None]:
+        config = uvicorn.Config(
+            app, log_config=None, log_level=settings.log_level.lower(), access_log=False
+        )
+        server = _Server(config)
+        self.servers.append(server)
+        return asyncio.create_task(server.serve(sockets=[sock]))
+
+    def request_exit(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        self.stop.set()
+
+
+def _install_signals(serving: _Serving) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, serving.request_exit)
+
+
+async def _prepare_database(settings: Settings, embedded: EmbeddedPostgres | None) -> Settings:
+    if embedded is not None:
+        url = await asyncio.to_thread(embedded.start)
+        settings = settings.model_copy(update={"database_url": url})
+    await migrate(settings)
+    if settings.environment != "production":
+        await seed_demo_tenants(settings)
+    return settings
+
+
+async def run_platform(settings: Settings, *, host: str, port: int) -> None:
+    """``consistorio up``: gateway and every service in this process."""
+    from gateway.app import create_gateway
+
+    configure_logging(settings, service_name="consistorio")
+    configure_telemetry(settings, service_name="consistorio")
+    embedded = None if settings.database_url else EmbeddedPostgres(settings.data_dir)
+    platform: Platform | None = None
+    serving = _Serving()
+    try:
+        settings = await _prepare_database(settings, embedded)
+        platform = await build_platform(settings, list(SERVICES))
+        _install_signals(serving)
+        tasks = []
+        urls: dict[str, str] = {}
+        for name, app in platform.apps.items():
+            sock = _bind("127.0.0.1", 0)
+            urls[name] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            tasks.append(serving.add(app, sock, settings))
+        gateway = create_gateway(settings=settings, verifier=platform.verifier, service_urls=urls)
+        tasks.append(serving.add(gateway, _bind(host, port), settings))
+        bus = "RabbitMQ" if settings.amqp_url else "in-process bus"
+        _log.info("Consistorio listening on http://%s:%d (%s)", host, port, bus)
+        print(f"Consistorio listening on http://{host}:{port} ({bus})", flush=True)
+        done, _ = await asyncio.wait(
+            [*tasks, asyncio.create_task(serving.stop.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        serving.request_exit()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if platform is not None:
+            await platform.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        _log.info("Consistorio stopped")
+
+
+async def run_service(settings: Settings, *, name: str, host: str, port: int) -> None:
+    """``consistorio serve <service>``: one service (or the gateway) against real servers."""
+    configure_logging(settings, service_name=name)
+    configure_telemetry(settings, service_name=name)
+    serving = _Serving()
+    _install_signals(serving)
+    if name == "gateway":
+        from gateway.app import create_gateway
+
+        platform = await build_platform(settings, [])
+        app = create_gateway(
+            settings=settings, verifier=platform.verifier, service_urls=settings.service_urls
+        )
+    else:
+        platform = await build_platform(settings, [name])
+        app = platform.apps[name]
+    try:
+        await serving.add(app, _bind(host, port), settings)
+    finally:
+        await platform.close()

@@ -1,0 +1,1 @@
+"""tramitador: case files (expedientes) and the catalogue of procedimientos."""

@@ -1,0 +1,105 @@
+"""Shared fixtures: a fresh migrated database on the real PostgreSQL, dev tokens,
+tenants made per test, and the platform wired in-process or on RabbitMQ."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.bootstrap import Platform, build_platform, migrate, seed_demo_tenants
+from services.common.bus.inprocess import InProcessTransport
+from services.common.db import asyncpg_url
+from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
+from services.common.settings import Settings, load_settings
+from services.common.tenants import Tenant, add_tenant
+from tests.support.servers import POSTGRES_ADMIN_URL, require_server
+
+_tenant_codes = itertools.count(random.Random().randrange(10000, 90000, 1000))
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development signing key for the whole test session."""
+    path = tmp_path_factory.mktemp("keys")
+    ensure_dev_signing_key(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    """A fresh database on the real PostgreSQL, migrated and seeded, dropped at the end."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    require_server("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
+    name = f"consistorio_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    engine = create_async_engine(asyncpg_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    settings = load_settings(database_url=url, environment="test")
+    await migrate(settings)
+    await seed_demo_tenants(settings)
+    yield url
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, keys_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings pointing at the test database and the session's dev key."""
+    return load_settings(
+        environment="test",
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        auth_jwks=str(keys_dir / "dev-jwks.json"),
+        outbox_poll_seconds=0.2,
+        bus_retry_base_seconds=0.01,
+        bus_max_attempts=3,
+        log_json=False,
+    )
+
+
+@pytest.fixture
+async def new_tenant(database_url: str) -> Callable[..., object]:
+    """Makes a fresh tenant (unique INE code) so tests never see each other's rows."""
+    engine = create_async_engine(asyncpg_url(database_url))
+
+    async def make(*, activo: bool = True) -> str:
+        code = f"{next(_tenant_codes) % 100000:05d}"
+        async with engine.begin() as conn:
+            await add_tenant(conn, Tenant(code, f"Ayuntamiento de prueba {code}", "L01000000", activo))
+        return code
+
+    yield make
+    await engine.dispose()
+
+
+@pytest.fixture
+def token(keys_dir: Path) -> Callable[..., str]:
+    """Signs a development token for a tenant with roles."""
+
+    def make(tenant: str, *roles: str, sub: str = "ana") -> str:
+        return issue_dev_token(keys_dir, tenant=tenant, sub=sub, roles=list(roles))
+
+    return make
+
+
+@pytest.fixture
+async def inprocess_platform(settings: Settings) -> AsyncIterator[Platform]:
+    """registro and tramitador wired on the in-process bus, relay and consumers running."""
+    platform = await build_platform(
+        settings, ["registro", "tramitador"], transport=InProcessTransport()
+    )
+    for runtime in platform.runtimes.values():
+        await runtime.start()
+    yield platform
+    await platform.close()
