@@ -105,7 +105,7 @@ def _plan_renames(service: str, incoming: Spec, merged: dict[str, dict[str, Any]
                     continue
                 taken = set(existing) | set(items)
                 taken |= {new for (sec, _), new in renames.items() if sec == section}
-                candidate = base = _pascal(service) + name
+                candidate = base = _pascal(service) + name[:1].upper() + name[1:]
                 counter = 2
                 while candidate in taken:
                     candidate = f"{base}{counter}"
@@ -130,8 +130,9 @@ def _rename_security(requirements: Any, renames: _Renames) -> Any:
 def merge_openapi(specs: dict[str, Spec], *, title: str, version: str) -> Spec:
     """Merges the services' OpenAPI documents (keyed by service name) into one.
 
-    Only paths under ``/api/v1/<service>`` are kept, since nothing else is
-    reachable through the gateway. Untagged operations get the service name as
+    Only paths under ``/api/v1/<service>`` are kept: nothing else is reachable
+    through the gateway, and it keeps services from describing each other's
+    paths, so no two operations can clash. Untagged operations get the service name as
     tag. Components with equal names and content are shared; a later service's
     differing component becomes ``<Service><Name>`` and its references follow.
     A ``bearerAuth`` JWT scheme is required globally.
@@ -143,7 +144,6 @@ def merge_openapi(specs: dict[str, Spec], *, title: str, version: str) -> Spec:
     paths: dict[str, dict[str, Any]] = {}
     tags: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
-    notes: list[str] = []
 
     for service, original in specs.items():
         renames = _plan_renames(service, original, components)
@@ -166,9 +166,6 @@ def merge_openapi(specs: dict[str, Spec], *, title: str, version: str) -> Spec:
                 if key not in _METHODS or not isinstance(value, dict):
                     merged_item.setdefault(key, value)
                     continue
-                if key in merged_item:
-                    notes.append(f"{key.upper()} {path} de '{service}' omitido: ya definido.")
-                    continue
                 operation = dict(value)
                 if not operation.get("tags"):
                     operation["tags"] = [service]
@@ -190,12 +187,9 @@ def merge_openapi(specs: dict[str, Spec], *, title: str, version: str) -> Spec:
                     operation_ids.add(unique)
                 merged_item[key] = operation
 
-    description = _DESCRIPTION
-    if notes:
-        description += "\n\n" + "\n".join(f"- Aviso: {note}" for note in notes)
     merged: Spec = {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": description},
+        "info": {"title": title, "version": version, "description": _DESCRIPTION},
         "paths": paths,
         "components": components,
         "security": [{BEARER_SCHEME: []}],

@@ -299,6 +299,8 @@ def _check_other(old: Schema, new: Schema, path: str, out: list[str]) -> None:
             continue
         if before is _MISSING:
             out.append(f"{_child(path, keyword)}: keyword added (not analysed, assumed breaking)")
+        elif after is _MISSING and keyword == "not":
+            continue  # dropping a "not" only accepts more (and turns false into true)
         elif after is _MISSING:
             out.append(
                 f"{_child(path, keyword)}: keyword removed (not analysed, assumed breaking)"

@@ -1,0 +1,462 @@
+"""The bus contracts as published: schemas, examples, AsyncAPI document and lock agree.
+
+This is the suite that fails the build when someone edits a published schema in a
+way that breaks consumers (compared with ``published.lock.json``), drops a major,
+or lets the examples, the AsyncAPI document or the guide drift from the schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from services.common.contracts import (
+    ENVELOPE_FILE,
+    LOCK_FILE,
+    ContractRegistry,
+    ContractViolation,
+    UnknownContract,
+    default_root,
+    event_type_for,
+    name_for_event_type,
+    name_to_path,
+    path_to_name,
+    schema_id_for,
+)
+from services.common.contracts.lock import build_lock, lock_problems, main, read_lock
+
+ROOT = default_root()
+REPO = ROOT.parent
+ASYNCAPI = ROOT / "asyncapi.yaml"
+EXAMPLES = ROOT / "examples"
+ASIENTO = "registro.asiento.registrado.v1"
+EXPEDIENTE = "tramitador.expediente.iniciado.v1"
+
+
+@pytest.fixture(scope="module")
+def registry() -> ContractRegistry:
+    return ContractRegistry.load()
+
+
+@pytest.fixture(scope="module")
+def asyncapi() -> dict[str, Any]:
+    document = yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def schema_files() -> list[Path]:
+    return sorted(
+        p
+        for p in ROOT.rglob("*.json")
+        if p.name != LOCK_FILE and EXAMPLES not in p.parents
+    )
+
+
+def example_files() -> list[Path]:
+    return sorted(EXAMPLES.rglob("*.json"))
+
+
+def good_envelope() -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": "0195a3c4-1f0b-7a10-b2c4-5d6e7f809a1b",
+        "source": "/consistorio/registro",
+        "type": event_type_for(ASIENTO),
+        "time": "2026-03-02T10:41:03.518+01:00",
+        "datacontenttype": "application/json",
+        "dataschema": schema_id_for(name_to_path(ASIENTO)),
+        "tenantid": "03014",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "data": load_json(EXAMPLES / "registro/asiento-registrado/v1/full.json"),
+    }
+
+
+# --- schemas -------------------------------------------------------------------
+
+
+def test_the_expected_contracts_are_there(registry: ContractRegistry) -> None:
+    assert registry.names() == [ASIENTO, EXPEDIENTE]
+
+
+@pytest.mark.parametrize("path", schema_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_schema_is_valid_draft_2020_12_with_the_id_its_path_implies(path: Path) -> None:
+    schema = load_json(path)
+    Draft202012Validator.check_schema(schema)
+    relative = path.relative_to(ROOT).as_posix()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == schema_id_for(relative)
+    assert schema.get("title") and schema.get("description")
+
+
+@pytest.mark.parametrize("name", [ASIENTO, EXPEDIENTE])
+def test_contract_schema_is_open_for_minor_additions(registry: ContractRegistry, name: str) -> None:
+    schema = registry.schema(name)
+    assert schema["title"] == name
+    assert schema["additionalProperties"] is True
+    assert "optional" in schema["description"]
+    assert registry.schema_uri(name) == schema["$id"]
+
+
+def test_every_schema_file_is_a_contract_or_the_envelope(registry: ContractRegistry) -> None:
+    contract_paths = {registry.path(name) for name in registry.names()}
+    for path in schema_files():
+        relative = path.relative_to(ROOT).as_posix()
+        assert relative == ENVELOPE_FILE or relative in contract_paths, relative
+
+
+def test_interesado_is_the_same_shape_in_every_contract(registry: ContractRegistry) -> None:
+    shapes = [registry.schema(name)["$defs"]["interesado"] for name in registry.names()]
+    assert shapes and all(shape == shapes[0] for shape in shapes)
+    assert shapes[0]["properties"]["tipo_identificador"]["enum"] == [
+        "NIF",
+        "NIE",
+        "CIF",
+        "PASAPORTE",
+    ]
+
+
+def test_procedimiento_of_an_asiento_is_required_but_nullable(registry: ContractRegistry) -> None:
+    data = load_json(EXAMPLES / "registro/asiento-registrado/v1/full.json")
+    registry.validate(ASIENTO, {**data, "procedimiento": None})
+    without = {k: v for k, v in data.items() if k != "procedimiento"}
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate(ASIENTO, without)
+    assert caught.value.errors == ["procedimiento: is a required property"]
+
+
+def test_name_path_mapping_round_trips() -> None:
+    assert name_to_path(ASIENTO) == "registro/asiento-registrado/v1.json"
+    assert path_to_name("registro/asiento-registrado/v1.json") == ASIENTO
+    assert path_to_name(name_to_path("tramitador.expediente.fase-cambiada.v12")) == (
+        "tramitador.expediente.fase-cambiada.v12"
+    )
+    assert name_for_event_type(event_type_for(EXPEDIENTE)) == EXPEDIENTE
+    for bad in ("registro.asiento.v1", "Registro.asiento.registrado.v1", "a.b.c.v0"):
+        with pytest.raises(ValueError):
+            name_to_path(bad)
+    with pytest.raises(ValueError):
+        path_to_name("registro/asiento_registrado/v1.json")
+
+
+# --- examples ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [ASIENTO, EXPEDIENTE])
+def test_each_contract_has_a_minimal_and_a_full_example(name: str) -> None:
+    folder = EXAMPLES / name_to_path(name).removesuffix(".json")
+    assert {p.name for p in folder.glob("*.json")} >= {"minimal.json", "full.json"}
+
+
+@pytest.mark.parametrize("path", example_files(), ids=lambda p: p.relative_to(EXAMPLES).as_posix())
+def test_example_validates_against_its_schema(registry: ContractRegistry, path: Path) -> None:
+    name = path_to_name(path.parent.relative_to(EXAMPLES).as_posix() + ".json")
+    assert name in registry.names(), f"{path.name} belongs to no contract"
+    registry.validate(name, load_json(path))
+
+
+# --- runtime validation ----------------------------------------------------------
+
+
+def test_validate_names_every_failing_field(registry: ContractRegistry) -> None:
+    data = load_json(EXAMPLES / "registro/asiento-registrado/v1/full.json")
+    data["interesados"][0]["identificador"] = ""
+    data["interesados"][1]["tipo_identificador"] = "DNI"
+    data["fecha_registro"] = "2026-02-30T10:00:00Z"
+    data["asiento_id"] = "not-a-uuid"
+    del data["resumen"]
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate(ASIENTO, data)
+    violation = caught.value
+    assert violation.name == ASIENTO
+    fields = [error.split(":")[0] for error in violation.errors]
+    assert fields == [
+        "asiento_id",
+        "fecha_registro",
+        "interesados/0/identificador",
+        "interesados/1/tipo_identificador",
+        "resumen",
+    ]
+    assert "interesados/0/identificador: " in str(violation)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("numero", "E/26/000001"),
+        ("numero", "X/2026/000001"),
+        ("unidad_destino", "l01030149"),
+        ("resumen", "x" * 241),
+        ("secuencia", 0),
+        ("tipo", "interna"),
+        ("interesados", []),
+    ],
+)
+def test_validate_rejects_a_bad_value(registry: ContractRegistry, field: str, value: Any) -> None:
+    data = load_json(EXAMPLES / "registro/asiento-registrado/v1/minimal.json")
+    data[field] = value
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate(ASIENTO, data)
+    assert [error.split(":")[0] for error in caught.value.errors] == [field]
+
+
+def test_unknown_contract_is_refused(registry: ContractRegistry) -> None:
+    with pytest.raises(UnknownContract):
+        registry.validate("registro.asiento.anulado.v1", {})
+    with pytest.raises(UnknownContract):
+        registry.schema("registro.asiento.registrado.v9")
+
+
+def test_validate_envelope_accepts_a_good_envelope(registry: ContractRegistry) -> None:
+    registry.validate_envelope(good_envelope())
+
+
+def test_validate_envelope_rejects_a_missing_tenantid(registry: ContractRegistry) -> None:
+    envelope = good_envelope()
+    del envelope["tenantid"]
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate_envelope(envelope)
+    assert caught.value.errors == ["tenantid: is a required property"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"tenantid": "3014"}, "tenantid"),
+        ({"specversion": "0.3"}, "specversion"),
+        ({"type": "es.consistorio.Registro"}, "type"),
+        ({"datacontenttype": "application/xml"}, "datacontenttype"),
+        ({"time": "ayer"}, "time"),
+        ({"traceparent": "not-a-traceparent"}, "traceparent"),
+        ({"dataschema": "https://consistorio.es/bus-contracts/otro.json"}, "dataschema"),
+    ],
+)
+def test_validate_envelope_rejects_a_bad_attribute(
+    registry: ContractRegistry, change: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate_envelope({**good_envelope(), **change})
+    assert [error.split(":")[0] for error in caught.value.errors] == [field]
+
+
+def test_validate_envelope_checks_data_against_the_contract(registry: ContractRegistry) -> None:
+    envelope = good_envelope()
+    envelope["data"]["interesados"][0]["identificador"] = ""
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate_envelope(envelope)
+    assert caught.value.name == ASIENTO
+    assert caught.value.errors[0].startswith("data/interesados/0/identificador: ")
+    registry.validate_envelope(envelope, check_data=False)
+
+
+def test_validate_envelope_refuses_an_unknown_type(registry: ContractRegistry) -> None:
+    envelope = {**good_envelope(), "type": "es.consistorio.registro.asiento.anulado.v1"}
+    with pytest.raises(UnknownContract):
+        registry.validate_envelope(envelope)
+
+
+# --- AsyncAPI ---------------------------------------------------------------------
+
+
+def test_asyncapi_document_is_structurally_complete(asyncapi: dict[str, Any]) -> None:
+    assert asyncapi["asyncapi"] == "3.0.0"
+    assert asyncapi["info"]["title"] and asyncapi["info"]["version"]
+    assert asyncapi["defaultContentType"] == "application/cloudevents+json"
+    for server in asyncapi["servers"].values():
+        assert server["protocol"] == "amqp" and server["host"]
+    for name, channel in asyncapi["channels"].items():
+        assert channel["address"], name
+        assert set(re.findall(r"{(\w+)}", channel["address"])) == set(channel["parameters"])
+    for name, operation in asyncapi["operations"].items():
+        assert operation["action"] in ("send", "receive"), name
+        channel_ref = operation["channel"]["$ref"]
+        for message in operation["messages"]:
+            assert message["$ref"].startswith(channel_ref + "/messages/"), name
+    for ref in internal_refs(asyncapi):
+        assert resolve_pointer(asyncapi, ref) is not None, ref
+    binding = asyncapi["components"]["channelBindings"]["consistorioEvents"]["amqp"]
+    assert binding["is"] == "routingKey"
+    assert binding["exchange"] == {
+        "name": "consistorio.events",
+        "type": "topic",
+        "durable": True,
+        "autoDelete": False,
+        "vhost": "/",
+    }
+
+
+def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]) -> None:
+    summary = {
+        (op["action"], op["channel"]["$ref"].rsplit("/", 1)[-1])
+        for op in asyncapi["operations"].values()
+    }
+    assert summary == {
+        ("send", "asientoRegistrado"),
+        ("receive", "asientoRegistrado"),
+        ("send", "expedienteIniciado"),
+    }
+
+
+def test_asyncapi_and_the_schemas_name_the_same_contracts(
+    registry: ContractRegistry, asyncapi: dict[str, Any]
+) -> None:
+    messages = asyncapi["components"]["messages"]
+    assert sorted(m["name"] for m in messages.values()) == registry.names()
+    for message in messages.values():
+        name = message["name"]
+        assert message["contentType"] == "application/cloudevents+json"
+        assert message["bindings"]["amqp"]["messageType"] == event_type_for(name)
+        parts = message["payload"]["schema"]["allOf"]
+        assert (ASYNCAPI.parent / parts[0]["$ref"]).resolve() == (ROOT / ENVELOPE_FILE).resolve()
+        data_ref = parts[1]["properties"]["data"]["$ref"]
+        assert (ASYNCAPI.parent / data_ref).resolve() == (ROOT / registry.path(name)).resolve()
+        assert parts[1]["properties"]["type"]["const"] == event_type_for(name)
+        assert parts[1]["properties"]["dataschema"]["const"] == registry.schema_uri(name)
+    addresses = sorted(channel["address"] for channel in asyncapi["channels"].values())
+    assert addresses == sorted("{tenant}." + name for name in registry.names())
+
+
+def test_asyncapi_message_examples_are_valid_events(
+    registry: ContractRegistry, asyncapi: dict[str, Any]
+) -> None:
+    for message in asyncapi["components"]["messages"].values():
+        assert message["examples"]
+        for example in message["examples"]:
+            registry.validate_envelope(example["payload"])
+            assert example["payload"]["type"] == event_type_for(message["name"])
+
+
+def internal_refs(node: Any) -> list[str]:
+    """Every ``#/...`` $ref in a document."""
+    if isinstance(node, dict):
+        found = [node["$ref"]] if str(node.get("$ref", "")).startswith("#/") else []
+        return found + [ref for value in node.values() for ref in internal_refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in internal_refs(value)]
+    return []
+
+
+def resolve_pointer(document: Any, ref: str) -> Any:
+    node = document
+    for token in ref.removeprefix("#/").split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or token not in node:
+            return None
+        node = node[token]
+    return node
+
+
+# --- published lock ---------------------------------------------------------------
+
+
+def test_working_schemas_are_compatible_with_the_published_lock(
+    registry: ContractRegistry,
+) -> None:
+    lock = read_lock(ROOT / LOCK_FILE)
+    assert lock["contracts"], "the lock publishes no contract"
+    assert lock_problems(registry, lock) == []
+
+
+def test_every_locked_contract_still_exists(registry: ContractRegistry) -> None:
+    lock = read_lock(ROOT / LOCK_FILE)
+    assert set(lock["contracts"]) <= set(registry.names())
+
+
+def test_lock_is_up_to_date(registry: ContractRegistry) -> None:
+    lock = read_lock(ROOT / LOCK_FILE)
+    assert lock == build_lock(registry), (
+        "published.lock.json is stale: run `python -m services.common.contracts.lock`"
+    )
+
+
+@pytest.fixture
+def contracts_copy(tmp_path: Path) -> Path:
+    """A scratch copy of bus-contracts/ to break on purpose."""
+    target = tmp_path / "bus-contracts"
+    shutil.copytree(ROOT, target)
+    return target
+
+
+def edit_schema(root: Path, name: str, edit: Any) -> None:
+    path = root / name_to_path(name)
+    schema = load_json(path)
+    edit(schema)
+    path.write_text(json.dumps(schema, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def test_lock_detects_an_incompatible_edit_in_place(contracts_copy: Path) -> None:
+    lock = read_lock(contracts_copy / LOCK_FILE)
+    edit_schema(
+        contracts_copy,
+        ASIENTO,
+        lambda s: s["$defs"]["interesado"]["properties"]["tipo_identificador"]["enum"].remove(
+            "PASAPORTE"
+        ),
+    )
+    problems = lock_problems(ContractRegistry.load(contracts_copy), lock)
+    assert problems == [
+        f"{ASIENTO} #/$defs/interesado/properties/tipo_identificador: "
+        'enum value(s) removed: ["PASAPORTE"]'
+    ]
+
+
+def test_lock_detects_a_vanished_major(contracts_copy: Path) -> None:
+    lock = read_lock(contracts_copy / LOCK_FILE)
+    (contracts_copy / name_to_path(EXPEDIENTE)).unlink()
+    registry = ContractRegistry.load(contracts_copy)
+    problems = lock_problems(registry, lock)
+    assert len(problems) == 1 and problems[0].startswith(f"{EXPEDIENTE}: published contract")
+    assert lock_problems(registry, lock, retired=[EXPEDIENTE]) == []
+
+
+def test_lock_command_refuses_a_breaking_change(
+    contracts_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (contracts_copy / LOCK_FILE).read_text(encoding="utf-8")
+    edit_schema(contracts_copy, EXPEDIENTE, lambda s: s["required"].append("nuevo_campo"))
+    assert main(["--root", str(contracts_copy)]) == 1
+    assert "#/properties/nuevo_campo: became required" in capsys.readouterr().err
+    assert (contracts_copy / LOCK_FILE).read_text(encoding="utf-8") == before
+
+
+def test_lock_command_records_a_compatible_change(contracts_copy: Path) -> None:
+    def add_optional(schema: dict[str, Any]) -> None:
+        schema["properties"]["observaciones"] = {"type": "string"}
+
+    edit_schema(contracts_copy, EXPEDIENTE, add_optional)
+    assert main(["--root", str(contracts_copy), "--check"]) == 1
+    assert main(["--root", str(contracts_copy)]) == 0
+    assert main(["--root", str(contracts_copy), "--check"]) == 0
+    locked = read_lock(contracts_copy / LOCK_FILE)["contracts"][EXPEDIENTE]
+    assert locked["properties"]["observaciones"] == {"type": "string"}
+
+
+def test_lock_command_retires_a_major_only_on_request(contracts_copy: Path) -> None:
+    (contracts_copy / name_to_path(EXPEDIENTE)).unlink()
+    assert main(["--root", str(contracts_copy)]) == 1
+    assert main(["--root", str(contracts_copy), "--retire", EXPEDIENTE]) == 0
+    assert EXPEDIENTE not in read_lock(contracts_copy / LOCK_FILE)["contracts"]
+
+
+# --- guide ------------------------------------------------------------------------
+
+
+def test_guide_example_messages_are_valid(registry: ContractRegistry) -> None:
+    guide = (REPO / "docs" / "contracts.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```json\n(.*?)```", guide, re.S) if '"specversion"' in b]
+    assert blocks, "docs/contracts.md shows no example message"
+    for block in blocks:
+        registry.validate_envelope(json.loads(block))
+    for name in registry.names():
+        assert f"`{name}`" in guide, f"docs/contracts.md does not list {name}"
