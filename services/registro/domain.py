@@ -76,6 +76,8 @@ def normalize_identificador(tipo: TipoIdentificador, valor: str) -> str:
     compact = re.sub(r"[\s.\-/]", "", valor).upper()
     try:
         if tipo is TipoIdentificador.NIF:
+            if compact[:1] in ("X", "Y", "Z"):
+                raise ValueError("NIF no válido: empieza por X, Y o Z, es un NIE")
             return str(nif.validate(compact))
         if tipo is TipoIdentificador.NIE:
             return str(nie.validate(compact))

@@ -122,9 +122,7 @@ def test_identical_schemas_are_shared_and_clashing_ones_renamed_with_their_refs(
     assert schemas["TramitadorInteresado"]["properties"] == {"cif": {"type": "string"}}
     # Expediente clashes only through the renamed Interesado it refers to.
     assert schemas["Expediente"]["properties"]["titular"] == _ref("Interesado")
-    assert schemas["TramitadorExpediente"]["properties"]["titular"] == _ref(
-        "TramitadorInteresado"
-    )
+    assert schemas["TramitadorExpediente"]["properties"]["titular"] == _ref("TramitadorInteresado")
     assert "TramitadorPagina" not in schemas
     assert set(schemas) == {
         "Interesado",
@@ -136,9 +134,7 @@ def test_identical_schemas_are_shared_and_clashing_ones_renamed_with_their_refs(
     }
 
     registro_op = merged["paths"]["/api/v1/registro/asientos"]["post"]
-    assert registro_op["requestBody"]["content"]["application/json"]["schema"] == _ref(
-        "Interesado"
-    )
+    assert registro_op["requestBody"]["content"]["application/json"]["schema"] == _ref("Interesado")
     tramitador_op = merged["paths"]["/api/v1/tramitador/expedientes/{id}"]["get"]
     assert tramitador_op["responses"]["200"]["content"]["application/json"]["schema"] == _ref(
         "TramitadorExpediente"
