@@ -46,7 +46,8 @@ class MigrationSet:
 def _config(migration: MigrationSet, url: str, app_role: str, app_password: str | None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(migration.location))
-    cfg.set_main_option("sqlalchemy.url", asyncpg_url(url))
+    # Passed as an attribute, not an ini option: URLs may hold '%' (socket paths, passwords).
+    cfg.attributes["url"] = asyncpg_url(url)
     cfg.attributes["schema"] = migration.schema
     cfg.attributes["app_role"] = app_role
     cfg.attributes["app_password"] = app_password
@@ -69,8 +70,7 @@ def run_env() -> None:
     """The body of every service's ``env.py``: online migrations on asyncpg."""
     config = context.config
     schema = config.attributes["schema"]
-    url = config.get_main_option("sqlalchemy.url")
-    assert url
+    url = config.attributes["url"]
 
     def _run(connection: sa.Connection) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})

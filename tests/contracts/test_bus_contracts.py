@@ -42,33 +42,37 @@ EXPEDIENTE = "tramitador.expediente.iniciado.v1"
 
 @pytest.fixture(scope="module")
 def registry() -> ContractRegistry:
+    """One registry for the module, loaded from the repository's bus-contracts/."""
     return ContractRegistry.load()
 
 
 @pytest.fixture(scope="module")
 def asyncapi() -> dict[str, Any]:
+    """The AsyncAPI document, parsed."""
     document = yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
     assert isinstance(document, dict)
     return document
 
 
 def load_json(path: Path) -> Any:
+    """Reads a JSON file as UTF-8."""
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def schema_files() -> list[Path]:
+    """Every schema file (all JSON but the lock and the examples)."""
     return sorted(
-        p
-        for p in ROOT.rglob("*.json")
-        if p.name != LOCK_FILE and EXAMPLES not in p.parents
+        p for p in ROOT.rglob("*.json") if p.name != LOCK_FILE and EXAMPLES not in p.parents
     )
 
 
 def example_files() -> list[Path]:
+    """Every example payload."""
     return sorted(EXAMPLES.rglob("*.json"))
 
 
 def good_envelope() -> dict[str, Any]:
+    """A complete, valid asiento registrado event."""
     return {
         "specversion": "1.0",
         "id": "0195a3c4-1f0b-7a10-b2c4-5d6e7f809a1b",
@@ -87,11 +91,13 @@ def good_envelope() -> dict[str, Any]:
 
 
 def test_the_expected_contracts_are_there(registry: ContractRegistry) -> None:
+    """The registry finds exactly the contracts we publish."""
     assert registry.names() == [ASIENTO, EXPEDIENTE]
 
 
 @pytest.mark.parametrize("path", schema_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_schema_is_valid_draft_2020_12_with_the_id_its_path_implies(path: Path) -> None:
+    """A schema must be valid 2020-12 and identify itself by where it lives."""
     schema = load_json(path)
     Draft202012Validator.check_schema(schema)
     relative = path.relative_to(ROOT).as_posix()
@@ -102,6 +108,7 @@ def test_schema_is_valid_draft_2020_12_with_the_id_its_path_implies(path: Path) 
 
 @pytest.mark.parametrize("name", [ASIENTO, EXPEDIENTE])
 def test_contract_schema_is_open_for_minor_additions(registry: ContractRegistry, name: str) -> None:
+    """Open objects are what lets a minor add optional fields without breaking consumers."""
     schema = registry.schema(name)
     assert schema["title"] == name
     assert schema["additionalProperties"] is True
@@ -110,6 +117,7 @@ def test_contract_schema_is_open_for_minor_additions(registry: ContractRegistry,
 
 
 def test_every_schema_file_is_a_contract_or_the_envelope(registry: ContractRegistry) -> None:
+    """A stray schema file would be neither loaded as a contract nor locked."""
     contract_paths = {registry.path(name) for name in registry.names()}
     for path in schema_files():
         relative = path.relative_to(ROOT).as_posix()
@@ -117,6 +125,7 @@ def test_every_schema_file_is_a_contract_or_the_envelope(registry: ContractRegis
 
 
 def test_interesado_is_the_same_shape_in_every_contract(registry: ContractRegistry) -> None:
+    """Each contract defines interesado locally; they must not drift apart."""
     shapes = [registry.schema(name)["$defs"]["interesado"] for name in registry.names()]
     assert shapes and all(shape == shapes[0] for shape in shapes)
     assert shapes[0]["properties"]["tipo_identificador"]["enum"] == [
@@ -128,6 +137,7 @@ def test_interesado_is_the_same_shape_in_every_contract(registry: ContractRegist
 
 
 def test_procedimiento_of_an_asiento_is_required_but_nullable(registry: ContractRegistry) -> None:
+    """procedimiento is always sent, null meaning the citizen named none."""
     data = load_json(EXAMPLES / "registro/asiento-registrado/v1/full.json")
     registry.validate(ASIENTO, {**data, "procedimiento": None})
     without = {k: v for k, v in data.items() if k != "procedimiento"}
@@ -137,6 +147,7 @@ def test_procedimiento_of_an_asiento_is_required_but_nullable(registry: Contract
 
 
 def test_name_path_mapping_round_trips() -> None:
+    """Contract names and schema paths convert both ways, and nonsense is refused."""
     assert name_to_path(ASIENTO) == "registro/asiento-registrado/v1.json"
     assert path_to_name("registro/asiento-registrado/v1.json") == ASIENTO
     assert path_to_name(name_to_path("tramitador.expediente.fase-cambiada.v12")) == (
@@ -155,12 +166,14 @@ def test_name_path_mapping_round_trips() -> None:
 
 @pytest.mark.parametrize("name", [ASIENTO, EXPEDIENTE])
 def test_each_contract_has_a_minimal_and_a_full_example(name: str) -> None:
+    """Integrators learn from examples; each contract shows its smallest and fullest form."""
     folder = EXAMPLES / name_to_path(name).removesuffix(".json")
     assert {p.name for p in folder.glob("*.json")} >= {"minimal.json", "full.json"}
 
 
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: p.relative_to(EXAMPLES).as_posix())
 def test_example_validates_against_its_schema(registry: ContractRegistry, path: Path) -> None:
+    """An example that does not validate teaches the wrong thing."""
     name = path_to_name(path.parent.relative_to(EXAMPLES).as_posix() + ".json")
     assert name in registry.names(), f"{path.name} belongs to no contract"
     registry.validate(name, load_json(path))
@@ -170,6 +183,7 @@ def test_example_validates_against_its_schema(registry: ContractRegistry, path: 
 
 
 def test_validate_names_every_failing_field(registry: ContractRegistry) -> None:
+    """A violation lists every failing field by its path, not only the first."""
     data = load_json(EXAMPLES / "registro/asiento-registrado/v1/full.json")
     data["interesados"][0]["identificador"] = ""
     data["interesados"][1]["tipo_identificador"] = "DNI"
@@ -204,6 +218,7 @@ def test_validate_names_every_failing_field(registry: ContractRegistry) -> None:
     ],
 )
 def test_validate_rejects_a_bad_value(registry: ContractRegistry, field: str, value: Any) -> None:
+    """Each constraint of the asiento contract is enforced, reported at its field."""
     data = load_json(EXAMPLES / "registro/asiento-registrado/v1/minimal.json")
     data[field] = value
     with pytest.raises(ContractViolation) as caught:
@@ -212,6 +227,7 @@ def test_validate_rejects_a_bad_value(registry: ContractRegistry, field: str, va
 
 
 def test_unknown_contract_is_refused(registry: ContractRegistry) -> None:
+    """A typo in a contract name must not validate against nothing."""
     with pytest.raises(UnknownContract):
         registry.validate("registro.asiento.anulado.v1", {})
     with pytest.raises(UnknownContract):
@@ -219,10 +235,12 @@ def test_unknown_contract_is_refused(registry: ContractRegistry) -> None:
 
 
 def test_validate_envelope_accepts_a_good_envelope(registry: ContractRegistry) -> None:
+    """A well-formed event passes envelope and data checks."""
     registry.validate_envelope(good_envelope())
 
 
 def test_validate_envelope_rejects_a_missing_tenantid(registry: ContractRegistry) -> None:
+    """Without tenantid an event cannot be routed or confined to its council."""
     envelope = good_envelope()
     del envelope["tenantid"]
     with pytest.raises(ContractViolation) as caught:
@@ -245,12 +263,14 @@ def test_validate_envelope_rejects_a_missing_tenantid(registry: ContractRegistry
 def test_validate_envelope_rejects_a_bad_attribute(
     registry: ContractRegistry, change: dict[str, Any], field: str
 ) -> None:
+    """Each envelope attribute is checked and named when wrong."""
     with pytest.raises(ContractViolation) as caught:
         registry.validate_envelope({**good_envelope(), **change})
     assert [error.split(":")[0] for error in caught.value.errors] == [field]
 
 
 def test_validate_envelope_checks_data_against_the_contract(registry: ContractRegistry) -> None:
+    """The envelope check reaches into data, reporting its fields under data/."""
     envelope = good_envelope()
     envelope["data"]["interesados"][0]["identificador"] = ""
     with pytest.raises(ContractViolation) as caught:
@@ -261,6 +281,7 @@ def test_validate_envelope_checks_data_against_the_contract(registry: ContractRe
 
 
 def test_validate_envelope_refuses_an_unknown_type(registry: ContractRegistry) -> None:
+    """An event type with no contract is refused rather than waved through."""
     envelope = {**good_envelope(), "type": "es.consistorio.registro.asiento.anulado.v1"}
     with pytest.raises(UnknownContract):
         registry.validate_envelope(envelope)
@@ -270,6 +291,7 @@ def test_validate_envelope_refuses_an_unknown_type(registry: ContractRegistry) -
 
 
 def test_asyncapi_document_is_structurally_complete(asyncapi: dict[str, Any]) -> None:
+    """The AsyncAPI 3.0 document has its required parts and its internal references resolve."""
     assert asyncapi["asyncapi"] == "3.0.0"
     assert asyncapi["info"]["title"] and asyncapi["info"]["version"]
     assert asyncapi["defaultContentType"] == "application/cloudevents+json"
@@ -297,6 +319,7 @@ def test_asyncapi_document_is_structurally_complete(asyncapi: dict[str, Any]) ->
 
 
 def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]) -> None:
+    """registro sends asientos, tramitador receives them and sends expedientes."""
     summary = {
         (op["action"], op["channel"]["$ref"].rsplit("/", 1)[-1])
         for op in asyncapi["operations"].values()
@@ -311,6 +334,7 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
 def test_asyncapi_and_the_schemas_name_the_same_contracts(
     registry: ContractRegistry, asyncapi: dict[str, Any]
 ) -> None:
+    """Every contract is in the AsyncAPI document and every message there has its schema."""
     messages = asyncapi["components"]["messages"]
     assert sorted(m["name"] for m in messages.values()) == registry.names()
     for message in messages.values():
@@ -330,6 +354,7 @@ def test_asyncapi_and_the_schemas_name_the_same_contracts(
 def test_asyncapi_message_examples_are_valid_events(
     registry: ContractRegistry, asyncapi: dict[str, Any]
 ) -> None:
+    """The message examples in the AsyncAPI document are complete, valid events."""
     for message in asyncapi["components"]["messages"].values():
         assert message["examples"]
         for example in message["examples"]:
@@ -348,6 +373,7 @@ def internal_refs(node: Any) -> list[str]:
 
 
 def resolve_pointer(document: Any, ref: str) -> Any:
+    """The node a ``#/...`` reference points to, or None."""
     node = document
     for token in ref.removeprefix("#/").split("/"):
         token = token.replace("~1", "/").replace("~0", "~")
@@ -363,17 +389,20 @@ def resolve_pointer(document: Any, ref: str) -> Any:
 def test_working_schemas_are_compatible_with_the_published_lock(
     registry: ContractRegistry,
 ) -> None:
+    """Fails the build when a published schema is changed incompatibly in place."""
     lock = read_lock(ROOT / LOCK_FILE)
     assert lock["contracts"], "the lock publishes no contract"
     assert lock_problems(registry, lock) == []
 
 
 def test_every_locked_contract_still_exists(registry: ContractRegistry) -> None:
+    """A published major may not disappear silently."""
     lock = read_lock(ROOT / LOCK_FILE)
     assert set(lock["contracts"]) <= set(registry.names())
 
 
 def test_lock_is_up_to_date(registry: ContractRegistry) -> None:
+    """Every contract in the tree is published in the lock, as it is now."""
     lock = read_lock(ROOT / LOCK_FILE)
     assert lock == build_lock(registry), (
         "published.lock.json is stale: run `python -m services.common.contracts.lock`"
@@ -389,6 +418,7 @@ def contracts_copy(tmp_path: Path) -> Path:
 
 
 def edit_schema(root: Path, name: str, edit: Any) -> None:
+    """Rewrites one contract's schema file through ``edit``."""
     path = root / name_to_path(name)
     schema = load_json(path)
     edit(schema)
@@ -396,6 +426,7 @@ def edit_schema(root: Path, name: str, edit: Any) -> None:
 
 
 def test_lock_detects_an_incompatible_edit_in_place(contracts_copy: Path) -> None:
+    """Removing an enum value from a published schema is reported at its path."""
     lock = read_lock(contracts_copy / LOCK_FILE)
     edit_schema(
         contracts_copy,
@@ -412,6 +443,7 @@ def test_lock_detects_an_incompatible_edit_in_place(contracts_copy: Path) -> Non
 
 
 def test_lock_detects_a_vanished_major(contracts_copy: Path) -> None:
+    """A deleted major is reported unless it is retired on purpose."""
     lock = read_lock(contracts_copy / LOCK_FILE)
     (contracts_copy / name_to_path(EXPEDIENTE)).unlink()
     registry = ContractRegistry.load(contracts_copy)
@@ -423,6 +455,7 @@ def test_lock_detects_a_vanished_major(contracts_copy: Path) -> None:
 def test_lock_command_refuses_a_breaking_change(
     contracts_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The lock command exits 1, says why, and leaves the lock untouched."""
     before = (contracts_copy / LOCK_FILE).read_text(encoding="utf-8")
     edit_schema(contracts_copy, EXPEDIENTE, lambda s: s["required"].append("nuevo_campo"))
     assert main(["--root", str(contracts_copy)]) == 1
@@ -431,6 +464,8 @@ def test_lock_command_refuses_a_breaking_change(
 
 
 def test_lock_command_records_a_compatible_change(contracts_copy: Path) -> None:
+    """An optional property is accepted, and --check sees the lock is stale until refreshed."""
+
     def add_optional(schema: dict[str, Any]) -> None:
         schema["properties"]["observaciones"] = {"type": "string"}
 
@@ -443,6 +478,7 @@ def test_lock_command_records_a_compatible_change(contracts_copy: Path) -> None:
 
 
 def test_lock_command_retires_a_major_only_on_request(contracts_copy: Path) -> None:
+    """Dropping a major from the lock needs --retire."""
     (contracts_copy / name_to_path(EXPEDIENTE)).unlink()
     assert main(["--root", str(contracts_copy)]) == 1
     assert main(["--root", str(contracts_copy), "--retire", EXPEDIENTE]) == 0
@@ -453,6 +489,7 @@ def test_lock_command_retires_a_major_only_on_request(contracts_copy: Path) -> N
 
 
 def test_guide_example_messages_are_valid(registry: ContractRegistry) -> None:
+    """The guide's example messages must be valid, and it must list every contract."""
     guide = (REPO / "docs" / "contracts.md").read_text(encoding="utf-8")
     blocks = [b for b in re.findall(r"```json\n(.*?)```", guide, re.S) if '"specversion"' in b]
     assert blocks, "docs/contracts.md shows no example message"

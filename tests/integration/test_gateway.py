@@ -5,8 +5,6 @@ proven by making each side wait for the other mid-body, which a buffering
 proxy could never satisfy.
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import hashlib
@@ -56,6 +54,8 @@ def _block(i: int) -> bytes:
 
 
 def _upstream_app(up: Upstream) -> FastAPI:
+    # Both services name a schema "Documento" with different fields, so the merge must
+    # rename one. Local classes work because this module does not postpone annotations.
     if up.name == "registro":
 
         class Documento(BaseModel):
@@ -70,8 +70,8 @@ def _upstream_app(up: Upstream) -> FastAPI:
     app = FastAPI(title=up.name)
     router = APIRouter(prefix=f"/api/v1/{up.name}")
 
-    @router.api_route("/eco", methods=["GET", "POST", "DELETE"])
-    @router.api_route("/eco/{resto:path}", methods=["GET"])
+    @router.api_route("/eco", methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    @router.api_route("/eco/{resto:path}", methods=["GET"], include_in_schema=False)
     async def eco(request: Request) -> dict[str, Any]:
         return {
             "service": up.name,
@@ -135,7 +135,11 @@ async def _serve(app: FastAPI) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+    # No proxy headers: the test client is a direct caller, so what it claims in
+    # X-Forwarded-For must not become its address.
+    config = uvicorn.Config(
+        app, lifespan="on", log_level="warning", access_log=False, proxy_headers=False
+    )
     server = _TestServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -204,13 +208,22 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
     async def verificar(csv: str) -> dict[str, str]:
         return {"csv": csv}
 
+    broken = APIRouter()
+
+    @broken.get("/fallo")
+    async def fallo() -> dict[str, str]:
+        raise RuntimeError("fallo provocado por la prueba")
+
     async with contextlib.AsyncExitStack() as stack:
         urls = {
             name: await stack.enter_async_context(_serve(_upstream_app(up)))
             for name, up in upstreams.items()
         }
         gateway = create_gateway(
-            settings=_settings(cors_origins=[ORIGIN]), verifier=verifier, service_urls=urls
+            settings=_settings(cors_origins=[ORIGIN]),
+            verifier=verifier,
+            service_urls=urls,
+            public_routes=broken,
         )
         gateway_down = create_gateway(
             settings=_settings(),
@@ -400,6 +413,16 @@ async def test_unknown_service_and_unknown_paths_are_404_problem(
     not_allowed = await client.post(f"{platform.gateway}/healthz")
     _assert_problem(not_allowed, 405)
     assert "GET" in not_allowed.headers["allow"]
+
+
+async def test_unexpected_error_is_500_problem_with_request_id(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    response = await client.get(f"{platform.gateway}/fallo", headers={"X-Request-ID": "r-500"})
+
+    body = _assert_problem(response, 500)
+    assert response.headers["x-request-id"] == "r-500"
+    assert "fallo provocado" not in body["detail"]
 
 
 async def test_upstream_down_is_502_problem(platform: Platform, client: httpx.AsyncClient) -> None:

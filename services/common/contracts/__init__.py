@@ -68,7 +68,7 @@ class ContractError(Exception):
     """The contracts directory is missing or holds something that is not a usable schema."""
 
 
-class UnknownContract(LookupError):
+class UnknownContract(LookupError):  # noqa: N818 - the name the bus kernel API promises
     """A contract name (or event type) that no schema file defines."""
 
     def __init__(self, name: str) -> None:
@@ -76,7 +76,7 @@ class UnknownContract(LookupError):
         super().__init__(f"unknown bus contract: {name!r}")
 
 
-class ContractViolation(ValueError):
+class ContractViolation(ValueError):  # noqa: N818 - the name the bus kernel API promises
     """A payload or envelope does not satisfy its schema; ``errors`` name each field."""
 
     def __init__(self, name: str, errors: list[str]) -> None:

@@ -18,7 +18,7 @@ Rules, per subschema (recursing into ``properties``, ``items``, ``prefixItems``,
   entry removed, and any change to a keyword this module does not analyse
   (``allOf``, ``if``...), which it cannot prove safe;
 * compatible: an optional property added, an enum value added, a type widened, any of
-  the constraints above removed or loosened, and edits of annotations (``title``,
+  the constraints above (or a ``not``) removed or loosened, and edits of annotations (``title``,
   ``description``, ``examples``, ``$comment``, ``default``, ``deprecated``...).
 
 ``$ref`` targets are not followed: a local ``#/$defs/...`` target is compared where
@@ -156,10 +156,7 @@ def _allowed(schema: Schema) -> dict[str, Any] | None:
         allowed = {_show(v): v for v in schema["enum"]}
     if "const" in schema:
         const = _show(schema["const"])
-        if allowed is None or const in allowed:
-            allowed = {const: schema["const"]}
-        else:
-            allowed = {}
+        allowed = {const: schema["const"]} if allowed is None or const in allowed else {}
     return allowed
 
 
@@ -230,9 +227,7 @@ def _check_required(old: Schema, new: Schema, path: str, out: list[str]) -> None
     for name in sorted(after - before):
         out.append(f"{_child(path, 'properties', name)}: became required (old producers omit it)")
     for name in sorted(before - after):
-        out.append(
-            f"{_child(path, 'properties', name)}: no longer required (consumers rely on it)"
-        )
+        out.append(f"{_child(path, 'properties', name)}: no longer required (consumers rely on it)")
 
 
 def _check_properties(old: Schema, new: Schema, path: str, out: list[str]) -> None:
@@ -302,9 +297,7 @@ def _check_other(old: Schema, new: Schema, path: str, out: list[str]) -> None:
         elif after is _MISSING and keyword == "not":
             continue  # dropping a "not" only accepts more (and turns false into true)
         elif after is _MISSING:
-            out.append(
-                f"{_child(path, keyword)}: keyword removed (not analysed, assumed breaking)"
-            )
+            out.append(f"{_child(path, keyword)}: keyword removed (not analysed, assumed breaking)")
         else:
             out.append(f"{_child(path, keyword)}: changed (not analysed, assumed breaking)")
 

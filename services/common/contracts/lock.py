@@ -78,7 +78,9 @@ def lock_problems(
                 problems.append(f"{name}: cannot be retired, its schema file still exists")
                 continue
             old = locked[name]
-            problems.extend(f"{name} {msg}" for msg in incompatibilities(old, registry.schema(name)))
+            problems.extend(
+                f"{name} {msg}" for msg in incompatibilities(old, registry.schema(name))
+            )
         elif name not in retired:
             problems.append(
                 f"{name}: published contract is missing; a major may not disappear "

@@ -1,0 +1,128 @@
+"""End to end through the gateway only: register an asiento, its expediente appears.
+
+Once with everything embedded (``consistorio up`` with no servers configured:
+embedded PostgreSQL and the in-process bus) and once against the real PostgreSQL
+and RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.common.db import asyncpg_url
+from tests.support.process import RunningPlatform, start_platform
+from tests.support import factories
+from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL, require_server
+
+pytestmark = pytest.mark.e2e
+
+
+def register_and_find_expediente(platform: RunningPlatform) -> dict:
+    """The slice, driven over HTTP: POST asiento, then poll the tramitador for its expediente."""
+    token = platform.token("03014", "registro,tramitador")
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=platform.base_url, headers=headers, timeout=30) as client:
+        created = client.post("/api/v1/registro/asientos", json=factories.asiento())
+        assert created.status_code == 201, created.text
+        assert created.headers["x-request-id"]
+        asiento = created.json()
+        assert asiento["numero"].startswith(f"E/{asiento['anio']}/")
+        deadline = time.monotonic() + 30
+        items: list[dict] = []
+        while time.monotonic() < deadline and not items:
+            found = client.get("/api/v1/tramitador/expedientes", params={"asiento_id": asiento["id"]})
+            assert found.status_code == 200, found.text
+            items = found.json()["items"]
+            if not items:
+                time.sleep(0.2)
+        assert len(items) == 1, f"no expediente for {asiento['numero']}:\n{platform.log()[-4000:]}"
+        expediente = items[0]
+        assert expediente["estado"] == "iniciado"
+        assert expediente["asiento_numero"] == asiento["numero"]
+        one = client.get(f"/api/v1/tramitador/expedientes/{expediente['id']}")
+        assert one.status_code == 200
+        assert one.json()["id"] == expediente["id"]
+
+        unauthenticated = httpx.post(
+            platform.base_url + "/api/v1/registro/asientos", json=factories.asiento()
+        )
+        assert unauthenticated.status_code == 401
+        assert unauthenticated.headers["content-type"].startswith("application/problem+json")
+        other_tenant = platform.token("46250", "registro")
+        hidden = httpx.get(
+            f"{platform.base_url}/api/v1/registro/asientos/{asiento['id']}",
+            headers={"Authorization": f"Bearer {other_tenant}"},
+        )
+        assert hidden.status_code == 404
+
+        spec = client.get("/openapi.json").json()
+        assert "/api/v1/registro/asientos" in spec["paths"]
+        assert "/api/v1/tramitador/expedientes" in spec["paths"]
+        return asiento
+
+
+def test_embedded_platform(tmp_path: Path, platform_factory) -> None:
+    data_dir = tmp_path / "var"
+    platform = start_platform(data_dir, {})
+    platform_factory.append(platform)
+    asiento = register_and_find_expediente(platform)
+    assert platform.stop() == 0, platform.log()[-4000:]
+    assert not (data_dir / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL left running"
+
+    # Data survives a restart of the embedded PostgreSQL.
+    again = start_platform(data_dir, {})
+    platform_factory.append(again)
+    token = again.token("03014", "registro")
+    got = httpx.get(
+        f"{again.base_url}/api/v1/registro/asientos/{asiento['id']}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert got.status_code == 200
+    assert got.json()["numero"] == asiento["numero"]
+    assert again.stop() == 0
+
+
+@pytest.fixture
+async def real_servers_env():
+    """A fresh database on the real PostgreSQL and a private exchange on RabbitMQ."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    require_server("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
+    require_server("RabbitMQ", "127.0.0.1", 5672)
+    name = f"consistorio_e2e_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(asyncpg_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    run = uuid.uuid4().hex[:8]
+    yield {
+        "DATABASE_URL": admin.set(database=name).render_as_string(hide_password=False),
+        "AMQP_URL": AMQP_URL,
+        "BUS_EXCHANGE": f"consistorio.e2e.{run}",
+        "BUS_QUEUE_PREFIX": f"e2e.{run}.",
+    }
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(f"e2e.{run}.tramitador.asientos")
+        await channel.exchange_delete(f"consistorio.e2e.{run}")
+
+
+def test_platform_on_postgresql_and_rabbitmq(tmp_path: Path, platform_factory, real_servers_env) -> None:
+    platform = start_platform(tmp_path / "var", real_servers_env)
+    platform_factory.append(platform)
+    assert "RabbitMQ" in platform.log()
+    register_and_find_expediente(platform)
+    assert platform.stop() == 0, platform.log()[-4000:]
+    assert not (tmp_path / "var" / "postgres").exists(), "no embedded PostgreSQL with DATABASE_URL"
