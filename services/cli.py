@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.settings import Settings, load_settings
 
-app = typer.Typer(help="Consistorio: e-administración para entidades locales.", no_args_is_help=True)
+app = typer.Typer(
+    help="Consistorio: e-administración para entidades locales.", no_args_is_help=True
+)
 tenants_app = typer.Typer(help="Entidades locales (tenants).", no_args_is_help=True)
 dlq_app = typer.Typer(help="Mensajes en la cola de mensajes muertos.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
@@ -164,7 +166,9 @@ def dlq_list(
     if not letters:
         typer.echo("no hay mensajes muertos")
     for letter in letters:
-        estado = f"reenviado {letter.replayed_at:%Y-%m-%d %H:%M}" if letter.replayed_at else "pendiente"
+        estado = (
+            f"reenviado {letter.replayed_at:%Y-%m-%d %H:%M}" if letter.replayed_at else "pendiente"
+        )
         typer.echo(
             f"{letter.ref}\t{letter.created_at:%Y-%m-%d %H:%M:%S}\t{letter.routing_key}\t"
             f"{estado}\t{letter.reason}"

@@ -33,9 +33,7 @@ class EmbeddedPostgres:
         _log.info("starting embedded PostgreSQL in %s", self._pgdata)
         server = get_server(self._pgdata, cleanup_mode="stop")
         self._server = server
-        exists = server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{self._database}';"
-        )
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self._database}';")
         if "(1 row)" not in exists:
             server.psql(f'CREATE DATABASE "{self._database}";')
         url = make_url(server.get_uri(database=self._database))

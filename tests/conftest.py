@@ -54,7 +54,9 @@ async def database_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, keys_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(
+    database_url: str, keys_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     """Settings pointing at the test database and the session's dev key."""
     return load_settings(
         environment="test",
@@ -76,7 +78,9 @@ async def new_tenant(database_url: str) -> Callable[..., object]:
     async def make(*, activo: bool = True) -> str:
         code = f"{next(_tenant_codes) % 100000:05d}"
         async with engine.begin() as conn:
-            await add_tenant(conn, Tenant(code, f"Ayuntamiento de prueba {code}", "L01000000", activo))
+            await add_tenant(
+                conn, Tenant(code, f"Ayuntamiento de prueba {code}", "L01000000", activo)
+            )
         return code
 
     yield make

@@ -43,8 +43,10 @@ def ensure_dev_signing_key(keys_dir: Path) -> Path:
         fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
-    key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
-    public_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))  # type: ignore[arg-type]
+    loaded = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{private_path} is not an EC private key")
+    public_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(loaded.public_key()))
     public_jwk.update({"kid": DEV_KID, "use": "sig", "alg": "ES256"})
     jwks_file = jwks_path(keys_dir)
     jwks_file.write_text(json.dumps({"keys": [public_jwk]}, indent=2))

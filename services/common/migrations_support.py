@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.db import TENANT_SETTING, asyncpg_url
@@ -109,16 +109,19 @@ def ensure_app_role_v1(role: str, password: str | None) -> None:
         op.execute(f"CREATE ROLE {quoted} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS")
     if password:
         op.execute(
-            sa.text(f"ALTER ROLE {quoted} PASSWORD :p").bindparams(p=password).compile(
-                dialect=bind.dialect, compile_kwargs={"literal_binds": True}
-            ).string
+            sa.text(f"ALTER ROLE {quoted} PASSWORD :p")
+            .bindparams(p=password)
+            .compile(dialect=bind.dialect, compile_kwargs={"literal_binds": True})
+            .string
         )
 
 
 def grant_app_role(schema: str, role: str) -> None:
     """Grants the app role use of a schema's tables and sequences (not ownership)."""
     op.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
-    op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+    op.execute(
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+    )
     op.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"')
 
 
@@ -141,14 +144,20 @@ def create_kernel_tables_v1(schema: str, role: str) -> None:
         sa.Column("tenant_id", sa.String(5), nullable=False),
         sa.Column("routing_key", sa.String(255), nullable=False),
         sa.Column("envelope", JSONB, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("last_error", sa.Text),
         schema=schema,
     )
     op.create_index(
-        "ix_outbox_pending", "outbox", ["id"], schema=schema, postgresql_where=sa.text("sent_at IS NULL")
+        "ix_outbox_pending",
+        "outbox",
+        ["id"],
+        schema=schema,
+        postgresql_where=sa.text("sent_at IS NULL"),
     )
     op.create_table(
         "inbox",
@@ -156,7 +165,9 @@ def create_kernel_tables_v1(schema: str, role: str) -> None:
         sa.Column("event_id", sa.String(255), nullable=False),
         sa.Column("tenant_id", sa.String(5), nullable=False),
         sa.Column("event_type", sa.String(255), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.PrimaryKeyConstraint("consumer", "event_id"),
         schema=schema,
     )
@@ -175,7 +186,9 @@ def create_kernel_tables_v1(schema: str, role: str) -> None:
         sa.Column("request_id", sa.String(128)),
         schema=schema,
     )
-    op.create_index("ix_audit_entity", "audit_log", ["tenant_id", "entity", "entity_id"], schema=schema)
+    op.create_index(
+        "ix_audit_entity", "audit_log", ["tenant_id", "entity", "entity_id"], schema=schema
+    )
     op.create_table(
         "idempotency_keys",
         sa.Column("tenant_id", sa.String(5), nullable=False),
@@ -185,7 +198,9 @@ def create_kernel_tables_v1(schema: str, role: str) -> None:
         sa.Column("status_code", sa.Integer),
         sa.Column("response_body", JSONB),
         sa.Column("response_headers", JSONB),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.PrimaryKeyConstraint("tenant_id", "key"),
         schema=schema,
     )
@@ -211,7 +226,9 @@ def create_kernel_tables_v1(schema: str, role: str) -> None:
         sa.Column("headers", JSONB, nullable=False, server_default="{}"),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("replayed_at", sa.DateTime(timezone=True)),
         schema=schema,
     )

@@ -141,13 +141,15 @@ class UnitOfWork:
         behind it, and a rollback gives the number back: no gaps, no duplicates.
         """
         counters = self.tables.counters
-        stmt = pg_insert(counters).values(
-            tenant_id=self.tenant_id, serie=serie, anio=anio, ultimo=1
+        stmt = (
+            pg_insert(counters)
+            .values(tenant_id=self.tenant_id, serie=serie, anio=anio, ultimo=1)
+            .on_conflict_do_update(
+                index_elements=[counters.c.tenant_id, counters.c.serie, counters.c.anio],
+                set_={"ultimo": counters.c.ultimo + 1},
+            )
+            .returning(counters.c.ultimo)
         )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[counters.c.tenant_id, counters.c.serie, counters.c.anio],
-            set_={"ultimo": counters.c.ultimo + 1},
-        ).returning(counters.c.ultimo)
         result = await self.session.execute(stmt)
         return int(result.scalar_one())
 

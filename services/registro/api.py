@@ -68,9 +68,7 @@ async def consultar_asiento(
 ) -> AsientoRead:
     """One asiento of the caller's entity."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
-        return await service.get_asiento(
-            session, tenant_id=principal.tenant, asiento_id=asiento_id
-        )
+        return await service.get_asiento(session, tenant_id=principal.tenant, asiento_id=asiento_id)
 
 
 @router.get(

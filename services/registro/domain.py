@@ -7,9 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from stdnum.es import cif, nie, nif
 from stdnum.exceptions import InvalidChecksum, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumError
-from stdnum.es import cif, nie, nif
 
 __all__ = [
     "TipoAsiento",

@@ -41,7 +41,9 @@ class AsientoCreate(BaseModel):
 
     tipo: TipoAsiento
     resumen: str = Field(min_length=1, max_length=240)
-    unidad_destino: str = Field(description="Código DIR3 de la unidad de destino", examples=["L01030149"])
+    unidad_destino: str = Field(
+        description="Código DIR3 de la unidad de destino", examples=["L01030149"]
+    )
     interesados: list[Interesado] = Field(min_length=1, max_length=100)
     # Catalogue code of the procedimiento the request starts (e.g. "generico").
     procedimiento: str | None = Field(default=None, min_length=1, max_length=50)

@@ -92,7 +92,9 @@ async def list_asientos(
     where = [asientos.c.tenant_id == tenant_id]
     if tipo is not None:
         where.append(asientos.c.tipo == tipo.value)
-    total = (await session.execute(select(func.count()).select_from(asientos).where(*where))).scalar_one()
+    total = (
+        await session.execute(select(func.count()).select_from(asientos).where(*where))
+    ).scalar_one()
     rows = await session.execute(
         select(asientos)
         .where(*where)

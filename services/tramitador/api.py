@@ -18,7 +18,11 @@ router = APIRouter(prefix="/api/v1/tramitador", tags=["tramitador"])
 TramitadorUser = Annotated[Principal, Depends(require_role("tramitador"))]
 _problems = {
     code: {"content": {PROBLEM_JSON: {}}, "description": text}
-    for code, text in {401: "Sin token válido", 403: "Sin el rol necesario", 404: "No existe"}.items()
+    for code, text in {
+        401: "Sin token válido",
+        403: "Sin el rol necesario",
+        404: "No existe",
+    }.items()
 }
 
 

@@ -29,7 +29,9 @@ EXPEDIENTE_INICIADO = "tramitador.expediente.iniciado.v1"
 _log = logging.getLogger("consistorio.tramitador")
 
 
-async def open_expediente_for_asiento(uow: UnitOfWork, event: ReceivedEvent) -> ExpedienteRead | None:
+async def open_expediente_for_asiento(
+    uow: UnitOfWork, event: ReceivedEvent
+) -> ExpedienteRead | None:
     """Opens the expediente an asiento de entrada asks for, if its procedimiento is known."""
     asiento = event.data
     catalogo = set((await uow.session.execute(select(procedimientos.c.codigo))).scalars())

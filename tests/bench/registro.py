@@ -25,8 +25,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from tests.support.process import start_platform
 from tests.support import factories
+from tests.support.process import start_platform
 from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL
 
 _PLAIN_DDL = """
@@ -52,18 +52,26 @@ async def _progress(label: str, done: list[float], seconds: float) -> None:
     while (elapsed := time.monotonic() - start) < seconds:
         await asyncio.sleep(1)
         rate = len(done) / max(elapsed, 1e-9)
-        print(f"\r  {label}: {len(done):6d} done, {rate:7.1f}/s, {elapsed:4.0f}/{seconds:.0f} s", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r  {label}: {len(done):6d} done, {rate:7.1f}/s, {elapsed:4.0f}/{seconds:.0f} s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
     print(file=sys.stderr)
 
 
-async def gateway_load(base_url: str, token: str, clients: int, seconds: float) -> tuple[int, list[float]]:
+async def gateway_load(
+    base_url: str, token: str, clients: int, seconds: float
+) -> tuple[int, list[float]]:
     """Concurrent clients POSTing asientos through the gateway for ``seconds``."""
     latencies: list[float] = []
     errors = 0
     stop_at = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
 
         async def worker() -> None:
             nonlocal errors
@@ -75,7 +83,9 @@ async def gateway_load(base_url: str, token: str, clients: int, seconds: float) 
                 else:
                     errors += 1
 
-        await asyncio.gather(_progress("gateway", latencies, seconds), *(worker() for _ in range(clients)))
+        await asyncio.gather(
+            _progress("gateway", latencies, seconds), *(worker() for _ in range(clients))
+        )
     return errors, latencies
 
 
@@ -98,7 +108,10 @@ async def plain_inserts(dsn: str, workers: int, seconds: float) -> list[float]:
                     await conn.execute(
                         "INSERT INTO bench.asientos (id, secuencia, resumen, interesados) "
                         "VALUES ($1, $2, $3, $4::jsonb)",
-                        uuid.uuid4(), n, "Solicitud", interesados,
+                        uuid.uuid4(),
+                        n,
+                        "Solicitud",
+                        interesados,
                     )
                 latencies.append(time.perf_counter() - t0)
         finally:
@@ -109,7 +122,9 @@ async def plain_inserts(dsn: str, workers: int, seconds: float) -> list[float]:
     return latencies
 
 
-def _row(name: str, count: int, seconds: float, lat: list[float]) -> tuple[str, float, float, float]:
+def _row(
+    name: str, count: int, seconds: float, lat: list[float]
+) -> tuple[str, float, float, float]:
     rate = count / seconds
     return name, rate, _pct(lat, 0.50), _pct(lat, 0.99)
 
@@ -144,22 +159,40 @@ async def main() -> None:
                 token = running.token("03014", "registro")
                 print(f"platform up at {running.base_url}; warming up", file=sys.stderr)
                 await gateway_load(running.base_url, token, args.clients, 2)
-                errors, lat = await gateway_load(running.base_url, token, args.clients, args.seconds)
-                results.append(_row(f"gateway → registro ({args.clients} clients)", len(lat), args.seconds, lat))
+                errors, lat = await gateway_load(
+                    running.base_url, token, args.clients, args.seconds
+                )
+                results.append(
+                    _row(
+                        f"gateway → registro ({args.clients} clients)", len(lat), args.seconds, lat
+                    )
+                )
             finally:
                 running.stop()
         plain1 = await plain_inserts(db_url, 1, args.seconds)
-        results.append(_row("plain gapless INSERT loop (1 connection)", len(plain1), args.seconds, plain1))
+        results.append(
+            _row("plain gapless INSERT loop (1 connection)", len(plain1), args.seconds, plain1)
+        )
         plainn = await plain_inserts(db_url, args.clients, args.seconds)
-        results.append(_row(f"plain gapless INSERTs ({args.clients} connections)", len(plainn), args.seconds, plainn))
+        results.append(
+            _row(
+                f"plain gapless INSERTs ({args.clients} connections)",
+                len(plainn),
+                args.seconds,
+                plainn,
+            )
+        )
     finally:
         conn = await asyncpg.connect(admin_dsn)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
 
     ours = results[0][1]
-    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}; errors during the run: {errors}\n")
+    print(
+        f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"errors during the run: {errors}\n"
+    )
     print("| what | per second | p50 ms | p99 ms | ours ÷ this |")
     print("|---|---:|---:|---:|---:|")
     for label, rate, p50, p99 in results:

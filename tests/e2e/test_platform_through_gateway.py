@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.db import asyncpg_url
-from tests.support.process import RunningPlatform, start_platform
 from tests.support import factories
+from tests.support.process import RunningPlatform, start_platform
 from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL, require_server
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +39,9 @@ def register_and_find_expediente(platform: RunningPlatform) -> dict:
         deadline = time.monotonic() + 30
         items: list[dict] = []
         while time.monotonic() < deadline and not items:
-            found = client.get("/api/v1/tramitador/expedientes", params={"asiento_id": asiento["id"]})
+            found = client.get(
+                "/api/v1/tramitador/expedientes", params={"asiento_id": asiento["id"]}
+            )
             assert found.status_code == 200, found.text
             items = found.json()["items"]
             if not items:
@@ -76,7 +78,9 @@ def test_embedded_platform(tmp_path: Path, platform_factory) -> None:
     platform_factory.append(platform)
     asiento = register_and_find_expediente(platform)
     assert platform.stop() == 0, platform.log()[-4000:]
-    assert not (data_dir / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL left running"
+    assert not (data_dir / "postgres" / "postmaster.pid").exists(), (
+        "embedded PostgreSQL left running"
+    )
 
     # Data survives a restart of the embedded PostgreSQL.
     again = start_platform(data_dir, {})
@@ -119,7 +123,9 @@ async def real_servers_env():
         await channel.exchange_delete(f"consistorio.e2e.{run}")
 
 
-def test_platform_on_postgresql_and_rabbitmq(tmp_path: Path, platform_factory, real_servers_env) -> None:
+def test_platform_on_postgresql_and_rabbitmq(
+    tmp_path: Path, platform_factory, real_servers_env
+) -> None:
     platform = start_platform(tmp_path / "var", real_servers_env)
     platform_factory.append(platform)
     assert "RabbitMQ" in platform.log()

@@ -79,7 +79,9 @@ def asiento_event(tenant: str, **overrides: Any) -> dict[str, Any]:
     )
 
 
-async def publish(transport: Transport, envelope: dict[str, Any], body: bytes | None = None) -> None:
+async def publish(
+    transport: Transport, envelope: dict[str, Any], body: bytes | None = None
+) -> None:
     await transport.publish(
         OutgoingMessage(
             routing_key=f"{envelope['tenantid']}.{ASIENTO_REGISTRADO}",
@@ -103,11 +105,15 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 async def count_expedientes(db: Database, tenant: str) -> int:
     async with tenant_transaction(db, tenant) as session:
         return int(
-            (await session.execute(select(func.count()).select_from(models.expedientes))).scalar_one()
+            (
+                await session.execute(select(func.count()).select_from(models.expedientes))
+            ).scalar_one()
         )
 
 
-async def test_outbox_keeps_events_while_the_broker_is_unreachable(amqp_settings, new_tenant, token) -> None:
+async def test_outbox_keeps_events_while_the_broker_is_unreachable(
+    amqp_settings, new_tenant, token
+) -> None:
     tenant = await new_tenant()
     proxy = TcpProxy("127.0.0.1", 5672)
     await proxy.start()
@@ -183,7 +189,15 @@ class _DiesBeforeAck(Delivery):
     def __init__(self, inner: Delivery, committed: asyncio.Event) -> None:
         self._inner = inner
         self._committed = committed
-        for attr in ("routing_key", "body", "message_id", "content_type", "headers", "redelivered", "queue"):
+        for attr in (
+            "routing_key",
+            "body",
+            "message_id",
+            "content_type",
+            "headers",
+            "redelivered",
+            "queue",
+        ):
             setattr(self, attr, getattr(inner, attr))
 
     async def ack(self) -> None:
@@ -240,12 +254,15 @@ async def test_consumer_dying_before_ack_gets_the_event_again_and_applies_it_onc
         await platform.close()
 
 
-async def dead_letters_of(settings: Settings, tenant: str | None = None, consumer: str | None = None):
+async def dead_letters_of(
+    settings: Settings, tenant: str | None = None, consumer: str | None = None
+):
     letters = await list_dead_letters(settings)
     return [
         d
         for d in letters
-        if (tenant is None or d.tenant_id == tenant) and (consumer is None or d.consumer == consumer)
+        if (tenant is None or d.tenant_id == tenant)
+        and (consumer is None or d.consumer == consumer)
     ]
 
 
@@ -277,7 +294,9 @@ async def test_invalid_message_is_dead_lettered_with_its_reason(bus_settings, ne
         garbage = asiento_event(tenant)
         await publish(platform.transport, garbage, body=b"not json at all")
         letters = await eventually(
-            lambda: _when_len(dead_letters_of(bus_settings, None, "tramitador.asientos"), garbage["id"])
+            lambda: _when_len(
+                dead_letters_of(bus_settings, None, "tramitador.asientos"), garbage["id"]
+            )
         )
         assert "JSON" in letters[0].reason
         assert await count_expedientes(runtime.db, tenant) == 0
@@ -320,7 +339,9 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_can_be_replayed
     try:
         event = asiento_event(tenant)
         await publish(platform.transport, event)
-        letters = await eventually(lambda: dead_letters_of(bus_settings, tenant, "tramitador.fragil"))
+        letters = await eventually(
+            lambda: dead_letters_of(bus_settings, tenant, "tramitador.fragil")
+        )
         assert len(calls) == bus_settings.bus_max_attempts
         assert "backoffice caído" in letters[0].reason
         assert letters[0].attempts == bus_settings.bus_max_attempts

@@ -65,7 +65,9 @@ async def test_register_answers_the_asiento_with_its_number(clients, new_tenant,
     assert got.json() == body
 
 
-async def test_fifty_concurrent_registrations_number_one_to_fifty(clients, new_tenant, token) -> None:
+async def test_fifty_concurrent_registrations_number_one_to_fifty(
+    clients, new_tenant, token
+) -> None:
     tenant = await new_tenant()
     headers = auth(token(tenant, "registro"))
     responses = await asyncio.gather(
@@ -90,9 +92,15 @@ async def test_entrada_and_salida_books_number_independently(clients, new_tenant
     tenant = await new_tenant()
     headers = auth(token(tenant, "registro"))
     post = clients["registro"].post
-    e1 = await post("/api/v1/registro/asientos", json=factories.asiento(tipo="entrada"), headers=headers)
-    s1 = await post("/api/v1/registro/asientos", json=factories.asiento(tipo="salida"), headers=headers)
-    e2 = await post("/api/v1/registro/asientos", json=factories.asiento(tipo="entrada"), headers=headers)
+    e1 = await post(
+        "/api/v1/registro/asientos", json=factories.asiento(tipo="entrada"), headers=headers
+    )
+    s1 = await post(
+        "/api/v1/registro/asientos", json=factories.asiento(tipo="salida"), headers=headers
+    )
+    e2 = await post(
+        "/api/v1/registro/asientos", json=factories.asiento(tipo="entrada"), headers=headers
+    )
     assert (e1.json()["secuencia"], s1.json()["secuencia"], e2.json()["secuencia"]) == (1, 1, 2)
 
 
@@ -141,11 +149,15 @@ async def test_nie_and_cif_are_validated_too(clients, new_tenant, token) -> None
             factories.interesado(tipo_identificador="CIF", identificador="B12345674"),
         ]
     )
-    assert (await clients["registro"].post("/api/v1/registro/asientos", json=good, headers=headers)).status_code == 201
+    assert (
+        await clients["registro"].post("/api/v1/registro/asientos", json=good, headers=headers)
+    ).status_code == 201
     bad = factories.asiento(
         interesados=[factories.interesado(tipo_identificador="CIF", identificador="B12345675")]
     )
-    response = await clients["registro"].post("/api/v1/registro/asientos", json=bad, headers=headers)
+    response = await clients["registro"].post(
+        "/api/v1/registro/asientos", json=bad, headers=headers
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "interesados[0].identificador"
 
@@ -159,13 +171,19 @@ async def test_auth_401_403_and_unknown_tenant(clients, new_tenant, token) -> No
     assert missing.headers["content-type"].startswith("application/problem+json")
     garbage = await post("/api/v1/registro/asientos", json=body, headers=auth("not.a.jwt"))
     assert garbage.status_code == 401
-    no_role = await post("/api/v1/registro/asientos", json=body, headers=auth(token(tenant, "tramitador")))
+    no_role = await post(
+        "/api/v1/registro/asientos", json=body, headers=auth(token(tenant, "tramitador"))
+    )
     assert no_role.status_code == 403
-    unknown = await post("/api/v1/registro/asientos", json=body, headers=auth(token("99999", "registro")))
+    unknown = await post(
+        "/api/v1/registro/asientos", json=body, headers=auth(token("99999", "registro"))
+    )
     assert unknown.status_code == 401
     assert "99999" in unknown.json()["detail"]
     disabled = await new_tenant(activo=False)
-    refused = await post("/api/v1/registro/asientos", json=body, headers=auth(token(disabled, "registro")))
+    refused = await post(
+        "/api/v1/registro/asientos", json=body, headers=auth(token(disabled, "registro"))
+    )
     assert refused.status_code == 401
 
 
@@ -180,7 +198,9 @@ async def test_another_tenants_asiento_is_404(clients, new_tenant, token) -> Non
     )
     assert other.status_code == 404
     assert other.headers["content-type"].startswith("application/problem+json")
-    listed = await clients["registro"].get("/api/v1/registro/asientos", headers=auth(token(b, "registro")))
+    listed = await clients["registro"].get(
+        "/api/v1/registro/asientos", headers=auth(token(b, "registro"))
+    )
     assert listed.json()["total"] == 0
 
 
@@ -195,10 +215,15 @@ async def test_idempotency_key_replays_the_first_answer(clients, new_tenant, tok
     assert {first.status_code, second.status_code} == {201}
     assert first.json() == second.json()
     replayed = [r.headers.get("idempotent-replayed") for r in (first, second)]
-    assert sorted(replayed, key=str) == ["true", None] or sorted(replayed, key=str) == [None, "true"]
+    assert sorted(replayed, key=str) == ["true", None] or sorted(replayed, key=str) == [
+        None,
+        "true",
+    ]
     third = await clients["registro"].post("/api/v1/registro/asientos", json=body, headers=headers)
     assert third.json()["id"] == first.json()["id"]
-    listed = await clients["registro"].get("/api/v1/registro/asientos", headers=auth(token(tenant, "registro")))
+    listed = await clients["registro"].get(
+        "/api/v1/registro/asientos", headers=auth(token(tenant, "registro"))
+    )
     assert listed.json()["total"] == 1
     other_body = await clients["registro"].post(
         "/api/v1/registro/asientos", json=factories.asiento(resumen="otra cosa"), headers=headers
@@ -207,7 +232,9 @@ async def test_idempotency_key_replays_the_first_answer(clients, new_tenant, tok
     assert other_body.json()["errors"][0]["field"] == "Idempotency-Key"
 
 
-async def test_registering_writes_an_audit_record(clients, inprocess_platform, new_tenant, token) -> None:
+async def test_registering_writes_an_audit_record(
+    clients, inprocess_platform, new_tenant, token
+) -> None:
     tenant = await new_tenant()
     created = await clients["registro"].post(
         "/api/v1/registro/asientos",
@@ -253,14 +280,18 @@ async def test_asiento_opens_an_expediente_through_the_bus(clients, new_tenant, 
     assert expediente["estado"] == "iniciado"
     assert expediente["numero"] == f"EXP/{asiento['anio']}/000001"
     assert expediente["asiento_numero"] == asiento["numero"]
-    assert expediente["interesados"][0]["identificador"] == asiento["interesados"][0]["identificador"]
+    assert (
+        expediente["interesados"][0]["identificador"] == asiento["interesados"][0]["identificador"]
+    )
     one = await clients["tramitador"].get(
         f"/api/v1/tramitador/expedientes/{expediente['id']}", headers=headers
     )
     assert one.json() == expediente
 
 
-async def test_salida_or_unknown_procedimiento_opens_nothing(clients, inprocess_platform, new_tenant, token) -> None:
+async def test_salida_or_unknown_procedimiento_opens_nothing(
+    clients, inprocess_platform, new_tenant, token
+) -> None:
     tenant = await new_tenant()
     headers = auth(token(tenant, "registro"))
     for body in (
@@ -268,9 +299,13 @@ async def test_salida_or_unknown_procedimiento_opens_nothing(clients, inprocess_
         factories.asiento(procedimiento="no-existe"),
         factories.asiento(procedimiento=None),
     ):
-        assert (await clients["registro"].post("/api/v1/registro/asientos", json=body, headers=headers)).status_code == 201
+        assert (
+            await clients["registro"].post("/api/v1/registro/asientos", json=body, headers=headers)
+        ).status_code == 201
     # A marker asiento that does open one proves the three before were processed.
-    marker = await clients["registro"].post("/api/v1/registro/asientos", json=factories.asiento(), headers=headers)
+    marker = await clients["registro"].post(
+        "/api/v1/registro/asientos", json=factories.asiento(), headers=headers
+    )
     theirs = auth(token(tenant, "tramitador"))
 
     async def listed() -> list[dict[str, Any]]:
@@ -283,7 +318,9 @@ async def test_salida_or_unknown_procedimiento_opens_nothing(clients, inprocess_
         seen = (await session.execute(select(runtime.tables.inbox))).all()
     assert len(seen) >= 1
     await wait_for(lambda: _inbox_count(runtime, tenant, 4))
-    items = (await clients["tramitador"].get("/api/v1/tramitador/expedientes", headers=theirs)).json()["items"]
+    items = (
+        await clients["tramitador"].get("/api/v1/tramitador/expedientes", headers=theirs)
+    ).json()["items"]
     assert [i["asiento_id"] for i in items] == [marker.json()["id"]]
 
 

@@ -27,7 +27,9 @@ async def _insert_asiento(db: Database, tenant: str, numero: int) -> None:
         )
 
 
-async def test_query_without_tenant_filter_sees_only_own_rows(settings: Settings, new_tenant) -> None:
+async def test_query_without_tenant_filter_sees_only_own_rows(
+    settings: Settings, new_tenant
+) -> None:
     db = Database(settings.app_database_url())
     try:
         a, b = await new_tenant(), await new_tenant()
@@ -36,10 +38,16 @@ async def test_query_without_tenant_filter_sees_only_own_rows(settings: Settings
         await _insert_asiento(db, b, 1)
         async with tenant_transaction(db, a) as session:
             # Deliberately no WHERE tenant_id: the policy must do the filtering.
-            tenants = (await session.execute(text("SELECT tenant_id FROM registro.asientos"))).scalars().all()
+            tenants = (
+                (await session.execute(text("SELECT tenant_id FROM registro.asientos")))
+                .scalars()
+                .all()
+            )
         assert sorted(tenants) == [a, a]
         async with db.sessions() as session, session.begin():
-            unbound = (await session.execute(text("SELECT count(*) FROM registro.asientos"))).scalar_one()
+            unbound = (
+                await session.execute(text("SELECT count(*) FROM registro.asientos"))
+            ).scalar_one()
         assert unbound == 0
     finally:
         await db.dispose()
@@ -53,8 +61,9 @@ async def test_writing_another_tenants_row_is_refused(settings: Settings, new_te
             async with tenant_transaction(db, a) as session:
                 await session.execute(
                     text(
-                        "INSERT INTO registro.asientos (id, tenant_id, tipo, anio, secuencia, numero, "
-                        "fecha_registro, resumen, unidad_destino, interesados, registrado_por) VALUES "
+                        "INSERT INTO registro.asientos (id, tenant_id, tipo, anio, secuencia, "
+                        "numero, fecha_registro, resumen, unidad_destino, interesados, "
+                        "registrado_por) VALUES "
                         "(gen_random_uuid(), :t, 'entrada', 2026, 1, 'E/2026/000001', now(), 'x', "
                         "'L01030149', '[]'::jsonb, 'test')"
                     ),
@@ -85,12 +94,17 @@ async def test_the_service_role_is_neither_superuser_nor_owner(settings: Setting
         await db.dispose()
 
 
-async def test_asientos_cannot_be_updated_or_deleted_by_services(settings: Settings, new_tenant) -> None:
+async def test_asientos_cannot_be_updated_or_deleted_by_services(
+    settings: Settings, new_tenant
+) -> None:
     db = Database(settings.app_database_url())
     try:
         tenant = await new_tenant()
         await _insert_asiento(db, tenant, 1)
-        for statement in ("UPDATE registro.asientos SET resumen = 'y'", "DELETE FROM registro.asientos"):
+        for statement in (
+            "UPDATE registro.asientos SET resumen = 'y'",
+            "DELETE FROM registro.asientos",
+        ):
             with pytest.raises(DBAPIError, match="permission denied"):
                 async with tenant_transaction(db, tenant) as session:
                     await session.execute(text(statement))

@@ -36,9 +36,23 @@ class RunningPlatform:
     def token(self, tenant: str, roles: str, sub: str = "ana") -> str:
         """A token from the real ``consistorio token`` command."""
         out = subprocess.run(
-            [CONSISTORIO, "token", "--tenant", tenant, "--sub", sub, "--roles", roles,
-             "--data-dir", str(self.data_dir)],
-            env=self.env, capture_output=True, text=True, check=True, timeout=60,
+            [
+                CONSISTORIO,
+                "token",
+                "--tenant",
+                tenant,
+                "--sub",
+                sub,
+                "--roles",
+                roles,
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         )
         return out.stdout.strip()
 
@@ -52,7 +66,9 @@ class RunningPlatform:
         return self.process.wait(timeout=timeout)
 
 
-def start_platform(data_dir: Path, extra_env: dict[str, str], timeout: float = 180) -> RunningPlatform:
+def start_platform(
+    data_dir: Path, extra_env: dict[str, str], timeout: float = 180
+) -> RunningPlatform:
     """Runs ``consistorio up`` and waits until the gateway answers /readyz."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL")}
@@ -61,13 +77,18 @@ def start_platform(data_dir: Path, extra_env: dict[str, str], timeout: float = 1
     log = log_path.open("w")
     process = subprocess.Popen(
         [CONSISTORIO, "up", "--port", str(port), "--data-dir", str(data_dir)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     running = RunningPlatform(process, f"http://127.0.0.1:{port}", data_dir, env, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"consistorio up exited with {process.returncode}:\n{running.log()}")
+            raise AssertionError(
+                f"consistorio up exited with {process.returncode}:\n{running.log()}"
+            )
         try:
             if httpx.get(running.base_url + "/readyz", timeout=2).status_code == 200:
                 return running

@@ -59,7 +59,7 @@ def test_identifiers_are_normalized(tipo: TipoIdentificador, raw: str, normalize
         (TipoIdentificador.NIF, "1234567Z", "longitud"),
         (TipoIdentificador.NIE, "X1234567A", "control"),
         (TipoIdentificador.CIF, "B12345675", "control"),
-        (TipoIdentificador.NIF, "X1234567L", ""),
+        (TipoIdentificador.NIF, "X1234567L", "NIE"),
         (TipoIdentificador.PASAPORTE, "!!", "PASAPORTE"),
     ],
 )

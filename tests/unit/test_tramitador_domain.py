@@ -22,5 +22,10 @@ def test_expediente_number() -> None:
         ("entrada", "desconocido", False),
     ],
 )
-def test_which_asientos_open_an_expediente(tipo: str, procedimiento: str | None, opens: bool) -> None:
-    assert abre_expediente(tipo_asiento=tipo, procedimiento=procedimiento, catalogo={"generico"}) is opens
+def test_which_asientos_open_an_expediente(
+    tipo: str, procedimiento: str | None, opens: bool
+) -> None:
+    assert (
+        abre_expediente(tipo_asiento=tipo, procedimiento=procedimiento, catalogo={"generico"})
+        is opens
+    )

@@ -33,7 +33,9 @@ __all__ = [
 CONTENT_TYPE = "application/cloudevents+json"
 TYPE_PREFIX = "es.consistorio."
 _WORD = r"[a-z][a-z0-9-]*"
-_NAME = re.compile(rf"^(?P<service>{_WORD})\.(?P<aggregate>{_WORD})\.(?P<event>{_WORD})\.v(?P<major>[1-9]\d*)$")
+_NAME = re.compile(
+    rf"^(?P<service>{_WORD})\.(?P<aggregate>{_WORD})\.(?P<event>{_WORD})\.v(?P<major>[1-9]\d*)$"
+)
 _TENANT = re.compile(r"^\d{5}$")
 
 

@@ -9,6 +9,7 @@ stay and are retried with back-off. At-least-once: consumers deduplicate by id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -79,10 +80,8 @@ class OutboxRelay:
                 _log.exception("outbox relay error")
                 backoff = min(max(backoff * 2, 0.5), self._max_backoff)
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
 
     async def drain(self) -> int:
         """Publishes every pending row; returns how many were sent. Raises if the broker fails."""
