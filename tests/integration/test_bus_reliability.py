@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
@@ -29,6 +29,7 @@ from services.tramitador import handlers, models
 from tests.support import factories
 from tests.support.servers import AMQP_URL, require_server
 from tests.support.tcpproxy import TcpProxy
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -91,17 +92,6 @@ async def publish(
     )
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
 async def count_expedientes(db: Database, tenant: str) -> int:
     async with tenant_transaction(db, tenant) as session:
         return int(
@@ -116,7 +106,7 @@ async def test_outbox_keeps_events_while_the_broker_is_unreachable(
 ) -> None:
     tenant = await new_tenant()
     proxy = TcpProxy("127.0.0.1", 5672)
-    await proxy.start()
+    await proxy.up()
     via_proxy = amqp_settings.model_copy(
         update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{proxy.port}/"}
     )
@@ -135,7 +125,7 @@ async def test_outbox_keeps_events_while_the_broker_is_unreachable(
     runtime = platform.runtimes["registro"]
     await runtime.start()
     try:
-        await proxy.cut()
+        await proxy.down()
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=platform.apps["registro"]), base_url="http://svc"
         )
@@ -161,8 +151,8 @@ async def test_outbox_keeps_events_while_the_broker_is_unreachable(
         assert any(row.attempts > 0 for row in pending)
         assert received == []
 
-        await proxy.restore()
-        await eventually(lambda: _true_when(len(received) == 3))
+        await proxy.up()
+        await eventually(lambda: len(received) == 3)
         assert sorted(received) == sorted(row.event_id for row in pending)
         async with runtime.db.engine.connect() as conn:
             unsent = (
@@ -176,11 +166,7 @@ async def test_outbox_keeps_events_while_the_broker_is_unreachable(
     finally:
         await platform.close()
         await watcher.close()
-        await proxy.cut()
-
-
-async def _true_when(value: bool) -> bool:
-    return value
+        await proxy.down()
 
 
 class _DiesBeforeAck(Delivery):
@@ -240,7 +226,7 @@ async def test_consumer_dying_before_ack_gets_the_event_again_and_applies_it_onc
         await second.start()
         await second.subscribe(consumer.queue, bindings, recording)
         try:
-            await eventually(lambda: _true_when(len(redelivered) == 1), timeout=10)
+            await eventually(lambda: len(redelivered) == 1, timeout=10)
             await asyncio.sleep(0.3)
             assert redelivered == [True]
             assert await count_expedientes(runtime.db, tenant) == 1
@@ -348,7 +334,7 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_can_be_replayed
 
         healthy.set()
         await replay_dead_letter(bus_settings, letters[0].ref)
-        await eventually(lambda: _true_when(applied == [event["id"]]))
+        await eventually(lambda: applied == [event["id"]])
         replayed = await dead_letters_of(bus_settings, tenant, "tramitador.fragil")
         assert replayed[0].replayed_at is not None
     finally:

@@ -4,7 +4,7 @@ numbering under concurrency, validation, auth, tenant isolation, idempotency, au
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from services.bootstrap import Platform
 from services.common.db import tenant_transaction
 from tests.support import factories
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +33,6 @@ async def clients(inprocess_platform: Platform) -> AsyncIterator[dict[str, httpx
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Polls an async predicate until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_register_answers_the_asiento_with_its_number(clients, new_tenant, token) -> None:
@@ -274,7 +263,7 @@ async def test_asiento_opens_an_expediente_through_the_bus(clients, new_tenant, 
         )
         return r.json()["items"]
 
-    items = await wait_for(found)
+    items = await eventually(found)
     assert len(items) == 1
     expediente = items[0]
     assert expediente["estado"] == "iniciado"
@@ -312,12 +301,12 @@ async def test_salida_or_unknown_procedimiento_opens_nothing(
         r = await clients["tramitador"].get("/api/v1/tramitador/expedientes", headers=theirs)
         return r.json()["items"]
 
-    items = await wait_for(listed)
+    items = await eventually(listed)
     runtime = inprocess_platform.runtimes["tramitador"]
     async with tenant_transaction(runtime.db, tenant) as session:
         seen = (await session.execute(select(runtime.tables.inbox))).all()
     assert len(seen) >= 1
-    await wait_for(lambda: _inbox_count(runtime, tenant, 4))
+    await eventually(lambda: _inbox_count(runtime, tenant, 4))
     items = (
         await clients["tramitador"].get("/api/v1/tramitador/expedientes", headers=theirs)
     ).json()["items"]

@@ -1,63 +1,57 @@
-"""A loopback TCP proxy a test can cut and restore, to make a real server unreachable."""
+"""A loopback TCP forwarder a test can take down and bring back, to make a real
+server (RabbitMQ) unreachable without stopping it for everybody else."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import socket
 
 __all__ = ["TcpProxy"]
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; ``cut()`` closes everything, ``restore()`` reopens."""
+    """A TCP forwarder to the broker that a test can take down and bring back."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
-        self._server: asyncio.base_events.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
+        self._pumps: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        """Starts listening (on a fresh port the first time, the same port afterwards)."""
-        self._server = await asyncio.start_server(self._on_client, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+    async def up(self) -> None:
+        """Starts listening, as a broker coming back would."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
-    async def cut(self) -> None:
-        """Stops listening and drops every open connection."""
+    async def down(self) -> None:
+        """Stops listening and cuts every forwarded connection, as a broker crash would."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
         for writer in list(self._writers):
             writer.close()
-        for task in list(self._pipes):
+        for task in list(self._pumps):
             task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await asyncio.gather(*self._pumps, return_exceptions=True)
 
-    async def restore(self) -> None:
-        await self.start()
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        self._writers.update((writer, upstream_writer))
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink))
+            self._pumps.add(task)
+            task.add_done_callback(self._pumps.discard)
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    @staticmethod
+    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        self._writers.update({writer, up_writer})
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        except (ConnectionError, asyncio.CancelledError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
             pass
         finally:
-            with contextlib.suppress(Exception):
-                dst.close()
-            self._writers.discard(dst)
+            sink.close()
