@@ -82,7 +82,7 @@ async def run_idempotent(
         return _response(stored, replayed=True)
     created = await create()
     body = jsonable_encoder(created.body)
-    await uow.session.execute(
+    uow.defer(
         update(table)
         .where(table.c.tenant_id == uow.tenant_id, table.c.key == key)
         .values(status_code=created.status, response_body=body, response_headers=created.headers)

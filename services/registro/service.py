@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import NotFound
@@ -41,10 +41,10 @@ async def register_asiento(
         "interesados": [i.model_dump(mode="json") for i in data.interesados],
         "registrado_por": uow.actor.sub,
     }
-    await uow.session.execute(insert(asientos).values(**row))
+    uow.add(asientos, row)
     asiento = AsientoRead.model_validate(row)
     snapshot = asiento.model_dump(mode="json")
-    await uow.audit(action="registrar", entity="asiento", entity_id=asiento.id, new=snapshot)
+    uow.audit(action="registrar", entity="asiento", entity_id=asiento.id, new=snapshot)
     uow.emit(
         ASIENTO_REGISTRADO,
         {

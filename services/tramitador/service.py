@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.envelope import ReceivedEvent
@@ -56,10 +56,10 @@ async def open_expediente_for_asiento(
         "fecha_inicio": fecha,
         "interesados": asiento["interesados"],
     }
-    await uow.session.execute(insert(expedientes).values(**row))
+    uow.add(expedientes, row)
     expediente = ExpedienteRead.model_validate(row)
     snapshot = expediente.model_dump(mode="json")
-    await uow.audit(action="iniciar", entity="expediente", entity_id=expediente.id, new=snapshot)
+    uow.audit(action="iniciar", entity="expediente", entity_id=expediente.id, new=snapshot)
     uow.emit(
         EXPEDIENTE_INICIADO,
         {

@@ -49,9 +49,11 @@ def _pct(values: list[float], q: float) -> float:
 
 async def _progress(label: str, done: list[float], seconds: float) -> None:
     start = time.monotonic()
-    while (elapsed := time.monotonic() - start) < seconds:
+    elapsed = 0.0
+    while elapsed < seconds:
         await asyncio.sleep(1)
-        rate = len(done) / max(elapsed, 1e-9)
+        elapsed = time.monotonic() - start
+        rate = len(done) / elapsed
         print(
             f"\r  {label}: {len(done):6d} done, {rate:7.1f}/s, {elapsed:4.0f}/{seconds:.0f} s",
             end="",
