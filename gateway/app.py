@@ -41,6 +41,7 @@ from services.common.errors import (
     problem_response,
 )
 from services.common.settings import Settings
+from services.common.telemetry import instrument_app, instrument_httpx_client
 
 __all__ = ["TooManyRequestsError", "create_gateway"]
 
@@ -165,6 +166,8 @@ class _Upstreams:
             follow_redirects=False,
             trust_env=False,
         )
+        # Client spans carry the traceparent to the services: one trace per request.
+        instrument_httpx_client(self._client)
         try:
             yield
         finally:
@@ -228,6 +231,7 @@ def create_gateway(
         redoc_url=None,
     )
     install_problem_handlers(app)
+    instrument_app(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
