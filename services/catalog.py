@@ -30,6 +30,13 @@ class ServiceDefinition:
     create_app: Callable[[ServiceRuntime], FastAPI]
     consumers: Sequence[ConsumerSpec]
     migrations: MigrationSet
+    # Path segments the gateway routes to this service (/api/v1/<segment>/...).
+    routes: tuple[str, ...] = ()
+
+    @property
+    def gateway_routes(self) -> tuple[str, ...]:
+        """The segments of ``/api/v1/<segment>/`` served by this service (its name by default)."""
+        return self.routes or (self.name,)
 
 
 def _registro() -> ServiceDefinition:

@@ -102,7 +102,8 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
         urls: dict[str, str] = {}
         for name, app in platform.apps.items():
             sock = _bind("127.0.0.1", 0)
-            urls[name] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            for segment in SERVICES[name]().gateway_routes:
+                urls[segment] = f"http://127.0.0.1:{sock.getsockname()[1]}"
             tasks.append(serving.add(app, sock, settings))
         gateway = create_gateway(settings=settings, verifier=platform.verifier, service_urls=urls)
         tasks.append(serving.add(gateway, _bind(host, port), settings))
