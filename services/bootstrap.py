@@ -78,6 +78,7 @@ class Platform:
     transport: Transport
     verifier: TokenVerifier
     contracts: ContractRegistry
+    tenants: TenantDirectory
     runtimes: dict[str, ServiceRuntime] = field(default_factory=dict)
     apps: dict[str, FastAPI] = field(default_factory=dict)
 
@@ -105,7 +106,7 @@ async def build_platform(
     bus = transport or build_transport(settings)
     await bus.start()
     contracts = ContractRegistry.load()
-    platform = Platform(settings, db, bus, verifier, contracts)
+    platform = Platform(settings, db, bus, verifier, contracts, tenants)
     for name in service_names:
         definition = SERVICES[name]()
         runtime = ServiceRuntime(
@@ -117,6 +118,7 @@ async def build_platform(
             transport=bus,
             verifier=verifier,
             consumers=definition.consumers,
+            tenants=tenants,
         )
         platform.runtimes[name] = runtime
         platform.apps[name] = definition.create_app(runtime)

@@ -18,6 +18,7 @@ from services.common.contracts import ContractRegistry
 from services.common.db import Database
 from services.common.kernel_tables import KernelTables
 from services.common.settings import Settings
+from services.common.tenants import TenantDirectory
 from services.common.uow import Actor, UnitOfWork
 
 __all__ = ["ConsumerSpec", "ServiceRuntime"]
@@ -44,6 +45,8 @@ class ServiceRuntime:
     transport: Transport
     verifier: TokenVerifier
     consumers: Sequence[ConsumerSpec] = ()
+    # The tenant registry, for services that need a tenant's name or DIR3 code.
+    tenants: TenantDirectory | None = None
     relay: OutboxRelay = field(init=False)
 
     def __post_init__(self) -> None:

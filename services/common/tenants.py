@@ -96,23 +96,30 @@ async def list_tenants(conn: AsyncConnection) -> list[Tenant]:
 
 
 class TenantDirectory:
-    """Answers "is this tenant active?" with a short cache, for token checks."""
+    """Looks tenants up with a short cache: token checks and seals need them on every call."""
 
     def __init__(self, db: Database, *, cache_seconds: float = 30.0) -> None:
         self._db = db
         self._ttl = cache_seconds
-        self._cache: dict[str, tuple[float, bool]] = {}
+        self._cache: dict[str, tuple[float, Tenant | None]] = {}
 
-    async def is_active(self, ine_code: str) -> bool:
+    async def get(self, ine_code: str) -> Tenant | None:
+        """The tenant with this INE code, or None if there is none."""
         hit = self._cache.get(ine_code)
         now = time.monotonic()
         if hit and now - hit[0] < self._ttl:
             return hit[1]
         async with self._db.engine.connect() as conn:
-            row = await conn.execute(
-                select(tenants_table.c.activo).where(tenants_table.c.ine_code == ine_code)
-            )
-            value = row.scalar_one_or_none()
-        active = bool(value)
-        self._cache[ine_code] = (now, active)
-        return active
+            row = (
+                await conn.execute(
+                    select(tenants_table).where(tenants_table.c.ine_code == ine_code)
+                )
+            ).first()
+        tenant = Tenant(row.ine_code, row.nombre, row.dir3, row.activo) if row else None
+        self._cache[ine_code] = (now, tenant)
+        return tenant
+
+    async def is_active(self, ine_code: str) -> bool:
+        """True for a known tenant that is not disabled."""
+        tenant = await self.get(ine_code)
+        return tenant is not None and tenant.activo
