@@ -7,7 +7,10 @@ or lets the examples, the AsyncAPI document or the guide drift from the schemas.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -38,6 +41,11 @@ ASYNCAPI = ROOT / "asyncapi.yaml"
 EXAMPLES = ROOT / "examples"
 ASIENTO = "registro.asiento.registrado.v1"
 EXPEDIENTE = "tramitador.expediente.iniciado.v1"
+SELLAR = "sellado.documento.sellar.v1"
+SELLADO = "sellado.documento.sellado.v1"
+RECHAZADO = "sellado.documento.rechazado.v1"
+CONTRACTS = [ASIENTO, EXPEDIENTE, SELLAR, SELLADO, RECHAZADO]
+SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +100,7 @@ def good_envelope() -> dict[str, Any]:
 
 def test_the_expected_contracts_are_there(registry: ContractRegistry) -> None:
     """The registry finds exactly the contracts we publish."""
-    assert registry.names() == [ASIENTO, EXPEDIENTE]
+    assert registry.names() == sorted(CONTRACTS)
 
 
 @pytest.mark.parametrize("path", schema_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -106,7 +114,7 @@ def test_schema_is_valid_draft_2020_12_with_the_id_its_path_implies(path: Path) 
     assert schema.get("title") and schema.get("description")
 
 
-@pytest.mark.parametrize("name", [ASIENTO, EXPEDIENTE])
+@pytest.mark.parametrize("name", CONTRACTS)
 def test_contract_schema_is_open_for_minor_additions(registry: ContractRegistry, name: str) -> None:
     """Open objects are what lets a minor add optional fields without breaking consumers."""
     schema = registry.schema(name)
@@ -126,8 +134,10 @@ def test_every_schema_file_is_a_contract_or_the_envelope(registry: ContractRegis
 
 def test_interesado_is_the_same_shape_in_every_contract(registry: ContractRegistry) -> None:
     """Each contract defines interesado locally; they must not drift apart."""
-    shapes = [registry.schema(name)["$defs"]["interesado"] for name in registry.names()]
-    assert shapes and all(shape == shapes[0] for shape in shapes)
+    carriers = [n for n in registry.names() if "interesado" in registry.schema(n).get("$defs", {})]
+    assert set(carriers) >= {ASIENTO, EXPEDIENTE}
+    shapes = [registry.schema(name)["$defs"]["interesado"] for name in carriers]
+    assert all(shape == shapes[0] for shape in shapes)
     assert shapes[0]["properties"]["tipo_identificador"]["enum"] == [
         "NIF",
         "NIE",
@@ -164,7 +174,7 @@ def test_name_path_mapping_round_trips() -> None:
 # --- examples ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [ASIENTO, EXPEDIENTE])
+@pytest.mark.parametrize("name", CONTRACTS)
 def test_each_contract_has_a_minimal_and_a_full_example(name: str) -> None:
     """Integrators learn from examples; each contract shows its smallest and fullest form."""
     folder = EXAMPLES / name_to_path(name).removesuffix(".json")
@@ -177,6 +187,110 @@ def test_example_validates_against_its_schema(registry: ContractRegistry, path: 
     name = path_to_name(path.parent.relative_to(EXAMPLES).as_posix() + ".json")
     assert name in registry.names(), f"{path.name} belongs to no contract"
     registry.validate(name, load_json(path))
+
+
+# --- sellado: a command and its replies ---------------------------------------------
+
+
+def without_descriptions(node: Any) -> Any:
+    """A schema fragment with its prose left out, to compare constraints only."""
+    if isinstance(node, dict):
+        return {k: without_descriptions(v) for k, v in node.items() if k != "description"}
+    return node
+
+
+@pytest.mark.parametrize("field", ["solicitud_id", "solicitante", "nombre_fichero", "pdf"])
+def test_fields_a_reply_echoes_are_constrained_as_in_the_command(
+    registry: ContractRegistry, field: str
+) -> None:
+    """What a reply copies from the command must be valid wherever it was valid in it."""
+    shapes = [
+        without_descriptions(registry.schema(name)["properties"][field])
+        for name in SELLADO_CONTRACTS
+        if field in registry.schema(name)["properties"]
+    ]
+    assert len(shapes) >= 2 and all(shape == shapes[0] for shape in shapes)
+    for name in SELLADO_CONTRACTS:
+        if field in ("solicitud_id", "solicitante"):
+            assert field in registry.schema(name)["required"], name
+
+
+def test_reply_examples_answer_a_command_example() -> None:
+    """The sealed examples answer the command examples: same solicitud, solicitante, file."""
+    folder = EXAMPLES / "sellado"
+    for kind in ("minimal", "full"):
+        command = load_json(folder / f"documento-sellar/v1/{kind}.json")
+        reply = load_json(folder / f"documento-sellado/v1/{kind}.json")
+        for field in ("solicitud_id", "solicitante", "nombre_fichero"):
+            assert reply[field] == command[field], (kind, field)
+        sealed = base64.b64decode(reply["pdf"], validate=True)
+        assert sealed.startswith(base64.b64decode(command["pdf"], validate=True))
+        assert reply["sha256"] == hashlib.sha256(sealed).hexdigest()
+
+
+def test_pdf_limit_holds_ten_mebibytes_and_fits_a_rabbitmq_message(
+    registry: ContractRegistry,
+) -> None:
+    """14,000,000 base64 characters hold a 10 MiB PDF, and the event stays under 16 MiB."""
+    limit = registry.schema(SELLAR)["properties"]["pdf"]["maxLength"]
+    assert 4 * math.ceil(10 * 1024 * 1024 / 3) <= limit
+    data = {**load_json(EXAMPLES / "sellado/documento-sellado/v1/full.json"), "pdf": "A" * limit}
+    registry.validate(SELLADO, data)
+    with pytest.raises(ContractViolation):
+        registry.validate(SELLADO, {**data, "pdf": "A" * (limit + 1)})
+    envelope = {
+        "specversion": "1.0",
+        "id": "0195a3c5-0f6a-7a83-b4c5-d6e7f8091a2b",
+        "source": "/consistorio/sellado",
+        "type": event_type_for(SELLADO),
+        "time": "2026-03-02T10:41:04.391+01:00",
+        "datacontenttype": "application/json",
+        "dataschema": schema_id_for(name_to_path(SELLADO)),
+        "tenantid": "03014",
+        "data": data,
+    }
+    assert len(json.dumps(envelope).encode()) < 16 * 1024 * 1024  # RabbitMQ 4 default
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        (SELLAR, "solicitud_id", "42"),
+        (SELLAR, "solicitante", ""),
+        (SELLAR, "solicitante", "x" * 101),
+        (SELLAR, "nombre_fichero", "informe.docx"),
+        (SELLAR, "nombre_fichero", "informe.pdf.exe"),
+        (SELLAR, "nombre_fichero", "x" * 252 + ".pdf"),
+        (SELLAR, "motivo", "x" * 201),
+        (SELLAR, "apariencia", {"pagina": 1}),
+        (SELLAR, "apariencia", {"visible": True, "pagina": 0}),
+        (SELLAR, "apariencia", {"visible": "si"}),
+        (SELLADO, "sha256", "59201C33846AF08555F2EC6A32D91985407A35E8093D7D326ECACB0FA874EAF1"),
+        (SELLADO, "sha256", "59201c33"),
+        (SELLADO, "perfil", "PAdES-B-LTA"),
+        (SELLADO, "sello_tiempo", "2026-03-02 09:41:04"),
+        (SELLADO, "firmante", ""),
+        (RECHAZADO, "codigo", "otro"),
+        (RECHAZADO, "motivo", ""),
+        (RECHAZADO, "motivo", "x" * 1001),
+    ],
+)
+def test_sellado_contracts_reject_a_bad_value(
+    registry: ContractRegistry, name: str, field: str, value: Any
+) -> None:
+    """Each constraint of the sellado contracts is enforced, reported at its field."""
+    data = load_json(EXAMPLES / name_to_path(name).removesuffix(".json") / "full.json")
+    data[field] = value
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate(name, data)
+    assert [error.split(":")[0].split("/")[0] for error in caught.value.errors] == [field]
+
+
+def test_nombre_fichero_ends_in_pdf_in_any_case(registry: ContractRegistry) -> None:
+    """The extension is matched without regard to case, as file systems show it."""
+    data = load_json(EXAMPLES / "sellado/documento-sellar/v1/minimal.json")
+    for name in ("a.pdf", "A.PDF", "acta 3.Pdf"):
+        registry.validate(SELLAR, {**data, "nombre_fichero": name})
 
 
 # --- runtime validation ----------------------------------------------------------
@@ -328,6 +442,12 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "asientoRegistrado"),
         ("receive", "asientoRegistrado"),
         ("send", "expedienteIniciado"),
+        ("send", "documentoSellar"),
+        ("receive", "documentoSellar"),
+        ("send", "documentoSellado"),
+        ("receive", "documentoSellado"),
+        ("send", "documentoRechazado"),
+        ("receive", "documentoRechazado"),
     }
 
 

@@ -285,7 +285,25 @@ async def test_invalid_message_is_dead_lettered_with_its_reason(bus_settings, ne
             )
         )
         assert "JSON" in letters[0].reason
+
+        # A publisher allowed only its own council's keys must not act for another.
+        other = await new_tenant()
+        spoofed = asiento_event(other)
+        await platform.transport.publish(
+            OutgoingMessage(
+                routing_key=f"{tenant}.{ASIENTO_REGISTRADO}",
+                body=json.dumps(spoofed).encode(),
+                message_id=spoofed["id"],
+            )
+        )
+        letters = await eventually(
+            lambda: _when_len(
+                dead_letters_of(bus_settings, None, "tramitador.asientos"), spoofed["id"]
+            )
+        )
+        assert "no coincide" in letters[0].reason
         assert await count_expedientes(runtime.db, tenant) == 0
+        assert await count_expedientes(runtime.db, other) == 0
     finally:
         await platform.close()
 

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from services.common.bus.envelope import EnvelopeError, EventName, ReceivedEvent, parse_envelope
+from services.common.bus.envelope import (
+    EnvelopeError,
+    EventName,
+    ReceivedEvent,
+    parse_envelope,
+    split_routing_key,
+)
 from services.common.bus.transport import Delivery, Transport
 from services.common.contracts import ContractRegistry, ContractViolation, UnknownContract
 from services.common.db import Database
@@ -98,6 +104,14 @@ class EventConsumer:
 
     def _accept(self, delivery: Delivery) -> ReceivedEvent:
         event = parse_envelope(delivery.body, content_type=delivery.content_type)
+        routed_tenant, _ = split_routing_key(delivery.routing_key)
+        if routed_tenant != event.tenant:
+            # Broker permissions confine a publisher by routing key only: an envelope
+            # claiming another tenant must not act for that tenant.
+            raise EnvelopeError(
+                f"tenantid {event.tenant} no coincide con la clave de enrutado "
+                f"{delivery.routing_key}"
+            )
         name = str(event.name)
         if name not in self.events:
             raise EnvelopeError(f"el consumidor {self.name} no espera eventos {name}")
