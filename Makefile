@@ -35,6 +35,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m tests.bench.registro
+	$(BIN)/python -m tests.bench.tsa
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 
@@ -40,6 +40,7 @@ from services.common.errors import (
     install_problem_handlers,
     problem_response,
 )
+from services.common.public_paths import PublicPath
 from services.common.settings import Settings
 from services.common.telemetry import instrument_app, instrument_httpx_client
 
@@ -200,12 +201,15 @@ def create_gateway(
     verifier: TokenVerifier,
     service_urls: dict[str, str],
     public_routes: APIRouter | None = None,
+    public_paths: Sequence[PublicPath] = (),
 ) -> FastAPI:
     """Builds the gateway app; its lifespan owns the pooled client and the rate limiter.
 
     ``service_urls`` maps each service name to its base URL (no path); a call to
     ``/api/v1/<service>/...`` goes to ``<base>/api/v1/<service>/...``.
     ``public_routes`` are served without authentication, rate-limited per IP.
+    ``public_paths`` are services' public paths (``/tsa``, ``/pki/ca.pem``…), forwarded
+    to ``/api/v1/<service>/<upstream>`` anonymously unless their setting asks for a token.
     """
     urls = dict(service_urls)
     limiter = _rate_limiter(settings)
@@ -318,6 +322,9 @@ def create_gateway(
     if public_routes is not None:
         app.include_router(public_routes, dependencies=[Depends(anonymous_quota)])
 
+    for public in public_paths:
+        _add_public_path(app, public, settings, urls, upstreams, anonymous_quota, authenticated)
+
     @app.api_route("/api/v1/{service}/{path:path}", methods=_PROXY_METHODS)
     async def proxy(
         service: str, path: str, request: Request, _: Principal = Depends(authenticated)
@@ -339,3 +346,37 @@ def create_gateway(
         )
 
     return app
+
+
+def _add_public_path(
+    app: FastAPI,
+    public: PublicPath,
+    settings: Settings,
+    urls: dict[str, str],
+    upstreams: _Upstreams,
+    anonymous_quota: Callable[[Request], Awaitable[None]],
+    authenticated: Callable[[Request], Awaitable[Principal]],
+) -> None:
+    """Exposes a service's public path, anonymously (rate-limited) unless configured not to."""
+    guard = authenticated if public.requires_token(settings) else anonymous_quota
+
+    async def forward_public(request: Request) -> Response:
+        base_url = urls.get(public.service)
+        if base_url is None:
+            raise NotFound(f"No existe el servicio '{public.service}'.")
+        return await forward(
+            upstreams.client,
+            request,
+            service=public.service,
+            path=public.upstream,
+            base_url=base_url,
+            request_id=request.state.request_id,
+        )
+
+    app.add_api_route(
+        public.path,
+        forward_public,
+        methods=list(public.methods),
+        dependencies=[Depends(guard)],
+        include_in_schema=False,
+    )

@@ -14,9 +14,16 @@ from fastapi import FastAPI
 
 from services.common.kernel_tables import KernelTables
 from services.common.migrations_support import MigrationSet
+from services.common.public_paths import PublicPath
 from services.common.runtime import ConsumerSpec, ServiceRuntime
 
-__all__ = ["PLATFORM_MIGRATIONS", "SERVICES", "ServiceDefinition", "all_migrations"]
+__all__ = [
+    "PLATFORM_MIGRATIONS",
+    "SERVICES",
+    "ServiceDefinition",
+    "all_migrations",
+    "all_public_paths",
+]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -32,6 +39,8 @@ class ServiceDefinition:
     migrations: MigrationSet
     # Path segments the gateway routes to this service (/api/v1/<segment>/...).
     routes: tuple[str, ...] = ()
+    # Public paths outside /api/v1 that the gateway forwards to this service.
+    public_paths: tuple[PublicPath, ...] = ()
 
     @property
     def gateway_routes(self) -> tuple[str, ...]:
@@ -63,12 +72,33 @@ def _tramitador() -> ServiceDefinition:
     )
 
 
+def _sellado() -> ServiceDefinition:
+    from services.sellado import app, models
+
+    return ServiceDefinition(
+        name="sellado",
+        tables=models.kernel,
+        create_app=app.create_app,
+        # Its consumer needs the process's keys: the app adds it when it is built.
+        consumers=(),
+        migrations=MigrationSet("sellado", models.SCHEMA, _HERE / "sellado" / "migrations"),
+        public_paths=app.PUBLIC_PATHS,
+    )
+
+
+
 PLATFORM_MIGRATIONS = MigrationSet("plataforma", "plataforma", _HERE / "common" / "migrations")
 
 SERVICES: dict[str, Callable[[], ServiceDefinition]] = {
     "registro": _registro,
     "tramitador": _tramitador,
+    "sellado": _sellado,
 }
+
+
+def all_public_paths() -> list[PublicPath]:
+    """Every service's public paths, for the gateway."""
+    return [path for load in SERVICES.values() for path in load().public_paths]
 
 
 def all_migrations() -> list[MigrationSet]:

@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.bootstrap import Platform, build_platform, migrate, seed_demo_tenants
-from services.catalog import SERVICES
+from services.catalog import SERVICES, all_public_paths
 from services.common.logging import configure_logging
 from services.common.settings import Settings
 from services.common.telemetry import configure_telemetry
@@ -105,7 +105,12 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
             for segment in SERVICES[name]().gateway_routes:
                 urls[segment] = f"http://127.0.0.1:{sock.getsockname()[1]}"
             tasks.append(serving.add(app, sock, settings))
-        gateway = create_gateway(settings=settings, verifier=platform.verifier, service_urls=urls)
+        gateway = create_gateway(
+            settings=settings,
+            verifier=platform.verifier,
+            service_urls=urls,
+            public_paths=all_public_paths(),
+        )
         tasks.append(serving.add(gateway, _bind(host, port), settings))
         bus = "RabbitMQ" if settings.amqp_url else "in-process bus"
         _log.info("Consistorio listening on http://%s:%d (%s)", host, port, bus)
@@ -135,7 +140,10 @@ async def run_service(settings: Settings, *, name: str, host: str, port: int) ->
 
         platform = await build_platform(settings, [])
         app = create_gateway(
-            settings=settings, verifier=platform.verifier, service_urls=settings.service_urls
+            settings=settings,
+            verifier=platform.verifier,
+            service_urls=settings.service_urls,
+            public_paths=all_public_paths(),
         )
     else:
         platform = await build_platform(settings, [name])

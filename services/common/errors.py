@@ -6,6 +6,7 @@ Hierarchy::
      ├── NotFound                404 (also what another tenant's resource answers)
      ├── Conflict                409
      ├── Unprocessable           422 with per-field errors
+     ├── PayloadTooLarge         413 (uploads over their limit)
      ├── Unauthorized            401
      └── Forbidden               403
 
@@ -29,6 +30,7 @@ __all__ = [
     "FieldError",
     "Forbidden",
     "NotFound",
+    "PayloadTooLarge",
     "ProblemError",
     "Unauthorized",
     "Unprocessable",
@@ -81,6 +83,11 @@ class Conflict(ProblemError):
 class Unprocessable(ProblemError):
     status = 422
     slug = "datos-no-validos"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    slug = "demasiado-grande"
 
 
 class Unauthorized(ProblemError):

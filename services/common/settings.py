@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -55,6 +55,24 @@ class Settings(BaseSettings):
     rate_limit_anonymous_per_minute: int = 60
     redis_url: str | None = None
     proxy_timeout_seconds: float = 30.0
+
+    # repositorio (documents store): S3 when S3_ENDPOINT is set (host[:port], as the
+    # minio SDK takes it; S3_SECURE picks https), else files under <data_dir>/documentos.
+    repositorio_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str = "consistorio-documentos"
+    s3_secure: bool = True
+
+    # sellado: production keys as PKCS#12 files (tsa.p12, <INE>.p12, ca.pem) with a
+    # passphrase from a secret; without them a development PKI is made under data_dir.
+    sellado_pkcs12_dir: Path | None = None
+    sellado_pkcs12_passphrase: SecretStr | None = None
+    sellado_max_pdf_bytes: int = 10 * 1024 * 1024
+    tsa_policy_oid: str | None = None
+    # POST /tsa is anonymous (rate-limited) unless this asks for a token.
+    tsa_require_token: bool = False
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -7,8 +7,13 @@ and RabbitMQ.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import aio_pika
@@ -72,11 +77,63 @@ def register_and_find_expediente(platform: RunningPlatform) -> dict:
         return asiento
 
 
-def test_embedded_platform(tmp_path: Path, platform_factory) -> None:
-    data_dir = tmp_path / "var"
+def timestamp_through_the_gateway(platform: RunningPlatform, workdir: Path) -> None:
+    """RFC 3161 at the public /tsa, verified by openssl against /pki/ca.pem and /tsa/chain.pem."""
+    data = workdir / "documento.txt"
+    data.write_text("Consistorio")
+    query, reply = workdir / "q.tsq", workdir / "r.tsr"
+    run = partial(subprocess.run, check=True, capture_output=True, text=True, timeout=60)
+    run(["openssl", "ts", "-query", "-data", str(data), "-sha256", "-cert", "-out", str(query)])
+    answer = httpx.post(
+        platform.base_url + "/tsa",
+        content=query.read_bytes(),
+        headers={"Content-Type": "application/timestamp-query"},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/timestamp-reply"
+    assert answer.headers["x-request-id"]
+    reply.write_bytes(answer.content)
+    (workdir / "ca.pem").write_bytes(httpx.get(platform.base_url + "/pki/ca.pem").content)
+    (workdir / "chain.pem").write_bytes(httpx.get(platform.base_url + "/tsa/chain.pem").content)
+    verified = run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-in",
+            str(reply),
+            "-queryfile",
+            str(query),
+            "-CAfile",
+            str(workdir / "ca.pem"),
+            "-untrusted",
+            str(workdir / "chain.pem"),
+        ]
+    )
+    assert "Verification: OK" in verified.stdout
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data dir outside pytest's private tmp tree.
+
+    As root, the embedded PostgreSQL runs as its own system user, which must be able
+    to reach the data dir; pytest keeps its tmp root at 0700 and resets it whenever a
+    pytest session starts, so the server's files live in a directory of their own.
+    """
+    path = Path(tempfile.mkdtemp(prefix="consistorio-e2e-"))
+    path.chmod(0o755)
+    yield path / "var"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_embedded_platform(tmp_path: Path, embedded_data_dir: Path, platform_factory) -> None:
+    data_dir = embedded_data_dir
     platform = start_platform(data_dir, {})
     platform_factory.append(platform)
     asiento = register_and_find_expediente(platform)
+    timestamp_through_the_gateway(platform, tmp_path)
     assert platform.stop() == 0, platform.log()[-4000:]
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), (
         "embedded PostgreSQL left running"

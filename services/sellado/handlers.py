@@ -1,0 +1,29 @@
+"""Bus consumers of the sellado: the seal command.
+
+Built per process by :func:`consumers` because they need the process's trust
+services (keys, TSA), which exist only once the app is wired.
+"""
+
+from __future__ import annotations
+
+from services.common.bus.envelope import ReceivedEvent
+from services.common.runtime import ConsumerSpec
+from services.common.tenants import TenantDirectory
+from services.common.uow import UnitOfWork
+from services.sellado import service
+from services.sellado.trust import TrustServices
+
+
+def consumers(
+    trust: TrustServices, tenants: TenantDirectory, *, max_bytes: int
+) -> tuple[ConsumerSpec, ...]:
+    """The sellado's consumers, bound to this process's keys."""
+
+    async def on_sellar(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """Seals with the key of the envelope's tenant and replies by event."""
+        tenant = await tenants.get(event.tenant)
+        await service.answer_seal_command(
+            uow, event, trust=trust, tenant=tenant, max_bytes=max_bytes
+        )
+
+    return (ConsumerSpec(name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar),)
