@@ -58,7 +58,7 @@ def serve(port: int, pki_dir: Path, database_url: str | None) -> None:
     from services.common.errors import install_problem_handlers
     from services.common.telemetry import instrument_app
     from services.sellado import tsa_api
-        from services.sellado.pki import DevPki
+    from services.sellado.pki import DevPki
     from services.sellado.tsa import (
         DEVELOPMENT_POLICY_OID,
         InMemorySerialSource,
