@@ -28,6 +28,7 @@ from gateway.app import create_gateway
 from gateway.ratelimit import RedisRateLimiter
 from services.common.auth import JwksKeySource, TokenVerifier
 from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
+from services.common.public_paths import PublicPath
 from services.common.settings import Settings
 from tests.support.servers import REDIS_URL, require_server
 
@@ -224,6 +225,11 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
             verifier=verifier,
             service_urls=urls,
             public_routes=broken,
+            public_paths=(
+                PublicPath("/publico/eco", "registro", "eco", methods=("GET", "POST")),
+                PublicPath("/privado/eco", "registro", "eco", token_required=lambda s: True),
+                PublicPath("/sin-servicio", "ausente", "eco"),
+            ),
         )
         gateway_down = create_gateway(
             settings=_settings(),
@@ -432,6 +438,25 @@ async def test_upstream_down_is_502_problem(platform: Platform, client: httpx.As
 
     body = _assert_problem(response, 502)
     assert "caido" in body["detail"]
+
+
+async def test_public_paths_reach_the_service_anonymously_unless_a_token_is_required(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    public = await client.post(f"{platform.gateway}/publico/eco?x=1", content=b"hola")
+    assert public.status_code == 200, public.text
+    assert public.json()["raw_path"] == "/api/v1/registro/eco"
+    assert public.json()["query"] == "x=1"
+    assert public.json()["method"] == "POST"
+    assert public.headers["x-request-id"]
+    assert public.headers["ratelimit-limit"] == "10000"
+
+    _assert_problem(await client.get(f"{platform.gateway}/privado/eco"), 401)
+    with_token = await client.get(f"{platform.gateway}/privado/eco", headers=platform.auth())
+    assert with_token.status_code == 200
+    assert with_token.json()["raw_path"] == "/api/v1/registro/eco"
+
+    _assert_problem(await client.get(f"{platform.gateway}/sin-servicio"), 404)
 
 
 async def test_anonymous_calls_get_429_after_the_limit(
