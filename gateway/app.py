@@ -364,11 +364,15 @@ def _add_public_path(
         base_url = urls.get(public.service)
         if base_url is None:
             raise NotFound(f"No existe el servicio '{public.service}'.")
+        try:
+            upstream = public.upstream.format(**request.path_params)
+        except (KeyError, IndexError) as exc:
+            raise NotFound(f"No existe el recurso {request.url.path}.") from exc
         return await forward(
             upstreams.client,
             request,
             service=public.service,
-            path=public.upstream,
+            path=upstream,
             base_url=base_url,
             request_id=request.state.request_id,
         )

@@ -18,7 +18,11 @@ __all__ = ["PublicPath"]
 
 @dataclass(frozen=True)
 class PublicPath:
-    """One public path: where the gateway listens and where on the service it forwards."""
+    """One public path: where the gateway listens and where on the service it forwards.
+
+    ``path`` may hold parameters (``/verificar/{csv}``) that ``upstream`` reuses
+    (``verificar/{csv}``).
+    """
 
     path: str
     service: str

@@ -229,6 +229,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
                 PublicPath("/publico/eco", "registro", "eco", methods=("GET", "POST")),
                 PublicPath("/privado/eco", "registro", "eco", token_required=lambda s: True),
                 PublicPath("/sin-servicio", "ausente", "eco"),
+                PublicPath("/con-parametro/{codigo}", "registro", "eco/{codigo}"),
             ),
         )
         gateway_down = create_gateway(
@@ -457,6 +458,9 @@ async def test_public_paths_reach_the_service_anonymously_unless_a_token_is_requ
     assert with_token.json()["raw_path"] == "/api/v1/registro/eco"
 
     _assert_problem(await client.get(f"{platform.gateway}/sin-servicio"), 404)
+    param = await client.get(f"{platform.gateway}/con-parametro/AB12-CD34")
+    assert param.status_code == 200
+    assert param.json()["raw_path"] == "/api/v1/registro/eco/AB12-CD34"
 
 
 async def test_anonymous_calls_get_429_after_the_limit(
