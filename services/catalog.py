@@ -86,6 +86,18 @@ def _sellado() -> ServiceDefinition:
     )
 
 
+def _repositorio() -> ServiceDefinition:
+    from services.repositorio import app, models
+
+    return ServiceDefinition(
+        name="repositorio",
+        tables=models.kernel,
+        create_app=app.create_app,
+        consumers=(),
+        migrations=MigrationSet("repositorio", models.SCHEMA, _HERE / "repositorio" / "migrations"),
+        routes=("documentos",),
+    )
+
 
 PLATFORM_MIGRATIONS = MigrationSet("plataforma", "plataforma", _HERE / "common" / "migrations")
 
@@ -93,6 +105,7 @@ SERVICES: dict[str, Callable[[], ServiceDefinition]] = {
     "registro": _registro,
     "tramitador": _tramitador,
     "sellado": _sellado,
+    "repositorio": _repositorio,
 }
 
 

@@ -44,7 +44,8 @@ EXPEDIENTE = "tramitador.expediente.iniciado.v1"
 SELLAR = "sellado.documento.sellar.v1"
 SELLADO = "sellado.documento.sellado.v1"
 RECHAZADO = "sellado.documento.rechazado.v1"
-CONTRACTS = [ASIENTO, EXPEDIENTE, SELLAR, SELLADO, RECHAZADO]
+ALMACENADO = "repositorio.documento.almacenado.v1"
+CONTRACTS = [ASIENTO, EXPEDIENTE, SELLAR, SELLADO, RECHAZADO, ALMACENADO]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 
 
@@ -448,6 +449,7 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "documentoSellado"),
         ("send", "documentoRechazado"),
         ("receive", "documentoRechazado"),
+        ("send", "documentoAlmacenado"),
     }
 
 

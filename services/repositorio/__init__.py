@@ -1,0 +1,1 @@
+"""repositorio: the documents store (ENI documento electrónico), versions and downloads."""

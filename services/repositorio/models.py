@@ -1,0 +1,61 @@
+"""Tables of the repositorio schema (the service's own; no other service reads them).
+
+A documento is never edited: a change is a new row in ``versiones``, and the
+bytes of every version stay in the blob store under their SHA-256.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from services.common.kernel_tables import kernel_tables
+
+SCHEMA = "repositorio"
+metadata = MetaData(schema=SCHEMA)
+kernel = kernel_tables(metadata)
+
+documentos = Table(
+    "documentos",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("identificador", String(48), nullable=False),
+    Column("organo", String(9), nullable=False),
+    Column("creado_en", DateTime(timezone=True), nullable=False),
+    Column("creado_por", String(255), nullable=False),
+    UniqueConstraint("tenant_id", "identificador", name="uq_documentos_identificador"),
+    UniqueConstraint("tenant_id", "id", name="uq_documentos_tenant_id"),
+)
+
+versiones = Table(
+    "versiones",
+    metadata,
+    Column("documento_id", UUID(as_uuid=False), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("tamano", BigInteger, nullable=False),
+    Column("mime", String(255), nullable=False),
+    Column("nombre", String(255), nullable=False),
+    Column("formato", String(10), nullable=False),
+    Column("metadatos", JSONB, nullable=False),
+    Column("almacenado_en", DateTime(timezone=True), nullable=False),
+    Column("almacenado_por", String(255), nullable=False),
+    # With the tenant in the key, a version can only ever belong to its tenant's documento.
+    ForeignKeyConstraint(
+        ["tenant_id", "documento_id"],
+        [f"{SCHEMA}.documentos.tenant_id", f"{SCHEMA}.documentos.id"],
+        name="fk_versiones_documento",
+    ),
+)

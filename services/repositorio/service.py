@@ -1,0 +1,288 @@
+"""Use cases of the repositorio, one transaction each.
+
+The bytes are already in the blob store when a use case runs (an upload can
+take long, and no transaction is held open meanwhile); the use case records
+the documento or version that points at them, audits it and emits the event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.errors import FieldError, NotFound, Unprocessable
+from services.common.uow import UnitOfWork
+from services.repositorio import domain
+from services.repositorio.domain import Contenido
+from services.repositorio.models import documentos, versiones
+from services.repositorio.schemas import (
+    DocumentoRead,
+    MetadatosCreate,
+    MetadatosEni,
+    VersionList,
+    VersionRead,
+)
+
+__all__ = [
+    "DOCUMENTO_ALMACENADO",
+    "add_version",
+    "check_same_organo",
+    "get_documento",
+    "get_version",
+    "list_versiones",
+    "store_documento",
+]
+
+DOCUMENTO_ALMACENADO = "repositorio.documento.almacenado.v1"
+
+
+async def store_documento(
+    uow: UnitOfWork,
+    *,
+    metadatos: MetadatosCreate,
+    contenido: Contenido,
+    now: datetime | None = None,
+) -> DocumentoRead:
+    """Records a new documento and its first version, audits it and emits the event."""
+    ahora = now or datetime.now(UTC)
+    fecha_captura = _fecha_captura(metadatos, ahora)
+    documento_id = str(uuid.uuid4())
+    anio = domain.anio_captura(fecha_captura, uow.tenant_id)
+    identificador = domain.identificador_eni(metadatos.organo, anio, documento_id)
+    version = await uow.next_number(domain.serie_versiones(documento_id), 0)
+    row: dict[str, Any] = {
+        "id": documento_id,
+        "tenant_id": uow.tenant_id,
+        "identificador": identificador,
+        "organo": metadatos.organo,
+        "creado_en": ahora,
+        "creado_por": uow.actor.sub,
+    }
+    uow.add(documentos, row)
+    primera = _add_version_row(
+        uow,
+        documento_id=documento_id,
+        version=version,
+        eni=_eni(identificador, metadatos, fecha_captura, contenido),
+        contenido=contenido,
+        ahora=ahora,
+    )
+    documento = DocumentoRead(
+        id=documento_id,
+        identificador=identificador,
+        organo=metadatos.organo,
+        creado_en=ahora,
+        creado_por=uow.actor.sub,
+        versiones=version,
+        version_actual=primera,
+    )
+    uow.audit(
+        action="almacenar",
+        entity="documento",
+        entity_id=documento_id,
+        new=documento.model_dump(mode="json"),
+    )
+    _emit_almacenado(uow, documento_id, primera)
+    return documento
+
+
+async def add_version(
+    uow: UnitOfWork,
+    *,
+    documento_id: str,
+    metadatos: MetadatosCreate | None,
+    contenido: Contenido,
+    now: datetime | None = None,
+) -> DocumentoRead:
+    """Adds a version to a documento (the old ones stay), audits it and emits the event.
+
+    Without new ``metadatos`` the version keeps the previous one's ENI metadata,
+    captured now. The órgano is part of the documento's identifier, so it
+    cannot change from one version to the next.
+    """
+    ahora = now or datetime.now(UTC)
+    await _documento_row(uow.session, tenant_id=uow.tenant_id, documento_id=documento_id)
+    # Taken from a gapless counter whose row stays locked until commit: versions added
+    # at once to the same documento queue here, and each then reads the one before it.
+    version = await uow.next_number(domain.serie_versiones(documento_id), 0)
+    current = await get_documento(uow.session, tenant_id=uow.tenant_id, documento_id=documento_id)
+    previa = current.version_actual.metadatos
+    if metadatos is None:
+        eni = previa.model_copy(update={"fecha_captura": ahora, "formato": contenido.formato})
+    else:
+        check_same_organo(current, metadatos)
+        eni = _eni(current.identificador, metadatos, _fecha_captura(metadatos, ahora), contenido)
+    nueva = _add_version_row(
+        uow, documento_id=documento_id, version=version, eni=eni, contenido=contenido, ahora=ahora
+    )
+    uow.audit(
+        action="nueva-version",
+        entity="documento",
+        entity_id=documento_id,
+        old={"version": current.version_actual.version, "sha256": current.version_actual.sha256},
+        new=nueva.model_dump(mode="json"),
+    )
+    _emit_almacenado(uow, documento_id, nueva)
+    return current.model_copy(update={"versiones": version, "version_actual": nueva})
+
+
+def check_same_organo(documento: DocumentoRead, metadatos: MetadatosCreate) -> None:
+    """Refuses (422) a version whose metadata name another órgano: the identifier holds it."""
+    if metadatos.organo != documento.organo:
+        raise Unprocessable(
+            "El órgano de un documento no cambia entre versiones.",
+            errors=[FieldError("metadatos.organo", f"debe ser {documento.organo}")],
+        )
+
+
+async def get_documento(
+    session: AsyncSession, *, tenant_id: str, documento_id: str
+) -> DocumentoRead:
+    """A documento of the tenant with its latest version; another tenant's is a 404."""
+    documento = await _documento_row(session, tenant_id=tenant_id, documento_id=documento_id)
+    latest = (
+        await session.execute(
+            select(versiones, func.count().over().label("total"))
+            .where(versiones.c.tenant_id == tenant_id, versiones.c.documento_id == documento_id)
+            .order_by(versiones.c.version.desc())
+            .limit(1)
+        )
+    ).one()
+    return DocumentoRead(
+        **documento,
+        versiones=latest.total,
+        version_actual=_version_read(latest._mapping),
+    )
+
+
+async def list_versiones(
+    session: AsyncSession, *, tenant_id: str, documento_id: str
+) -> VersionList:
+    """Every version of a documento, oldest first."""
+    await _documento_row(session, tenant_id=tenant_id, documento_id=documento_id)
+    rows = await session.execute(
+        select(versiones)
+        .where(versiones.c.tenant_id == tenant_id, versiones.c.documento_id == documento_id)
+        .order_by(versiones.c.version)
+    )
+    return VersionList(documento_id=documento_id, items=[_version_read(r._mapping) for r in rows])
+
+
+async def get_version(
+    session: AsyncSession, *, tenant_id: str, documento_id: str, version: int | None
+) -> VersionRead:
+    """One version of a documento (the latest when ``version`` is None)."""
+    if version is None:
+        current = await get_documento(session, tenant_id=tenant_id, documento_id=documento_id)
+        return current.version_actual
+    await _documento_row(session, tenant_id=tenant_id, documento_id=documento_id)
+    row = (
+        await session.execute(
+            select(versiones).where(
+                versiones.c.tenant_id == tenant_id,
+                versiones.c.documento_id == documento_id,
+                versiones.c.version == version,
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"El documento {documento_id} no tiene versión {version}.")
+    return _version_read(row._mapping)
+
+
+async def _documento_row(
+    session: AsyncSession, *, tenant_id: str, documento_id: str
+) -> dict[str, Any]:
+    try:
+        uuid.UUID(documento_id)
+    except ValueError:
+        raise NotFound(f"No existe el documento {documento_id}.") from None
+    row = (
+        await session.execute(
+            select(documentos).where(
+                documentos.c.tenant_id == tenant_id, documentos.c.id == documento_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"No existe el documento {documento_id}.")
+    return {k: v for k, v in row._mapping.items() if k != "tenant_id"}
+
+
+def _fecha_captura(metadatos: MetadatosCreate, ahora: datetime) -> datetime:
+    try:
+        return domain.fecha_captura(metadatos.fecha_captura, ahora)
+    except ValueError as exc:
+        raise Unprocessable(
+            str(exc), errors=[FieldError("metadatos.fecha_captura", str(exc))]
+        ) from None
+
+
+def _eni(
+    identificador: str, metadatos: MetadatosCreate, fecha_captura: datetime, contenido: Contenido
+) -> MetadatosEni:
+    return MetadatosEni(
+        version_nti=domain.VERSION_NTI,
+        identificador=identificador,
+        organo=metadatos.organo,
+        fecha_captura=fecha_captura,
+        origen=metadatos.origen,
+        estado_elaboracion=metadatos.estado_elaboracion,
+        identificador_documento_origen=metadatos.identificador_documento_origen,
+        tipo_documental=metadatos.tipo_documental,
+        formato=contenido.formato,
+    )
+
+
+def _add_version_row(
+    uow: UnitOfWork,
+    *,
+    documento_id: str,
+    version: int,
+    eni: MetadatosEni,
+    contenido: Contenido,
+    ahora: datetime,
+) -> VersionRead:
+    row: dict[str, Any] = {
+        "documento_id": documento_id,
+        "version": version,
+        "tenant_id": uow.tenant_id,
+        "sha256": contenido.sha256,
+        "tamano": contenido.tamano,
+        "mime": contenido.mime,
+        "nombre": contenido.nombre,
+        "formato": contenido.formato,
+        "metadatos": eni.model_dump(mode="json"),
+        "almacenado_en": ahora,
+        "almacenado_por": uow.actor.sub,
+    }
+    uow.add(versiones, row)
+    return _version_read(row)
+
+
+def _version_read(row: Any) -> VersionRead:
+    return VersionRead.model_validate(
+        {key: row[key] for key in VersionRead.model_fields if key in row}
+    )
+
+
+def _emit_almacenado(uow: UnitOfWork, documento_id: str, version: VersionRead) -> None:
+    eni = version.metadatos.model_dump(mode="json")
+    uow.emit(
+        DOCUMENTO_ALMACENADO,
+        {
+            "documento_id": documento_id,
+            "version": version.version,
+            "identificador": version.metadatos.identificador,
+            "sha256": version.sha256,
+            "tamano": version.tamano,
+            "mime": version.mime,
+            "nombre": version.nombre,
+            "metadatos": eni,
+        },
+        subject=documento_id,
+    )
