@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     # POST /tsa is anonymous (rate-limited) unless this asks for a token.
     tsa_require_token: bool = False
 
+    # Public address of the gateway, printed on issued documents (CSV verification URL).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # How long POST .../emitir waits for the issuing saga before answering 202.
+    emision_wait_seconds: float = 15.0
+    # Misses on /verificar allowed per client and minute before 429.
+    verificar_misses_per_minute: int = 10
+
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter_otlp_endpoint: str | None = None
