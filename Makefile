@@ -36,6 +36,7 @@ format: install
 bench: install
 	$(BIN)/python -m tests.bench.registro
 	$(BIN)/python -m tests.bench.tsa
+	$(BIN)/python -m tests.bench.repositorio
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

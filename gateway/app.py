@@ -325,9 +325,10 @@ def create_gateway(
     for public in public_paths:
         _add_public_path(app, public, settings, urls, upstreams, anonymous_quota, authenticated)
 
+    @app.api_route("/api/v1/{service}", methods=_PROXY_METHODS, include_in_schema=False)
     @app.api_route("/api/v1/{service}/{path:path}", methods=_PROXY_METHODS)
     async def proxy(
-        service: str, path: str, request: Request, _: Principal = Depends(authenticated)
+        service: str, request: Request, path: str = "", _: Principal = Depends(authenticated)
     ) -> Response:
         """Streams the call to the service that owns the path."""
         base_url = urls.get(service)

@@ -117,13 +117,14 @@ def upstream_response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes
 
 def upstream_url(base_url: str, scope: Scope, service: str, path: str) -> str:
     """The service URL for this request: same path (still percent-encoded) and query."""
-    prefix = f"/api/v1/{service}/"
+    prefix = f"/api/v1/{service}"
     raw = scope.get("raw_path")
     # The raw path keeps %2F and friends exactly as the client sent them; it is
     # only usable if it is the plain prefix (not mounted, not encoded differently).
     raw_path = raw.decode("latin-1") if isinstance(raw, bytes) else ""
-    if not raw_path.startswith(prefix):
-        raw_path = prefix + quote(path, safe="/:@!$&'()*+,;=~")
+    if not (raw_path == prefix or raw_path.startswith(prefix + "/")):
+        # A collection's own URL (/api/v1/documentos) has no trailing slash.
+        raw_path = prefix + ("/" + quote(path, safe="/:@!$&'()*+,;=~") if path else "")
     query = scope.get("query_string", b"")
     url = base_url.rstrip("/") + raw_path
     return f"{url}?{query.decode('latin-1')}" if query else url

@@ -71,6 +71,7 @@ def _upstream_app(up: Upstream) -> FastAPI:
     app = FastAPI(title=up.name)
     router = APIRouter(prefix=f"/api/v1/{up.name}")
 
+    @router.api_route("", methods=["GET", "POST"], include_in_schema=False)
     @router.api_route("/eco", methods=["GET", "POST", "DELETE"], include_in_schema=False)
     @router.api_route("/eco/{resto:path}", methods=["GET"], include_in_schema=False)
     async def eco(request: Request) -> dict[str, Any]:
@@ -439,6 +440,15 @@ async def test_upstream_down_is_502_problem(platform: Platform, client: httpx.As
 
     body = _assert_problem(response, 502)
     assert "caido" in body["detail"]
+
+
+async def test_a_collection_url_without_trailing_slash_is_proxied(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    response = await client.post(f"{platform.gateway}/api/v1/registro?x=2", headers=platform.auth())
+    assert response.status_code == 200, response.text
+    assert response.json()["raw_path"] == "/api/v1/registro"
+    assert response.json()["query"] == "x=2"
 
 
 async def test_public_paths_reach_the_service_anonymously_unless_a_token_is_required(
