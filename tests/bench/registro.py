@@ -26,6 +26,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from tests.support import factories
+from tests.support.broker import delete_run
 from tests.support.process import start_platform
 from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL
 
@@ -188,6 +189,9 @@ async def main() -> None:
         conn = await asyncpg.connect(admin_dsn)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
+        await delete_run(
+            AMQP_URL, queue_prefix=f"bench.{run}.", exchange=f"consistorio.bench.{run}"
+        )
 
     ours = results[0][1]
     print(

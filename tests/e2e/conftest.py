@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.common.db import asyncpg_url
+from tests.support.broker import delete_run
 from tests.support.process import RunningPlatform
+from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL, require_server
 
 
 @pytest.fixture
@@ -18,3 +25,26 @@ def platform_factory() -> Iterator[list[RunningPlatform]]:
         if running.process.poll() is None:
             running.process.kill()
             running.process.wait(timeout=30)
+
+
+@pytest.fixture
+async def real_servers_env():
+    """A fresh database on the real PostgreSQL and a private exchange on RabbitMQ."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    require_server("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
+    require_server("RabbitMQ", "127.0.0.1", 5672)
+    name = f"consistorio_e2e_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(asyncpg_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    run = uuid.uuid4().hex[:8]
+    yield {
+        "DATABASE_URL": admin.set(database=name).render_as_string(hide_password=False),
+        "AMQP_URL": AMQP_URL,
+        "BUS_EXCHANGE": f"consistorio.e2e.{run}",
+        "BUS_QUEUE_PREFIX": f"e2e.{run}.",
+    }
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+    await delete_run(AMQP_URL, queue_prefix=f"e2e.{run}.", exchange=f"consistorio.e2e.{run}")

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.common.bus.envelope import EventName, build_envelope
 from services.common.db import asyncpg_url
 from services.registro.models import kernel as registro_tables
+from tests.support.broker import delete_run
 from tests.support.process import CONSISTORIO, free_port
 from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL, require_server
 
@@ -156,10 +157,12 @@ async def test_dlq_list_and_replay(fresh_database: str) -> None:
 
 async def test_serve_runs_one_service_alone(fresh_database: str, tmp_path) -> None:
     require_server("RabbitMQ", "127.0.0.1", 5672)
+    run_id = uuid.uuid4().hex[:8]
     env = cli_env(
         fresh_database,
         AMQP_URL=AMQP_URL,
-        BUS_EXCHANGE=f"consistorio.cli.{uuid.uuid4().hex[:8]}",
+        BUS_EXCHANGE=f"consistorio.cli.{run_id}",
+        BUS_QUEUE_PREFIX=f"cli.{run_id}.",
         DATA_DIR=str(tmp_path),
     )
     run("migrate", env=env)
@@ -193,4 +196,7 @@ async def test_serve_runs_one_service_alone(fresh_database: str, tmp_path) -> No
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]
+        await delete_run(
+            AMQP_URL, queue_prefix=f"cli.{run_id}.", exchange=f"consistorio.cli.{run_id}"
+        )
     assert process.returncode == 0, output

@@ -11,22 +11,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-import aio_pika
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.common.db import asyncpg_url
 from tests.support import factories
 from tests.support.process import RunningPlatform, start_platform
-from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL, require_server
 
 pytestmark = pytest.mark.e2e
 
@@ -151,33 +144,6 @@ def test_embedded_platform(tmp_path: Path, embedded_data_dir: Path, platform_fac
     assert got.status_code == 200
     assert got.json()["numero"] == asiento["numero"]
     assert again.stop() == 0
-
-
-@pytest.fixture
-async def real_servers_env():
-    """A fresh database on the real PostgreSQL and a private exchange on RabbitMQ."""
-    admin = make_url(POSTGRES_ADMIN_URL)
-    require_server("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
-    require_server("RabbitMQ", "127.0.0.1", 5672)
-    name = f"consistorio_e2e_{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(asyncpg_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    run = uuid.uuid4().hex[:8]
-    yield {
-        "DATABASE_URL": admin.set(database=name).render_as_string(hide_password=False),
-        "AMQP_URL": AMQP_URL,
-        "BUS_EXCHANGE": f"consistorio.e2e.{run}",
-        "BUS_QUEUE_PREFIX": f"e2e.{run}.",
-    }
-    async with engine.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        await channel.queue_delete(f"e2e.{run}.tramitador.asientos")
-        await channel.exchange_delete(f"consistorio.e2e.{run}")
 
 
 def test_platform_on_postgresql_and_rabbitmq(
