@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -39,23 +38,13 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from services.sellado.pades import InProcessTimeStamper, InvalidPdf, VisibleAppearance, seal_pdf
 from services.sellado.verification import SignatureReport, verify_pdf
 from tests.support.pades_material import SealingPair, TestPki, minimal_pdf
+from tests.support.servers import require_tool
 
 pytestmark = pytest.mark.integration
 
 ALICANTE = ("03014", "Ayuntamiento de Alicante")
 VALENCIA = ("46250", "Ajuntament de València")
 TEXT = "Resolucion de prueba"
-
-
-def require_tool(name: str, package: str) -> str:
-    """The tool's path; fails (CI) or skips (laptop) when the Debian package is missing."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not installed (Debian package {package})"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message + " (CI=true: a test that needs a tool must not skip)")
-    pytest.skip(message + "; apt-get install -y " + package)
 
 
 @pytest.fixture(scope="module")
