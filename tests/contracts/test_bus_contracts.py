@@ -45,8 +45,35 @@ SELLAR = "sellado.documento.sellar.v1"
 SELLADO = "sellado.documento.sellado.v1"
 RECHAZADO = "sellado.documento.rechazado.v1"
 ALMACENADO = "repositorio.documento.almacenado.v1"
-CONTRACTS = [ASIENTO, EXPEDIENTE, SELLAR, SELLADO, RECHAZADO, ALMACENADO]
+RESERVAR = "csv.codigo.reservar.v1"
+RESERVADO = "csv.codigo.reservado.v1"
+EMITIR = "repositorio.documento.emitir.v1"
+EMITIDO = "repositorio.documento.emitido.v1"
+FALLIDA = "repositorio.emision.fallida.v1"
+CONTRACTS = [
+    ASIENTO,
+    EXPEDIENTE,
+    SELLAR,
+    SELLADO,
+    RECHAZADO,
+    ALMACENADO,
+    RESERVAR,
+    RESERVADO,
+    EMITIR,
+    EMITIDO,
+    FALLIDA,
+]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
+# A valid metadatos of emitir, and an asiento it may refer to, for the bad-value cases.
+METADATOS = {
+    "organo": "L01030149",
+    "origen": "administracion",
+    "estado_elaboracion": "EE01",
+    "tipo_documental": "TD09",
+}
+ASIENTO_ID = "0195a3c4-1f0a-7d2e-8c55-6b3f1e9a7d20"
+CSV_CONTRACTS = [RESERVAR, RESERVADO]
+EMISION_CONTRACTS = [EMITIR, EMITIDO, FALLIDA]
 
 
 @pytest.fixture(scope="module")
@@ -294,6 +321,257 @@ def test_nombre_fichero_ends_in_pdf_in_any_case(registry: ContractRegistry) -> N
         registry.validate(SELLAR, {**data, "nombre_fichero": name})
 
 
+# --- emisión con CSV: two commands and their replies --------------------------------
+
+
+def constraints(node: Any) -> Any:
+    """A schema fragment without its prose and examples: what a validator checks."""
+    if isinstance(node, dict):
+        return {k: constraints(v) for k, v in node.items() if k not in ("description", "examples")}
+    return node
+
+
+def example(name: str, kind: str) -> dict[str, Any]:
+    """The ``kind`` (minimal, full) example of contract ``name``."""
+    data = load_json(EXAMPLES / name_to_path(name).removesuffix(".json") / f"{kind}.json")
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("field", "names"),
+    [
+        ("solicitud_id", [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA]),
+        ("solicitante", [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA]),
+        ("documento_id", [RESERVAR, RESERVADO, EMITIDO, FALLIDA, ALMACENADO]),
+        ("nombre_fichero", [SELLAR, EMITIR, EMITIDO]),
+        ("pdf", [SELLAR, EMITIR]),
+        ("csv", [RESERVADO, EMITIDO, FALLIDA]),
+        ("url_verificacion", [RESERVADO, EMITIDO]),
+        ("sha256", [SELLADO, EMITIDO]),
+        ("firmante", [SELLADO, EMITIDO]),
+        ("identificador", [ALMACENADO, EMITIDO]),
+    ],
+)
+def test_a_field_is_constrained_alike_in_every_contract_carrying_it(
+    registry: ContractRegistry, field: str, names: list[str]
+) -> None:
+    """A value one service copies into another contract must be valid in both."""
+    shapes = [constraints(registry.schema(name)["properties"][field]) for name in names]
+    assert all(shape == shapes[0] for shape in shapes), field
+
+
+def test_metadatos_of_emitir_are_constrained_as_the_stored_eni_metadata(
+    registry: ContractRegistry,
+) -> None:
+    """The repositorio stores emitir's metadatos as they come: they must fit almacenado's."""
+    stored = registry.schema(ALMACENADO)["$defs"]["metadatos_eni"]["properties"]
+    given = registry.schema(EMITIR)["properties"]["metadatos"]
+    for field, shape in given["properties"].items():
+        assert without_descriptions(shape) == without_descriptions(stored[field]), field
+    for field in ("organo", "tipo_documental"):
+        assert without_descriptions(registry.schema(EMITIDO)["properties"][field]) == (
+            without_descriptions(stored[field])
+        )
+    assert given["required"] == ["organo", "origen", "estado_elaboracion", "tipo_documental"]
+
+
+def test_referencia_is_the_same_shape_where_it_travels(registry: ContractRegistry) -> None:
+    """emitido carries emitir's referencia back unchanged, so both define it alike."""
+    shapes = [registry.schema(name)["$defs"]["referencia"] for name in (EMITIR, EMITIDO)]
+    assert shapes[0] == shapes[1]
+    assert shapes[0]["required"] == ["tipo", "id", "numero"]
+    for name in (EMITIR, EMITIDO):
+        assert registry.schema(name)["properties"]["referencia"] == {"$ref": "#/$defs/referencia"}
+
+
+@pytest.mark.parametrize(
+    ("name", "required"),
+    [
+        (RESERVAR, ["solicitud_id", "solicitante", "documento_id"]),
+        (RESERVADO, ["solicitud_id", "solicitante", "documento_id", "csv", "url_verificacion"]),
+        (EMITIR, ["solicitud_id", "solicitante", "nombre_fichero", "pdf", "metadatos"]),
+        (
+            EMITIDO,
+            [
+                "documento_id",
+                "version",
+                "csv",
+                "url_verificacion",
+                "sha256",
+                "tamano",
+                "nombre_fichero",
+                "identificador",
+                "tipo_documental",
+                "organo",
+                "emitido_en",
+                "firmante",
+                "sello_tiempo",
+            ],
+        ),
+        (FALLIDA, ["motivo", "codigo"]),
+    ],
+)
+def test_emision_contracts_require_exactly_their_mandatory_fields(
+    registry: ContractRegistry, name: str, required: list[str]
+) -> None:
+    """An emisión started through the API has no solicitud: those fields stay optional."""
+    assert registry.schema(name)["required"] == required
+    data = example(name, "full")
+    for field in set(data) - set(required):
+        registry.validate(name, {k: v for k, v in data.items() if k != field})
+    for field in required:
+        with pytest.raises(ContractViolation) as caught:
+            registry.validate(name, {k: v for k, v in data.items() if k != field})
+        assert caught.value.errors == [f"{field}: is a required property"]
+
+
+@pytest.mark.parametrize("kind", ["minimal", "full"])
+def test_reservado_examples_answer_the_reservar_examples(kind: str) -> None:
+    """The reply carries back the command's solicitud, solicitante and documento."""
+    command, reply = example(RESERVAR, kind), example(RESERVADO, kind)
+    for field in ("solicitud_id", "solicitante", "documento_id"):
+        assert reply[field] == command[field], field
+
+
+def test_emitido_example_answers_the_emitir_example() -> None:
+    """The issued justificante carries back its command's solicitud and referencia."""
+    command, reply = example(EMITIR, "full"), example(EMITIDO, "full")
+    for field in ("solicitud_id", "solicitante", "nombre_fichero", "referencia"):
+        assert reply[field] == command[field], field
+    assert reply["tipo_documental"] == command["metadatos"]["tipo_documental"]
+    assert reply["organo"] == command["metadatos"]["organo"]
+    assert reply["csv"] == example(RESERVADO, "full")["csv"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for name in (RESERVADO, EMITIDO)
+        for p in sorted((EXAMPLES / name_to_path(name).removesuffix(".json")).glob("*.json"))
+    ],
+    ids=lambda p: p.relative_to(EXAMPLES).as_posix(),
+)
+def test_example_url_verificacion_names_its_csv(path: Path) -> None:
+    """The verification URL is the public base URL, /verificar/ and the code."""
+    data = load_json(path)
+    assert data["url_verificacion"].endswith("/verificar/" + data["csv"])
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "ZXANZ-NR454-H4FLR-KGPBW-P4ZXR",
+        "23456-789AB-CDEFG-HJKLM-NPQRS",
+    ],
+)
+def test_csv_pattern_accepts_the_canonical_form(registry: ContractRegistry, code: str) -> None:
+    """Five groups of five symbols of the alphabet, upper case, joined by hyphens."""
+    registry.validate(RESERVADO, {**example(RESERVADO, "full"), "csv": code})
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "zxanz-nr454-h4flr-kgpbw-p4zxr",
+        "ZXANZNR454H4FLRKGPBWP4ZXR",
+        "ZXANZ-NR454-H4FLR-KGPBW-P4ZX",
+        "ZXANZ-NR454-H4FLR-KGPBW-P4ZXR2",
+        "ZXANZ-NR454-H4FLR-KGPBW-P4ZX0",
+        "ZXANZ-NR454-H4FLR-KGPBW-P4ZX1",
+        "ZXANZ-NR454-H4FLR-KGPBW-P4ZXI",
+        "ZXANZ-NR454-H4FLR-KGPBW-P4ZXO",
+        "ZXANZ NR454 H4FLR KGPBW P4ZXR",
+    ],
+)
+@pytest.mark.parametrize("name", [RESERVADO, EMITIDO, FALLIDA])
+def test_csv_pattern_refuses_other_forms(registry: ContractRegistry, name: str, code: str) -> None:
+    """Only the canonical written form travels: no lower case, 0, 1, I, O or lost hyphens."""
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate(name, {**example(name, "full"), "csv": code})
+    assert [error.split(":")[0] for error in caught.value.errors] == ["csv"]
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        (RESERVAR, "solicitud_id", "42"),
+        (RESERVAR, "solicitante", ""),
+        (RESERVAR, "documento_id", "documento-1"),
+        (RESERVADO, "url_verificacion", "verificar/ZXANZ-NR454-H4FLR-KGPBW-P4ZXR"),
+        (RESERVADO, "url_verificacion", "https://sede.consistorio.es/" + "x" * 2048),
+        (EMITIR, "nombre_fichero", "justificante.docx"),
+        (EMITIR, "pdf", "A" * 14_000_001),
+        (EMITIR, "metadatos", {"organo": "L01030149", "origen": "administracion"}),
+        (EMITIR, "metadatos", {**METADATOS, "organo": "l01030149"}),
+        (EMITIR, "metadatos", {**METADATOS, "origen": "empresa"}),
+        (EMITIR, "metadatos", {**METADATOS, "estado_elaboracion": "EE05"}),
+        (EMITIR, "metadatos", {**METADATOS, "tipo_documental": "TD21"}),
+        (EMITIR, "metadatos", {**METADATOS, "fecha_captura": "2026-03-02"}),
+        (EMITIR, "referencia", {"tipo": "expediente", "id": ASIENTO_ID, "numero": "1"}),
+        (EMITIR, "referencia", {"tipo": "asiento", "id": ASIENTO_ID}),
+        (EMITIR, "referencia", {"tipo": "asiento", "id": "42", "numero": "E/2026/000042"}),
+        (EMITIDO, "version", 0),
+        (EMITIDO, "tamano", 0),
+        (EMITIDO, "sha256", "F2811BAB201E4DDA356BB99ADEB2750B1C1E637B7564A74659EF09EBD71D1286"),
+        (EMITIDO, "identificador", "ES_L01030149_2026_corto"),
+        (EMITIDO, "emitido_en", "2026-03-02 10:41:05"),
+        (EMITIDO, "sello_tiempo", "ayer"),
+        (EMITIDO, "firmante", ""),
+        (EMITIDO, "referencia", {"tipo": "asiento", "numero": "E/2026/000042"}),
+        (FALLIDA, "motivo", ""),
+        (FALLIDA, "motivo", "x" * 1001),
+        (FALLIDA, "codigo", ""),
+        (FALLIDA, "codigo", "Sin Certificado"),
+        (FALLIDA, "codigo", "x" * 51),
+        (FALLIDA, "documento_id", "documento-1"),
+    ],
+)
+def test_emision_contracts_reject_a_bad_value(
+    registry: ContractRegistry, name: str, field: str, value: Any
+) -> None:
+    """Each constraint of the csv and emisión contracts is enforced, reported at its field."""
+    data = example(name, "full")
+    data[field] = value
+    with pytest.raises(ContractViolation) as caught:
+        registry.validate(name, data)
+    assert {error.split(":")[0].split("/")[0] for error in caught.value.errors} == {field}
+
+
+def test_fallida_codigo_takes_the_sellado_refusal_codes(registry: ContractRegistry) -> None:
+    """A refused seal fails the emisión with the refusal's codigo, unchanged."""
+    data = example(FALLIDA, "full")
+    for codigo in registry.schema(RECHAZADO)["properties"]["codigo"]["enum"]:
+        registry.validate(FALLIDA, {**data, "codigo": codigo})
+
+
+def test_the_emision_flow_has_its_producers_and_consumers(asyncapi: dict[str, Any]) -> None:
+    """Who sends and who receives each message of the emisión, by operation name."""
+    operations = {
+        name: (op["action"], op["channel"]["$ref"].rsplit("/", 1)[-1])
+        for name, op in asyncapi["operations"].items()
+    }
+    expected = {
+        "repositorioSendsCodigoReservar": ("send", "codigoReservar"),
+        "csvReceivesCodigoReservar": ("receive", "codigoReservar"),
+        "csvSendsCodigoReservado": ("send", "codigoReservado"),
+        "repositorioReceivesCodigoReservado": ("receive", "codigoReservado"),
+        "repositorioSendsDocumentoSellar": ("send", "documentoSellar"),
+        "repositorioReceivesDocumentoSellado": ("receive", "documentoSellado"),
+        "repositorioReceivesDocumentoRechazado": ("receive", "documentoRechazado"),
+        "registroSendsDocumentoEmitir": ("send", "documentoEmitir"),
+        "repositorioReceivesDocumentoEmitir": ("receive", "documentoEmitir"),
+        "repositorioSendsDocumentoEmitido": ("send", "documentoEmitido"),
+        "repositorioSendsEmisionFallida": ("send", "emisionFallida"),
+        "csvReceivesDocumentoEmitido": ("receive", "documentoEmitido"),
+        "csvReceivesEmisionFallida": ("receive", "emisionFallida"),
+        "registroReceivesDocumentoEmitido": ("receive", "documentoEmitido"),
+        "registroReceivesEmisionFallida": ("receive", "emisionFallida"),
+    }
+    assert {name: operations.get(name) for name in expected} == expected
+
+
 # --- runtime validation ----------------------------------------------------------
 
 
@@ -434,7 +712,7 @@ def test_asyncapi_document_is_structurally_complete(asyncapi: dict[str, Any]) ->
 
 
 def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]) -> None:
-    """registro sends asientos, tramitador receives them and sends expedientes."""
+    """Each channel has its producer and, but for the ones only backoffices read, its consumer."""
     summary = {
         (op["action"], op["channel"]["$ref"].rsplit("/", 1)[-1])
         for op in asyncapi["operations"].values()
@@ -450,6 +728,16 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "documentoRechazado"),
         ("receive", "documentoRechazado"),
         ("send", "documentoAlmacenado"),
+        ("send", "codigoReservar"),
+        ("receive", "codigoReservar"),
+        ("send", "codigoReservado"),
+        ("receive", "codigoReservado"),
+        ("send", "documentoEmitir"),
+        ("receive", "documentoEmitir"),
+        ("send", "documentoEmitido"),
+        ("receive", "documentoEmitido"),
+        ("send", "emisionFallida"),
+        ("receive", "emisionFallida"),
     }
 
 
