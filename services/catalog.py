@@ -49,13 +49,13 @@ class ServiceDefinition:
 
 
 def _registro() -> ServiceDefinition:
-    from services.registro import app, models
+    from services.registro import app, handlers, models
 
     return ServiceDefinition(
         name="registro",
         tables=models.kernel,
         create_app=app.create_app,
-        consumers=(),
+        consumers=handlers.CONSUMERS,
         migrations=MigrationSet("registro", models.SCHEMA, _HERE / "registro" / "migrations"),
     )
 
@@ -86,6 +86,20 @@ def _sellado() -> ServiceDefinition:
     )
 
 
+def _csv() -> ServiceDefinition:
+    from services.csv import app, models
+
+    return ServiceDefinition(
+        name="csv",
+        tables=models.kernel,
+        create_app=app.create_app,
+        # Its consumers need the tenant directory: the app adds them when it is built.
+        consumers=(),
+        migrations=MigrationSet("csv", models.SCHEMA, _HERE / "csv" / "migrations"),
+        public_paths=app.PUBLIC_PATHS,
+    )
+
+
 def _repositorio() -> ServiceDefinition:
     from services.repositorio import app, models
 
@@ -93,9 +107,11 @@ def _repositorio() -> ServiceDefinition:
         name="repositorio",
         tables=models.kernel,
         create_app=app.create_app,
+        # Its consumers need the app's blob store: the app adds them when it is built.
         consumers=(),
         migrations=MigrationSet("repositorio", models.SCHEMA, _HERE / "repositorio" / "migrations"),
         routes=("documentos",),
+        public_paths=app.PUBLIC_PATHS,
     )
 
 
@@ -105,6 +121,7 @@ SERVICES: dict[str, Callable[[], ServiceDefinition]] = {
     "registro": _registro,
     "tramitador": _tramitador,
     "sellado": _sellado,
+    "csv": _csv,
     "repositorio": _repositorio,
 }
 

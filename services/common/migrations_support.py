@@ -27,6 +27,7 @@ __all__ = [
     "create_kernel_tables_v1",
     "enable_tenant_rls",
     "grant_app_role",
+    "protect_audit_log_v1",
     "run_env",
     "upgrade_all",
 ]
@@ -236,4 +237,13 @@ def create_kernel_tables_v1(schema: str, role: str) -> None:
         enable_tenant_rls(schema, table)
     grant_app_role(schema, role)
     # The audit trail is append-only for the services.
+    op.execute(f'REVOKE UPDATE, DELETE ON "{schema}"."audit_log" FROM "{role}"')
+
+
+def protect_audit_log_v1(schema: str, role: str) -> None:
+    """Makes the audit trail append-only again for the app role.
+
+    A schema-wide ``grant_app_role`` run after ``create_kernel_tables_v1`` re-granted
+    UPDATE and DELETE on ``audit_log``; revisions that follow such a grant call this.
+    """
     op.execute(f'REVOKE UPDATE, DELETE ON "{schema}"."audit_log" FROM "{role}"')

@@ -21,7 +21,8 @@ class PublicPath:
     """One public path: where the gateway listens and where on the service it forwards.
 
     ``path`` may hold parameters (``/verificar/{csv}``) that ``upstream`` reuses
-    (``verificar/{csv}``).
+    (``verificar/{csv}``). ``service`` is the gateway segment the service answers to
+    (``/api/v1/<service>/``): its name, or one of its ``routes`` (``documentos``).
     """
 
     path: str

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -10,11 +11,19 @@ from fastapi.responses import JSONResponse
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, require_role
-from services.common.errors import PROBLEM_JSON
+from services.common.errors import PROBLEM_JSON, problem_response
 from services.common.idempotency import Created, run_idempotent
 from services.registro import service
 from services.registro.domain import TipoAsiento
-from services.registro.schemas import AsientoCreate, AsientoPage, AsientoRead
+from services.registro.justificante import EstadoJustificante
+from services.registro.schemas import (
+    AsientoCreate,
+    AsientoPage,
+    AsientoRead,
+    JustificanteEmitido,
+    JustificantePendiente,
+    JustificanteRead,
+)
 
 router = APIRouter(prefix="/api/v1/registro", tags=["registro"])
 
@@ -25,9 +34,12 @@ _problems = {
         401: "Sin token válido",
         403: "Sin el rol necesario",
         404: "No existe (o es de otra entidad)",
+        409: "El justificante no se pudo emitir, o no admite esa operación en su estado",
         422: "Datos no válidos",
     }.items()
 }
+# A client polling a pending justificante asks again after this many seconds.
+_RETRY_AFTER_SECONDS = "2"
 
 
 @router.post(
@@ -90,3 +102,105 @@ async def listar_asientos(
             session, tenant_id=principal.tenant, tipo=tipo, page=page, size=size
         )
     return AsientoPage(items=items, total=total, page=page, size=size)
+
+
+def _justificante_url(asiento_id: str) -> str:
+    return f"/api/v1/registro/asientos/{asiento_id}/justificante"
+
+
+def _pendiente(asiento_id: str) -> JSONResponse:
+    body = JustificantePendiente(
+        type="https://consistorio.es/problemas/justificante-pendiente",
+        title="Justificante en emisión",
+        detail="El justificante del asiento se está emitiendo; vuelva a consultarlo en unos "
+        "segundos.",
+        asiento_id=asiento_id,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=202,
+        headers={"Retry-After": _RETRY_AFTER_SECONDS, "Location": _justificante_url(asiento_id)},
+    )
+
+
+def _fallido(request: Request, justificante: JustificanteRead) -> JSONResponse:
+    problem = problem_response(
+        409,
+        f"No se pudo emitir el justificante: {justificante.motivo}",
+        title="Justificante no emitido",
+        slug="justificante-fallido",
+        instance=request.url.path,
+    )
+    # The problem's own members plus what the client needs to decide on a retry.
+    body: dict[str, Any] = json.loads(bytes(problem.body))
+    body.update(
+        estado=justificante.estado.value,
+        motivo=justificante.motivo,
+        codigo=justificante.codigo,
+        intento=justificante.intento,
+        reintentar=f"{_justificante_url(justificante.asiento_id)}/reintentar",
+    )
+    return JSONResponse(body, status_code=409, media_type=PROBLEM_JSON)
+
+
+@router.get(
+    "/asientos/{asiento_id}/justificante",
+    status_code=303,
+    response_model=JustificanteEmitido,
+    responses={
+        303: {
+            "description": "Emitido: Location lleva al PDF sellado, público, en "
+            "/verificar/{csv}/documento",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
+        202: {
+            "model": JustificantePendiente,
+            "description": "En emisión: vuelva a consultar tras Retry-After segundos",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
+        **{code: _problems[code] for code in (401, 403, 404, 409)},
+    },
+    summary="Consulta el justificante de un asiento",
+)
+async def consultar_justificante(
+    asiento_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
+) -> JSONResponse:
+    """Sends the caller to the issued justificante, or says it is still pending or failed."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        justificante = await service.get_justificante(
+            session, tenant_id=principal.tenant, asiento_id=asiento_id
+        )
+    if justificante is None or justificante.estado is EstadoJustificante.PENDIENTE:
+        return _pendiente(asiento_id)
+    if justificante.estado is EstadoJustificante.FALLIDO:
+        return _fallido(request, justificante)
+    assert justificante.csv and justificante.url_verificacion and justificante.documento_id
+    assert justificante.version is not None
+    body = JustificanteEmitido(
+        csv=justificante.csv,
+        url_verificacion=justificante.url_verificacion,
+        documento_id=justificante.documento_id,
+        version=justificante.version,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=303,
+        # Relative: the public verification path is served on the same origin (the gateway).
+        headers={"Location": f"/verificar/{justificante.csv}/documento"},
+    )
+
+
+@router.post(
+    "/asientos/{asiento_id}/justificante/reintentar",
+    status_code=202,
+    response_model=JustificantePendiente,
+    responses=_problems,  # type: ignore[arg-type]
+    summary="Vuelve a pedir un justificante que no se pudo emitir",
+)
+async def reintentar_justificante(
+    asiento_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
+) -> JSONResponse:
+    """A failed justificante is asked for again, as a new request to the repositorio."""
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        await service.retry_justificante(uow, asiento_id=asiento_id)
+    return _pendiente(asiento_id)

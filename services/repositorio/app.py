@@ -5,11 +5,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
+from services.common.public_paths import PublicPath
 from services.common.runtime import ServiceRuntime
+from services.repositorio import emision_api, handlers
 from services.repositorio.api import router
 from services.repositorio.storage import BlobStore, build_blob_store
 
 NAME = "repositorio"
+
+# The issued PDF a CSV names, for anyone holding the code. The gateway forwards a public
+# path to /api/v1/<route segment>/<upstream>, and reaches this service by its segment.
+PUBLIC_PATHS = (
+    PublicPath("/verificar/{csv}/documento", "documentos", "verificar/{csv}/documento"),
+)
 
 
 def create_app(
@@ -18,15 +26,23 @@ def create_app(
     """Builds the repositorio app around its wired runtime and a blob store.
 
     The store comes from the settings (S3 or files) unless one is given, as
-    tests do to look behind its back.
+    tests do to look behind its back. The bus consumers use the app's store,
+    looked up when each event arrives, so a store swapped on the app is theirs too.
     """
     app = create_service_app(
         runtime,
         title="Consistorio · repositorio",
         description="Repositorio de documentos electrónicos con metadatos ENI "
-        "(NTI de Documento electrónico), versiones y descarga por rangos.",
-        routers=[router],
+        "(NTI de Documento electrónico), versiones, descarga por rangos y emisión con "
+        "código seguro de verificación (CSV) y sello de órgano.",
+        routers=[emision_api.public_router, router, emision_api.router],
         manage_runtime=manage_runtime,
     )
     app.state.blob_store = blob_store or build_blob_store(runtime.settings)
+
+    def store() -> BlobStore:
+        current: BlobStore = app.state.blob_store
+        return current
+
+    runtime.consumers = handlers.consumers(store, runtime.settings)
     return app

@@ -21,6 +21,7 @@ __all__ = [
     "VERSION_NTI",
     "Contenido",
     "EstadoElaboracion",
+    "EstadoEmision",
     "Formato",
     "OrigenDocumento",
     "RangoNoSatisfacible",
@@ -34,6 +35,8 @@ __all__ = [
     "identificador_eni",
     "if_none_match_coincide",
     "nombre_de_fichero",
+    "nombre_pdf",
+    "normalizar_csv",
     "parse_range",
     "resolver_formato",
     "serie_versiones",
@@ -331,16 +334,21 @@ def nombre_de_fichero(nombre: str | None, formato: Formato) -> str:
     return cleaned
 
 
-def content_disposition(nombre: str) -> str:
-    """``Content-Disposition: attachment`` with an ASCII fallback and the exact name (RFC 6266)."""
+def content_disposition(nombre: str, *, inline: bool = False) -> str:
+    """``Content-Disposition`` with an ASCII fallback and the exact name (RFC 6266).
+
+    An attachment unless ``inline`` (only for PDFs shown to the public, which
+    browsers display in their own viewer, never as a page of our origin).
+    """
+    tipo = "inline" if inline else "attachment"
     ascii_name = (
         unicodedata.normalize("NFKD", nombre).encode("ascii", "ignore").decode("ascii")
         or "documento"
     )
     ascii_name = ascii_name.replace("\\", "_").replace('"', "_")
     if ascii_name == nombre:
-        return f'attachment; filename="{ascii_name}"'
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(nombre, safe='')}"
+        return f'{tipo}; filename="{ascii_name}"'
+    return f"{tipo}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(nombre, safe='')}"
 
 
 def filename_from_disposition(value: str) -> str | None:
@@ -412,3 +420,53 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if first >= size:
         raise RangoNoSatisfacible(f"el rango empieza en {first} y hay {size} bytes")
     return first, min(last, size - 1)
+
+
+# --- issuing (emisión) ---------------------------------------------------------------------
+
+# The CSV format of the platform: 25 symbols of an alphabet without 0, 1, I and O (they are
+# misread in print) in five groups of five. Its check character is the csv service's
+# business; a code of the right shape that was never issued is simply not found.
+_CSV = re.compile(r"^[2-9A-HJ-NP-Z]{5}(-[2-9A-HJ-NP-Z]{5}){4}$")
+
+
+class EstadoEmision(StrEnum):
+    """Where an emisión (issuing one version with a CSV and the seal) stands.
+
+    ``pendiente``: the CSV was asked for. ``sellando``: the CSV is reserved, stamped
+    on every page and the stamped PDF sent to the sellado (reserving and stamping
+    commit together with the seal command, so no stored state sits between them).
+    ``emitida`` and ``fallida`` are final.
+    """
+
+    PENDIENTE = "pendiente"
+    SELLANDO = "sellando"
+    EMITIDA = "emitida"
+    FALLIDA = "fallida"
+
+    @property
+    def final(self) -> bool:
+        """Whether nothing more will happen to the emisión."""
+        return self in (EstadoEmision.EMITIDA, EstadoEmision.FALLIDA)
+
+
+def normalizar_csv(value: str) -> str:
+    """A Código Seguro de Verificación as people type it, in its canonical form.
+
+    Surrounding spaces go and letters are upper-cased (printed codes are read
+    aloud and typed in any case); anything else out of shape raises ValueError.
+    """
+    code = value.strip().upper()
+    if not _CSV.match(code):
+        raise ValueError(
+            "código seguro de verificación no válido: cinco grupos de cinco letras o cifras "
+            "separados por guiones (sin 0, 1, I ni O)"
+        )
+    return code
+
+
+def nombre_pdf(nombre: str) -> str:
+    """A file name that ends in ``.pdf``, as the seal command asks (``acta`` → ``acta.pdf``)."""
+    if nombre.lower().endswith(".pdf"):
+        return nombre
+    return nombre[: _NOMBRE_MAX - 4] + ".pdf"

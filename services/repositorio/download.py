@@ -2,8 +2,9 @@
 
 The ETag is the content's SHA-256, so it is strong and never changes for a
 version; ``If-None-Match`` answers 304, a single ``Range`` 206 (or 416). The
-document is always offered as an attachment: a council's HTML or SVG must not
-run as a page of the API's origin.
+document is offered as an attachment: a council's HTML or SVG must not run as a
+page of the API's origin. Only an issued PDF, served to the public by its CSV,
+is shown inline, in the browser's PDF viewer.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ async def content_response(
     range_header: str | None,
     if_none_match: str | None,
     if_range: str | None,
+    inline: bool = False,
 ) -> Response:
-    """The HTTP answer for a download of ``version``: 304, 206 or 200 with a streamed body."""
+    """The HTTP answer for a download of ``version``: 304, 206 or 200 with a streamed body.
+
+    ``inline`` is for PDFs only (the caller makes sure), shown in the browser.
+    """
     etag = domain.etag_de(version.sha256)
     headers = {
         "ETag": etag,
@@ -46,7 +51,7 @@ async def content_response(
     if domain.if_none_match_coincide(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     headers["Content-Type"] = version.mime
-    headers["Content-Disposition"] = domain.content_disposition(version.nombre)
+    headers["Content-Disposition"] = domain.content_disposition(version.nombre, inline=inline)
     # If-Range names the content the client holds a part of; another content means start over.
     wanted = range_header if if_range is None or if_range.strip() == etag else None
     try:

@@ -29,6 +29,7 @@ from services.repositorio.schemas import (
 
 __all__ = [
     "DOCUMENTO_ALMACENADO",
+    "add_issued_version",
     "add_version",
     "check_same_organo",
     "get_documento",
@@ -128,6 +129,42 @@ async def add_version(
     )
     _emit_almacenado(uow, documento_id, nueva)
     return current.model_copy(update={"versiones": version, "version_actual": nueva})
+
+
+async def add_issued_version(
+    uow: UnitOfWork,
+    *,
+    documento_id: str,
+    version_origen: int,
+    contenido: Contenido,
+    csv: str,
+    now: datetime | None = None,
+) -> VersionRead:
+    """Adds the issued (stamped and sealed) copy of ``version_origen`` as a new version.
+
+    It keeps the ENI metadata of the version it issues, whichever version is
+    current: issuing adds the CSV and the seal, it does not make another
+    document (its estado de elaboración stays that of the version issued).
+    """
+    ahora = now or datetime.now(UTC)
+    await _documento_row(uow.session, tenant_id=uow.tenant_id, documento_id=documento_id)
+    version = await uow.next_number(domain.serie_versiones(documento_id), 0)
+    origen = await get_version(
+        uow.session, tenant_id=uow.tenant_id, documento_id=documento_id, version=version_origen
+    )
+    eni = origen.metadatos.model_copy(update={"fecha_captura": ahora, "formato": contenido.formato})
+    nueva = _add_version_row(
+        uow, documento_id=documento_id, version=version, eni=eni, contenido=contenido, ahora=ahora
+    )
+    uow.audit(
+        action="nueva-version",
+        entity="documento",
+        entity_id=documento_id,
+        old={"version": origen.version, "sha256": origen.sha256},
+        new={**nueva.model_dump(mode="json"), "csv": csv},
+    )
+    _emit_almacenado(uow, documento_id, nueva)
+    return nueva
 
 
 def check_same_organo(documento: DocumentoRead, metadatos: MetadatosCreate) -> None:

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -27,6 +26,7 @@ from services.common.settings import Settings
 from services.deadletters import list_dead_letters, replay_dead_letter
 from services.tramitador import handlers, models
 from tests.support import factories
+from tests.support.broker import delete_run
 from tests.support.servers import AMQP_URL, require_server
 from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import eventually
@@ -49,12 +49,7 @@ async def amqp_settings(settings: Settings) -> AsyncIterator[Settings]:
         }
     )
     yield configured
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for queue in ("tramitador.asientos", "tramitador.fragil", "watch"):
-            await channel.queue_delete(f"test.{run}.{queue}")
-        await channel.exchange_delete(f"consistorio.test.{run}")
+    await delete_run(AMQP_URL, queue_prefix=f"test.{run}.", exchange=f"consistorio.test.{run}")
 
 
 def asiento_event(tenant: str, **overrides: Any) -> dict[str, Any]:
@@ -143,7 +138,9 @@ async def test_outbox_keeps_events_while_the_broker_is_unreachable(
             pending = (
                 await conn.execute(
                     select(outbox.c.event_id, outbox.c.attempts).where(
-                        outbox.c.tenant_id == tenant, outbox.c.sent_at.is_(None)
+                        outbox.c.tenant_id == tenant,
+                        outbox.c.sent_at.is_(None),
+                        outbox.c.routing_key == f"{tenant}.{ASIENTO_REGISTRADO}",
                     )
                 )
             ).all()
@@ -159,7 +156,11 @@ async def test_outbox_keeps_events_while_the_broker_is_unreachable(
                 await conn.execute(
                     select(func.count())
                     .select_from(outbox)
-                    .where(outbox.c.tenant_id == tenant, outbox.c.sent_at.is_(None))
+                    .where(
+                        outbox.c.tenant_id == tenant,
+                        outbox.c.sent_at.is_(None),
+                        outbox.c.routing_key == f"{tenant}.{ASIENTO_REGISTRADO}",
+                    )
                 )
             ).scalar_one()
         assert unsent == 0

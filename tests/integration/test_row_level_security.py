@@ -118,3 +118,27 @@ def test_factories_make_valid_identifiers() -> None:
     assert normalize_identificador(TipoIdentificador.NIF, factories.nif(12345678)) == "12345678Z"
     with pytest.raises(ValueError):
         normalize_identificador(TipoIdentificador.NIF, factories.wrong_letter("12345678Z"))
+
+
+async def test_every_audit_trail_is_append_only_for_services(settings: Settings) -> None:
+    db = Database(settings.app_database_url())
+    try:
+        async with db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT s, has_table_privilege(current_user, t, 'INSERT'), "
+                        "has_table_privilege(current_user, t, 'UPDATE'), "
+                        "has_table_privilege(current_user, t, 'DELETE') "
+                        "FROM (SELECT table_schema AS s, table_schema || '.audit_log' AS t "
+                        "FROM information_schema.tables WHERE table_name = 'audit_log') AS a"
+                    )
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    schemas = {row[0] for row in rows}
+    assert {"registro", "tramitador", "sellado", "repositorio"} <= schemas
+    assert [
+        (row[0], row[1], row[2], row[3]) for row in rows if not row[1] or row[2] or row[3]
+    ] == []

@@ -1,0 +1,1 @@
+"""The csv service: Códigos Seguros de Verificación and their public verification pages."""

@@ -1,0 +1,242 @@
+"""The justificante of an asiento: the receipt the register gives for every entry and exit.
+
+Ley 39/2015 (art. 16.3) asks the register to hand out a receipt stating the number,
+date and time of the asiento. This module holds the pure rules about it (its ENI
+type, its file name, the stable request id sent to the repositorio) and renders
+it as an A4 PDF with everything the asiento records. It does no I/O beyond reading
+the fonts shipped beside it, so the same asiento always gives the same bytes.
+
+The bottom :data:`FOOTER_RESERVED_MM` of every page are left blank on purpose:
+the repositorio stamps the CSV, the verification URL and its QR code there when
+it issues the document.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fpdf import FPDF, FontFace
+from fpdf.enums import TableBordersLayout, XPos, YPos
+
+from services.common.tenants import Tenant
+from services.registro.domain import TipoAsiento, tenant_timezone
+
+if TYPE_CHECKING:  # schemas imports this module's EstadoJustificante
+    from services.registro.schemas import AsientoRead, Interesado
+
+__all__ = [
+    "ESTADO_ELABORACION",
+    "EstadoJustificante",
+    "FOOTER_RESERVED_MM",
+    "ORIGEN",
+    "SOLICITANTE",
+    "TIPO_DOCUMENTAL",
+    "fecha_local",
+    "nombre_fichero",
+    "render_justificante",
+    "solicitud_id",
+]
+
+# ENI "TD09 - Acuse de recibo": the receipt the register hands out for what it recorded.
+TIPO_DOCUMENTAL = "TD09"
+# The council itself produces the receipt, and it is an original, not a copy.
+ORIGEN = "administracion"
+ESTADO_ELABORACION = "EE01"
+SOLICITANTE = "registro"
+FOOTER_RESERVED_MM = 35.0
+
+
+class EstadoJustificante(StrEnum):
+    """Where the issuing of a justificante stands."""
+
+    PENDIENTE = "pendiente"  # asked of the repositorio, not issued yet
+    EMITIDO = "emitido"  # issued: it has a document, a version and a CSV
+    FALLIDO = "fallido"  # the repositorio could not issue it; it may be asked for again
+
+
+_FONTS = Path(__file__).resolve().parent / "fonts"
+_FAMILY = "DejaVu"
+# Fixed, so a retried request for the same asiento carries the same id everywhere.
+_SOLICITUDES = uuid.uuid5(uuid.NAMESPACE_URL, "https://consistorio.es/registro/justificantes")
+_MARGIN_MM = 20.0
+_LABEL_MM = 56.0
+_GREY = (90, 90, 90)
+
+
+def solicitud_id(asiento_id: str, intento: int = 1) -> str:
+    """The id of the request to issue an asiento's justificante: the same on every retry.
+
+    A new attempt after a failure (``intento`` 2, 3, ...) gets a new id, so the
+    repositorio treats it as a new request and not as a replay of the failed one.
+    """
+    if intento < 1:
+        raise ValueError("el intento empieza en 1")
+    name = asiento_id if intento == 1 else f"{asiento_id}/{intento}"
+    return str(uuid.uuid5(_SOLICITUDES, name))
+
+
+def nombre_fichero(numero: str) -> str:
+    """The file name of a justificante, e.g. ``justificante-E-2026-000001.pdf``."""
+    return f"justificante-{numero.replace('/', '-')}.pdf"
+
+
+def fecha_local(fecha_registro: datetime, ine_code: str) -> str:
+    """The registration instant in the entity's legal time, with its zone named.
+
+    E.g. ``23/11/2026 11:00:00 (Europe/Madrid, CET, UTC+01:00)``; Canarias keeps its own hour.
+    """
+    if fecha_registro.tzinfo is None:
+        raise ValueError("la fecha de registro debe llevar zona horaria")
+    zone = tenant_timezone(ine_code)
+    local = fecha_registro.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%d/%m/%Y %H:%M:%S} ({zone.key}, {local.tzname()}, UTC{offset[:3]}:{offset[3:]})"
+
+
+def _apellidos(interesado: Interesado) -> str:
+    return " ".join(p for p in (interesado.apellido1, interesado.apellido2) if p) or "—"
+
+
+class _Justificante(FPDF):
+    """An A4 page whose header repeats who issues it; the footer area stays blank."""
+
+    def __init__(self, entidad: Tenant, numero: str) -> None:
+        super().__init__(orientation="portrait", unit="mm", format="A4")
+        self._entidad = entidad
+        self._numero = numero
+        self.add_font(_FAMILY, "", _FONTS / "DejaVuSans.ttf")
+        self.add_font(_FAMILY, "B", _FONTS / "DejaVuSans-Bold.ttf")
+        self.set_margins(_MARGIN_MM, 16.0, _MARGIN_MM)
+        # A page breaks before its text could reach the area the repositorio stamps.
+        self.set_auto_page_break(True, margin=FOOTER_RESERVED_MM + 5.0)
+
+    def header(self) -> None:
+        """Entity, DIR3, register number and page on every page."""
+        self.set_font(_FAMILY, "B", 12)
+        self.cell(0, 6, self._entidad.nombre, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(_FAMILY, "", 9)
+        self.set_text_color(*_GREY)
+        self.cell(120, 5, f"Código DIR3: {self._entidad.dir3}", new_x=XPos.RIGHT, new_y=YPos.TOP)
+        self.cell(
+            0,
+            5,
+            f"{self._numero} · página {self.page_no()} de {{nb}}",
+            align="R",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+        )
+        self.set_text_color(0, 0, 0)
+        self.set_draw_color(*_GREY)
+        self.line(_MARGIN_MM, self.get_y() + 2, self.w - _MARGIN_MM, self.get_y() + 2)
+        self.ln(7)
+
+    def footer(self) -> None:
+        """Nothing: the bottom of every page belongs to the repositorio's CSV stamp."""
+
+
+def _datos(asiento: AsientoRead, entidad: Tenant) -> list[tuple[str, str]]:
+    tipo = "Entrada" if asiento.tipo is TipoAsiento.ENTRADA else "Salida"
+    return [
+        ("Número de registro", asiento.numero),
+        ("Fecha y hora de registro", fecha_local(asiento.fecha_registro, entidad.ine_code)),
+        ("Tipo de asiento", tipo),
+        ("Resumen", asiento.resumen),
+        ("Unidad de destino (DIR3)", asiento.unidad_destino),
+        ("Procedimiento", asiento.procedimiento or "No se indicó ninguno"),
+        ("Registrado por", asiento.registrado_por),
+        ("Identificador del asiento", asiento.id),
+        ("Entidad", f"{entidad.nombre} (DIR3 {entidad.dir3})"),
+    ]
+
+
+def render_justificante(asiento: AsientoRead, entidad: Tenant) -> bytes:
+    """The justificante of ``asiento`` issued by ``entidad``, as PDF bytes.
+
+    Deterministic: the document's dates are the asiento's, so rendering the same
+    asiento twice gives the same bytes.
+    """
+    libro = "entrada" if asiento.tipo is TipoAsiento.ENTRADA else "salida"
+    pdf = _Justificante(entidad, asiento.numero)
+    pdf.set_creation_date(asiento.fecha_registro)
+    pdf.set_title(f"Justificante de registro {asiento.numero}")
+    pdf.set_subject(f"Justificante de registro de {libro} {asiento.numero}")
+    pdf.set_author(entidad.nombre)
+    pdf.set_creator("Consistorio · registro")
+    pdf.set_keywords(f"justificante registro {libro} {asiento.numero}")
+    pdf.set_lang("es-ES")
+    pdf.alias_nb_pages()
+    pdf.add_page()
+
+    pdf.set_font(_FAMILY, "B", 16)
+    pdf.multi_cell(
+        0, 9, f"Justificante de registro de {libro}", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+    )
+    pdf.set_font(_FAMILY, "", 10)
+    pdf.multi_cell(
+        0,
+        5,
+        f"El Registro Electrónico General de {entidad.nombre} hace constar que ha practicado "
+        f"el asiento de {libro} que se describe a continuación (artículo 16 de la Ley 39/2015, "
+        "de 1 de octubre, del Procedimiento Administrativo Común de las Administraciones "
+        "Públicas).",
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
+    pdf.ln(4)
+
+    label = FontFace(family=_FAMILY, emphasis="BOLD", fill_color=(238, 238, 238))
+    with pdf.table(
+        col_widths=(_LABEL_MM, pdf.epw - _LABEL_MM),
+        width=pdf.epw,
+        first_row_as_headings=False,
+        borders_layout=TableBordersLayout.HORIZONTAL_LINES,
+        text_align="LEFT",
+        line_height=6,
+        padding=1.5,
+    ) as table:
+        for nombre, valor in _datos(asiento, entidad):
+            row = table.row()
+            row.cell(nombre, style=label)
+            row.cell(valor)
+    pdf.ln(6)
+
+    pdf.set_font(_FAMILY, "B", 12)
+    pdf.cell(0, 8, f"Interesados ({len(asiento.interesados)})", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font(_FAMILY, "", 10)
+    headings = FontFace(family=_FAMILY, emphasis="BOLD", fill_color=(238, 238, 238))
+    with pdf.table(
+        col_widths=(26, 34, 50, pdf.epw - 110),
+        width=pdf.epw,
+        headings_style=headings,
+        text_align="LEFT",
+        line_height=5,
+        padding=1.5,
+        repeat_headings=1,
+    ) as table:
+        cabecera = table.row()
+        for titulo in ("Tipo", "Identificador", "Nombre", "Apellidos"):
+            cabecera.cell(titulo)
+        for interesado in asiento.interesados:
+            row = table.row()
+            row.cell(interesado.tipo_identificador.value)
+            row.cell(interesado.identificador)
+            row.cell(interesado.nombre)
+            row.cell(_apellidos(interesado))
+    pdf.ln(6)
+
+    pdf.set_font(_FAMILY, "", 9)
+    pdf.set_text_color(*_GREY)
+    pdf.multi_cell(
+        0,
+        4.5,
+        "La fecha y hora de registro son las oficiales de la sede de la entidad y determinan "
+        "el cómputo de plazos. La autenticidad de este justificante puede comprobarse con el "
+        "código seguro de verificación (CSV) que figura al pie de cada página.",
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
+    return bytes(pdf.output())

@@ -1,0 +1,357 @@
+"""The justificante PDF: it parses, says everything the asiento records (accents included),
+keeps the footer free for the CSV stamp, names its time zone, and is byte-for-byte stable.
+
+The text is read back from the PDF itself: fpdf2 writes subset TrueType fonts with
+Identity-H encoding, so the small reader below maps glyph codes back to Unicode
+through each font's ToUnicode map, and keeps where each run of text was drawn.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from io import BytesIO
+from typing import Any
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from services.common.tenants import Tenant
+from services.registro.justificante import (
+    FOOTER_RESERVED_MM,
+    TIPO_DOCUMENTAL,
+    fecha_local,
+    nombre_fichero,
+    render_justificante,
+    solicitud_id,
+)
+from services.registro.schemas import AsientoRead
+
+VALENCIA = Tenant("46250", "Ajuntament de València", "L01462508")
+LAS_PALMAS = Tenant("35016", "Ayuntamiento de Las Palmas de Gran Canaria", "L01350167")
+_PT_PER_MM = 72 / 25.4
+_A4_PT = (595.28, 841.89)
+
+
+def asiento(**overrides: Any) -> AsientoRead:
+    data: dict[str, Any] = {
+        "id": "6f1c2b0e-8a53-4a0f-9d3c-0d9b1c6e2a77",
+        "numero": "E/2026/000001",
+        "tipo": "entrada",
+        "anio": 2026,
+        "secuencia": 1,
+        "fecha_registro": datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+        "resumen": "Sol·licitud de llicència d'obra menor a la façana",
+        "unidad_destino": "L01462508",
+        "procedimiento": "generico",
+        "interesados": [
+            {
+                "tipo_identificador": "NIF",
+                "identificador": "12345678Z",
+                "nombre": "Lucía",
+                "apellido1": "Núñez",
+                "apellido2": "Peña",
+            },
+            {
+                "tipo_identificador": "NIE",
+                "identificador": "X1234567L",
+                "nombre": "Françoise",
+                "apellido1": "Çelik",
+            },
+            {"tipo_identificador": "CIF", "identificador": "B12345674", "nombre": "Obres SL"},
+        ],
+        "registrado_por": "jordi.puig",
+    }
+    data.update(overrides)
+    return AsientoRead.model_validate(data)
+
+
+# --- a small reader of what fpdf2 draws -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of text as drawn: its page, its baseline position (points) and its text."""
+
+    page: int
+    x: float
+    y: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """Everything on the pages: text runs, and the lowest y any text, line or box reaches."""
+
+    pages: int
+    runs: list[Run]
+    lowest_y: float
+
+    def page_text(self, page: int) -> str:
+        return "\n".join(r.text for r in self.runs if r.page == page)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(r.text for r in self.runs)
+
+
+_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("f"): b"\f"}
+_REGULAR = rb"[^\s()<>\[\]{}/%]+"
+
+
+def _literal(data: bytes, i: int) -> tuple[bytes, int]:
+    out = bytearray()
+    depth = 1
+    i += 1
+    while True:
+        c = data[i]
+        if c == 0x5C:  # backslash
+            n = data[i + 1]
+            octal = re.match(rb"[0-7]{1,3}", data[i + 1 : i + 4])
+            if n in _ESCAPES:
+                out += _ESCAPES[n]
+                i += 2
+            elif octal:
+                out.append(int(octal.group(), 8) & 0xFF)
+                i += 1 + len(octal.group())
+            elif n in (0x0A, 0x0D):
+                i += 2
+            else:
+                out.append(n)
+                i += 2
+            continue
+        if c == 0x28:
+            depth += 1
+        elif c == 0x29:
+            depth -= 1
+            if depth == 0:
+                return bytes(out), i + 1
+        out.append(c)
+        i += 1
+
+
+def _tokens(data: bytes) -> Iterator[tuple[str, Any]]:
+    i = 0
+    while i < len(data):
+        c = data[i]
+        if c in b" \t\r\n\f\x00":
+            i += 1
+        elif c == 0x28:
+            text, i = _literal(data, i)
+            yield "value", text
+        elif c == 0x3C:
+            end = data.index(b">", i)
+            yield "value", bytes.fromhex(data[i + 1 : end].decode())
+            i = end + 1
+        elif c in b"[]":
+            yield chr(c), None
+            i += 1
+        else:
+            word = re.match(rb"/?" + _REGULAR, data[i:])
+            assert word, data[i : i + 20]
+            token = word.group()
+            i += len(token)
+            if token.startswith(b"/"):
+                yield "value", token.decode()
+            elif re.fullmatch(rb"[+-]?(\d+\.?\d*|\.\d+)", token):
+                yield "value", float(token)
+            else:
+                yield "op", token.decode()
+
+
+def _to_unicode(cmap: bytes) -> dict[bytes, str]:
+    out: dict[bytes, str] = {}
+    pair = rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>"
+    for block in re.findall(rb"beginbfchar(.*?)endbfchar", cmap, re.S):
+        for src, dst in re.findall(pair, block):
+            out[bytes.fromhex(src.decode())] = bytes.fromhex(dst.decode()).decode("utf-16-be")
+    for block in re.findall(rb"beginbfrange(.*?)endbfrange", cmap, re.S):
+        for lo, hi, dst in re.findall(pair + rb"\s*<([0-9A-Fa-f]+)>", block):
+            start, first = int(lo, 16), int(dst, 16)
+            for code in range(start, int(hi, 16) + 1):
+                out[code.to_bytes(2, "big")] = chr(first + code - start)
+    return out
+
+
+def read(pdf: bytes) -> Drawn:
+    """Parses the PDF and reads back every text run and the lowest point anything reaches."""
+    reader = PdfFileReader(BytesIO(pdf))
+    kids = reader.root["/Pages"]["/Kids"]
+    runs: list[Run] = []
+    lowest = _A4_PT[1]
+    for number, ref in enumerate(kids, start=1):
+        page = ref.get_object()
+        fonts = {
+            name: _to_unicode(font.get_object()["/ToUnicode"].data)
+            for name, font in page["/Resources"]["/Font"].items()
+        }
+        stack: list[Any] = []
+        arrays: list[list[Any]] = []
+        font = ""
+        x = y = 0.0
+        for kind, value in _tokens(page["/Contents"].data):
+            if kind == "[":
+                arrays.append([])
+            elif kind == "]":
+                done = arrays.pop()
+                (arrays[-1] if arrays else stack).append(done)
+            elif kind == "value":
+                (arrays[-1] if arrays else stack).append(value)
+            else:
+                if value == "BT":
+                    x = y = 0.0
+                elif value == "Tf":
+                    font = stack[-2]
+                elif value == "Td":
+                    x, y = x + stack[-2], y + stack[-1]
+                elif value == "Tm":
+                    x, y = stack[-2], stack[-1]
+                elif value in ("Tj", "TJ"):
+                    parts = [stack[-1]] if value == "Tj" else stack[-1]
+                    codes = b"".join(p for p in parts if isinstance(p, bytes))
+                    text = "".join(fonts[font][codes[k : k + 2]] for k in range(0, len(codes), 2))
+                    runs.append(Run(number, x, y, text))
+                    lowest = min(lowest, y)
+                elif value in ("m", "l"):
+                    lowest = min(lowest, stack[-1])
+                elif value == "re":
+                    lowest = min(lowest, stack[-3], stack[-3] + stack[-1])
+                elif value == "cm":
+                    raise AssertionError("a transformed drawing: positions would be wrong")
+                stack.clear()
+    return Drawn(pages=len(kids), runs=runs, lowest_y=lowest)
+
+
+# --- the justificante --------------------------------------------------------------------------
+
+
+def test_it_is_an_a4_pdf_named_after_the_asiento() -> None:
+    pdf = render_justificante(asiento(), VALENCIA)
+    assert pdf.startswith(b"%PDF-")
+    reader = PdfFileReader(BytesIO(pdf))
+    # Every page inherits its size from the page tree.
+    box = [float(v) for v in reader.root["/Pages"]["/MediaBox"]]
+    assert box[2:] == pytest.approx(_A4_PT, abs=0.5)
+    info = reader.trailer["/Info"]
+    assert info["/Title"] == "Justificante de registro E/2026/000001"
+    assert info["/Author"] == "Ajuntament de València"
+    assert info["/CreationDate"].startswith("D:20261123100000")
+
+
+def test_it_states_everything_the_asiento_records() -> None:
+    drawn = read(render_justificante(asiento(), VALENCIA))
+    assert drawn.pages == 1
+    lines = set(drawn.text.splitlines())
+    for expected in (
+        "Ajuntament de València",
+        "Código DIR3: L01462508",
+        "Justificante de registro de entrada",
+        "E/2026/000001",
+        "23/11/2026 11:00:00 (Europe/Madrid, CET, UTC+01:00)",
+        "Entrada",
+        "Sol·licitud de llicència d'obra menor a la façana",
+        "L01462508",
+        "generico",
+        "jordi.puig",
+        "6f1c2b0e-8a53-4a0f-9d3c-0d9b1c6e2a77",
+        # every interesado: tipo, identificador, nombre, apellidos
+        "NIF",
+        "12345678Z",
+        "Lucía",
+        "Núñez Peña",
+        "NIE",
+        "X1234567L",
+        "Françoise",
+        "Çelik",
+        "CIF",
+        "B12345674",
+        "Obres SL",
+    ):
+        assert expected in lines, expected
+    assert "Registrado por" in lines
+    assert "Interesados (3)" in lines
+
+
+def test_a_salida_says_so_and_a_missing_procedimiento_is_named() -> None:
+    text = read(
+        render_justificante(
+            asiento(tipo="salida", numero="S/2026/000042", procedimiento=None), VALENCIA
+        )
+    ).text
+    assert "Justificante de registro de salida" in text
+    assert "Salida" in text.splitlines()
+    assert "S/2026/000042" in text
+    assert "No se indicó ninguno" in text
+    assert "entrada" not in text
+
+
+def test_canarias_shows_its_own_hour_and_names_the_zone() -> None:
+    winter = read(render_justificante(asiento(), LAS_PALMAS)).text
+    assert "23/11/2026 10:00:00 (Atlantic/Canary, WET, UTC+00:00)" in winter
+    summer = asiento(fecha_registro=datetime(2026, 7, 1, 22, 30, tzinfo=UTC))
+    assert (
+        "01/07/2026 23:30:00 (Atlantic/Canary, WEST, UTC+01:00)"
+        in read(render_justificante(summer, LAS_PALMAS)).text
+    )
+    # Past midnight in the Peninsula, still the same day in Canarias.
+    assert (
+        "02/07/2026 00:30:00 (Europe/Madrid, CEST, UTC+02:00)"
+        in read(render_justificante(summer, VALENCIA)).text
+    )
+
+
+def test_the_footer_area_is_left_for_the_csv_stamp() -> None:
+    reserved = FOOTER_RESERVED_MM * _PT_PER_MM
+    one = read(render_justificante(asiento(), VALENCIA))
+    assert one.lowest_y > reserved
+    many = asiento(
+        interesados=[
+            {
+                "tipo_identificador": "PASAPORTE",
+                "identificador": f"PAS{n:05d}",
+                "nombre": f"Interesada número {n}",
+                "apellido1": "Muñoz",
+            }
+            for n in range(100)
+        ]
+    )
+    drawn = read(render_justificante(many, VALENCIA))
+    assert drawn.pages > 1
+    assert drawn.lowest_y > reserved
+    identifiers = {r.text for r in drawn.runs if r.text.startswith("PAS0")}
+    assert identifiers == {f"PAS{n:05d}" for n in range(100)}
+    for page in range(1, drawn.pages + 1):
+        # Every page says whose it is, which asiento and which page of how many.
+        text = drawn.page_text(page)
+        assert "Ajuntament de València" in text
+        assert f"E/2026/000001 · página {page} de \n{drawn.pages}" in text
+
+
+def test_the_same_asiento_renders_the_same_bytes() -> None:
+    first = render_justificante(asiento(), VALENCIA)
+    assert render_justificante(asiento(), VALENCIA) == first
+    assert render_justificante(asiento(resumen="Otra cosa"), VALENCIA) != first
+    assert render_justificante(asiento(), LAS_PALMAS) != first
+
+
+def test_naming_rules() -> None:
+    assert nombre_fichero("E/2026/000001") == "justificante-E-2026-000001.pdf"
+    assert nombre_fichero("S/2027/1234567") == "justificante-S-2027-1234567.pdf"
+    asiento_id = str(uuid.uuid4())
+    first = solicitud_id(asiento_id)
+    assert uuid.UUID(first).version == 5
+    assert solicitud_id(asiento_id, 1) == first
+    assert solicitud_id(asiento_id, 2) not in (first, solicitud_id(asiento_id, 3))
+    assert solicitud_id(str(uuid.uuid4())) != first
+    with pytest.raises(ValueError):
+        solicitud_id(asiento_id, 0)
+    # ENI: "TD09 - Acuse de recibo", the receipt of what the register received or sent.
+    assert TIPO_DOCUMENTAL == "TD09"
+
+
+def test_a_naive_registration_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="zona horaria"):
+        fecha_local(datetime(2026, 11, 23, 10, 0), "46250")
