@@ -16,6 +16,7 @@ Validation errors from FastAPI/pydantic are rendered the same way, with an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "Unprocessable",
     "install_problem_handlers",
     "problem_response",
+    "problem_responses",
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -101,6 +103,29 @@ class Unauthorized(ProblemError):
 class Forbidden(ProblemError):
     status = 403
     slug = "sin-permiso"
+
+
+_DESCRIPTIONS = {
+    400: "Petición mal formada",
+    401: "Sin token válido",
+    403: "Sin el rol necesario",
+    404: "No existe (o es de otra entidad)",
+    409: "Conflicto con el estado actual",
+    413: "Demasiado grande",
+    415: "Tipo de contenido no admitido",
+    416: "Rango no satisfacible",
+    422: "Datos no válidos",
+    429: "Demasiadas peticiones",
+    503: "No disponible",
+}
+
+
+def problem_responses(
+    *codes: int, overrides: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error codes answered as problem+json (one place for all)."""
+    texts = {**_DESCRIPTIONS, **(overrides or {})}
+    return {code: {"content": {PROBLEM_JSON: {}}, "description": texts[code]} for code in codes}
 
 
 def problem_response(

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, require_role
-from services.common.errors import PROBLEM_JSON, problem_response
+from services.common.errors import PROBLEM_JSON, problem_response, problem_responses
 from services.common.idempotency import Created, run_idempotent
 from services.registro import service
 from services.registro.domain import TipoAsiento
@@ -28,16 +28,14 @@ from services.registro.schemas import (
 router = APIRouter(prefix="/api/v1/registro", tags=["registro"])
 
 RegistroUser = Annotated[Principal, Depends(require_role("registro"))]
-_problems = {
-    code: {"content": {PROBLEM_JSON: {}}, "description": text}
-    for code, text in {
-        401: "Sin token válido",
-        403: "Sin el rol necesario",
-        404: "No existe (o es de otra entidad)",
-        409: "El justificante no se pudo emitir, o no admite esa operación en su estado",
-        422: "Datos no válidos",
-    }.items()
-}
+_problems = problem_responses(
+    401,
+    403,
+    404,
+    409,
+    422,
+    overrides={409: "El justificante no se pudo emitir, o no admite esa operación en su estado"},
+)
 # A client polling a pending justificante asks again after this many seconds.
 _RETRY_AFTER_SECONDS = "2"
 
@@ -46,7 +44,7 @@ _RETRY_AFTER_SECONDS = "2"
     "/asientos",
     status_code=201,
     response_model=AsientoRead,
-    responses=_problems,  # type: ignore[arg-type]
+    responses=_problems,
     summary="Registra un asiento",
 )
 async def registrar_asiento(
@@ -72,7 +70,7 @@ async def registrar_asiento(
 @router.get(
     "/asientos/{asiento_id}",
     response_model=AsientoRead,
-    responses=_problems,  # type: ignore[arg-type]
+    responses=_problems,
     summary="Consulta un asiento",
 )
 async def consultar_asiento(
@@ -86,7 +84,7 @@ async def consultar_asiento(
 @router.get(
     "/asientos",
     response_model=AsientoPage,
-    responses=_problems,  # type: ignore[arg-type]
+    responses=_problems,
     summary="Lista los asientos",
 )
 async def listar_asientos(
@@ -194,7 +192,7 @@ async def consultar_justificante(
     "/asientos/{asiento_id}/justificante/reintentar",
     status_code=202,
     response_model=JustificantePendiente,
-    responses=_problems,  # type: ignore[arg-type]
+    responses=_problems,
     summary="Vuelve a pedir un justificante que no se pudo emitir",
 )
 async def reintentar_justificante(

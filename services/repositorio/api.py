@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, require_role
-from services.common.errors import PROBLEM_JSON
+from services.common.errors import problem_responses
 from services.common.idempotency import Created, run_idempotent
 from services.repositorio import service
 from services.repositorio.download import content_response
@@ -44,17 +44,19 @@ BlobStoreDep = Annotated[BlobStore, Depends(get_blob_store)]
 VersionNumber = Annotated[int, Path(ge=1, description="Número de versión (1, 2, ...)")]
 
 
+_PROBLEM_TEXTS = {
+    401: "Sin token válido",
+    403: "Sin el rol documentos",
+    404: "No existe (o es de otra entidad)",
+    413: "Fichero o metadatos demasiado grandes",
+    415: "No es multipart/form-data",
+    416: "Rango no satisfacible",
+    422: "Datos no válidos",
+}
+
+
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    texts = {
-        401: "Sin token válido",
-        403: "Sin el rol documentos",
-        404: "No existe (o es de otra entidad)",
-        413: "Fichero o metadatos demasiado grandes",
-        415: "No es multipart/form-data",
-        416: "Rango no satisfacible",
-        422: "Datos no válidos",
-    }
-    return {c: {"content": {PROBLEM_JSON: {}}, "description": texts[c]} for c in codes}
+    return problem_responses(*codes, overrides=_PROBLEM_TEXTS)
 
 
 def _multipart_body(*, metadatos_required: bool) -> dict[str, Any]:

@@ -17,7 +17,13 @@ from fastapi.responses import JSONResponse, Response
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, require_role
-from services.common.errors import PROBLEM_JSON, FieldError, NotFound, ProblemError, Unprocessable
+from services.common.errors import (
+    FieldError,
+    NotFound,
+    ProblemError,
+    Unprocessable,
+    problem_responses,
+)
 from services.common.idempotency import Created, run_idempotent
 from services.repositorio import domain, emision, service
 from services.repositorio.domain import EstadoEmision
@@ -43,16 +49,18 @@ def _blob_store(request: Request) -> BlobStore:
 BlobStoreDep = Annotated[BlobStore, Depends(_blob_store)]
 
 
+_PROBLEM_TEXTS = {
+    400: "Código seguro de verificación mal formado",
+    401: "Sin token válido",
+    403: "Sin el rol documentos",
+    404: "No existe (o es de otra entidad)",
+    416: "Rango no satisfacible",
+    422: "No se puede emitir, o la emisión ha fallado",
+}
+
+
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    texts = {
-        400: "Código seguro de verificación mal formado",
-        401: "Sin token válido",
-        403: "Sin el rol documentos",
-        404: "No existe (o es de otra entidad)",
-        416: "Rango no satisfacible",
-        422: "No se puede emitir, o la emisión ha fallado",
-    }
-    return {c: {"content": {PROBLEM_JSON: {}}, "description": texts[c]} for c in codes}
+    return problem_responses(*codes, overrides=_PROBLEM_TEXTS)
 
 
 def _emision_location(documento_id: str, emision_id: str) -> str:

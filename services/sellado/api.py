@@ -17,10 +17,10 @@ from fastapi.responses import Response
 from services.common.auth import Principal
 from services.common.deps import RuntimeDep, actor_of, require_role
 from services.common.errors import (
-    PROBLEM_JSON,
     FieldError,
     PayloadTooLarge,
     Unprocessable,
+    problem_responses,
 )
 from services.sellado import service
 from services.sellado.domain import Rechazo, looks_like_pdf
@@ -53,15 +53,13 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
     response_class=Response,
     responses={
         200: {"content": {"application/pdf": {}}, "description": "El PDF sellado (PAdES-B-T)"},
-        **{
-            code: {"content": {PROBLEM_JSON: {}}, "description": text}
-            for code, text in {
-                401: "Sin token válido",
-                403: "Sin el rol sellado",
-                413: "Fichero demasiado grande",
-                422: "No es un PDF que se pueda sellar",
-            }.items()
-        },
+        **problem_responses(
+            401,
+            403,
+            413,
+            422,
+            overrides={403: "Sin el rol sellado", 422: "No es un PDF que se pueda sellar"},
+        ),
     },
     summary="Sella un PDF con el sello de la entidad",
 )

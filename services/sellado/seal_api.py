@@ -26,10 +26,10 @@ from starlette.types import Message
 
 from services.common.deps import PrincipalDep
 from services.common.errors import (
-    PROBLEM_JSON,
     FieldError,
     PayloadTooLarge,
     Unprocessable,
+    problem_responses,
 )
 from services.sellado.pades import InvalidPdf
 from services.sellado.verification import SignatureReport, verify_pdf
@@ -138,14 +138,7 @@ _REQUEST_BODY: dict[str, Any] = {
     "/verificaciones",
     response_model=VerificacionRead,
     openapi_extra={"requestBody": _REQUEST_BODY},
-    responses={
-        code: {"content": {PROBLEM_JSON: {}}, "description": text}
-        for code, text in {
-            401: "Sin token válido",
-            413: "Fichero demasiado grande",
-            422: "No es un PDF legible",
-        }.items()
-    },
+    responses=problem_responses(401, 413, 422, overrides={422: "No es un PDF legible"}),
     summary="Verifica los sellos y firmas de un PDF",
 )
 async def verificar(request: Request, principal: PrincipalDep) -> VerificacionRead:

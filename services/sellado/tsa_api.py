@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.common.errors import PROBLEM_JSON, problem_response
+from services.common.errors import problem_response, problem_responses
 from services.sellado.tsa import TimeStampAuthority
 
 __all__ = [
@@ -84,14 +84,16 @@ def _unavailable(request: Request) -> JSONResponse:
     )
 
 
+_PROBLEM_TEXTS = {
+    404: "No se publica aquí",
+    413: "Petición mayor de 64 KiB",
+    415: "Tipo de contenido distinto de application/timestamp-query",
+    503: "Sin autoridad de sellado configurada",
+}
+
+
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    texts = {
-        404: "No se publica aquí",
-        413: "Petición mayor de 64 KiB",
-        415: "Tipo de contenido distinto de application/timestamp-query",
-        503: "Sin autoridad de sellado configurada",
-    }
-    return {code: {"content": {PROBLEM_JSON: {}}, "description": texts[code]} for code in codes}
+    return problem_responses(*codes, overrides=_PROBLEM_TEXTS)
 
 
 async def _body_within(request: Request, limit: int) -> bytes | None:

@@ -9,27 +9,20 @@ from fastapi import APIRouter, Depends, Query
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import PrincipalDep, RuntimeDep, require_role
-from services.common.errors import PROBLEM_JSON
+from services.common.errors import problem_responses
 from services.tramitador import service
 from services.tramitador.schemas import ExpedienteList, ExpedienteRead, ProcedimientoList
 
 router = APIRouter(prefix="/api/v1/tramitador", tags=["tramitador"])
 
 TramitadorUser = Annotated[Principal, Depends(require_role("tramitador"))]
-_problems = {
-    code: {"content": {PROBLEM_JSON: {}}, "description": text}
-    for code, text in {
-        401: "Sin token válido",
-        403: "Sin el rol necesario",
-        404: "No existe",
-    }.items()
-}
+_problems = problem_responses(401, 403, 404)
 
 
 @router.get(
     "/expedientes",
     response_model=ExpedienteList,
-    responses=_problems,  # type: ignore[arg-type]
+    responses=_problems,
     summary="Lista expedientes",
 )
 async def listar_expedientes(
@@ -49,7 +42,7 @@ async def listar_expedientes(
 @router.get(
     "/expedientes/{expediente_id}",
     response_model=ExpedienteRead,
-    responses=_problems,  # type: ignore[arg-type]
+    responses=_problems,
     summary="Consulta un expediente",
 )
 async def consultar_expediente(
@@ -65,7 +58,7 @@ async def consultar_expediente(
 @router.get(
     "/procedimientos",
     response_model=ProcedimientoList,
-    responses=_problems,  # type: ignore[arg-type]
+    responses=_problems,
     summary="Catálogo de procedimientos",
 )
 async def listar_procedimientos(runtime: RuntimeDep, principal: PrincipalDep) -> ProcedimientoList:
