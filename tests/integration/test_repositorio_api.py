@@ -687,7 +687,7 @@ class _CountingSink(BlobStore):
         return StoredBlob(digest.hexdigest(), size)
 
     async def get(self, tenant: str, sha256: str, *, byte_range: ByteRange | None = None):
-        raise NotImplementedError
+        raise AssertionError("this test never reads a blob back")
 
     async def exists(self, tenant: str, sha256: str) -> bool:
         return False
