@@ -62,3 +62,15 @@ justificantes = Table(
     Column("codigo", String(100)),
     Column("actualizado_en", DateTime(timezone=True), nullable=False),
 )
+
+# The annulment of an asiento (at most one per asiento, never undone): the asiento
+# row stays as it was recorded, and its number is never given again.
+anulaciones = Table(
+    "anulaciones",
+    metadata,
+    Column("asiento_id", UUID(as_uuid=False), ForeignKey(asientos.c.id), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("motivo", Text, nullable=False),
+    Column("anulado_por", String(255), nullable=False),
+    Column("anulado_en", DateTime(timezone=True), nullable=False),
+)

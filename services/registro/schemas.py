@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from services.registro.busqueda import EstadoAsiento
 from services.registro.domain import (
     TipoAsiento,
     TipoIdentificador,
@@ -56,8 +57,32 @@ class AsientoCreate(BaseModel):
         return validate_dir3(value)
 
 
+class AnulacionCreate(BaseModel):
+    """What staff send to annul an asiento: why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    motivo: str = Field(min_length=1, max_length=500, examples=["Registrado por duplicado"])
+
+    @field_validator("motivo")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        stripped = value.strip()
+        if not stripped:
+            raise ValueError("el motivo no puede estar en blanco")
+        return stripped
+
+
+class Anulacion(BaseModel):
+    """Who annulled an asiento, when and why."""
+
+    motivo: str
+    anulado_por: str
+    anulado_en: datetime
+
+
 class AsientoRead(BaseModel):
-    """An asiento as the register recorded it."""
+    """An asiento as the register recorded it, and whether it was annulled since."""
 
     id: str
     numero: str = Field(examples=["E/2026/000001"])
@@ -70,15 +95,23 @@ class AsientoRead(BaseModel):
     procedimiento: str | None
     interesados: list[Interesado]
     registrado_por: str
+    estado: EstadoAsiento = EstadoAsiento.REGISTRADO
+    anulacion: Anulacion | None = None
 
 
 class AsientoPage(BaseModel):
-    """One page of asientos, newest first."""
+    """One page of asientos, newest first (fecha_registro, then id, descending)."""
 
     items: list[AsientoRead]
-    total: int
+    total: int | None = Field(
+        description="Cuántos asientos cumplen los filtros; null al paginar con cursor "
+        "(así una entidad grande no cuenta en cada página)."
+    )
     page: int
     size: int
+    next_cursor: str | None = Field(
+        description="Cursor de la página siguiente (parámetro cursor); null en la última."
+    )
 
 
 class JustificanteRead(BaseModel):

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,18 +19,28 @@ from services.common.errors import Conflict, NotFound
 from services.common.tenants import Tenant, tenants_table
 from services.common.uow import UnitOfWork
 from services.registro import domain, justificante
+from services.registro.busqueda import Cursor, EstadoAsiento, Filtros, like_contains
 from services.registro.justificante import EstadoJustificante
-from services.registro.models import asientos, justificantes
-from services.registro.schemas import AsientoCreate, AsientoRead, JustificanteRead
+from services.registro.models import anulaciones, asientos, justificantes
+from services.registro.schemas import (
+    AnulacionCreate,
+    AsientoCreate,
+    AsientoRead,
+    JustificanteRead,
+)
 
 __all__ = [
+    "ASIENTO_ANULADO",
     "ASIENTO_REGISTRADO",
     "DOCUMENTO_EMITIDO",
     "EMISION_FALLIDA",
     "EMITIR_DOCUMENTO",
+    "annul_asiento",
+    "count_query",
     "get_asiento",
     "get_justificante",
     "list_asientos",
+    "page_query",
     "record_emision_fallida",
     "record_justificante_emitido",
     "register_asiento",
@@ -39,6 +49,7 @@ __all__ = [
 ]
 
 ASIENTO_REGISTRADO = "registro.asiento.registrado.v1"
+ASIENTO_ANULADO = "registro.asiento.anulado.v1"
 EMITIR_DOCUMENTO = "repositorio.documento.emitir.v1"
 DOCUMENTO_EMITIDO = "repositorio.documento.emitido.v1"
 EMISION_FALLIDA = "repositorio.emision.fallida.v1"
@@ -90,6 +101,28 @@ async def register_asiento(
     return asiento
 
 
+def _con_anulacion() -> Select[Any]:
+    """Asientos with their annulment, if any: the estado is derived, never stored."""
+    return select(
+        asientos,
+        anulaciones.c.motivo.label("anulacion_motivo"),
+        anulaciones.c.anulado_por.label("anulacion_por"),
+        anulaciones.c.anulado_en.label("anulacion_en"),
+    ).select_from(asientos.outerjoin(anulaciones, anulaciones.c.asiento_id == asientos.c.id))
+
+
+def _asiento_read(row: Any) -> AsientoRead:
+    """An asiento row with its annulment columns, as the API shows it."""
+    data = dict(row._mapping)
+    motivo = data.pop("anulacion_motivo")
+    por = data.pop("anulacion_por")
+    en = data.pop("anulacion_en")
+    if motivo is not None:
+        data["estado"] = EstadoAsiento.ANULADO
+        data["anulacion"] = {"motivo": motivo, "anulado_por": por, "anulado_en": en}
+    return AsientoRead.model_validate(data)
+
+
 async def get_asiento(session: AsyncSession, *, tenant_id: str, asiento_id: str) -> AsientoRead:
     """One asiento of the tenant; another tenant's (or a malformed id) is a 404."""
     try:
@@ -98,37 +131,165 @@ async def get_asiento(session: AsyncSession, *, tenant_id: str, asiento_id: str)
         raise NotFound(f"No existe el asiento {asiento_id}.") from None
     row = (
         await session.execute(
-            select(asientos).where(asientos.c.tenant_id == tenant_id, asientos.c.id == asiento_id)
+            _con_anulacion().where(asientos.c.tenant_id == tenant_id, asientos.c.id == asiento_id)
         )
     ).first()
     if row is None:
         raise NotFound(f"No existe el asiento {asiento_id}.")
-    return AsientoRead.model_validate(row._mapping)
+    return _asiento_read(row)
+
+
+async def annul_asiento(
+    uow: UnitOfWork, *, asiento_id: str, data: AnulacionCreate, now: datetime | None = None
+) -> AsientoRead:
+    """Annuls an asiento: it stays in the book with its number, marked annulled.
+
+    The annulment row is written at once (not deferred) with ON CONFLICT DO
+    NOTHING: of two concurrent annulments the second waits for the first and
+    then finds the row, so it is a 409 rather than a failed commit.
+    """
+    asiento = await get_asiento(uow.session, tenant_id=uow.tenant_id, asiento_id=asiento_id)
+    if asiento.estado is EstadoAsiento.ANULADO:
+        raise Conflict(f"El asiento {asiento.numero} ya está anulado.")
+    anulado_en = now or datetime.now(UTC)
+    inserted = await uow.session.execute(
+        pg_insert(anulaciones)
+        .values(
+            asiento_id=asiento.id,
+            tenant_id=uow.tenant_id,
+            motivo=data.motivo,
+            anulado_por=uow.actor.sub,
+            anulado_en=anulado_en,
+        )
+        .on_conflict_do_nothing()
+        .returning(anulaciones.c.asiento_id)
+    )
+    if inserted.first() is None:
+        raise Conflict(f"El asiento {asiento.numero} ya está anulado.")
+    anulado = AsientoRead.model_validate(
+        {
+            **asiento.model_dump(),
+            "estado": EstadoAsiento.ANULADO,
+            "anulacion": {
+                "motivo": data.motivo,
+                "anulado_por": uow.actor.sub,
+                "anulado_en": anulado_en,
+            },
+        }
+    )
+    snapshot = anulado.model_dump(mode="json")
+    uow.audit(
+        action="anular",
+        entity="asiento",
+        entity_id=asiento.id,
+        old=asiento.model_dump(mode="json"),
+        new=snapshot,
+    )
+    uow.emit(
+        ASIENTO_ANULADO,
+        {
+            "asiento_id": asiento.id,
+            "numero": asiento.numero,
+            "tipo": asiento.tipo.value,
+            "anio": asiento.anio,
+            "secuencia": asiento.secuencia,
+            "motivo": data.motivo,
+            "anulado_por": uow.actor.sub,
+            "anulado_en": snapshot["anulacion"]["anulado_en"],
+        },
+        subject=asiento.numero,
+    )
+    return anulado
+
+
+def _contiene(campo: str, valor: str) -> ColumnElement[bool]:
+    """The asiento is among those whose ``campo`` matches ``valor`` (index-backed)."""
+    return asientos.c.id.in_(select(func.registro.asientos_que_contienen(campo, valor)))
+
+
+def _conditions(tenant_id: str, filtros: Filtros) -> list[ColumnElement[bool]]:
+    """The WHERE of a search; each filter is written so that an index answers it."""
+    where: list[ColumnElement[bool]] = [asientos.c.tenant_id == tenant_id]
+    if filtros.numero is not None:
+        where.append(asientos.c.numero == filtros.numero)
+    if filtros.desde is not None:
+        where.append(asientos.c.fecha_registro >= filtros.desde)
+    if filtros.hasta is not None:
+        where.append(asientos.c.fecha_registro < filtros.hasta)
+    if filtros.tipo is not None:
+        where.append(asientos.c.tipo == filtros.tipo)
+    if filtros.unidad is not None:
+        where.append(asientos.c.unidad_destino == filtros.unidad)
+    # Under RLS only leakproof operators may use an index, and @> and LIKE are not:
+    # these searches go through the migration's SECURITY DEFINER function, which
+    # applies the tenant condition itself (see migration registro_0003).
+    termino = filtros.interesado
+    if termino is not None and termino.identificador is not None:
+        where.append(_contiene("identificador", termino.identificador))
+    elif termino is not None and termino.nombre is not None:
+        where.append(_contiene("nombre", like_contains(termino.nombre)))
+    if filtros.q is not None:
+        where.append(_contiene("resumen", like_contains(filtros.q)))
+    if filtros.estado is EstadoAsiento.ANULADO:
+        where.append(anulaciones.c.asiento_id.is_not(None))
+    elif filtros.estado is EstadoAsiento.REGISTRADO:
+        where.append(anulaciones.c.asiento_id.is_(None))
+    return where
+
+
+def count_query(tenant_id: str, filtros: Filtros) -> Select[Any]:
+    """How many asientos match ``filtros`` (only for page-number pagination)."""
+    joined = asientos.outerjoin(anulaciones, anulaciones.c.asiento_id == asientos.c.id)
+    return select(func.count()).select_from(joined).where(*_conditions(tenant_id, filtros))
+
+
+def page_query(
+    tenant_id: str, filtros: Filtros, *, size: int, page: int = 1, cursor: Cursor | None = None
+) -> Select[Any]:
+    """One page of matches plus one row (to know whether another page follows).
+
+    The order (fecha_registro, id) descending is the order of the index
+    (tenant_id, fecha_registro DESC, id DESC); the cursor is a keyset on it.
+    """
+    query = _con_anulacion().where(*_conditions(tenant_id, filtros))
+    if cursor is not None:
+        query = query.where(
+            tuple_(asientos.c.fecha_registro, asientos.c.id)
+            < tuple_(
+                literal(cursor.fecha_registro, asientos.c.fecha_registro.type),
+                literal(cursor.id, asientos.c.id.type),
+            )
+        )
+    else:
+        query = query.offset((page - 1) * size)
+    return query.order_by(asientos.c.fecha_registro.desc(), asientos.c.id.desc()).limit(size + 1)
 
 
 async def list_asientos(
     session: AsyncSession,
     *,
     tenant_id: str,
-    tipo: domain.TipoAsiento | None,
-    page: int,
+    filtros: Filtros,
     size: int,
-) -> tuple[list[AsientoRead], int]:
-    """A page of the tenant's asientos, newest first, and how many there are in all."""
-    where = [asientos.c.tenant_id == tenant_id]
-    if tipo is not None:
-        where.append(asientos.c.tipo == tipo.value)
-    total = (
-        await session.execute(select(func.count()).select_from(asientos).where(*where))
-    ).scalar_one()
-    rows = await session.execute(
-        select(asientos)
-        .where(*where)
-        .order_by(asientos.c.fecha_registro.desc(), asientos.c.id)
-        .limit(size)
-        .offset((page - 1) * size)
-    )
-    return [AsientoRead.model_validate(r._mapping) for r in rows], int(total)
+    page: int = 1,
+    cursor: Cursor | None = None,
+) -> tuple[list[AsientoRead], int | None, Cursor | None]:
+    """A page of the tenant's asientos matching ``filtros``, newest first.
+
+    Answers the items, the total (None with a cursor: counting a large register on
+    every page is what the cursor avoids) and the cursor of the next page (None
+    on the last one).
+    """
+    total: int | None = None
+    if cursor is None:
+        total = int((await session.execute(count_query(tenant_id, filtros))).scalar_one())
+    query = page_query(tenant_id, filtros, size=size, page=page, cursor=cursor)
+    rows = (await session.execute(query)).all()
+    items = [_asiento_read(r) for r in rows[:size]]
+    siguiente = None
+    if len(rows) > size:
+        siguiente = Cursor(items[-1].fecha_registro, items[-1].id)
+    return items, total, siguiente
 
 
 # --- justificantes -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ REPO = ROOT.parent
 ASYNCAPI = ROOT / "asyncapi.yaml"
 EXAMPLES = ROOT / "examples"
 ASIENTO = "registro.asiento.registrado.v1"
+ANULADO = "registro.asiento.anulado.v1"
 EXPEDIENTE = "tramitador.expediente.iniciado.v1"
 SELLAR = "sellado.documento.sellar.v1"
 SELLADO = "sellado.documento.sellado.v1"
@@ -52,6 +53,7 @@ EMITIDO = "repositorio.documento.emitido.v1"
 FALLIDA = "repositorio.emision.fallida.v1"
 CONTRACTS = [
     ASIENTO,
+    ANULADO,
     EXPEDIENTE,
     SELLAR,
     SELLADO,
@@ -622,7 +624,7 @@ def test_validate_rejects_a_bad_value(registry: ContractRegistry, field: str, va
 def test_unknown_contract_is_refused(registry: ContractRegistry) -> None:
     """A typo in a contract name must not validate against nothing."""
     with pytest.raises(UnknownContract):
-        registry.validate("registro.asiento.anulado.v1", {})
+        registry.validate("registro.asiento.rectificado.v1", {})
     with pytest.raises(UnknownContract):
         registry.schema("registro.asiento.registrado.v9")
 
@@ -675,7 +677,7 @@ def test_validate_envelope_checks_data_against_the_contract(registry: ContractRe
 
 def test_validate_envelope_refuses_an_unknown_type(registry: ContractRegistry) -> None:
     """An event type with no contract is refused rather than waved through."""
-    envelope = {**good_envelope(), "type": "es.consistorio.registro.asiento.anulado.v1"}
+    envelope = {**good_envelope(), "type": "es.consistorio.registro.asiento.rectificado.v1"}
     with pytest.raises(UnknownContract):
         registry.validate_envelope(envelope)
 
@@ -720,6 +722,7 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
     assert summary == {
         ("send", "asientoRegistrado"),
         ("receive", "asientoRegistrado"),
+        ("send", "asientoAnulado"),
         ("send", "expedienteIniciado"),
         ("send", "documentoSellar"),
         ("receive", "documentoSellar"),
