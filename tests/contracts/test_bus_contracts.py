@@ -51,6 +51,9 @@ RESERVADO = "csv.codigo.reservado.v1"
 EMITIR = "repositorio.documento.emitir.v1"
 EMITIDO = "repositorio.documento.emitido.v1"
 FALLIDA = "repositorio.emision.fallida.v1"
+RECIBIDO = "registro.intercambio.recibido.v1"
+ACEPTADO = "registro.intercambio.aceptado.v1"
+RECHAZADO_INTERCAMBIO = "registro.intercambio.rechazado.v1"
 CONTRACTS = [
     ASIENTO,
     ANULADO,
@@ -64,6 +67,9 @@ CONTRACTS = [
     EMITIR,
     EMITIDO,
     FALLIDA,
+    RECIBIDO,
+    ACEPTADO,
+    RECHAZADO_INTERCAMBIO,
 ]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 # A valid metadatos of emitir, and an asiento it may refer to, for the bad-value cases.
@@ -723,6 +729,9 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "asientoRegistrado"),
         ("receive", "asientoRegistrado"),
         ("send", "asientoAnulado"),
+        ("send", "intercambioRecibido"),
+        ("send", "intercambioAceptado"),
+        ("send", "intercambioRechazado"),
         ("send", "expedienteIniciado"),
         ("send", "documentoSellar"),
         ("receive", "documentoSellar"),

@@ -1,0 +1,225 @@
+"""HTTP routes of SICRES 3.0 exchanges: export an asiento, receive, accept, reject, consult.
+
+Thin: the standard lives in sicres.py, the use cases in intercambios.py.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from services.common.auth import Principal
+from services.common.db import tenant_transaction
+from services.common.deps import RuntimeDep, actor_of, require_role
+from services.common.errors import (
+    FieldError,
+    PayloadTooLarge,
+    ProblemError,
+    Unprocessable,
+    problem_responses,
+)
+from services.common.runtime import ServiceRuntime
+from services.common.tenants import Tenant
+from services.registro import intercambios
+from services.registro.intercambios import (
+    EstadoIntercambio,
+    IntercambioRead,
+    RechazoCreate,
+)
+from services.registro.sicres import ROOT
+
+router = APIRouter(prefix="/api/v1/registro", tags=["registro", "SICRES 3.0"])
+
+RegistroUser = Annotated[Principal, Depends(require_role("registro"))]
+# An exchange file carries its anexos in base64; SIR's own limits stay well below this.
+MAX_FICHERO_BYTES = 20 * 1024 * 1024
+XML = "application/xml"
+_ACCEPTED_TYPES = ("application/xml", "text/xml")
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    slug = "tipo-no-admitido"
+
+
+async def _entidad(runtime: ServiceRuntime, tenant: str) -> Tenant:
+    """The caller's entity: its DIR3 is the SICRES entidad registral of origin."""
+    entidad = await runtime.tenants.get(tenant) if runtime.tenants is not None else None
+    if entidad is None:
+        raise Unprocessable(f"La entidad {tenant} no está en el registro de entidades.")
+    return entidad
+
+
+@router.get(
+    "/asientos/{asiento_id}/sicres",
+    response_class=Response,
+    responses={
+        200: {"content": {XML: {}}, "description": "Fichero_Intercambio_SICRES_3 (UTF-8)"},
+        **problem_responses(
+            401,
+            403,
+            404,
+            409,
+            overrides={409: "El asiento está anulado o tiene datos que SICRES 3.0 no admite"},
+        ),
+    },
+    summary="Exporta un asiento como fichero de intercambio SICRES 3.0",
+    description="Cada exportación es un intercambio nuevo, con su Identificador_Intercambio "
+    "(código DIR3 de la entidad, año con dos cifras y contador de ocho). El registro no tiene "
+    "anexos todavía: el fichero no lleva De_Anexo.",
+)
+async def exportar_sicres(
+    asiento_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
+) -> Response:
+    """The asiento as a Fichero_Intercambio_SICRES_3 that validates against the schema."""
+    entidad = await _entidad(runtime, principal.tenant)
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        identificador, data = await intercambios.export_asiento(
+            uow, asiento_id=asiento_id, entidad=entidad
+        )
+    return Response(
+        data,
+        media_type=f"{XML}; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{identificador}.xml"',
+            "X-Identificador-Intercambio": identificador,
+        },
+    )
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refused (413) as soon as it passes the limit."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_FICHERO_BYTES:
+        raise _too_large()
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FICHERO_BYTES:
+            raise _too_large()
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"El fichero de intercambio supera el máximo de {MAX_FICHERO_BYTES} bytes.",
+        errors=[FieldError("body", f"máximo {MAX_FICHERO_BYTES} bytes")],
+    )
+
+
+@router.post(
+    "/intercambios",
+    status_code=201,
+    response_model=IntercambioRead,
+    responses=problem_responses(401, 403, 409, 413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                XML: {
+                    "schema": {"type": "string", "format": "binary"},
+                    "description": f"Un {ROOT}, en UTF-8 o ISO-8859-1 según su prólogo XML",
+                }
+            },
+        }
+    },
+    summary="Recibe un fichero de intercambio SICRES 3.0",
+    description="Valida el fichero contra el XSD de SICRES 3.0 (422 con los errores y sus "
+    "líneas), comprueba el Hash de cada anexo que trae contenido (422 si no coincide; los que "
+    "llegan sin contenido se guardan marcados) y lo deja pendiente (`recibido`) hasta que se "
+    "acepte o se rechace.",
+)
+async def recibir_intercambio(
+    request: Request, runtime: RuntimeDep, principal: RegistroUser
+) -> JSONResponse:
+    """Stores a received exchange file pending a decision; answers it (201, Location)."""
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media not in _ACCEPTED_TYPES:
+        raise UnsupportedMediaType("Envíe el fichero como application/xml.")
+    data = await _read_body(request)
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        intercambio = await intercambios.receive_intercambio(uow, data=data)
+    return JSONResponse(
+        intercambio.model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": f"/api/v1/registro/intercambios/{intercambio.id}"},
+    )
+
+
+@router.get(
+    "/intercambios",
+    response_model=list[IntercambioRead],
+    responses=problem_responses(401, 403),
+    summary="Lista los intercambios recibidos",
+)
+async def listar_intercambios(
+    runtime: RuntimeDep,
+    principal: RegistroUser,
+    estado: EstadoIntercambio | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JSONResponse:
+    """The entity's received exchanges, newest first; X-Total-Count says how many match."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        items, total = await intercambios.list_intercambios(
+            session, tenant_id=principal.tenant, estado=estado, size=size, page=page
+        )
+    return JSONResponse(
+        [i.model_dump(mode="json") for i in items], headers={"X-Total-Count": str(total)}
+    )
+
+
+@router.get(
+    "/intercambios/{intercambio_id}",
+    response_model=IntercambioRead,
+    responses=problem_responses(401, 403, 404),
+    summary="Consulta un intercambio recibido",
+)
+async def consultar_intercambio(
+    intercambio_id: str, runtime: RuntimeDep, principal: RegistroUser
+) -> IntercambioRead:
+    """One received exchange of the caller's entity."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        return await intercambios.get_intercambio(
+            session, tenant_id=principal.tenant, intercambio_id=intercambio_id
+        )
+
+
+@router.post(
+    "/intercambios/{intercambio_id}/aceptar",
+    response_model=IntercambioRead,
+    responses=problem_responses(
+        401, 403, 404, 409, 422, overrides={409: "El intercambio ya fue aceptado o rechazado"}
+    ),
+    summary="Acepta un intercambio: lo registra como entrada de esta entidad",
+)
+async def aceptar_intercambio(
+    intercambio_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
+) -> IntercambioRead:
+    """Registers a pending exchange as a new entrada (own number and date) and answers it."""
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        return await intercambios.accept_intercambio(uow, intercambio_id=intercambio_id)
+
+
+@router.post(
+    "/intercambios/{intercambio_id}/rechazar",
+    response_model=IntercambioRead,
+    responses=problem_responses(
+        401, 403, 404, 409, 422, overrides={409: "El intercambio ya fue aceptado o rechazado"}
+    ),
+    summary="Rechaza un intercambio, con su motivo",
+)
+async def rechazar_intercambio(
+    intercambio_id: str,
+    body: RechazoCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: RegistroUser,
+) -> IntercambioRead:
+    """Rejects a pending exchange; nothing is registered."""
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        return await intercambios.reject_intercambio(uow, intercambio_id=intercambio_id, data=body)
