@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python -m tests.bench.registro
 	$(BIN)/python -m tests.bench.tsa
 	$(BIN)/python -m tests.bench.repositorio
+	$(BIN)/python -m tests.bench.registro_busqueda
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
