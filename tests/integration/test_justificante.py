@@ -20,9 +20,8 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.bootstrap import Platform, build_platform
-from services.common.bus.envelope import EventName, ReceivedEvent, build_envelope, parse_envelope
-from services.common.bus.inprocess import InProcessTransport
+from services.bootstrap import Platform
+from services.common.bus.envelope import EventName, ReceivedEvent, build_envelope
 from services.common.bus.transport import Delivery, OutgoingMessage
 from services.common.db import asyncpg_url, tenant_transaction
 from services.common.settings import Settings
@@ -32,6 +31,7 @@ from services.registro.justificante import render_justificante, solicitud_id
 from services.registro.models import justificantes
 from services.registro.schemas import AsientoRead
 from tests.support import factories
+from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -44,35 +44,22 @@ TEST_DIR3 = "L01000000"  # what the new_tenant fixture gives every test tenant
 
 @pytest.fixture
 async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    built = await build_platform(settings, ["registro"], transport=InProcessTransport())
-    await built.runtimes["registro"].start()
-    yield built
-    await built.close()
+    async with running_platform(settings, ["registro"]) as built:
+        yield built
 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.apps["registro"])
-    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
+    async with asgi_client(platform.apps["registro"]) as c:
         yield c
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+auth = bearer
 
 
 async def commands_to_repositorio(platform: Platform, tenant: str) -> list[ReceivedEvent]:
     """Listens, as the repositorio would, for the issuing commands of ``tenant``."""
-    received: list[ReceivedEvent] = []
-
-    async def collect(delivery: Delivery) -> None:
-        received.append(parse_envelope(delivery.body))
-        await delivery.ack()
-
-    await platform.transport.subscribe(
-        f"pruebas.{uuid.uuid4().hex}", [f"{tenant}.{EMITIR}"], collect
-    )
-    return received
+    return await collect_events(platform.transport, f"{tenant}.{EMITIR}")
 
 
 def envelope(platform: Platform, tenant: str, name: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -14,14 +14,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from services.bootstrap import Platform, build_platform
-from services.common.bus.envelope import ReceivedEvent, parse_envelope
-from services.common.bus.inprocess import InProcessTransport
-from services.common.bus.transport import Delivery
+from services.bootstrap import Platform
+from services.common.bus.envelope import ReceivedEvent
 from services.common.db import tenant_transaction
 from services.common.settings import Settings
 from services.registro.models import anulaciones
 from tests.support import factories
+from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -31,35 +30,22 @@ ANULADO = "registro.asiento.anulado.v1"
 
 @pytest.fixture
 async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    built = await build_platform(settings, ["registro"], transport=InProcessTransport())
-    await built.runtimes["registro"].start()
-    yield built
-    await built.close()
+    async with running_platform(settings, ["registro"]) as built:
+        yield built
 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.apps["registro"])
-    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
+    async with asgi_client(platform.apps["registro"]) as c:
         yield c
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+auth = bearer
 
 
 async def listen(platform: Platform, tenant: str) -> list[ReceivedEvent]:
     """Collects, as a backoffice would, the annulments of ``tenant``."""
-    received: list[ReceivedEvent] = []
-
-    async def collect(delivery: Delivery) -> None:
-        received.append(parse_envelope(delivery.body))
-        await delivery.ack()
-
-    await platform.transport.subscribe(
-        f"pruebas.{uuid.uuid4().hex}", [f"{tenant}.{ANULADO}"], collect
-    )
-    return received
+    return await collect_events(platform.transport, f"{tenant}.{ANULADO}")
 
 
 async def registrar(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:

@@ -4,7 +4,6 @@ registers a new entrada of this entity, rejecting it records why; each step is a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -14,13 +13,12 @@ import httpx
 import pytest
 from lxml import etree
 
-from services.bootstrap import Platform, build_platform
-from services.common.bus.envelope import ReceivedEvent, parse_envelope
-from services.common.bus.inprocess import InProcessTransport
-from services.common.bus.transport import Delivery
+from services.bootstrap import Platform
+from services.common.bus.envelope import ReceivedEvent
 from services.common.settings import Settings
 from services.registro import sicres
 from tests.support import factories
+from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -37,35 +35,22 @@ EVENTOS = [
 
 @pytest.fixture
 async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    built = await build_platform(settings, ["registro"], transport=InProcessTransport())
-    await built.runtimes["registro"].start()
-    yield built
-    await built.close()
+    async with running_platform(settings, ["registro"]) as built:
+        yield built
 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.apps["registro"])
-    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
+    async with asgi_client(platform.apps["registro"]) as c:
         yield c
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+auth = bearer
 
 
 async def listen(platform: Platform, tenant: str) -> list[ReceivedEvent]:
     """Collects the tenant's intercambio and asiento events."""
-    received: list[ReceivedEvent] = []
-
-    async def collect(delivery: Delivery) -> None:
-        received.append(parse_envelope(delivery.body))
-        await delivery.ack()
-
-    await platform.transport.subscribe(
-        f"pruebas.{uuid.uuid4().hex}", [f"{tenant}.{name}" for name in EVENTOS], collect
-    )
-    return received
+    return await collect_events(platform.transport, *(f"{tenant}.{name}" for name in EVENTOS))
 
 
 def of(events: list[ReceivedEvent], name: str) -> list[ReceivedEvent]:

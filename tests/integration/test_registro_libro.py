@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.bootstrap import Platform, build_platform
-from services.common.bus.inprocess import InProcessTransport
+from services.bootstrap import Platform
 from services.common.db import asyncpg_url
 from services.common.settings import Settings
 from services.registro import exportaciones
 from services.registro.domain import tenant_timezone
 from tests.support import factories
+from tests.support.platforms import asgi_client, bearer, running_platform
 from tests.unit.test_justificante_render import read
 
 pytestmark = pytest.mark.integration
@@ -35,21 +35,17 @@ BOM = "\ufeff".encode()
 
 @pytest.fixture
 async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    built = await build_platform(settings, ["registro"], transport=InProcessTransport())
-    await built.runtimes["registro"].start()
-    yield built
-    await built.close()
+    async with running_platform(settings, ["registro"]) as built:
+        yield built
 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.apps["registro"])
-    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
+    async with asgi_client(platform.apps["registro"]) as c:
         yield c
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+auth = bearer
 
 
 async def owner_sql(database_url: str, sql: str, params: dict[str, Any]) -> None:

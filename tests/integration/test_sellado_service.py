@@ -15,12 +15,13 @@ from asn1crypto import tsp
 from sqlalchemy import select
 
 from services.bootstrap import Platform, build_platform
-from services.common.bus.envelope import EventName, build_envelope, parse_envelope
+from services.common.bus.envelope import EventName, build_envelope
 from services.common.bus.inprocess import InProcessTransport
-from services.common.bus.transport import Delivery, OutgoingMessage
+from services.common.bus.transport import OutgoingMessage
 from services.common.db import tenant_transaction
 from services.common.settings import Settings
 from tests.support.pades_material import minimal_pdf
+from tests.support.platforms import bearer, collect_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -41,10 +42,6 @@ async def client(sellado: Platform) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=sellado.apps["sellado"])
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
         yield c
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def verify(client: httpx.AsyncClient, token: str, pdf: bytes) -> list[dict[str, Any]]:
@@ -172,18 +169,11 @@ def command(tenant: str, pdf: bytes, **extra: Any) -> dict[str, Any]:
 
 
 async def _replies(platform: Platform, tenant: str) -> list[Any]:
-    received: list[Any] = []
-
-    async def collect(delivery: Delivery) -> None:
-        received.append(parse_envelope(delivery.body))
-        await delivery.ack()
-
-    await platform.transport.subscribe(
-        f"pruebas.{uuid.uuid4().hex}",
-        [f"{tenant}.sellado.documento.sellado.v1", f"{tenant}.sellado.documento.rechazado.v1"],
-        collect,
+    return await collect_events(
+        platform.transport,
+        f"{tenant}.sellado.documento.sellado.v1",
+        f"{tenant}.sellado.documento.rechazado.v1",
     )
-    return received
 
 
 async def test_seal_command_replies_with_the_sealed_pdf(sellado, client, new_tenant, token) -> None:

@@ -1,0 +1,56 @@
+"""Services wired as the platform wires them, for integration tests: in-process bus,
+runtimes started, an HTTP client on one app, and a listener for bus messages."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.bootstrap import Platform, build_platform
+from services.common.bus.envelope import ReceivedEvent, parse_envelope
+from services.common.bus.inprocess import InProcessTransport
+from services.common.bus.transport import Delivery, Transport
+from services.common.settings import Settings
+
+__all__ = ["asgi_client", "bearer", "collect_events", "running_platform"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def running_platform(settings: Settings, services: Sequence[str]) -> AsyncIterator[Platform]:
+    """The named services on the in-process bus, relays and consumers running."""
+    platform = await build_platform(settings, list(services), transport=InProcessTransport())
+    for runtime in platform.runtimes.values():
+        await runtime.start()
+    try:
+        yield platform
+    finally:
+        await platform.close()
+
+
+@asynccontextmanager
+async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client that calls ``app`` in process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        yield client
+
+
+async def collect_events(transport: Transport, *bindings: str) -> list[ReceivedEvent]:
+    """Subscribes a fresh queue to ``bindings``; the list fills as messages arrive."""
+    received: list[ReceivedEvent] = []
+
+    async def collect(delivery: Delivery) -> None:
+        received.append(parse_envelope(delivery.body))
+        await delivery.ack()
+
+    await transport.subscribe(f"pruebas.{uuid.uuid4().hex}", list(bindings), collect)
+    return received
