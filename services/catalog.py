@@ -6,6 +6,7 @@ reads it. Services never import each other, only this module imports them all.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,81 +49,37 @@ class ServiceDefinition:
         return self.routes or (self.name,)
 
 
-def _registro() -> ServiceDefinition:
-    from services.registro import app, handlers, models
+def _define(name: str) -> Callable[[], ServiceDefinition]:
+    """Reads a service package of the common shape into its definition.
 
-    return ServiceDefinition(
-        name="registro",
-        tables=models.kernel,
-        create_app=app.create_app,
-        consumers=handlers.CONSUMERS,
-        migrations=MigrationSet("registro", models.SCHEMA, _HERE / "registro" / "migrations"),
-    )
+    Every package has ``app.create_app`` and ``models`` (``SCHEMA``, ``kernel``), and may
+    declare ``app.ROUTES`` (gateway segments), ``app.PUBLIC_PATHS`` and static
+    ``handlers.CONSUMERS``. Services whose consumers need process objects (keys, blob
+    store, tenant directory) add them in ``create_app`` instead.
+    """
 
+    def load() -> ServiceDefinition:
+        app = importlib.import_module(f"services.{name}.app")
+        models = importlib.import_module(f"services.{name}.models")
+        handlers = importlib.import_module(f"services.{name}.handlers")
+        return ServiceDefinition(
+            name=name,
+            tables=models.kernel,
+            create_app=app.create_app,
+            consumers=getattr(handlers, "CONSUMERS", ()),
+            migrations=MigrationSet(name, models.SCHEMA, _HERE / name / "migrations"),
+            routes=getattr(app, "ROUTES", ()),
+            public_paths=getattr(app, "PUBLIC_PATHS", ()),
+        )
 
-def _tramitador() -> ServiceDefinition:
-    from services.tramitador import app, handlers, models
-
-    return ServiceDefinition(
-        name="tramitador",
-        tables=models.kernel,
-        create_app=app.create_app,
-        consumers=handlers.CONSUMERS,
-        migrations=MigrationSet("tramitador", models.SCHEMA, _HERE / "tramitador" / "migrations"),
-    )
-
-
-def _sellado() -> ServiceDefinition:
-    from services.sellado import app, models
-
-    return ServiceDefinition(
-        name="sellado",
-        tables=models.kernel,
-        create_app=app.create_app,
-        # Its consumer needs the process's keys: the app adds it when it is built.
-        consumers=(),
-        migrations=MigrationSet("sellado", models.SCHEMA, _HERE / "sellado" / "migrations"),
-        public_paths=app.PUBLIC_PATHS,
-    )
-
-
-def _csv() -> ServiceDefinition:
-    from services.csv import app, models
-
-    return ServiceDefinition(
-        name="csv",
-        tables=models.kernel,
-        create_app=app.create_app,
-        # Its consumers need the tenant directory: the app adds them when it is built.
-        consumers=(),
-        migrations=MigrationSet("csv", models.SCHEMA, _HERE / "csv" / "migrations"),
-        public_paths=app.PUBLIC_PATHS,
-    )
-
-
-def _repositorio() -> ServiceDefinition:
-    from services.repositorio import app, models
-
-    return ServiceDefinition(
-        name="repositorio",
-        tables=models.kernel,
-        create_app=app.create_app,
-        # Its consumers need the app's blob store: the app adds them when it is built.
-        consumers=(),
-        migrations=MigrationSet("repositorio", models.SCHEMA, _HERE / "repositorio" / "migrations"),
-        routes=("documentos",),
-        public_paths=app.PUBLIC_PATHS,
-    )
+    return load
 
 
 PLATFORM_MIGRATIONS = MigrationSet("plataforma", "plataforma", _HERE / "common" / "migrations")
 
+# Order matters for migrations only through the platform's own history, which runs first.
 SERVICES: dict[str, Callable[[], ServiceDefinition]] = {
-    "registro": _registro,
-    "tramitador": _tramitador,
-    "sellado": _sellado,
-    "csv": _csv,
-    "repositorio": _repositorio,
+    name: _define(name) for name in ("registro", "tramitador", "sellado", "csv", "repositorio")
 }
 
 

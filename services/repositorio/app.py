@@ -12,6 +12,8 @@ from services.repositorio.api import router
 from services.repositorio.storage import BlobStore, build_blob_store
 
 NAME = "repositorio"
+# The gateway routes /api/v1/documentos/... here (the resource, not the service name).
+ROUTES = ("documentos",)
 
 # The issued PDF a CSV names, for anyone holding the code. The gateway forwards a public
 # path to /api/v1/<route segment>/<upstream>, and reaches this service by its segment.
