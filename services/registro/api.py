@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -177,6 +178,12 @@ async def listar_asientos(
         str | None, Query(min_length=3, max_length=240, description="Texto del resumen")
     ] = None,
     unidad: Annotated[str | None, Query(description="Código DIR3 de la unidad de destino")] = None,
+    oficina: Annotated[
+        str | None, Query(description="Código DIR3 de la oficina de registro")
+    ] = None,
+    corrige: Annotated[
+        str | None, Query(description="Id de un asiento: los asientos que lo corrigen")
+    ] = None,
     estado: EstadoAsiento | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     page: Annotated[int, Query(ge=1)] = 1,
@@ -191,8 +198,10 @@ async def listar_asientos(
         interesado=_parsed("interesado", interesado, busqueda.clasificar_interesado),
         q=_parsed("q", q, busqueda.texto_buscado),
         unidad=_parsed("unidad", unidad, validate_dir3),
+        oficina=_parsed("oficina", oficina, validate_dir3),
         tipo=tipo.value if tipo is not None else None,
         estado=estado,
+        corrige=_parsed("corrige", corrige, lambda v: str(uuid.UUID(v))),
     )
     if filtros.desde and filtros.hasta and filtros.desde >= filtros.hasta:
         raise Unprocessable(

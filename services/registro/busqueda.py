@@ -142,5 +142,7 @@ class Filtros:
     interesado: TerminoInteresado | None = None
     q: str | None = None
     unidad: str | None = None
+    oficina: str | None = None
     tipo: str | None = None
     estado: EstadoAsiento | None = None
+    corrige: str | None = None

@@ -12,17 +12,24 @@ from stdnum.exceptions import InvalidChecksum, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumError
 
 __all__ = [
+    "Canal",
+    "CanalPreferente",
+    "DocumentacionFisica",
     "TipoAsiento",
     "TipoIdentificador",
+    "TipoTransporte",
     "anio_registral",
+    "canal_preferente_incompleto",
     "format_numero",
     "normalize_identificador",
     "serie_de",
     "tenant_timezone",
+    "validate_codigo_registral",
     "validate_dir3",
 ]
 
 _DIR3 = re.compile(r"^[A-Z][A-Z0-9]{8}$")
+_CODIGO_REGISTRAL = re.compile(r"^[A-Z0-9]{1,21}$")
 _PASAPORTE = re.compile(r"^[A-Z0-9]{3,20}$")
 _CANARIAS = ("35", "38")  # Las Palmas, Santa Cruz de Tenerife
 
@@ -45,6 +52,59 @@ class TipoIdentificador(StrEnum):
     NIE = "NIE"
     CIF = "CIF"
     PASAPORTE = "PASAPORTE"
+
+
+class Canal(StrEnum):
+    """How the asiento came in: at an office desk, or through the sede electrónica."""
+
+    PRESENCIAL = "presencial"
+    ELECTRONICO = "electronico"
+
+
+class CanalPreferente(StrEnum):
+    """How an interesado wants to be notified (SICRES Canal_Preferente_Comunicacion)."""
+
+    DIRECCION_POSTAL = "01"
+    DEH = "02"
+    COMPARECENCIA_ELECTRONICA = "03"
+
+
+class TipoTransporte(StrEnum):
+    """How paper came to the office (SICRES Tipo_Transporte_Entrada)."""
+
+    MENSAJERIA = "01"
+    CORREO_POSTAL = "02"
+    CORREO_CERTIFICADO = "03"
+    BUROFAX = "04"
+    EN_MANO = "05"
+    FAX = "06"
+    OTROS = "07"
+
+
+class DocumentacionFisica(StrEnum):
+    """Whether paper goes with the asiento (SICRES Documentacion_Fisica)."""
+
+    REQUERIDA = "1"
+    COMPLEMENTARIA = "2"
+    NINGUNA = "3"
+
+
+def canal_preferente_incompleto(
+    canal: CanalPreferente | None,
+    *,
+    direccion: str | None,
+    codigo_postal: str | None,
+    deh: str | None,
+) -> str | None:
+    """Why the chosen notification channel cannot be used with the data given, or None.
+
+    A postal channel needs somewhere to post to; a DEH channel needs the DEH.
+    """
+    if canal is CanalPreferente.DIRECCION_POSTAL and not (direccion and codigo_postal):
+        return "el canal 01 (dirección postal) necesita direccion y codigo_postal"
+    if canal is CanalPreferente.DEH and not deh:
+        return "el canal 02 (dirección electrónica habilitada) necesita deh"
+    return None
 
 
 def serie_de(tipo: TipoAsiento) -> str:
@@ -99,4 +159,12 @@ def validate_dir3(code: str) -> str:
     normalized = code.strip().upper()
     if not _DIR3.match(normalized):
         raise ValueError("código DIR3 no válido: una letra y ocho letras o cifras")
+    return normalized
+
+
+def validate_codigo_registral(code: str) -> str:
+    """A code of the SICRES network (entidad registral, unidad): up to 21 letters or digits."""
+    normalized = code.strip().upper()
+    if not _CODIGO_REGISTRAL.match(normalized):
+        raise ValueError("código no válido: de 1 a 21 letras o cifras")
     return normalized

@@ -173,7 +173,6 @@ async def export_asiento(uow: UnitOfWork, *, asiento_id: str, entidad: Tenant) -
             codigo_entidad=entidad.dir3,
             nombre_entidad=entidad.nombre,
             identificador=identificador,
-            zona=zona,
         )
     except sicres.NoRepresentable as exc:
         raise Conflict(

@@ -138,19 +138,55 @@ class _Justificante(FPDF):
         """Nothing: the bottom of every page belongs to the repositorio's CSV stamp."""
 
 
+_CANALES = {"presencial": "Presencial, en oficina", "electronico": "Electrónico, por la sede"}
+_DOCUMENTACION_FISICA = {
+    "1": "Acompaña documentación física requerida",
+    "2": "Acompaña documentación física complementaria",
+    "3": "No acompaña documentación física",
+}
+
+
 def _datos(asiento: AsientoRead, entidad: Tenant) -> list[tuple[str, str]]:
+    """The rows of the asiento's table: what it always has, then what it has this time."""
     tipo = "Entrada" if asiento.tipo is TipoAsiento.ENTRADA else "Salida"
-    return [
+    filas = [
         ("Número de registro", asiento.numero),
         ("Fecha y hora de registro", fecha_local(asiento.fecha_registro, entidad.ine_code)),
         ("Tipo de asiento", tipo),
+        ("Canal", _CANALES[asiento.canal.value]),
         ("Resumen", asiento.resumen),
         ("Unidad de destino (DIR3)", asiento.unidad_destino),
         ("Procedimiento", asiento.procedimiento or "No se indicó ninguno"),
+    ]
+    origen = asiento.origen
+    opcionales = [
+        ("Oficina de registro (DIR3)", asiento.oficina),
+        ("Entidad registral de origen", origen.entidad_registral if origen else None),
+        ("Unidad de origen", origen.unidad_tramitacion if origen else None),
+        ("Entidad registral de destino", asiento.entidad_registral_destino),
+        ("Código de asunto", asiento.codigo_asunto),
+        ("Referencia externa", asiento.referencia_externa),
+        ("Número de expediente", asiento.numero_expediente),
+        (
+            "Transporte",
+            f"{asiento.transporte.tipo.name.replace('_', ' ').lower()}"
+            + (f", nº {asiento.transporte.numero}" if asiento.transporte.numero else "")
+            if asiento.transporte
+            else None,
+        ),
+        ("Expone", asiento.expone),
+        ("Solicita", asiento.solicita),
+        ("Observaciones", asiento.observaciones),
+        ("Corrige el asiento", asiento.corrige),
+    ]
+    filas += [(nombre, valor) for nombre, valor in opcionales if valor]
+    filas += [
+        ("Documentación física", _DOCUMENTACION_FISICA[asiento.documentacion_fisica.value]),
         ("Registrado por", asiento.registrado_por),
         ("Identificador del asiento", asiento.id),
         ("Entidad", f"{entidad.nombre} (DIR3 {entidad.dir3})"),
     ]
+    return filas
 
 
 def render_justificante(asiento: AsientoRead, entidad: Tenant) -> bytes:
@@ -224,8 +260,23 @@ def render_justificante(asiento: AsientoRead, entidad: Tenant) -> bytes:
             row = table.row()
             row.cell(interesado.tipo_identificador.value)
             row.cell(interesado.identificador)
-            row.cell(interesado.nombre)
+            row.cell(interesado.razon_social or interesado.nombre or "—")
             row.cell(_apellidos(interesado))
+    representados = [i for i in asiento.interesados if i.representante is not None]
+    if representados:
+        pdf.ln(2)
+        pdf.set_font(_FAMILY, "", 9)
+        for interesado in representados:
+            assert interesado.representante is not None
+            representante = interesado.representante
+            pdf.multi_cell(
+                0,
+                4.5,
+                f"{interesado.nombre_completo()} ({interesado.identificador}) actúa representado "
+                f"por {representante.nombre_completo()} ({representante.identificador}).",
+                new_x=XPos.LMARGIN,
+                new_y=YPos.NEXT,
+            )
     pdf.ln(6)
 
     pdf.set_font(_FAMILY, "", 9)

@@ -133,13 +133,7 @@ def _local(instante: datetime, zona: ZoneInfo) -> str:
 
 
 def _interesados(asiento: AsientoRead) -> str:
-    partes = []
-    for interesado in asiento.interesados:
-        nombre = " ".join(
-            p for p in (interesado.nombre, interesado.apellido1, interesado.apellido2) if p
-        )
-        partes.append(f"{nombre} ({interesado.identificador})")
-    return "; ".join(partes)
+    return "; ".join(f"{i.nombre_completo()} ({i.identificador})" for i in asiento.interesados)
 
 
 def _tipo(tipo: TipoAsiento) -> str:

@@ -38,6 +38,22 @@ asientos = Table(
     Column("interesados", JSONB, nullable=False),
     Column("registrado_por", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The full SICRES 3.0 field set (migration registro_0006).
+    Column("canal", String(12), nullable=False, server_default="presencial"),
+    Column("oficina", String(21)),
+    Column("origen", JSONB),
+    Column("entidad_registral_destino", String(21)),
+    Column("codigo_asunto", String(16)),
+    Column("referencia_externa", String(16)),
+    Column("numero_expediente", String(80)),
+    Column("transporte", JSONB),
+    Column("contacto_usuario", String(160)),
+    Column("documentacion_fisica", String(1), nullable=False, server_default="3"),
+    Column("observaciones", String(50)),
+    Column("expone", Text),
+    Column("solicita", Text),
+    Column("corrige", UUID(as_uuid=False), ForeignKey("registro.asientos.id")),
+    Column("anexos", JSONB, nullable=False, server_default="[]"),
     UniqueConstraint("tenant_id", "tipo", "anio", "secuencia", name="uq_asientos_numero"),
 )
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
-from services.common.errors import Conflict, NotFound
+from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.tenants import Tenant, tenants_table
 from services.common.uow import UnitOfWork
 from services.registro import domain, justificante
@@ -58,13 +58,24 @@ _log = logging.getLogger("consistorio.registro")
 
 
 async def register_asiento(
-    uow: UnitOfWork, *, data: AsientoCreate, now: datetime | None = None
+    uow: UnitOfWork,
+    *,
+    data: AsientoCreate,
+    canal: domain.Canal = domain.Canal.PRESENCIAL,
+    now: datetime | None = None,
 ) -> AsientoRead:
-    """Registers an asiento: takes its gapless number, stores it, audits it, emits the event."""
+    """Registers an asiento: takes its gapless number, stores it, audits it, emits the event.
+
+    The date-time is the server's, never the client's. A correction names the asiento
+    it corrects, which must be one of this entity's (422 naming ``corrige`` otherwise).
+    """
+    if data.corrige is not None:
+        await _asiento_corregido(uow.session, tenant_id=uow.tenant_id, asiento_id=data.corrige)
     fecha = now or datetime.now(UTC)
     anio = domain.anio_registral(fecha, uow.tenant_id)
     secuencia = await uow.next_number(domain.serie_de(data.tipo), anio)
     row: dict[str, Any] = {
+        **data.model_dump(mode="json", exclude={"tipo", "interesados"}),
         "id": str(uuid.uuid4()),
         "tenant_id": uow.tenant_id,
         "tipo": data.tipo.value,
@@ -72,10 +83,8 @@ async def register_asiento(
         "secuencia": secuencia,
         "numero": domain.format_numero(data.tipo, anio, secuencia),
         "fecha_registro": fecha,
-        "resumen": data.resumen,
-        "unidad_destino": data.unidad_destino,
-        "procedimiento": data.procedimiento,
-        "interesados": [i.model_dump(mode="json") for i in data.interesados],
+        "canal": canal.value,
+        "interesados": [i.model_dump(mode="json", exclude_none=True) for i in data.interesados],
         "registrado_por": uow.actor.sub,
     }
     uow.add(asientos, row)
@@ -94,11 +103,46 @@ async def register_asiento(
             "resumen": asiento.resumen,
             "unidad_destino": asiento.unidad_destino,
             "procedimiento": asiento.procedimiento,
-            "interesados": snapshot["interesados"],
+            "interesados": [_interesado_evento(i) for i in snapshot["interesados"]],
+            **{campo: snapshot[campo] for campo in _CAMPOS_EVENTO if snapshot[campo] is not None},
         },
         subject=asiento.numero,
     )
     return asiento
+
+
+# Optional fields of registro.asiento.registrado.v1 added in its minor 1.1.
+_CAMPOS_EVENTO = (
+    "canal",
+    "oficina",
+    "origen",
+    "entidad_registral_destino",
+    "codigo_asunto",
+    "referencia_externa",
+    "numero_expediente",
+    "documentacion_fisica",
+    "corrige",
+)
+
+
+def _interesado_evento(interesado: dict[str, Any]) -> dict[str, Any]:
+    """An interesado as the event carries it: ``nombre`` is the razón social of an entity,
+    as the shared interesado contract has always said."""
+    evento = {k: v for k, v in interesado.items() if v is not None}
+    if evento.get("nombre") is None:
+        evento["nombre"] = interesado["razon_social"]
+    return evento
+
+
+async def _asiento_corregido(session: AsyncSession, *, tenant_id: str, asiento_id: str) -> None:
+    """The asiento a correction cites must be this entity's."""
+    try:
+        await get_asiento(session, tenant_id=tenant_id, asiento_id=asiento_id)
+    except NotFound:
+        raise Unprocessable(
+            "Datos no válidos: corrige",
+            errors=[FieldError("corrige", f"no existe el asiento {asiento_id} en esta entidad")],
+        ) from None
 
 
 def _con_anulacion() -> Select[Any]:
@@ -220,6 +264,10 @@ def _conditions(tenant_id: str, filtros: Filtros) -> list[ColumnElement[bool]]:
         where.append(asientos.c.tipo == filtros.tipo)
     if filtros.unidad is not None:
         where.append(asientos.c.unidad_destino == filtros.unidad)
+    if filtros.oficina is not None:
+        where.append(asientos.c.oficina == filtros.oficina)
+    if filtros.corrige is not None:
+        where.append(asientos.c.corrige == filtros.corrige)
     # Under RLS only leakproof operators may use an index, and @> and LIKE are not:
     # these searches go through the migration's SECURITY DEFINER function, which
     # applies the tenant condition itself (see migration registro_0003).

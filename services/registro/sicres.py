@@ -13,7 +13,7 @@ import binascii
 import functools
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from services.registro.domain import TipoAsiento, TipoIdentificador, tenant_timezone
-from services.registro.schemas import AsientoCreate, AsientoRead, Interesado
+from services.registro.schemas import AsientoCreate, AsientoRead, Interesado, Persona
 
 __all__ = [
     "ANOTACION_ENVIO",
@@ -146,6 +146,9 @@ class FicheroIntercambio:
     indicador_prueba: bool
     codigo_entidad_inicio: str
     nombre_usuario: str | None
+    contacto_usuario: str | None
+    tipo_transporte: str | None
+    numero_transporte: str | None
     observaciones_apunte: str | None
     expone: str | None
     solicita: str | None
@@ -190,6 +193,8 @@ class FicheroIntercambio:
             "indicador_prueba": self.indicador_prueba,
             "codigo_entidad_registral_inicio": self.codigo_entidad_inicio,
             "nombre_usuario": self.nombre_usuario,
+            "contacto_usuario": self.contacto_usuario,
+            "transporte": {"tipo": self.tipo_transporte, "numero": self.numero_transporte},
             "observaciones_apunte": self.observaciones_apunte,
             "expone": self.expone,
             "solicita": self.solicita,
@@ -258,24 +263,41 @@ def build_fichero(
     codigo_entidad: str,
     nombre_entidad: str,
     identificador: str,
-    zona: ZoneInfo,
+    zona: ZoneInfo | None = None,
+    timestamp: bytes | None = None,
+    anexos: Sequence[tuple[Any, bytes | None]] = (),
 ) -> bytes:
     """The asiento as a Fichero_Intercambio_SICRES_3 (UTF-8), sent by ``codigo_entidad``.
 
-    Raises NoRepresentable naming every field SICRES cannot carry, rather than
-    truncating register data.
+    ``timestamp`` is the RFC 3161 token of the asiento's register date-time
+    (Timestamp_Entrada); ``anexos`` pairs each anexo with its bytes. Raises
+    NoRepresentable naming every field SICRES cannot carry, rather than truncating
+    register data.
     """
     errors: list[tuple[str, str]] = []
     root = etree.Element(ROOT)
     origen = _sub(root, "De_Origen_o_Remitente")
-    _sub(origen, "Codigo_Entidad_Registral_Origen", codigo_entidad)
+    # The register that sends is the oficina where the asiento was made, if recorded.
+    codigo_origen = asiento.oficina or codigo_entidad
+    # A SICRES time has no zone: the receiver reads it in the zone the origin code
+    # implies (zona_de_entidad), so it is written in that same zone.
+    zona = zona or zona_de_entidad(codigo_origen)
+    _sub(origen, "Codigo_Entidad_Registral_Origen", codigo_origen)
     # Decodificaciones are labels for people: shortening one loses no register data.
     _sub(origen, "Decodificacion_Entidad_Registral_Origen", nombre_entidad[:80])
     _sub(origen, "Numero_Registro_Entrada", _cabe(errors, "numero", asiento.numero, 20))
     _sub(origen, "Fecha_Hora_Entrada", fecha_hora(asiento.fecha_registro, zona))
+    if timestamp is not None:
+        _sub(origen, "Timestamp_Entrada", base64.b64encode(timestamp).decode("ascii"))
+    if asiento.origen is not None and asiento.origen.unidad_tramitacion is not None:
+        _sub(origen, "Codigo_Unidad_Tramitacion_Origen", asiento.origen.unidad_tramitacion)
 
     destino = _sub(root, "De_Destino")
-    _sub(destino, "Codigo_Entidad_Registral_Destino", asiento.unidad_destino)
+    _sub(
+        destino,
+        "Codigo_Entidad_Registral_Destino",
+        asiento.entidad_registral_destino or asiento.unidad_destino,
+    )
     _sub(destino, "Codigo_Unidad_Tramitacion_Destino", asiento.unidad_destino)
 
     for n, interesado in enumerate(asiento.interesados):
@@ -283,52 +305,117 @@ def build_fichero(
 
     asunto = _sub(root, "De_Asunto")
     _sub(asunto, "Resumen", _cabe(errors, "resumen", asiento.resumen, 240))
-    if asiento.procedimiento is not None:
-        codigo = _cabe(errors, "procedimiento", asiento.procedimiento, 16)
-        _sub(asunto, "Codigo_Asunto_Segun_Destino", codigo)
+    codigo = asiento.codigo_asunto or asiento.procedimiento
+    if codigo is not None:
+        _sub(asunto, "Codigo_Asunto_Segun_Destino", _cabe(errors, "procedimiento", codigo, 16))
+    if asiento.referencia_externa is not None:
+        _sub(asunto, "Referencia_Externa", asiento.referencia_externa)
+    if asiento.numero_expediente is not None:
+        _sub(asunto, "Numero_Expediente", asiento.numero_expediente)
+
+    for anexo, contenido in anexos:
+        _anexo(root, anexo, contenido)
 
     control = _sub(root, "De_Internos_Control")
+    if asiento.transporte is not None:
+        _sub(control, "Tipo_Transporte_Entrada", asiento.transporte.tipo.value)
+        if asiento.transporte.numero is not None:
+            _sub(control, "Numero_Transporte_Entrada", asiento.transporte.numero)
     if len(asiento.registrado_por) <= 80:
         _sub(control, "Nombre_Usuario", asiento.registrado_por)
+    if asiento.contacto_usuario is not None:
+        _sub(control, "Contacto_Usuario", asiento.contacto_usuario)
     _sub(control, "Identificador_Intercambio", identificador)
     _sub(control, "Tipo_Anotacion", ANOTACION_ENVIO)
     _sub(control, "Descripcion_Tipo_Anotacion", "Envío")
     _sub(control, "Tipo_Registro", "0" if asiento.tipo is TipoAsiento.ENTRADA else "1")
-    _sub(control, "Documentacion_Fisica", SIN_DOCUMENTACION_FISICA)
+    _sub(control, "Documentacion_Fisica", asiento.documentacion_fisica.value)
+    if asiento.observaciones is not None:
+        _sub(control, "Observaciones_Apunte", asiento.observaciones)
     _sub(control, "Indicador_Prueba", "0")
-    _sub(control, "Codigo_Entidad_Registral_Inicio", codigo_entidad)
+    _sub(control, "Codigo_Entidad_Registral_Inicio", asiento.oficina or codigo_entidad)
     _sub(control, "Decodificacion_Entidad_Registral_Inicio", nombre_entidad[:80])
 
-    # Required by the schema; empty because the asiento is not a generic form.
     formulario = _sub(root, "De_Formulario_Generico")
-    _sub(formulario, "Expone", "")
-    _sub(formulario, "Solicita", "")
+    _sub(formulario, "Expone", asiento.expone or "")
+    _sub(formulario, "Solicita", asiento.solicita or "")
     if errors:
         raise NoRepresentable(errors)
     data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return data
 
 
+# Our field of a person, and the SICRES element for it without its _Interesado /
+# _Representante suffix; the schema's order is identity of both, then contact of both.
+_IDENTIDAD = (
+    ("tipo_identificador", "Tipo_Documento_Identificacion"),
+    ("identificador", "Documento_Identificacion"),
+    ("razon_social", "Razon_Social"),
+    ("nombre", "Nombre"),
+    ("apellido1", "Primer_Apellido"),
+    ("apellido2", "Segundo_Apellido"),
+)
+_CONTACTO = (
+    ("pais", "Pais"),
+    ("provincia", "Provincia"),
+    ("municipio", "Municipio"),
+    ("direccion", "Direccion"),
+    ("codigo_postal", "Codigo_Postal"),
+    ("email", "Correo_Electronico"),
+    ("telefono", "Telefono_Contacto"),
+    ("deh", "Direccion_Electronica_Habilitada"),
+    ("canal_preferente", "Canal_Preferente_Comunicacion"),
+)
+
+
+def _persona(
+    block: etree._Element, persona: Persona | None, campos: Any, sufijo: str, errors: Any, p: str
+) -> None:
+    if persona is None:
+        return
+    for campo, elemento in campos:
+        valor = getattr(persona, campo)
+        if valor is None:
+            continue
+        if campo == "tipo_identificador":
+            valor = _TIPO_SICRES[valor]
+        elif campo == "identificador":
+            valor = _cabe(errors, f"{p}.identificador", valor, 17)
+        _sub(block, f"{elemento}_{sufijo}", str(valor))
+
+
 def _interesado(
     root: etree._Element, interesado: Interesado, errors: list[tuple[str, str]], prefix: str
 ) -> None:
     block = _sub(root, "De_Interesado")
-    _sub(
-        block,
-        "Tipo_Documento_Identificacion_Interesado",
-        _TIPO_SICRES[interesado.tipo_identificador],
-    )
-    documento = _cabe(errors, f"{prefix}.identificador", interesado.identificador, 17)
-    _sub(block, "Documento_Identificacion_Interesado", documento)
-    if interesado.tipo_identificador is TipoIdentificador.CIF:
-        razon = _cabe(errors, f"{prefix}.nombre", interesado.nombre, 80)
-        _sub(block, "Razon_Social_Interesado", razon)
-    else:
-        _sub(block, "Nombre_Interesado", _cabe(errors, f"{prefix}.nombre", interesado.nombre, 30))
-    if interesado.apellido1 is not None:
-        _sub(block, "Primer_Apellido_Interesado", interesado.apellido1)
-    if interesado.apellido2 is not None:
-        _sub(block, "Segundo_Apellido_Interesado", interesado.apellido2)
+    representante = interesado.representante
+    _persona(block, interesado, _IDENTIDAD, "Interesado", errors, prefix)
+    _persona(block, representante, _IDENTIDAD, "Representante", errors, f"{prefix}.representante")
+    _persona(block, interesado, _CONTACTO, "Interesado", errors, prefix)
+    _persona(block, representante, _CONTACTO, "Representante", errors, f"{prefix}.representante")
+    if interesado.observaciones is not None:
+        _sub(block, "Observaciones", interesado.observaciones)
+
+
+def _anexo(root: etree._Element, anexo: Any, contenido: bytes | None) -> None:
+    """A De_Anexo block of an anexo kept as the registro records it (see anexos.py)."""
+    block = _sub(root, "De_Anexo")
+    _sub(block, "Nombre_Fichero_Anexado", anexo.nombre)
+    _sub(block, "Identificador_Fichero", anexo.identificador_fichero)
+    if anexo.validez is not None:
+        _sub(block, "Validez_Documento", str(anexo.validez.value))
+    _sub(block, "Tipo_Documento", str(anexo.tipo_documento.value))
+    if anexo.firma is not None:
+        _sub(block, "Firma_Documento", anexo.firma)
+    if anexo.sello_tiempo is not None:
+        _sub(block, "TimeStamp", anexo.sello_tiempo)
+    _sub(block, "Hash", base64.b64encode(bytes.fromhex(anexo.sha256)).decode("ascii"))
+    if anexo.tipo_mime is not None and len(anexo.tipo_mime) <= 20:
+        _sub(block, "Tipo_MIME", anexo.tipo_mime)
+    if contenido is not None:
+        _sub(block, "Anexo", base64.b64encode(contenido).decode("ascii"))
+    if anexo.observaciones is not None:
+        _sub(block, "Observaciones", anexo.observaciones)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -431,6 +518,9 @@ def parse_fichero(data: bytes) -> FicheroIntercambio:
         indicador_prueba=_requerido(control, "Indicador_Prueba") == "1",
         codigo_entidad_inicio=_requerido(control, "Codigo_Entidad_Registral_Inicio"),
         nombre_usuario=_texto(control, "Nombre_Usuario"),
+        contacto_usuario=_texto(control, "Contacto_Usuario"),
+        tipo_transporte=_texto(control, "Tipo_Transporte_Entrada"),
+        numero_transporte=_texto(control, "Numero_Transporte_Entrada"),
         observaciones_apunte=_texto(control, "Observaciones_Apunte"),
         expone=_texto(formulario, "Expone"),
         solicita=_texto(formulario, "Solicita"),
@@ -547,44 +637,91 @@ def comprobar_anexos(fichero: FicheroIntercambio) -> list[dict[str, Any]]:
 _TIPO_PROPIO = {v: k for k, v in _TIPO_SICRES.items()}
 
 
+def _persona_de(campos: dict[str, str], sufijo: str) -> dict[str, Any] | None:
+    """One person of a De_Interesado block as our fields (None if the block has none)."""
+    persona: dict[str, Any] = {}
+    for campo, elemento in (*_IDENTIDAD, *_CONTACTO):
+        valor = campos.get(f"{elemento}_{sufijo}")
+        if valor is not None:
+            persona[campo] = valor
+    if not persona:
+        return None
+    tipo = _TIPO_PROPIO.get(persona.get("tipo_identificador", ""))
+    persona["tipo_identificador"] = tipo.value if tipo is not None else None
+    return persona
+
+
+def _interesado_de(i: InteresadoSicres, n: int, errors: list[tuple[str, str]]) -> dict[str, Any]:
+    campos = {
+        **i.extra,
+        **{
+            f"{elemento}_Interesado": valor
+            for elemento, valor in (
+                ("Tipo_Documento_Identificacion", i.tipo_documento),
+                ("Documento_Identificacion", i.documento),
+                ("Razon_Social", i.razon_social),
+                ("Nombre", i.nombre),
+                ("Primer_Apellido", i.apellido1),
+                ("Segundo_Apellido", i.apellido2),
+            )
+            if valor is not None
+        },
+    }
+    interesado = _persona_de(campos, "Interesado") or {}
+    if interesado.get("tipo_identificador") is None or interesado.get("identificador") is None:
+        errors.append(
+            (f"interesados[{n}]", "sin NIF, NIE, CIF o pasaporte: el registro no lo admite")
+        )
+    representante = _persona_de(campos, "Representante")
+    if representante is not None:
+        interesado["representante"] = representante
+    if "Observaciones" in campos:
+        interesado["observaciones"] = campos["Observaciones"]
+    return interesado
+
+
 def asiento_create(fichero: FicheroIntercambio) -> AsientoCreate:
     """The new ENTRADA an accepted exchange becomes in this register.
 
-    Raises NoRepresentable when the file holds what the registro cannot record (an
-    interesado identified otherwise than by NIF, NIE, CIF or passport, a destination
-    that is not a DIR3 code); pydantic's own checks (check letters) apply too.
+    Every field the file carries is kept. Codigo_Asunto_Segun_Destino is by definition
+    the destination's own code, so it is read as both the asunto code and the
+    procedimiento. Raises NoRepresentable when the file holds what the registro cannot
+    record (an interesado identified otherwise than by NIF, NIE, CIF or passport);
+    pydantic's own checks (check letters, lengths) apply too.
     """
     errors: list[tuple[str, str]] = []
-    interesados: list[dict[str, Any]] = []
-    for n, i in enumerate(fichero.interesados):
-        tipo = _TIPO_PROPIO.get(i.tipo_documento or "")
-        nombre = i.razon_social if tipo is TipoIdentificador.CIF else i.nombre
-        nombre = nombre or i.nombre or i.razon_social
-        if tipo is None or i.documento is None:
-            errors.append(
-                (f"interesados[{n}]", "sin NIF, NIE, CIF o pasaporte: el registro no lo admite")
-            )
-            continue
-        if nombre is None:
-            errors.append((f"interesados[{n}]", "sin nombre ni razón social"))
-            continue
-        interesados.append(
-            {
-                "tipo_identificador": tipo.value,
-                "identificador": i.documento,
-                "nombre": nombre,
-                "apellido1": i.apellido1,
-                "apellido2": i.apellido2,
-            }
-        )
+    interesados = [_interesado_de(i, n, errors) for n, i in enumerate(fichero.interesados)]
     if errors:
         raise NoRepresentable(errors)
+    transporte = None
+    if fichero.tipo_transporte is not None:
+        transporte = {"tipo": fichero.tipo_transporte, "numero": fichero.numero_transporte}
+    destino_registral = fichero.codigo_entidad_destino
+    unidad_destino = fichero.codigo_unidad_destino or destino_registral
     return AsientoCreate.model_validate(
         {
             "tipo": TipoAsiento.ENTRADA.value,
             "resumen": fichero.resumen,
-            "unidad_destino": fichero.codigo_unidad_destino or fichero.codigo_entidad_destino,
+            "unidad_destino": unidad_destino,
+            "entidad_registral_destino": (
+                destino_registral if destino_registral != unidad_destino else None
+            ),
+            "origen": {
+                "entidad_registral": fichero.codigo_entidad_origen,
+                "unidad_tramitacion": fichero.codigo_unidad_origen,
+                "numero_registro": fichero.numero_registro_origen,
+                "fecha_registro": fichero.fecha_registro_origen,
+            },
             "interesados": interesados,
             "procedimiento": fichero.codigo_asunto,
+            "codigo_asunto": fichero.codigo_asunto,
+            "referencia_externa": fichero.referencia_externa,
+            "numero_expediente": fichero.numero_expediente,
+            "transporte": transporte,
+            "contacto_usuario": fichero.contacto_usuario,
+            "documentacion_fisica": fichero.documentacion_fisica,
+            "observaciones": fichero.observaciones_apunte,
+            "expone": fichero.expone,
+            "solicita": fichero.solicita,
         }
     )
