@@ -78,6 +78,9 @@ def token(
     sub: Annotated[str, typer.Option(help="Usuario.")],
     roles: Annotated[str, typer.Option(help="Roles separados por comas.")] = "",
     name: Annotated[str | None, typer.Option(help="Nombre para mostrar.")] = None,
+    nif: Annotated[
+        str | None, typer.Option(help="NIF o NIE acreditado (tokens de ciudadano).")
+    ] = None,
     ttl: Annotated[int, typer.Option(help="Validez en segundos.")] = 8 * 3600,
     data_dir: Annotated[Path, typer.Option("--data-dir")] = Path("./var"),
 ) -> None:
@@ -92,6 +95,7 @@ def token(
             sub=sub,
             roles=[r.strip() for r in roles.split(",") if r.strip()],
             name=name,
+            nif=nif,
             issuer=settings.auth_issuer,
             audience=settings.auth_audience,
             ttl_seconds=ttl,

@@ -91,8 +91,8 @@ async def new_tenant(database_url: str) -> Callable[..., object]:
 def token(keys_dir: Path) -> Callable[..., str]:
     """Signs a development token for a tenant with roles."""
 
-    def make(tenant: str, *roles: str, sub: str = "ana") -> str:
-        return issue_dev_token(keys_dir, tenant=tenant, sub=sub, roles=list(roles))
+    def make(tenant: str, *roles: str, sub: str = "ana", nif: str | None = None) -> str:
+        return issue_dev_token(keys_dir, tenant=tenant, sub=sub, roles=list(roles), nif=nif)
 
     return make
 

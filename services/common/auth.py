@@ -23,12 +23,17 @@ __all__ = ["JwksKeySource", "Principal", "TokenVerifier", "bearer_token"]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: subject, tenant (INE code), roles in that tenant, display name."""
+    """Who is calling: subject, tenant (INE code), roles in that tenant, display name.
+
+    ``nif`` is the identity document a citizen authenticated with (the sede's identity
+    provider, e.g. Cl@ve, asserts it in the ``nif`` claim); staff tokens may lack it.
+    """
 
     sub: str
     tenant: str
     roles: frozenset[str]
     name: str
+    nif: str | None = None
 
     def has_role(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles
@@ -115,7 +120,17 @@ class TokenVerifier:
             tenant=tenant,
             roles=frozenset(roles),
             name=str(claims.get("name") or claims["sub"]),
+            nif=_nif_claim(claims.get("nif")),
         )
+
+
+def _nif_claim(value: Any) -> str | None:
+    """The ``nif`` claim, compacted and upper case; a present but malformed one is a 401."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 20:
+        raise Unauthorized("El claim 'nif' debe ser un texto de hasta 20 caracteres.")
+    return "".join(value.split()).replace("-", "").upper()
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "PrincipalDep",
     "RuntimeDep",
     "actor_of",
+    "require_any_role",
     "require_role",
 ]
 
@@ -52,6 +53,18 @@ def require_role(role: str) -> Callable[[Principal], Awaitable[Principal]]:
     async def _check(principal: PrincipalDep) -> Principal:
         if not principal.has_role(role):
             raise Forbidden(f"Se necesita el rol '{role}' en la entidad {principal.tenant}.")
+        return principal
+
+    return _check
+
+
+def require_any_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through callers holding any of ``roles`` (or ``admin``)."""
+
+    async def _check(principal: PrincipalDep) -> Principal:
+        if not any(principal.has_role(role) for role in roles):
+            nombres = " o ".join(f"'{r}'" for r in roles)
+            raise Forbidden(f"Se necesita el rol {nombres} en la entidad {principal.tenant}.")
         return principal
 
     return _check

@@ -60,6 +60,7 @@ def issue_dev_token(
     sub: str,
     roles: list[str],
     name: str | None = None,
+    nif: str | None = None,
     issuer: str = "consistorio-dev",
     audience: str = "consistorio",
     ttl_seconds: int = 8 * 3600,
@@ -80,4 +81,6 @@ def issue_dev_token(
         "exp": now + ttl_seconds,
         "jti": str(uuid.uuid4()),
     }
+    if nif is not None:
+        claims["nif"] = nif
     return jwt.encode(claims, key, algorithm="ES256", headers={"kid": DEV_KID})
