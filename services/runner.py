@@ -105,6 +105,10 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
             for segment in SERVICES[name]().gateway_routes:
                 urls[segment] = f"http://127.0.0.1:{sock.getsockname()[1]}"
             tasks.append(serving.add(app, sock, settings))
+        for app in platform.apps.values():
+            # Services that call another one (the registro reads anexos from the
+            # repositorio) find it here: its port is only known once bound.
+            app.state.service_urls = urls
         gateway = create_gateway(
             settings=settings,
             verifier=platform.verifier,

@@ -137,8 +137,13 @@ def problem_response(
     instance: str | None = None,
     errors: list[FieldError] | list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    """Builds a problem+json response; the one place that knows the body's shape."""
+    """Builds a problem+json response; the one place that knows the body's shape.
+
+    ``extensions`` are RFC 9457 extension members: what a client needs besides the
+    problem itself (e.g. the state of a failed job and where to retry it).
+    """
     body: dict[str, Any] = {
         "type": _TYPE_BASE + (slug or str(status)),
         "title": title or HTTPStatus(status).phrase,
@@ -149,6 +154,7 @@ def problem_response(
         body["instance"] = instance
     if errors:
         body["errors"] = list(errors)
+    body.update(extensions or {})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     s3_bucket: str = "consistorio-documentos"
     s3_secure: bool = True
 
+    # registro: anexos of an asiento travel inline (base64) as SICRES carries them; SIR
+    # accepts at most 10 MB per anexo and 15 MB per asiento, and the registro keeps to it
+    # (the almacenar command's contract holds at most a 10 MiB anexo).
+    registro_max_anexo_bytes: int = Field(default=10 * 1024 * 1024, gt=0, le=10 * 1024 * 1024)
+    registro_max_anexos_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
+
     # sellado: production keys as PKCS#12 files (tsa.p12, <INE>.p12, ca.pem) with a
     # passphrase from a secret; without them a development PKI is made under data_dir.
     sellado_pkcs12_dir: Path | None = None

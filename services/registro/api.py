@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -12,7 +11,13 @@ from fastapi.responses import JSONResponse
 
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
-from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, require_role
+from services.common.deps import (
+    IdempotencyKeyDep,
+    RuntimeDep,
+    actor_of,
+    require_any_role,
+    require_role,
+)
 from services.common.errors import (
     PROBLEM_JSON,
     FieldError,
@@ -22,6 +27,7 @@ from services.common.errors import (
 )
 from services.common.idempotency import Created, run_idempotent
 from services.registro import busqueda, service
+from services.registro.anexos import Limites
 from services.registro.busqueda import EstadoAsiento
 from services.registro.domain import TipoAsiento, tenant_timezone, validate_dir3
 from services.registro.justificante import EstadoJustificante
@@ -38,6 +44,15 @@ from services.registro.schemas import (
 router = APIRouter(prefix="/api/v1/registro", tags=["registro"])
 
 RegistroUser = Annotated[Principal, Depends(require_role("registro"))]
+# A citizen (role ciudadano) presents asientos through the sede and reads their own.
+RegistroOCiudadano = Annotated[Principal, Depends(require_any_role("registro", "ciudadano"))]
+
+
+def _solo_suyos(principal: Principal) -> str | None:
+    """Whose asientos the caller may see: all of the entity's for staff, else their own."""
+    return None if principal.has_role("registro") else principal.sub
+
+
 _problems = problem_responses(
     401,
     403,
@@ -54,21 +69,31 @@ _RETRY_AFTER_SECONDS = "2"
     "/asientos",
     status_code=201,
     response_model=AsientoRead,
-    responses=_problems,
+    responses={**_problems, **problem_responses(413)},
     summary="Registra un asiento",
 )
 async def registrar_asiento(
     body: AsientoCreate,
     request: Request,
     runtime: RuntimeDep,
-    principal: RegistroUser,
+    principal: RegistroOCiudadano,
     idempotency_key: IdempotencyKeyDep = None,
 ) -> JSONResponse:
-    """Registers an asiento and answers it with its number (201, Location)."""
+    """Registers an asiento and answers it with its number (201, Location).
+
+    Staff (role registro) register presencial asientos; a citizen (role ciudadano)
+    presents an electrónico one, as themselves or as a recorded representante.
+    """
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
 
         async def create() -> Created:
-            asiento = await service.register_asiento(uow, data=body)
+            limites = Limites.de(runtime.settings)
+            if principal.has_role("registro"):
+                asiento = await service.register_asiento(uow, data=body, limites=limites)
+            else:
+                asiento = await service.register_asiento_ciudadano(
+                    uow, data=body, nif=principal.nif, limites=limites
+                )
             location = f"/api/v1/registro/asientos/{asiento.id}"
             return Created(201, asiento.model_dump(mode="json"), {"Location": location})
 
@@ -84,11 +109,16 @@ async def registrar_asiento(
     summary="Consulta un asiento",
 )
 async def consultar_asiento(
-    asiento_id: str, runtime: RuntimeDep, principal: RegistroUser
+    asiento_id: str, runtime: RuntimeDep, principal: RegistroOCiudadano
 ) -> AsientoRead:
-    """One asiento of the caller's entity."""
+    """One asiento of the caller's entity (a citizen: one they presented)."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
-        return await service.get_asiento(session, tenant_id=principal.tenant, asiento_id=asiento_id)
+        return await service.get_asiento(
+            session,
+            tenant_id=principal.tenant,
+            asiento_id=asiento_id,
+            registrado_por=_solo_suyos(principal),
+        )
 
 
 @router.post(
@@ -165,7 +195,7 @@ no se usa y `total` es null, para no contar en cada página; `next_cursor` es nu
 )
 async def listar_asientos(
     runtime: RuntimeDep,
-    principal: RegistroUser,
+    principal: RegistroOCiudadano,
     tipo: TipoAsiento | None = None,
     numero: Annotated[str | None, Query(description="Número exacto, p. ej. E/2026/000001")] = None,
     desde: Annotated[str | None, Query(description="Desde (inclusive)")] = None,
@@ -202,6 +232,7 @@ async def listar_asientos(
         tipo=tipo.value if tipo is not None else None,
         estado=estado,
         corrige=_parsed("corrige", corrige, lambda v: str(uuid.UUID(v))),
+        registrado_por=_solo_suyos(principal),
     )
     if filtros.desde and filtros.hasta and filtros.desde >= filtros.hasta:
         raise Unprocessable(
@@ -247,23 +278,21 @@ def _pendiente(asiento_id: str) -> JSONResponse:
 
 
 def _fallido(request: Request, justificante: JustificanteRead) -> JSONResponse:
-    problem = problem_response(
+    """409 problem, plus what the client needs to decide on a retry."""
+    return problem_response(
         409,
         f"No se pudo emitir el justificante: {justificante.motivo}",
         title="Justificante no emitido",
         slug="justificante-fallido",
         instance=request.url.path,
+        extensions={
+            "estado": justificante.estado.value,
+            "motivo": justificante.motivo,
+            "codigo": justificante.codigo,
+            "intento": justificante.intento,
+            "reintentar": f"{_justificante_url(justificante.asiento_id)}/reintentar",
+        },
     )
-    # The problem's own members plus what the client needs to decide on a retry.
-    body: dict[str, Any] = json.loads(bytes(problem.body))
-    body.update(
-        estado=justificante.estado.value,
-        motivo=justificante.motivo,
-        codigo=justificante.codigo,
-        intento=justificante.intento,
-        reintentar=f"{_justificante_url(justificante.asiento_id)}/reintentar",
-    )
-    return JSONResponse(body, status_code=409, media_type=PROBLEM_JSON)
 
 
 @router.get(
@@ -286,12 +315,18 @@ def _fallido(request: Request, justificante: JustificanteRead) -> JSONResponse:
     summary="Consulta el justificante de un asiento",
 )
 async def consultar_justificante(
-    asiento_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
+    asiento_id: str, request: Request, runtime: RuntimeDep, principal: RegistroOCiudadano
 ) -> JSONResponse:
-    """Sends the caller to the issued justificante, or says it is still pending or failed."""
+    """Sends the caller to the issued justificante, or says it is still pending or failed.
+
+    A citizen gets the justificante of an asiento they presented (anybody else's is a 404).
+    """
     async with tenant_transaction(runtime.db, principal.tenant) as session:
         justificante = await service.get_justificante(
-            session, tenant_id=principal.tenant, asiento_id=asiento_id
+            session,
+            tenant_id=principal.tenant,
+            asiento_id=asiento_id,
+            registrado_por=_solo_suyos(principal),
         )
     if justificante is None or justificante.estado is EstadoJustificante.PENDIENTE:
         return _pendiente(asiento_id)

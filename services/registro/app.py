@@ -6,19 +6,38 @@ from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
 from services.common.runtime import ServiceRuntime
+from services.registro.anexos import LimiteCuerpo, Limites, max_cuerpo
 from services.registro.api import router
 from services.registro.intercambios_api import router as intercambios_router
 from services.registro.libro_api import router as libro_router
+from services.registro.oficinas_api import router as oficinas_router
+from services.registro.representaciones_api import router as representaciones_router
+from services.registro.sello_tiempo_api import router as sello_tiempo_router
 
 NAME = "registro"
 
 
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
     """Builds the registro app around its wired runtime."""
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Consistorio · registro",
         description="Registro electrónico de entrada y salida (Ley 39/2015, art. 16).",
-        routers=[router, intercambios_router, libro_router],
+        routers=[
+            router,
+            intercambios_router,
+            libro_router,
+            oficinas_router,
+            sello_tiempo_router,
+            representaciones_router,
+        ],
         manage_runtime=manage_runtime,
     )
+    # An asiento carries its anexos inline: a body that cannot fit them is refused unread.
+    app.add_middleware(
+        LimiteCuerpo,
+        method="POST",
+        path="/api/v1/registro/asientos",
+        max_bytes=max_cuerpo(Limites.de(runtime.settings)),
+    )
+    return app

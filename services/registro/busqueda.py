@@ -146,3 +146,10 @@ class Filtros:
     tipo: str | None = None
     estado: EstadoAsiento | None = None
     corrige: str | None = None
+    # A citizen's search sees only what they presented.
+    registrado_por: str | None = None
+
+    @property
+    def por_contenido(self) -> bool:
+        """Whether the search looks inside asientos (names, resumen), not only at columns."""
+        return self.interesado is not None or self.q is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
-from services.registro import service
+from services.registro import sello_tiempo, service
 
 
 async def on_asiento_registrado(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -36,5 +36,16 @@ CONSUMERS = (
         name="emisiones",
         events=(service.DOCUMENTO_EMITIDO, service.EMISION_FALLIDA),
         handler=on_emision,
+    ),
+    # The register date-time time-stamped by the sellado's TSA (sello_tiempo.py).
+    ConsumerSpec(
+        name="sellos-tiempo",
+        events=(service.ASIENTO_REGISTRADO,),
+        handler=sello_tiempo.request_sello,
+    ),
+    ConsumerSpec(
+        name="sellos-tiempo-respuestas",
+        events=(sello_tiempo.SELLO_EMITIDO, sello_tiempo.SELLO_RECHAZADO),
+        handler=sello_tiempo.record_reply,
     ),
 )

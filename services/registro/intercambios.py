@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -35,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.tenants import Tenant
 from services.common.uow import UnitOfWork
-from services.registro import domain, service, sicres
+from services.registro import domain, sello_tiempo, service, sicres
 from services.registro.busqueda import EstadoAsiento
 from services.registro.models import asientos, metadata
 
@@ -46,6 +47,7 @@ __all__ = [
     "EstadoIntercambio",
     "IntercambioRead",
     "RechazoCreate",
+    "AceptacionCreate",
     "accept_intercambio",
     "export_asiento",
     "get_intercambio",
@@ -154,11 +156,19 @@ def _read(row: Any) -> IntercambioRead:
 # --- export --------------------------------------------------------------------------------
 
 
-async def export_asiento(uow: UnitOfWork, *, asiento_id: str, entidad: Tenant) -> tuple[str, bytes]:
+async def export_asiento(
+    uow: UnitOfWork,
+    *,
+    asiento_id: str,
+    entidad: Tenant,
+    contenidos: Sequence[bytes | None] = (),
+) -> tuple[str, bytes]:
     """The asiento as a SICRES 3.0 file sent by this entity; answers its exchange id and bytes.
 
     Each export is a new exchange with its own Identificador_Intercambio, taken from
-    the entity's gapless counter of the year, and audited.
+    the entity's gapless counter of the year, and audited. ``contenidos`` are the
+    bytes of the asiento's anexos, in order (read from the repositorio beforehand,
+    so no HTTP call waits inside the transaction); None for one received without.
     """
     asiento = await service.get_asiento(uow.session, tenant_id=uow.tenant_id, asiento_id=asiento_id)
     if asiento.estado is EstadoAsiento.ANULADO:
@@ -167,12 +177,16 @@ async def export_asiento(uow: UnitOfWork, *, asiento_id: str, entidad: Tenant) -
     anio = datetime.now(zona).year
     contador = await uow.next_number(SERIE_INTERCAMBIO, anio)
     identificador = sicres.identificador_intercambio(entidad.dir3, anio, contador)
+    # The register date-time's RFC 3161 token travels as Timestamp_Entrada once issued.
+    timestamp = await sello_tiempo.token_de(uow.session, asiento_id=asiento.id)
     try:
         data = sicres.build_fichero(
             asiento,
             codigo_entidad=entidad.dir3,
             nombre_entidad=entidad.nombre,
             identificador=identificador,
+            timestamp=timestamp,
+            anexos=list(zip(asiento.anexos, contenidos, strict=True)),
         )
     except sicres.NoRepresentable as exc:
         raise Conflict(
@@ -369,12 +383,35 @@ async def _decidir(
     return nuevo
 
 
-async def accept_intercambio(uow: UnitOfWork, *, intercambio_id: str) -> IntercambioRead:
-    """Registers a pending exchange as a new entrada of this entity (own number and date)."""
+class AceptacionCreate(BaseModel):
+    """What staff may say when accepting an exchange: the oficina that registers it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    oficina: str | None = Field(
+        default=None,
+        description="Código DIR3 de la oficina que lo registra (necesaria si la entidad "
+        "numera por oficina)",
+        examples=["O00002741"],
+    )
+
+    @field_validator("oficina")
+    @classmethod
+    def _valid_oficina(cls, value: str | None) -> str | None:
+        return None if value is None else domain.validate_dir3(value)
+
+
+async def accept_intercambio(
+    uow: UnitOfWork, *, intercambio_id: str, data: AceptacionCreate | None = None
+) -> IntercambioRead:
+    """Registers a pending exchange as a new entrada of this entity (own number and date),
+    in the oficina given, if any."""
     actual, xml = await _pendiente(uow, intercambio_id)
     fichero = await asyncio.to_thread(sicres.parse_fichero, xml)
     try:
         datos = sicres.asiento_create(fichero)
+        if data is not None and data.oficina is not None:
+            datos = datos.model_copy(update={"oficina": data.oficina})
     except sicres.NoRepresentable as exc:
         raise Unprocessable(
             "El intercambio no se puede registrar como asiento: recházelo con un motivo.",
@@ -388,7 +425,7 @@ async def accept_intercambio(uow: UnitOfWork, *, intercambio_id: str) -> Interca
                 for e in exc.errors()
             ],
         ) from None
-    asiento = await service.register_asiento(uow, data=datos)
+    asiento = await service.register_asiento(uow, data=datos, anexos_recibidos=fichero.anexos)
     now = datetime.now(UTC)
     nuevo = await _decidir(
         uow,

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.common.auth import Principal
+from services.common.auth import Principal, bearer_token
 from services.common.db import tenant_transaction
 from services.common.deps import RuntimeDep, actor_of, require_role
 from services.common.errors import (
@@ -22,19 +22,29 @@ from services.common.errors import (
 )
 from services.common.runtime import ServiceRuntime
 from services.common.tenants import Tenant
-from services.registro import intercambios
+from services.registro import intercambios, service
+from services.registro.anexos import Limites, max_cuerpo
+from services.registro.busqueda import EstadoAsiento
 from services.registro.intercambios import (
+    AceptacionCreate,
     EstadoIntercambio,
     IntercambioRead,
     RechazoCreate,
 )
+from services.registro.repositorio_client import repositorio_de
 from services.registro.sicres import ROOT
 
 router = APIRouter(prefix="/api/v1/registro", tags=["registro", "SICRES 3.0"])
 
 RegistroUser = Annotated[Principal, Depends(require_role("registro"))]
-# An exchange file carries its anexos in base64; SIR's own limits stay well below this.
-MAX_FICHERO_BYTES = 20 * 1024 * 1024
+
+
+def max_fichero_bytes(runtime: ServiceRuntime) -> int:
+    """The largest exchange file taken in: one that carries anexos up to the register's own
+    limits in base64 (what our own export can produce), plus room for the XML around them."""
+    return max_cuerpo(Limites.de(runtime.settings))
+
+
 XML = "application/xml"
 _ACCEPTED_TYPES = ("application/xml", "text/xml")
 
@@ -62,22 +72,43 @@ async def _entidad(runtime: ServiceRuntime, tenant: str) -> Tenant:
             403,
             404,
             409,
-            overrides={409: "El asiento está anulado o tiene datos que SICRES 3.0 no admite"},
+            502,
+            503,
+            overrides={
+                403: "Sin el rol necesario (los anexos se leen del repositorio con el rol "
+                "documentos)",
+                409: "El asiento está anulado, tiene datos que SICRES 3.0 no admite, o un "
+                "anexo aún no está en el repositorio",
+                502: "El repositorio devolvió un anexo que no coincide con su SHA-256",
+            },
         ),
     },
     summary="Exporta un asiento como fichero de intercambio SICRES 3.0",
     description="Cada exportación es un intercambio nuevo, con su Identificador_Intercambio "
-    "(código DIR3 de la entidad, año con dos cifras y contador de ocho). El registro no tiene "
-    "anexos todavía: el fichero no lleva De_Anexo.",
+    "(código DIR3 de la entidad, año con dos cifras y contador de ocho). Lleva los anexos en "
+    "base64 con su Hash (SHA-256), leídos del repositorio en nombre de quien exporta: si el "
+    "asiento tiene anexos, hace falta también el rol `documentos`.",
 )
 async def exportar_sicres(
-    asiento_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
+    asiento_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: RegistroUser,
 ) -> Response:
     """The asiento as a Fichero_Intercambio_SICRES_3 that validates against the schema."""
     entidad = await _entidad(runtime, principal.tenant)
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        asiento = await service.get_asiento(
+            session, tenant_id=principal.tenant, asiento_id=asiento_id
+        )
+    contenidos: list[bytes | None] = []
+    if asiento.anexos and asiento.estado is not EstadoAsiento.ANULADO:
+        # Read before the export's transaction: no HTTP call waits on its counter lock.
+        token = bearer_token(request.headers.get("authorization"))
+        contenidos = await repositorio_de(request).contenidos(asiento.anexos, token)
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         identificador, data = await intercambios.export_asiento(
-            uow, asiento_id=asiento_id, entidad=entidad
+            uow, asiento_id=asiento_id, entidad=entidad, contenidos=contenidos
         )
     return Response(
         data,
@@ -89,25 +120,25 @@ async def exportar_sicres(
     )
 
 
-async def _read_body(request: Request) -> bytes:
-    """The request body, refused (413) as soon as it passes the limit."""
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it passes ``limit`` bytes."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_FICHERO_BYTES:
-        raise _too_large()
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
     parts: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_FICHERO_BYTES:
-            raise _too_large()
+        if size > limit:
+            raise _too_large(limit)
         parts.append(chunk)
     return b"".join(parts)
 
 
-def _too_large() -> PayloadTooLarge:
+def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"El fichero de intercambio supera el máximo de {MAX_FICHERO_BYTES} bytes.",
-        errors=[FieldError("body", f"máximo {MAX_FICHERO_BYTES} bytes")],
+        f"El fichero de intercambio supera el máximo de {limit} bytes.",
+        errors=[FieldError("body", f"máximo {limit} bytes")],
     )
 
 
@@ -140,7 +171,7 @@ async def recibir_intercambio(
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media not in _ACCEPTED_TYPES:
         raise UnsupportedMediaType("Envíe el fichero como application/xml.")
-    data = await _read_body(request)
+    data = await _read_body(request, max_fichero_bytes(runtime))
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         intercambio = await intercambios.receive_intercambio(uow, data=data)
     return JSONResponse(
@@ -198,11 +229,18 @@ async def consultar_intercambio(
     summary="Acepta un intercambio: lo registra como entrada de esta entidad",
 )
 async def aceptar_intercambio(
-    intercambio_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
+    intercambio_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: RegistroUser,
+    body: AceptacionCreate | None = None,
 ) -> IntercambioRead:
-    """Registers a pending exchange as a new entrada (own number and date) and answers it."""
+    """Registers a pending exchange as a new entrada (own number and date) and answers it.
+
+    The body is optional: ``{"oficina": "O00002741"}`` registers it in that oficina.
+    """
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        return await intercambios.accept_intercambio(uow, intercambio_id=intercambio_id)
+        return await intercambios.accept_intercambio(uow, intercambio_id=intercambio_id, data=body)
 
 
 @router.post(

@@ -11,7 +11,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -54,7 +53,6 @@ asientos = Table(
     Column("solicita", Text),
     Column("corrige", UUID(as_uuid=False), ForeignKey("registro.asientos.id")),
     Column("anexos", JSONB, nullable=False, server_default="[]"),
-    UniqueConstraint("tenant_id", "tipo", "anio", "secuencia", name="uq_asientos_numero"),
 )
 
 # The receipt of each asiento, issued by the repositorio (one row per asiento; the

@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.registro.anexos import MAX_ANEXOS, AnexoCreate, AnexoRead
 from services.registro.busqueda import EstadoAsiento
 from services.registro.domain import (
     Canal,
@@ -211,6 +212,12 @@ class AsientoCreate(BaseModel):
         description="Id del asiento que este corrige: un asiento no se edita, se corrige "
         "con otro que lo cita",
     )
+    anexos: list[AnexoCreate] = Field(
+        default_factory=list,
+        max_length=MAX_ANEXOS,
+        description=f"Documentos anexados, con su contenido en base64 (como SICRES): como "
+        f"máximo {MAX_ANEXOS}, 10 MB cada uno y 15 MB en total; se guardan en el repositorio",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -296,6 +303,11 @@ class AsientoRead(BaseModel):
     expone: str | None = None
     solicita: str | None = None
     corrige: str | None = None
+    anexos: list[AnexoRead] = Field(
+        default_factory=list,
+        description="Lo que el asiento registra de cada anexo; el contenido está en el "
+        "repositorio (documento_id)",
+    )
     registrado_por: str
     estado: EstadoAsiento = EstadoAsiento.REGISTRADO
     anulacion: Anulacion | None = None

@@ -6,8 +6,9 @@ import asyncio
 import base64
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -15,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
-from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
+from services.common.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from services.common.tenants import Tenant, tenants_table
 from services.common.uow import UnitOfWork
-from services.registro import domain, justificante
+from services.registro import anexos, domain, justificante, oficinas, representaciones, sede
 from services.registro.busqueda import Cursor, EstadoAsiento, Filtros, like_contains
 from services.registro.justificante import EstadoJustificante
 from services.registro.models import anulaciones, asientos, justificantes
@@ -28,6 +29,9 @@ from services.registro.schemas import (
     AsientoRead,
     JustificanteRead,
 )
+
+if TYPE_CHECKING:  # sicres imports the schemas too; only its type is needed here
+    from services.registro.sicres import AnexoSicres
 
 __all__ = [
     "ASIENTO_ANULADO",
@@ -63,30 +67,51 @@ async def register_asiento(
     data: AsientoCreate,
     canal: domain.Canal = domain.Canal.PRESENCIAL,
     now: datetime | None = None,
+    limites: anexos.Limites | None = None,
+    anexos_recibidos: Sequence[AnexoSicres] = (),
 ) -> AsientoRead:
     """Registers an asiento: takes its gapless number, stores it, audits it, emits the event.
 
     The date-time is the server's, never the client's. A correction names the asiento
     it corrects, which must be one of this entity's (422 naming ``corrige`` otherwise).
+    Its anexos (``data.anexos``, or those of an accepted exchange) go to the repositorio
+    in the same transaction (see anexos.py); the asiento records what they are.
     """
     if data.corrige is not None:
         await _asiento_corregido(uow.session, tenant_id=uow.tenant_id, asiento_id=data.corrige)
     fecha = now or datetime.now(UTC)
-    anio = domain.anio_registral(fecha, uow.tenant_id)
-    secuencia = await uow.next_number(domain.serie_de(data.tipo), anio)
+    numeracion = await oficinas.numerar(uow, tipo=data.tipo, oficina=data.oficina, fecha=fecha)
     row: dict[str, Any] = {
-        **data.model_dump(mode="json", exclude={"tipo", "interesados"}),
+        **data.model_dump(mode="json", exclude={"tipo", "interesados", "anexos"}),
         "id": str(uuid.uuid4()),
         "tenant_id": uow.tenant_id,
         "tipo": data.tipo.value,
-        "anio": anio,
-        "secuencia": secuencia,
-        "numero": domain.format_numero(data.tipo, anio, secuencia),
+        "anio": numeracion.anio,
+        "secuencia": numeracion.secuencia,
+        "numero": numeracion.numero,
         "fecha_registro": fecha,
         "canal": canal.value,
         "interesados": [i.model_dump(mode="json", exclude_none=True) for i in data.interesados],
         "registrado_por": uow.actor.sub,
     }
+    if anexos_recibidos:
+        guardados = await anexos.guardar_anexos_recibidos(
+            uow,
+            asiento_id=row["id"],
+            numero=row["numero"],
+            anexos=anexos_recibidos,
+            limites=limites,
+        )
+    else:
+        guardados = await anexos.guardar_anexos(
+            uow,
+            asiento_id=row["id"],
+            numero=row["numero"],
+            tipo=data.tipo,
+            anexos=data.anexos,
+            limites=limites,
+        )
+    row["anexos"] = [a.model_dump(mode="json") for a in guardados]
     uow.add(asientos, row)
     asiento = AsientoRead.model_validate(row)
     snapshot = asiento.model_dump(mode="json")
@@ -105,6 +130,10 @@ async def register_asiento(
             "procedimiento": asiento.procedimiento,
             "interesados": [_interesado_evento(i) for i in snapshot["interesados"]],
             **{campo: snapshot[campo] for campo in _CAMPOS_EVENTO if snapshot[campo] is not None},
+            "anexos": [
+                {k: v for k, v in anexo.items() if k in _CAMPOS_ANEXO_EVENTO and v is not None}
+                for anexo in snapshot["anexos"]
+            ],
         },
         subject=asiento.numero,
     )
@@ -125,6 +154,23 @@ _CAMPOS_EVENTO = (
 )
 
 
+# What a backoffice needs of each anexo to fetch it and trust it (not its signature bytes).
+_CAMPOS_ANEXO_EVENTO = frozenset(
+    {
+        "identificador_fichero",
+        "documento_id",
+        "version",
+        "nombre",
+        "tipo_mime",
+        "tamano",
+        "sha256",
+        "validez",
+        "tipo_documento",
+        "sin_contenido",
+    }
+)
+
+
 def _interesado_evento(interesado: dict[str, Any]) -> dict[str, Any]:
     """An interesado as the event carries it: ``nombre`` is the razón social of an entity,
     as the shared interesado contract has always said."""
@@ -134,15 +180,74 @@ def _interesado_evento(interesado: dict[str, Any]) -> dict[str, Any]:
     return evento
 
 
-async def _asiento_corregido(session: AsyncSession, *, tenant_id: str, asiento_id: str) -> None:
-    """The asiento a correction cites must be this entity's."""
+async def _asiento_corregido(
+    session: AsyncSession, *, tenant_id: str, asiento_id: str, registrado_por: str | None = None
+) -> None:
+    """The asiento a correction cites must be this entity's (and, for a citizen, theirs)."""
     try:
-        await get_asiento(session, tenant_id=tenant_id, asiento_id=asiento_id)
+        await get_asiento(
+            session, tenant_id=tenant_id, asiento_id=asiento_id, registrado_por=registrado_por
+        )
     except NotFound:
         raise Unprocessable(
             "Datos no válidos: corrige",
             errors=[FieldError("corrige", f"no existe el asiento {asiento_id} en esta entidad")],
         ) from None
+
+
+async def register_asiento_ciudadano(
+    uow: UnitOfWork,
+    *,
+    data: AsientoCreate,
+    nif: str | None,
+    limites: anexos.Limites | None = None,
+) -> AsientoRead:
+    """A citizen presents an asiento through the sede: electrónico, as themselves or for
+    someone they represent on record (Ley 39/2015, art. 5 and 16).
+
+    Fields only a desk uses are a 422; an interesado the citizen neither is nor
+    represents, or represents without a recorded representation in force, is a 403.
+    """
+    if nif is None:
+        raise Forbidden(
+            "El token no acredita un NIF o NIE (claim 'nif'): no se puede presentar por la sede."
+        )
+    verdict = sede.comprobar_presentacion(nif, data)
+    if verdict.invalidos:
+        raise Unprocessable(
+            "Datos no válidos para una presentación electrónica.",
+            errors=[FieldError(campo, motivo) for campo, motivo in verdict.invalidos],
+        )
+    vigentes = await representaciones.representados_por(
+        uow.session,
+        tenant_id=uow.tenant_id,
+        representante=nif,
+        poderdantes=set(verdict.poderdantes),
+    )
+    ajenos = list(verdict.ajenos)
+    for poderdante, posiciones in verdict.poderdantes.items():
+        if poderdante not in vigentes:
+            ajenos += [
+                (
+                    f"interesados[{n}]",
+                    f"no consta en este registro una representación vigente de {poderdante} "
+                    f"a favor de {nif}",
+                )
+                for n in posiciones
+            ]
+    if ajenos:
+        raise Forbidden(
+            "Solo puede presentar en su propio nombre o como representante acreditado.",
+            errors=[FieldError(campo, motivo) for campo, motivo in sorted(ajenos)],
+        )
+    if data.corrige is not None:
+        await _asiento_corregido(
+            uow.session,
+            tenant_id=uow.tenant_id,
+            asiento_id=data.corrige,
+            registrado_por=uow.actor.sub,
+        )
+    return await register_asiento(uow, data=data, canal=domain.Canal.ELECTRONICO, limites=limites)
 
 
 def _con_anulacion() -> Select[Any]:
@@ -155,9 +260,14 @@ def _con_anulacion() -> Select[Any]:
     ).select_from(asientos.outerjoin(anulaciones, anulaciones.c.asiento_id == asientos.c.id))
 
 
+# The label of the window count a content search adds to its page query.
+_TOTAL = "total_coincidencias"
+
+
 def _asiento_read(row: Any) -> AsientoRead:
     """An asiento row with its annulment columns, as the API shows it."""
     data = dict(row._mapping)
+    data.pop(_TOTAL, None)
     motivo = data.pop("anulacion_motivo")
     por = data.pop("anulacion_por")
     en = data.pop("anulacion_en")
@@ -167,17 +277,22 @@ def _asiento_read(row: Any) -> AsientoRead:
     return AsientoRead.model_validate(data)
 
 
-async def get_asiento(session: AsyncSession, *, tenant_id: str, asiento_id: str) -> AsientoRead:
-    """One asiento of the tenant; another tenant's (or a malformed id) is a 404."""
+async def get_asiento(
+    session: AsyncSession, *, tenant_id: str, asiento_id: str, registrado_por: str | None = None
+) -> AsientoRead:
+    """One asiento of the tenant; another tenant's (or a malformed id) is a 404.
+
+    With ``registrado_por`` (a citizen reading through the sede) only an asiento that
+    person presented is found; anybody else's is a 404 as well.
+    """
     try:
         uuid.UUID(asiento_id)
     except ValueError:
         raise NotFound(f"No existe el asiento {asiento_id}.") from None
-    row = (
-        await session.execute(
-            _con_anulacion().where(asientos.c.tenant_id == tenant_id, asientos.c.id == asiento_id)
-        )
-    ).first()
+    query = _con_anulacion().where(asientos.c.tenant_id == tenant_id, asientos.c.id == asiento_id)
+    if registrado_por is not None:
+        query = query.where(asientos.c.registrado_por == registrado_por)
+    row = (await session.execute(query)).first()
     if row is None:
         raise NotFound(f"No existe el asiento {asiento_id}.")
     return _asiento_read(row)
@@ -268,6 +383,8 @@ def _conditions(tenant_id: str, filtros: Filtros) -> list[ColumnElement[bool]]:
         where.append(asientos.c.oficina == filtros.oficina)
     if filtros.corrige is not None:
         where.append(asientos.c.corrige == filtros.corrige)
+    if filtros.registrado_por is not None:
+        where.append(asientos.c.registrado_por == filtros.registrado_por)
     # Under RLS only leakproof operators may use an index, and @> and LIKE are not:
     # these searches go through the migration's SECURITY DEFINER function, which
     # applies the tenant condition itself (see migration registro_0003).
@@ -329,10 +446,18 @@ async def list_asientos(
     on the last one).
     """
     total: int | None = None
-    if cursor is None:
-        total = int((await session.execute(count_query(tenant_id, filtros))).scalar_one())
     query = page_query(tenant_id, filtros, size=size, page=page, cursor=cursor)
-    rows = (await session.execute(query)).all()
+    if cursor is None and filtros.por_contenido:
+        # A text or name search computes its set of matches once (a trigram scan):
+        # the window count rides on the page query instead of a second scan.
+        query = query.add_columns(func.count().over().label(_TOTAL))
+        rows = (await session.execute(query)).all()
+        if rows:
+            total = int(rows[0]._mapping[_TOTAL])
+    else:
+        rows = (await session.execute(query)).all()
+    if cursor is None and total is None:
+        total = int((await session.execute(count_query(tenant_id, filtros))).scalar_one())
     items = [_asiento_read(r) for r in rows[:size]]
     siguiente = None
     if len(rows) > size:
@@ -529,13 +654,15 @@ async def record_emision_fallida(uow: UnitOfWork, event: ReceivedEvent) -> None:
 
 
 async def get_justificante(
-    session: AsyncSession, *, tenant_id: str, asiento_id: str
+    session: AsyncSession, *, tenant_id: str, asiento_id: str, registrado_por: str | None = None
 ) -> JustificanteRead | None:
     """Where an asiento's justificante stands; None while it has not been asked for yet.
 
     Another tenant's asiento (or a malformed id) is a 404, as for the asiento itself.
     """
-    await get_asiento(session, tenant_id=tenant_id, asiento_id=asiento_id)
+    await get_asiento(
+        session, tenant_id=tenant_id, asiento_id=asiento_id, registrado_por=registrado_por
+    )
     row = await _justificante_row(session, asiento_id=asiento_id)
     return JustificanteRead.model_validate(row) if row else None
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from services.registro.anexos import AnexoRead, hash_sicres
 from services.registro.domain import TipoAsiento, TipoIdentificador, tenant_timezone
 from services.registro.schemas import AsientoCreate, AsientoRead, Interesado, Persona
 
@@ -119,6 +120,8 @@ class AnexoSicres:
     validez: str | None
     identificador_documento_firmado: str | None
     observaciones: str | None
+    firma: bytes | None = None
+    sello_tiempo: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ def build_fichero(
     identificador: str,
     zona: ZoneInfo | None = None,
     timestamp: bytes | None = None,
-    anexos: Sequence[tuple[Any, bytes | None]] = (),
+    anexos: Sequence[tuple[AnexoRead, bytes | None]] = (),
 ) -> bytes:
     """The asiento as a Fichero_Intercambio_SICRES_3 (UTF-8), sent by ``codigo_entidad``.
 
@@ -397,7 +400,7 @@ def _interesado(
         _sub(block, "Observaciones", interesado.observaciones)
 
 
-def _anexo(root: etree._Element, anexo: Any, contenido: bytes | None) -> None:
+def _anexo(root: etree._Element, anexo: AnexoRead, contenido: bytes | None) -> None:
     """A De_Anexo block of an anexo kept as the registro records it (see anexos.py)."""
     block = _sub(root, "De_Anexo")
     _sub(block, "Nombre_Fichero_Anexado", anexo.nombre)
@@ -409,11 +412,13 @@ def _anexo(root: etree._Element, anexo: Any, contenido: bytes | None) -> None:
         _sub(block, "Firma_Documento", anexo.firma)
     if anexo.sello_tiempo is not None:
         _sub(block, "TimeStamp", anexo.sello_tiempo)
-    _sub(block, "Hash", base64.b64encode(bytes.fromhex(anexo.sha256)).decode("ascii"))
+    _sub(block, "Hash", hash_sicres(anexo))
     if anexo.tipo_mime is not None and len(anexo.tipo_mime) <= 20:
         _sub(block, "Tipo_MIME", anexo.tipo_mime)
     if contenido is not None:
         _sub(block, "Anexo", base64.b64encode(contenido).decode("ascii"))
+    if anexo.identificador_documento_firmado is not None:
+        _sub(block, "Identificador_Documento_Firmado", anexo.identificador_documento_firmado)
     if anexo.observaciones is not None:
         _sub(block, "Observaciones", anexo.observaciones)
 
@@ -567,6 +572,8 @@ def _leer_anexo(node: etree._Element) -> AnexoSicres:
         validez=_texto(node, "Validez_Documento"),
         identificador_documento_firmado=_texto(node, "Identificador_Documento_Firmado"),
         observaciones=_texto(node, "Observaciones"),
+        firma=_base64(node, "Firma_Documento", identificador) or None,
+        sello_tiempo=_base64(node, "TimeStamp", identificador) or None,
     )
 
 

@@ -1,4 +1,5 @@
-"""Bus consumers of the repositorio: the emitir command and the replies of the issuing saga.
+"""Bus consumers of the repositorio: the almacenar and emitir commands, and the replies of the
+issuing saga.
 
 Built per app by :func:`consumers` because they need the app's blob store,
 which exists only once the app is wired (and which tests may swap on the app).
@@ -12,7 +13,7 @@ from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.settings import Settings
 from services.common.uow import UnitOfWork
-from services.repositorio import emision
+from services.repositorio import almacenamiento, emision
 from services.repositorio.storage import BlobStore
 
 
@@ -24,6 +25,12 @@ def consumers(store: Callable[[], BlobStore], settings: Settings) -> tuple[Consu
     async def on_emitir(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """Another service asks to store and issue a PDF."""
         await emision.on_emitir_documento(uow, event, store=store(), max_bytes=max_bytes)
+
+    async def on_almacenar(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """Another service asks to store a file as a documento under an id it chose."""
+        await almacenamiento.on_almacenar_documento(
+            uow, event, store=store(), max_bytes=settings.repositorio_max_bytes
+        )
 
     async def on_reservado(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """The csv service reserved a code for one of our emisiones."""
@@ -37,6 +44,11 @@ def consumers(store: Callable[[], BlobStore], settings: Settings) -> tuple[Consu
             await emision.on_documento_rechazado(uow, event)
 
     return (
+        ConsumerSpec(
+            name="almacenar",
+            events=(almacenamiento.ALMACENAR_DOCUMENTO,),
+            handler=on_almacenar,
+        ),
         ConsumerSpec(name="emitir", events=(emision.EMITIR_DOCUMENTO,), handler=on_emitir),
         ConsumerSpec(name="codigos", events=(emision.CODIGO_RESERVADO,), handler=on_reservado),
         ConsumerSpec(

@@ -47,11 +47,17 @@ async def store_documento(
     metadatos: MetadatosCreate,
     contenido: Contenido,
     now: datetime | None = None,
+    documento_id: str | None = None,
+    referencia: dict[str, Any] | None = None,
 ) -> DocumentoRead:
-    """Records a new documento and its first version, audits it and emits the event."""
+    """Records a new documento and its first version, audits it and emits the event.
+
+    A requester that must name the documento before it exists (the registro, for an
+    asiento's anexos) gives its ``documento_id``; ``referencia`` is carried on the event.
+    """
     ahora = now or datetime.now(UTC)
     fecha_captura = _fecha_captura(metadatos, ahora)
-    documento_id = str(uuid.uuid4())
+    documento_id = documento_id or str(uuid.uuid4())
     anio = domain.anio_captura(fecha_captura, uow.tenant_id)
     identificador = domain.identificador_eni(metadatos.organo, anio, documento_id)
     version = await uow.next_number(domain.serie_versiones(documento_id), 0)
@@ -87,7 +93,7 @@ async def store_documento(
         entity_id=documento_id,
         new=documento.model_dump(mode="json"),
     )
-    _emit_almacenado(uow, documento_id, primera)
+    _emit_almacenado(uow, documento_id, primera, referencia=referencia)
     return documento
 
 
@@ -307,8 +313,15 @@ def _version_read(row: Any) -> VersionRead:
     )
 
 
-def _emit_almacenado(uow: UnitOfWork, documento_id: str, version: VersionRead) -> None:
+def _emit_almacenado(
+    uow: UnitOfWork,
+    documento_id: str,
+    version: VersionRead,
+    *,
+    referencia: dict[str, Any] | None = None,
+) -> None:
     eni = version.metadatos.model_dump(mode="json")
+    extra = {"referencia": referencia} if referencia is not None else {}
     uow.emit(
         DOCUMENTO_ALMACENADO,
         {
@@ -320,6 +333,7 @@ def _emit_almacenado(uow: UnitOfWork, documento_id: str, version: VersionRead) -
             "mime": version.mime,
             "nombre": version.nombre,
             "metadatos": eni,
+            **extra,
         },
         subject=documento_id,
     )

@@ -1,4 +1,4 @@
-"""Bus consumers of the sellado: the seal command.
+"""Bus consumers of the sellado: the seal command and the time-stamp command.
 
 Built per process by :func:`consumers` because they need the process's trust
 services (keys, TSA), which exist only once the app is wired.
@@ -10,7 +10,7 @@ from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
-from services.sellado import service
+from services.sellado import sello_tiempo, service
 from services.sellado.trust import TrustServices
 
 
@@ -26,4 +26,16 @@ def consumers(
             uow, event, trust=trust, tenant=tenant, max_bytes=max_bytes
         )
 
-    return (ConsumerSpec(name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar),)
+    async def on_sellar_tiempo(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """Time-stamps the hash with this process's TSA and replies by event."""
+        tenant = await tenants.get(event.tenant)
+        await sello_tiempo.answer_stamp_command(uow, event, tsa=trust.tsa, tenant=tenant)
+
+    return (
+        ConsumerSpec(name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar),
+        ConsumerSpec(
+            name="sellar-tiempo",
+            events=(sello_tiempo.SOLICITAR_SELLO,),
+            handler=on_sellar_tiempo,
+        ),
+    )

@@ -51,9 +51,13 @@ RESERVADO = "csv.codigo.reservado.v1"
 EMITIR = "repositorio.documento.emitir.v1"
 EMITIDO = "repositorio.documento.emitido.v1"
 FALLIDA = "repositorio.emision.fallida.v1"
+ALMACENAR = "repositorio.documento.almacenar.v1"
 RECIBIDO = "registro.intercambio.recibido.v1"
 ACEPTADO = "registro.intercambio.aceptado.v1"
 RECHAZADO_INTERCAMBIO = "registro.intercambio.rechazado.v1"
+SOLICITAR_SELLO = "sellado.sellotiempo.solicitar.v1"
+SELLO_EMITIDO = "sellado.sellotiempo.emitido.v1"
+SELLO_RECHAZADO = "sellado.sellotiempo.rechazado.v1"
 CONTRACTS = [
     ASIENTO,
     ANULADO,
@@ -70,6 +74,10 @@ CONTRACTS = [
     RECIBIDO,
     ACEPTADO,
     RECHAZADO_INTERCAMBIO,
+    SOLICITAR_SELLO,
+    SELLO_EMITIDO,
+    SELLO_RECHAZADO,
+    ALMACENAR,
 ]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 # A valid metadatos of emitir, and an asiento it may refer to, for the bad-value cases.
@@ -740,6 +748,14 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "documentoRechazado"),
         ("receive", "documentoRechazado"),
         ("send", "documentoAlmacenado"),
+        ("send", "sellotiempoSolicitar"),
+        ("receive", "sellotiempoSolicitar"),
+        ("send", "sellotiempoEmitido"),
+        ("receive", "sellotiempoEmitido"),
+        ("send", "sellotiempoRechazado"),
+        ("receive", "sellotiempoRechazado"),
+        ("send", "documentoAlmacenar"),
+        ("receive", "documentoAlmacenar"),
         ("send", "codigoReservar"),
         ("receive", "codigoReservar"),
         ("send", "codigoReservado"),

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.bootstrap import Platform
 from services.common.bus.envelope import EventName, ReceivedEvent, build_envelope
-from services.common.bus.transport import Delivery, OutgoingMessage
+from services.common.bus.transport import OutgoingMessage
 from services.common.db import asyncpg_url, tenant_transaction
 from services.common.settings import Settings
 from services.common.tenants import Tenant
@@ -31,7 +31,13 @@ from services.registro.justificante import render_justificante, solicitud_id
 from services.registro.models import justificantes
 from services.registro.schemas import AsientoRead
 from tests.support import factories
-from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
+from tests.support.platforms import (
+    DirectDelivery,
+    asgi_client,
+    bearer,
+    collect_events,
+    running_platform,
+)
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -80,26 +86,6 @@ async def publish(platform: Platform, event: dict[str, Any]) -> None:
             message_id=event["id"],
         )
     )
-
-
-class _Direct(Delivery):
-    """A delivery handed straight to a consumer, to know when it has been processed."""
-
-    def __init__(self, event: dict[str, Any], name: str) -> None:
-        self.routing_key = f"{event['tenantid']}.{name}"
-        self.body = json.dumps(event).encode()
-        self.message_id = event["id"]
-        self.content_type = "application/cloudevents+json"
-        self.headers = {}
-        self.redelivered = True
-        self.queue = "pruebas.directa"
-        self.acked = False
-
-    async def ack(self) -> None:
-        self.acked = True
-
-    async def reject(self, *, requeue: bool) -> None:
-        raise AssertionError("the consumer should have acked")
 
 
 def emitido(
@@ -241,14 +227,14 @@ async def test_a_redelivered_answer_applies_once(platform, client, new_tenant, t
     consumer = platform.runtimes["registro"].event_consumer(spec)
     first = envelope(platform, tenant, EMITIDO, emitido(commands[0]))
     for _ in range(2):  # the broker delivers the same message again
-        delivery = _Direct(first, EMITIDO)
+        delivery = DirectDelivery(first, EMITIDO)
         await consumer.on_delivery(delivery)
         assert delivery.acked
     # Another message about the same request (say, the repositorio replayed it) changes nothing.
     other = envelope(
         platform, tenant, EMITIDO, emitido(commands[0], csv="22222-33333-44444-55555-6666Z")
     )
-    await consumer.on_delivery(_Direct(other, EMITIDO))
+    await consumer.on_delivery(DirectDelivery(other, EMITIDO))
     row = await row_of(platform, tenant, asiento["id"])
     assert (row.estado, row.csv, row.documento_id) == (
         "emitido",
@@ -314,10 +300,10 @@ async def test_failed_issuing_is_a_conflict_and_can_be_asked_for_again(
     stale = envelope(platform, tenant, EMITIDO, emitido(commands[0]))
     spec = next(s for s in handlers.CONSUMERS if s.name == "emisiones")
     consumer = platform.runtimes["registro"].event_consumer(spec)
-    await consumer.on_delivery(_Direct(stale, EMITIDO))
+    await consumer.on_delivery(DirectDelivery(stale, EMITIDO))
     assert (await row_of(platform, tenant, asiento["id"])).estado == "pendiente"
     issued = emitido(commands[1])
-    await consumer.on_delivery(_Direct(envelope(platform, tenant, EMITIDO, issued), EMITIDO))
+    await consumer.on_delivery(DirectDelivery(envelope(platform, tenant, EMITIDO, issued), EMITIDO))
     done = await justificante_of(client, token(tenant, "registro"), asiento["id"])
     assert done.status_code == 303
     assert done.json()["csv"] == issued["csv"]
@@ -351,11 +337,11 @@ async def test_another_tenants_justificante_is_404_and_its_answers_do_not_cross(
     spec = next(s for s in handlers.CONSUMERS if s.name == "emisiones")
     consumer = platform.runtimes["registro"].event_consumer(spec)
     await consumer.on_delivery(
-        _Direct(envelope(platform, b, EMITIDO, emitido(commands[0])), EMITIDO)
+        DirectDelivery(envelope(platform, b, EMITIDO, emitido(commands[0])), EMITIDO)
     )
     # Nor can an answer to a request the registro never made.
     forged = emitido(commands[0]) | {"solicitud_id": str(uuid.uuid4())}
-    await consumer.on_delivery(_Direct(envelope(platform, a, EMITIDO, forged), EMITIDO))
+    await consumer.on_delivery(DirectDelivery(envelope(platform, a, EMITIDO, forged), EMITIDO))
     assert (await justificante_of(client, token(a, "registro"), asiento["id"])).status_code == 202
     assert await audit_actions(platform, a) == []
 

@@ -79,6 +79,18 @@ async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+async def abrir_oficinas(client: httpx.AsyncClient, tenant: str, token: Any, *codigos: str) -> None:
+    """The entity's administrator creates the oficinas the asientos name."""
+    admin = bearer(token(tenant, "admin"))
+    for codigo in codigos:
+        response = await client.post(
+            "/api/v1/registro/oficinas",
+            json={"codigo": codigo, "nombre": f"Oficina {codigo}"},
+            headers=admin,
+        )
+        assert response.status_code == 201, response.text
+
+
 async def registrar(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
     response = await client.post(URL, json=factories.asiento(**fields), headers=headers)
     assert response.status_code == 201, response.text
@@ -88,6 +100,7 @@ async def registrar(client: httpx.AsyncClient, headers: dict[str, str], **fields
 async def test_every_field_is_kept_shown_and_announced(client, platform, new_tenant, token) -> None:
     tenant = await new_tenant()
     headers = bearer(token(tenant, "registro"))
+    await abrir_oficinas(client, tenant, token, "O00002741")
     events = await collect_events(platform.transport, f"{tenant}.{REGISTRADO}")
     creado = await registrar(client, headers, interesados=[interesado_completo()], **COMPLETO)
 
@@ -177,7 +190,9 @@ async def test_a_correction_is_a_new_asiento_citing_the_old(client, new_tenant, 
 
 
 async def test_search_by_oficina(client, new_tenant, token) -> None:
-    headers = bearer(token(await new_tenant(), "registro"))
+    tenant = await new_tenant()
+    headers = bearer(token(tenant, "registro"))
+    await abrir_oficinas(client, tenant, token, "O00002741", "O00002742")
     en_una = await registrar(client, headers, oficina="O00002741")
     await registrar(client, headers, oficina="O00002742")
     await registrar(client, headers)

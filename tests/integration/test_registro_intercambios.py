@@ -17,6 +17,7 @@ from services.bootstrap import Platform
 from services.common.bus.envelope import ReceivedEvent
 from services.common.settings import Settings
 from services.registro import sicres
+from services.registro.anexos import Limites, max_cuerpo
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
@@ -194,9 +195,10 @@ async def test_a_hash_mismatch_is_422_naming_the_anexo(client, new_tenant, token
     assert "O00002741_13_00000012_01_0001.pdf" in response.json()["detail"]
 
 
-async def test_an_oversize_file_is_413(client, new_tenant, token) -> None:
+async def test_an_oversize_file_is_413(client, new_tenant, token, settings) -> None:
     headers = auth(token(await new_tenant(), "registro"))
-    data = EJEMPLO.read_bytes() + b" " * (20 * 1024 * 1024)
+    limite = max_cuerpo(Limites.de(settings))
+    data = EJEMPLO.read_bytes() + b" " * limite
     response = await client.post(
         "/api/v1/registro/intercambios", content=data, headers={**headers, **XML}
     )

@@ -3,9 +3,11 @@ runtimes started, an HTTP client on one app, and a listener for bus messages."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -15,8 +17,16 @@ from services.common.bus.envelope import ReceivedEvent, parse_envelope
 from services.common.bus.inprocess import InProcessTransport
 from services.common.bus.transport import Delivery, Transport
 from services.common.settings import Settings
+from services.registro.repositorio_client import RepositorioClient
 
-__all__ = ["asgi_client", "bearer", "collect_events", "running_platform"]
+__all__ = [
+    "DirectDelivery",
+    "asgi_client",
+    "bearer",
+    "collect_events",
+    "connect_repositorio",
+    "running_platform",
+]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -44,6 +54,13 @@ async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def connect_repositorio(platform: Platform) -> None:
+    """Lets the platform's registro read documents from its in-process repositorio."""
+    transport = httpx.ASGITransport(app=platform.apps["repositorio"])
+    client = RepositorioClient("http://repositorio", transport=transport)
+    platform.apps["registro"].state.repositorio_client = client
+
+
 async def collect_events(transport: Transport, *bindings: str) -> list[ReceivedEvent]:
     """Subscribes a fresh queue to ``bindings``; the list fills as messages arrive."""
     received: list[ReceivedEvent] = []
@@ -54,3 +71,24 @@ async def collect_events(transport: Transport, *bindings: str) -> list[ReceivedE
 
     await transport.subscribe(f"pruebas.{uuid.uuid4().hex}", list(bindings), collect)
     return received
+
+
+class DirectDelivery(Delivery):
+    """A delivery handed straight to a consumer (as a redelivery would come), to know
+    exactly when it has been processed and whether it was acknowledged."""
+
+    def __init__(self, event: dict[str, Any], name: str) -> None:
+        self.routing_key = f"{event['tenantid']}.{name}"
+        self.body = json.dumps(event).encode()
+        self.message_id = event["id"]
+        self.content_type = "application/cloudevents+json"
+        self.headers = {}
+        self.redelivered = True
+        self.queue = "pruebas.directa"
+        self.acked = False
+
+    async def ack(self) -> None:
+        self.acked = True
+
+    async def reject(self, *, requeue: bool) -> None:
+        raise AssertionError("the consumer should have acked")

@@ -20,6 +20,7 @@ import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from services.common.tenants import Tenant
+from services.registro.anexos import AnexoRead, TipoDocumentoAnexo
 from services.registro.justificante import (
     FOOTER_RESERVED_MM,
     TIPO_DOCUMENTAL,
@@ -355,3 +356,28 @@ def test_naming_rules() -> None:
 def test_a_naive_registration_time_is_refused() -> None:
     with pytest.raises(ValueError, match="zona horaria"):
         fecha_local(datetime(2026, 11, 23, 10, 0), "46250")
+
+
+def test_the_documents_presented_are_listed_with_their_hashes() -> None:
+    huella = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    con_anexos = asiento().model_copy(
+        update={
+            "anexos": [
+                AnexoRead(
+                    identificador_fichero="E_2026_000001_0001.pdf",
+                    documento_id="0195a3c4-1f0a-7d2e-8c55-6b3f1e9a7d20",
+                    version=1,
+                    nombre="plano.pdf",
+                    tipo_mime="application/pdf",
+                    tamano=123456,
+                    sha256=huella,
+                    tipo_documento=TipoDocumentoAnexo.DOCUMENTO_ADJUNTO,
+                )
+            ],
+        }
+    )
+    lines = set(read(render_justificante(con_anexos, VALENCIA)).text.splitlines())
+    assert "Documentos anexados (1)" in lines
+    assert "plano.pdf" in lines
+    assert "123.456 B" in lines
+    assert huella in lines

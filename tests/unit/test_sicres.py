@@ -11,8 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from pydantic import ValidationError
 from lxml import etree
+from pydantic import ValidationError
 
 from services.registro import sicres
 from services.registro.domain import TipoAsiento, TipoIdentificador

@@ -48,7 +48,7 @@ def _nombres_interesados(campos: str) -> None:
     )
 
 
-def _add(column: sa.Column) -> None:  # type: ignore[type-arg]
+def _add(column: "sa.Column[object]") -> None:
     op.add_column("asientos", column, schema=SCHEMA)
 
 
