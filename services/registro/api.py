@@ -180,6 +180,9 @@ entidad (península o Canarias); una fecha y hora sin zona también se lee en ho
 pasaporte) se normaliza y se busca exactamente; si no, es parte de un nombre y apellidos, sin
 distinguir mayúsculas ni acentos. `q` busca el texto en el resumen del mismo modo.
 
+`oficina` filtra por la oficina de registro; `corrige=<id>` da los asientos que corrigen ese.
+Un ciudadano (rol `ciudadano`) solo ve los asientos que él presentó.
+
 Paginación: por número de página (`page`, `size`, con `total`) o por cursor: pase el
 `next_cursor` de una respuesta en `cursor` para la página siguiente (con `cursor`, `page`
 no se usa y `total` es null, para no contar en cada página; `next_cursor` es null en la

@@ -14,16 +14,17 @@ it issues the document.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableBordersLayout, XPos, YPos
 
 from services.common.tenants import Tenant
 from services.registro.domain import TipoAsiento, tenant_timezone
+from services.registro.fuentes import Fuentes, fuentes_para
 
 if TYPE_CHECKING:  # schemas imports this module's EstadoJustificante
     from services.registro.schemas import AsientoRead, Interesado
@@ -58,7 +59,6 @@ class EstadoJustificante(StrEnum):
     FALLIDO = "fallido"  # the repositorio could not issue it; it may be asked for again
 
 
-_FONTS = Path(__file__).resolve().parent / "fonts"
 _FAMILY = "DejaVu"
 # Fixed, so a retried request for the same asiento carries the same id everywhere.
 _SOLICITUDES = uuid.uuid5(uuid.NAMESPACE_URL, "https://consistorio.es/registro/justificantes")
@@ -104,12 +104,12 @@ def _apellidos(interesado: Interesado) -> str:
 class _Justificante(FPDF):
     """An A4 page whose header repeats who issues it; the footer area stays blank."""
 
-    def __init__(self, entidad: Tenant, numero: str) -> None:
+    def __init__(self, entidad: Tenant, numero: str, fuentes: Fuentes) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self._entidad = entidad
         self._numero = numero
-        self.add_font(_FAMILY, "", _FONTS / "DejaVuSans.ttf")
-        self.add_font(_FAMILY, "B", _FONTS / "DejaVuSans-Bold.ttf")
+        self.add_font(_FAMILY, "", fuentes.regular)
+        self.add_font(_FAMILY, "B", fuentes.negrita)
         self.set_margins(_MARGIN_MM, 16.0, _MARGIN_MM)
         # A page breaks before its text could reach the area the repositorio stamps.
         self.set_auto_page_break(True, margin=FOOTER_RESERVED_MM + 5.0)
@@ -219,6 +219,20 @@ def _anexos(pdf: FPDF, asiento: AsientoRead) -> None:
     pdf.ln(6)
 
 
+def _textos(asiento: AsientoRead, entidad: Tenant) -> Iterator[str]:
+    """Every text the justificante may print, to choose fonts that have all its characters."""
+    yield entidad.nombre
+    pendientes: list[Any] = [asiento.model_dump(mode="json")]
+    while pendientes:
+        valor = pendientes.pop()
+        if isinstance(valor, str):
+            yield valor
+        elif isinstance(valor, dict):
+            pendientes.extend(valor.values())
+        elif isinstance(valor, list):
+            pendientes.extend(valor)
+
+
 def render_justificante(asiento: AsientoRead, entidad: Tenant) -> bytes:
     """The justificante of ``asiento`` issued by ``entidad``, as PDF bytes.
 
@@ -226,7 +240,7 @@ def render_justificante(asiento: AsientoRead, entidad: Tenant) -> bytes:
     asiento twice gives the same bytes.
     """
     libro = "entrada" if asiento.tipo is TipoAsiento.ENTRADA else "salida"
-    pdf = _Justificante(entidad, asiento.numero)
+    pdf = _Justificante(entidad, asiento.numero, fuentes_para(_textos(asiento, entidad)))
     pdf.set_creation_date(asiento.fecha_registro)
     pdf.set_title(f"Justificante de registro {asiento.numero}")
     pdf.set_subject(f"Justificante de registro de {libro} {asiento.numero}")
