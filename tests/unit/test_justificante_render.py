@@ -20,7 +20,10 @@ import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from services.common.tenants import Tenant
+from services.registro import fuentes
 from services.registro.anexos import AnexoRead, TipoDocumentoAnexo
+from services.registro.domain import TipoIdentificador
+from services.registro.fuentes import fuentes_para
 from services.registro.justificante import (
     FOOTER_RESERVED_MM,
     TIPO_DOCUMENTAL,
@@ -29,7 +32,7 @@ from services.registro.justificante import (
     render_justificante,
     solicitud_id,
 )
-from services.registro.schemas import AsientoRead
+from services.registro.schemas import AsientoRead, Interesado
 
 VALENCIA = Tenant("46250", "Ajuntament de València", "L01462508")
 LAS_PALMAS = Tenant("35016", "Ayuntamiento de Las Palmas de Gran Canaria", "L01350167")
@@ -381,3 +384,39 @@ def test_the_documents_presented_are_listed_with_their_hashes() -> None:
     assert "plano.pdf" in lines
     assert "123.456 B" in lines
     assert huella in lines
+
+
+def test_quick_fonts_cover_the_register_s_scripts_and_others_fall_back() -> None:
+    rapidas = fuentes_para(["Lucía Núñez", "Françoise Çelik", "Олена Шевченко", "Νίκος"])
+    completas = fuentes_para(["Lucía", "Արամ Պետրոսյան"])
+    assert completas.regular == fuentes.DIRECTORIO / "DejaVuSans.ttf"
+    assert rapidas.regular != completas.regular
+    assert rapidas.regular.stat().st_size < completas.regular.stat().st_size / 3
+
+
+def test_a_name_outside_the_quick_fonts_is_still_printed() -> None:
+    otro = asiento().model_copy(
+        update={
+            "interesados": [
+                Interesado(
+                    tipo_identificador=TipoIdentificador.PASAPORTE,
+                    identificador="AM1234567",
+                    nombre="Արամ",
+                )
+            ]
+        }
+    )
+    lines = set(read(render_justificante(otro, VALENCIA)).text.splitlines())
+    assert "Արամ" in lines
+    cirilico = asiento().model_copy(
+        update={
+            "interesados": [
+                Interesado(
+                    tipo_identificador=TipoIdentificador.PASAPORTE,
+                    identificador="FA1234567",
+                    nombre="Олена",
+                )
+            ]
+        }
+    )
+    assert "Олена" in set(read(render_justificante(cirilico, VALENCIA)).text.splitlines())
