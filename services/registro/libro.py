@@ -58,6 +58,11 @@ CABECERA = (
     "Estado",
     "Anulado en",
     "Motivo de anulación",
+    "Oficina",
+    "Canal",
+    "Registro de origen",
+    "Corrige",
+    "Anexos",
 )
 
 _FONTS = Path(__file__).resolve().parent / "fonts"
@@ -154,7 +159,20 @@ def fila(asiento: AsientoRead, zona: ZoneInfo) -> list[str]:
         "Anulado" if asiento.estado is EstadoAsiento.ANULADO else "Registrado",
         _local(anulacion.anulado_en, zona) if anulacion is not None else "",
         anulacion.motivo if anulacion is not None else "",
+        asiento.oficina or "",
+        "Electrónico" if asiento.canal.value == "electronico" else "Presencial",
+        _origen(asiento),
+        asiento.corrige or "",
+        str(len(asiento.anexos)),
     ]
+
+
+def _origen(asiento: AsientoRead) -> str:
+    """Where an asiento was first registered, for one that came from another register."""
+    origen = asiento.origen
+    if origen is None or origen.numero_registro is None:
+        return ""
+    return f"{origen.numero_registro} ({origen.entidad_registral or '?'})"
 
 
 def _write(rows: Iterable[Sequence[str]]) -> str:

@@ -22,50 +22,6 @@ pytestmark = pytest.mark.integration
 REGISTRADO = "registro.asiento.registrado.v1"
 URL = "/api/v1/registro/asientos"
 
-COMPLETO: dict[str, Any] = {
-    "oficina": "O00002741",
-    "origen": {
-        "entidad_registral": "E04975701",
-        "unidad_tramitacion": "E04975702",
-        "numero_registro": "REGAGE26e00000001",
-        "fecha_registro": "2026-03-01T08:00:00Z",
-    },
-    "entidad_registral_destino": "O00009999",
-    "codigo_asunto": "LIC-OBRA",
-    "referencia_externa": "REF-77",
-    "numero_expediente": "2026/LIC/0042",
-    "transporte": {"tipo": "03", "numero": "CD123456789ES"},
-    "contacto_usuario": "registro@ayuntamiento.example",
-    "documentacion_fisica": "2",
-    "observaciones": "Se entrega plano en papel",
-    "expone": "Que desea construir un porche de 12 m².",
-    "solicita": "Licencia de obra menor.",
-}
-
-
-def interesado_completo() -> dict[str, Any]:
-    return {
-        **factories.interesado(nombre="Lucía", apellido1="Núñez", apellido2="Peña"),
-        "pais": "724",
-        "provincia": "03",
-        "municipio": "03014",
-        "direccion": "Calle Mayor 1, 2º B",
-        "codigo_postal": "03001",
-        "email": "lucia@example.org",
-        "telefono": "+34 600 000 000",
-        "deh": "lucia@deh.example.org",
-        "canal_preferente": "02",
-        "observaciones": "Prefiere la tarde",
-        "representante": {
-            "tipo_identificador": "CIF",
-            "identificador": "B12345674",
-            "razon_social": "Gestoría Levante SL",
-            "direccion": "Avenida de la Estación 5",
-            "codigo_postal": "03003",
-            "canal_preferente": "01",
-        },
-    }
-
 
 @pytest.fixture
 async def platform(settings: Settings) -> AsyncIterator[Platform]:
@@ -102,12 +58,14 @@ async def test_every_field_is_kept_shown_and_announced(client, platform, new_ten
     headers = bearer(token(tenant, "registro"))
     await abrir_oficinas(client, tenant, token, "O00002741")
     events = await collect_events(platform.transport, f"{tenant}.{REGISTRADO}")
-    creado = await registrar(client, headers, interesados=[interesado_completo()], **COMPLETO)
+    creado = await registrar(
+        client, headers, interesados=[factories.interesado_completo()], **factories.CAMPOS_SICRES
+    )
 
     leido = (await client.get(f"{URL}/{creado['id']}", headers=headers)).json()
     assert leido == creado
     assert leido["canal"] == "presencial"
-    for campo, valor in COMPLETO.items():
+    for campo, valor in factories.CAMPOS_SICRES.items():
         if campo == "origen":
             assert leido["origen"]["numero_registro"] == valor["numero_registro"]
             assert leido["origen"]["entidad_registral"] == valor["entidad_registral"]

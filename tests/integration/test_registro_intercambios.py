@@ -308,3 +308,53 @@ async def test_round_trip_between_two_entities_keeps_every_field(client, new_ten
     # SICRES carries the date to the second.
     enviada = datetime.fromisoformat(original["fecha_registro"]).replace(microsecond=0)
     assert datetime.fromisoformat(aceptado["origen"]["fecha_registro"]) == enviada
+
+
+async def test_round_trip_keeps_the_full_sicres_field_set(client, new_tenant, token) -> None:
+    emisor_ine = await new_tenant()
+    emisor = auth(token(emisor_ine, "registro"))
+    receptor = auth(token(await new_tenant(), "registro"))
+    alta = await client.post(
+        "/api/v1/registro/oficinas",
+        json={"codigo": "O00002741", "nombre": "Oficina de registro"},
+        headers=auth(token(emisor_ine, "admin")),
+    )
+    assert alta.status_code == 201, alta.text
+    original = await registrar(
+        client,
+        emisor,
+        interesados=[factories.interesado_completo()],
+        **{**factories.CAMPOS_SICRES, "origen": None},
+    )
+    exported = await client.get(
+        f"/api/v1/registro/asientos/{original['id']}/sicres", headers=emisor
+    )
+    assert exported.status_code == 200, exported.text
+    recibido = await recibir(client, receptor, exported.content)
+    aceptado = (
+        await client.post(
+            f"/api/v1/registro/intercambios/{recibido['id']}/aceptar", headers=receptor
+        )
+    ).json()
+    nuevo = (
+        await client.get(f"/api/v1/registro/asientos/{aceptado['asiento_id']}", headers=receptor)
+    ).json()
+    for campo in (
+        "resumen",
+        "unidad_destino",
+        "entidad_registral_destino",
+        "codigo_asunto",
+        "referencia_externa",
+        "numero_expediente",
+        "transporte",
+        "contacto_usuario",
+        "documentacion_fisica",
+        "observaciones",
+        "expone",
+        "solicita",
+        "interesados",
+    ):
+        assert nuevo[campo] == original[campo], campo
+    # The receiver records where it came from: the sending oficina, its number and date.
+    assert nuevo["origen"]["entidad_registral"] == "O00002741"
+    assert nuevo["origen"]["numero_registro"] == original["numero"]

@@ -82,6 +82,11 @@ def test_csv_has_a_spanish_header_and_one_row_per_asiento() -> None:
         "Estado",
         "Anulado en",
         "Motivo de anulación",
+        "Oficina",
+        "Canal",
+        "Registro de origen",
+        "Corrige",
+        "Anexos",
     ]
     assert rows[1] == [
         "E/2026/000001",
@@ -94,10 +99,33 @@ def test_csv_has_a_spanish_header_and_one_row_per_asiento() -> None:
         "Registrado",
         "",
         "",
+        "",
+        "Presencial",
+        "",
+        "",
+        "0",
     ]
     assert rows[2][0] == "E/2026/000002"
-    assert rows[2][7:] == ["Anulado", "24/11/2026 09:30:00", "Registrado por duplicado"]
+    assert rows[2][7:10] == ["Anulado", "24/11/2026 09:30:00", "Registrado por duplicado"]
     assert len(rows) == 3
+
+
+def test_csv_says_where_an_asiento_came_from_and_what_it_corrects() -> None:
+    llegado = asiento(
+        3,
+        oficina="O00002741",
+        canal="electronico",
+        origen={"entidad_registral": "O00009999", "numero_registro": "E/2026/000077"},
+        corrige="6f1c2b0e-8a53-4a0f-9d3c-0d9b1c6e2a77",
+    )
+    [row] = parse(libro.csv_cabecera(MADRID) + libro.csv_filas([llegado], MADRID))[1:]
+    assert row[10:] == [
+        "O00002741",
+        "Electrónico",
+        "E/2026/000077 (O00009999)",
+        "6f1c2b0e-8a53-4a0f-9d3c-0d9b1c6e2a77",
+        "0",
+    ]
 
 
 def test_csv_quotes_only_what_needs_it_and_keeps_accents() -> None:
