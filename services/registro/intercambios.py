@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.tenants import Tenant
 from services.common.uow import UnitOfWork
-from services.registro import domain, sello_tiempo, service, sicres
+from services.registro import domain, sello_tiempo, service, sicres, sicres_mensajes
 from services.registro.busqueda import EstadoAsiento
 from services.registro.models import asientos, metadata
 
@@ -53,7 +53,9 @@ __all__ = [
     "get_intercambio",
     "intercambios",
     "list_intercambios",
+    "mensaje_de",
     "receive_intercambio",
+    "rechazo_de",
     "reject_intercambio",
 ]
 
@@ -481,3 +483,66 @@ async def reject_intercambio(
         subject=nuevo.identificador_intercambio,
     )
     return nuevo
+
+
+# --- answers to the origin -----------------------------------------------------------------
+
+
+async def mensaje_de(session: AsyncSession, *, tenant_id: str, intercambio_id: str) -> bytes:
+    """The SICRES message this register owes the origin for an exchange, as it stands.
+
+    Received: an ACK naming the files that came. Accepted: a confirmación with the
+    number and date it was registered with here. Rejected: no message, the file goes
+    back instead (``rechazo_de``), so that is a 409.
+    """
+    intercambio = await get_intercambio(session, tenant_id=tenant_id, intercambio_id=intercambio_id)
+    # The register the file was addressed to is the one that answers.
+    emisor = intercambio.datos["destino"]["codigo_entidad_registral"]
+    comun = {
+        "codigo_entidad_origen": emisor,
+        "codigo_entidad_destino": intercambio.origen.codigo_entidad_registral,
+        "identificador_intercambio": intercambio.identificador_intercambio,
+        "indicador_prueba": bool(intercambio.datos.get("indicador_prueba")),
+    }
+    if intercambio.estado is EstadoIntercambio.RECHAZADO:
+        raise Conflict(
+            f"El intercambio {intercambio.identificador_intercambio} fue rechazado: se "
+            "devuelve el fichero con Tipo_Anotacion 04 (…/rechazo), no un mensaje."
+        )
+    if intercambio.estado is EstadoIntercambio.RECIBIDO:
+        mensaje = sicres_mensajes.Mensaje(
+            **comun,
+            tipo=sicres_mensajes.TipoMensaje.ACK,
+            identificadores_fichero=tuple(
+                str(a["identificador_fichero"]) for a in intercambio.anexos
+            ),
+        )
+    else:
+        assert intercambio.asiento_id is not None
+        asiento = await service.get_asiento(
+            session, tenant_id=tenant_id, asiento_id=intercambio.asiento_id
+        )
+        mensaje = sicres_mensajes.Mensaje(
+            **comun,
+            tipo=sicres_mensajes.TipoMensaje.CONFIRMACION,
+            numero_registro_destino=asiento.numero,
+            fecha_registro_destino=asiento.fecha_registro,
+        )
+    return sicres_mensajes.build_mensaje(mensaje)
+
+
+async def rechazo_de(session: AsyncSession, *, tenant_id: str, intercambio_id: str) -> bytes:
+    """The file of a rejected exchange as it goes back to its origin (Tipo_Anotacion 04)."""
+    intercambio = await get_intercambio(session, tenant_id=tenant_id, intercambio_id=intercambio_id)
+    if intercambio.estado is not EstadoIntercambio.RECHAZADO:
+        raise Conflict(
+            f"El intercambio {intercambio.identificador_intercambio} no está rechazado "
+            f"(está {intercambio.estado.value})."
+        )
+    assert intercambio.motivo_rechazo is not None
+    xml = (
+        await session.execute(select(intercambios.c.xml).where(intercambios.c.id == intercambio.id))
+    ).scalar_one()
+    return await asyncio.to_thread(
+        sicres_mensajes.fichero_de_rechazo, bytes(xml), intercambio.motivo_rechazo
+    )

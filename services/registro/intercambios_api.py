@@ -220,6 +220,55 @@ async def consultar_intercambio(
         )
 
 
+@router.get(
+    "/intercambios/{intercambio_id}/mensaje",
+    response_class=Response,
+    responses={
+        200: {"content": {XML: {}}, "description": "De_Mensaje SICRES 3.0 (UTF-8)"},
+        **problem_responses(
+            401, 403, 404, 409, overrides={409: "Rechazado: se devuelve el fichero, no un mensaje"}
+        ),
+    },
+    summary="Mensaje SICRES 3.0 para el origen: ACK o confirmación",
+    description="Lo que este registro contesta al registro de origen, según el estado del "
+    "intercambio: recibido, un ACK (Tipo_Mensaje 01) con los Identificador_Fichero recibidos; "
+    "aceptado, una confirmación (02) con el número y la fecha de registro aquí. Valida contra "
+    "mensaje.xsd.",
+)
+async def mensaje_intercambio(
+    intercambio_id: str, runtime: RuntimeDep, principal: RegistroUser
+) -> Response:
+    """The De_Mensaje this register owes the origin for the exchange."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        data = await intercambios.mensaje_de(
+            session, tenant_id=principal.tenant, intercambio_id=intercambio_id
+        )
+    return Response(data, media_type=f"{XML}; charset=utf-8")
+
+
+@router.get(
+    "/intercambios/{intercambio_id}/rechazo",
+    response_class=Response,
+    responses={
+        200: {"content": {XML: {}}, "description": "Fichero_Intercambio_SICRES_3 de rechazo"},
+        **problem_responses(401, 403, 404, 409, overrides={409: "No está rechazado"}),
+    },
+    summary="Fichero de rechazo para el origen (Tipo_Anotacion 04)",
+    description="El fichero recibido, tal como llegó, con Tipo_Anotacion 04 (rechazo) y el "
+    "motivo en Observaciones_Apunte (SICRES admite 50 caracteres; el motivo completo queda "
+    "en el registro y en el evento registro.intercambio.rechazado.v1).",
+)
+async def rechazo_intercambio(
+    intercambio_id: str, runtime: RuntimeDep, principal: RegistroUser
+) -> Response:
+    """The rejected exchange's file as it goes back to its origin."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        data = await intercambios.rechazo_de(
+            session, tenant_id=principal.tenant, intercambio_id=intercambio_id
+        )
+    return Response(data, media_type=f"{XML}; charset=utf-8")
+
+
 @router.post(
     "/intercambios/{intercambio_id}/aceptar",
     response_model=IntercambioRead,

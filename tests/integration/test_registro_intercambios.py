@@ -16,7 +16,7 @@ from lxml import etree
 from services.bootstrap import Platform
 from services.common.bus.envelope import ReceivedEvent
 from services.common.settings import Settings
-from services.registro import sicres
+from services.registro import sicres, sicres_mensajes
 from services.registro.anexos import Limites, max_cuerpo
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
@@ -358,3 +358,62 @@ async def test_round_trip_keeps_the_full_sicres_field_set(client, new_tenant, to
     # The receiver records where it came from: the sending oficina, its number and date.
     assert nuevo["origen"]["entidad_registral"] == "O00002741"
     assert nuevo["origen"]["numero_registro"] == original["numero"]
+
+
+async def test_the_origin_gets_an_ack_then_a_confirmation_or_the_file_back(
+    client, new_tenant, token
+) -> None:
+    tenant = await new_tenant()
+    headers = auth(token(tenant, "registro"))
+    recibido = await recibir(client, headers, EJEMPLO.read_bytes())
+    url = f"/api/v1/registro/intercambios/{recibido['id']}"
+
+    acuse = await client.get(f"{url}/mensaje", headers=headers)
+    assert acuse.status_code == 200, acuse.text
+    assert acuse.headers["content-type"].startswith("application/xml")
+    mensaje = sicres_mensajes.parse_mensaje(acuse.content)
+    assert mensaje.tipo is sicres_mensajes.TipoMensaje.ACK
+    # From the register the file was addressed to, back to the one that sent it.
+    assert (mensaje.codigo_entidad_origen, mensaje.codigo_entidad_destino) == (
+        "O00002061",
+        "O00002741",
+    )
+    assert mensaje.identificador_intercambio == "O00002741_13_00000012"
+    assert (
+        mensaje.identificadores_fichero
+        == tuple(a["identificador_fichero"] for a in recibido["anexos"])[:10]
+    )
+    assert (await client.get(f"{url}/rechazo", headers=headers)).status_code == 409
+
+    assert (await client.post(f"{url}/aceptar", headers=headers)).status_code == 200
+    intercambio = (await client.get(url, headers=headers)).json()
+    asiento = (
+        await client.get(f"/api/v1/registro/asientos/{intercambio['asiento_id']}", headers=headers)
+    ).json()
+    confirmacion = sicres_mensajes.parse_mensaje(
+        (await client.get(f"{url}/mensaje", headers=headers)).content
+    )
+    assert confirmacion.tipo is sicres_mensajes.TipoMensaje.CONFIRMACION
+    assert confirmacion.numero_registro_destino == asiento["numero"]
+    registrado = datetime.fromisoformat(asiento["fecha_registro"]).replace(microsecond=0)
+    assert confirmacion.fecha_registro_destino == registrado
+
+    otra = auth(token(await new_tenant(), "registro"))
+    assert (await client.get(f"{url}/mensaje", headers=otra)).status_code == 404
+
+
+async def test_a_rejected_exchange_goes_back_with_anotacion_04(client, new_tenant, token) -> None:
+    headers = auth(token(await new_tenant(), "registro"))
+    recibido = await recibir(client, headers, EJEMPLO.read_bytes())
+    url = f"/api/v1/registro/intercambios/{recibido['id']}"
+    rechazado = await client.post(
+        f"{url}/rechazar", json={"motivo": "No es competencia de esta entidad"}, headers=headers
+    )
+    assert rechazado.status_code == 200
+    assert (await client.get(f"{url}/mensaje", headers=headers)).status_code == 409
+    devuelto = await client.get(f"{url}/rechazo", headers=headers)
+    assert devuelto.status_code == 200
+    fichero = sicres.parse_fichero(devuelto.content)  # validates against the XSD
+    assert fichero.tipo_anotacion == "04"
+    assert fichero.observaciones_apunte == "No es competencia de esta entidad"
+    assert fichero.identificador_intercambio == recibido["identificador_intercambio"]
