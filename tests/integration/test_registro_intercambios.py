@@ -339,21 +339,7 @@ async def test_round_trip_keeps_the_full_sicres_field_set(client, new_tenant, to
     nuevo = (
         await client.get(f"/api/v1/registro/asientos/{aceptado['asiento_id']}", headers=receptor)
     ).json()
-    for campo in (
-        "resumen",
-        "unidad_destino",
-        "entidad_registral_destino",
-        "codigo_asunto",
-        "referencia_externa",
-        "numero_expediente",
-        "transporte",
-        "contacto_usuario",
-        "documentacion_fisica",
-        "observaciones",
-        "expone",
-        "solicita",
-        "interesados",
-    ):
+    for campo in factories.CAMPOS_QUE_VIAJAN:
         assert nuevo[campo] == original[campo], campo
     # The receiver records where it came from: the sending oficina, its number and date.
     assert nuevo["origen"]["entidad_registral"] == "O00002741"

@@ -95,3 +95,22 @@ def interesado_completo() -> dict[str, Any]:
             "canal_preferente": "01",
         },
     }
+
+
+# What an asiento keeps when it travels to another register in a SICRES 3.0 file and is
+# accepted there (its number, date and origin are the receiver's own).
+CAMPOS_QUE_VIAJAN = (
+    "resumen",
+    "unidad_destino",
+    "entidad_registral_destino",
+    "codigo_asunto",
+    "referencia_externa",
+    "numero_expediente",
+    "transporte",
+    "contacto_usuario",
+    "documentacion_fisica",
+    "observaciones",
+    "expone",
+    "solicita",
+    "interesados",
+)

@@ -106,53 +106,13 @@ def test_what_sicres_cannot_carry_is_refused_not_truncated() -> None:
     assert [name for name, _ in caught.value.errors] == ["procedimiento"]
 
 
-COMPLETO: dict[str, object] = {
-    "oficina": "O00002741",
-    "origen": {
-        "entidad_registral": "E04975701",
-        "unidad_tramitacion": "E04975702",
-        "numero_registro": "REGAGE26e00001",
-        "fecha_registro": "2026-03-01T08:00:00+00:00",
-    },
-    "entidad_registral_destino": "O00009999",
-    "codigo_asunto": "LIC-OBRA",
-    "procedimiento": None,
-    "referencia_externa": "REF-77",
-    "numero_expediente": "2026/LIC/0042",
-    "transporte": {"tipo": "03", "numero": "CD123456789ES"},
-    "contacto_usuario": "registro@alicante.es",
-    "documentacion_fisica": "2",
-    "observaciones": "Se entrega plano en papel",
-    "expone": "Que desea construir un porche.",
-    "solicita": "Licencia de obra menor.",
-    "interesados": [
-        {
-            **factories.interesado(nombre="Lucía", apellido1="Núñez", apellido2="Peña"),
-            "pais": "724",
-            "provincia": "03",
-            "municipio": "03014",
-            "direccion": "Calle Mayor 1, 2º B",
-            "codigo_postal": "03001",
-            "email": "lucia@example.org",
-            "telefono": "+34 600 000 000",
-            "deh": "lucia@deh.example.org",
-            "canal_preferente": "02",
-            "observaciones": "Prefiere ser llamada por la tarde",
-            "representante": {
-                "tipo_identificador": "CIF",
-                "identificador": "B12345674",
-                "razon_social": "Gestoría Levante SL",
-                "direccion": "Avenida de la Estación 5",
-                "codigo_postal": "03003",
-                "canal_preferente": "01",
-            },
-        }
-    ],
-}
-
-
 def test_every_field_survives_export_and_import() -> None:
-    a = asiento(tipo="entrada", numero="E/2026/000007", **COMPLETO)
+    a = asiento(
+        tipo="entrada",
+        numero="E/2026/000007",
+        interesados=[factories.interesado_completo()],
+        **{**factories.CAMPOS_SICRES, "procedimiento": None},
+    )
     data = build(a)
     sicres.validate(data)
     root = etree.fromstring(data)
@@ -162,21 +122,7 @@ def test_every_field_survives_export_and_import() -> None:
     assert root.findtext("De_Internos_Control/Numero_Transporte_Entrada") == "CD123456789ES"
 
     creado = sicres.asiento_create(sicres.parse_fichero(data))
-    for campo in (
-        "resumen",
-        "unidad_destino",
-        "entidad_registral_destino",
-        "codigo_asunto",
-        "referencia_externa",
-        "numero_expediente",
-        "transporte",
-        "contacto_usuario",
-        "documentacion_fisica",
-        "observaciones",
-        "expone",
-        "solicita",
-        "interesados",
-    ):
+    for campo in factories.CAMPOS_QUE_VIAJAN:
         assert getattr(creado, campo) == getattr(a, campo), campo
     # The receiving register records where it came from: the sender's office, number, date.
     assert creado.origen is not None
