@@ -33,8 +33,8 @@ class RunningPlatform:
     env: dict[str, str]
     log_path: Path
 
-    def token(self, tenant: str, roles: str, sub: str = "ana") -> str:
-        """A token from the real ``consistorio token`` command."""
+    def token(self, tenant: str, roles: str, sub: str = "ana", nif: str | None = None) -> str:
+        """A token from the real ``consistorio token`` command (roles comma-separated)."""
         out = subprocess.run(
             [
                 CONSISTORIO,
@@ -47,6 +47,7 @@ class RunningPlatform:
                 roles,
                 "--data-dir",
                 str(self.data_dir),
+                *(["--nif", nif] if nif is not None else []),
             ],
             env=self.env,
             capture_output=True,
