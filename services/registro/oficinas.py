@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     UniqueConstraint,
     delete,
     exists,
+    false,
     func,
     insert,
     null,
@@ -95,6 +97,7 @@ __all__ = [
     "list_libros",
     "list_oficinas",
     "numeracion",
+    "oficina_electronica",
     "numerar",
     "oficinas",
 ]
@@ -113,6 +116,8 @@ oficinas = Table(
     Column("cerrada_por", String(255)),
     Column("cerrada_en", DateTime(timezone=True)),
     Column("motivo_cierre", Text),
+    # The oficina of the registro electrónico: the sede's asientos are made there.
+    Column("electronica", Boolean, nullable=False, server_default=false()),
     PrimaryKeyConstraint("tenant_id", "codigo"),
     UniqueConstraint("tenant_id", "prefijo", name="uq_oficinas_prefijo"),
     CheckConstraint("estado IN ('activa', 'cerrada')", name="ck_oficinas_estado"),
@@ -192,6 +197,11 @@ class OficinaCreate(BaseModel):
         description="Código DIR3 de la oficina (empieza por O)", examples=["O00002741"]
     )
     nombre: str = Field(min_length=1, max_length=80, examples=["Oficina de registro central"])
+    electronica: bool = Field(
+        default=False,
+        description="Oficina del registro electrónico: en ella se registran los asientos "
+        "que los ciudadanos presentan por la sede sin nombrar oficina (una por entidad)",
+    )
 
     @field_validator("codigo")
     @classmethod
@@ -215,6 +225,7 @@ class OficinaRead(BaseModel):
         examples=[2],
     )
     estado: EstadoOficina
+    electronica: bool = False
     creada_por: str
     creada_en: datetime
     cerrada_por: str | None = None
@@ -350,6 +361,10 @@ async def crear_oficina(
     the second answers 409 rather than failing at commit (and, rolled back, gives
     its prefijo back: prefijos have no gaps either).
     """
+    if data.electronica:
+        actual = await oficina_electronica(uow.session, tenant_id=uow.tenant_id)
+        if actual is not None:
+            raise Conflict(f"La entidad ya tiene oficina del registro electrónico: {actual}.")
     prefijo = await uow.next_number(SERIE_PREFIJOS, 0)
     if prefijo > MAX_PREFIJO:
         raise Conflict(f"La entidad ya tiene {MAX_PREFIJO} oficinas, el máximo.")
@@ -359,6 +374,7 @@ async def crear_oficina(
         "nombre": data.nombre,
         "prefijo": prefijo,
         "estado": EstadoOficina.ACTIVA.value,
+        "electronica": data.electronica,
         "creada_por": uow.actor.sub,
         "creada_en": now or datetime.now(UTC),
     }
@@ -366,7 +382,11 @@ async def crear_oficina(
         pg_insert(oficinas).values(**row).on_conflict_do_nothing().returning(oficinas.c.codigo)
     )
     if inserted.first() is None:
-        raise Conflict(f"Ya existe la oficina {data.codigo} en la entidad.")
+        # A taken code, or (in a race) a second oficina electrónica.
+        raise Conflict(
+            f"Ya existe la oficina {data.codigo} (o ya hay una oficina del registro "
+            "electrónico) en la entidad."
+        )
     oficina = _oficina_read(row)
     uow.audit(
         action="crear-oficina",
@@ -375,6 +395,18 @@ async def crear_oficina(
         new=oficina.model_dump(mode="json"),
     )
     return oficina
+
+
+async def oficina_electronica(session: AsyncSession, *, tenant_id: str) -> str | None:
+    """The code of the entity's oficina of the registro electrónico, if it marked one."""
+    codigo = (
+        await session.execute(
+            select(oficinas.c.codigo).where(
+                oficinas.c.tenant_id == tenant_id, oficinas.c.electronica.is_(True)
+            )
+        )
+    ).scalar_one_or_none()
+    return str(codigo) if codigo is not None else None
 
 
 async def get_oficina(session: AsyncSession, *, tenant_id: str, codigo: str) -> OficinaRead:

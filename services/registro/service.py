@@ -212,6 +212,11 @@ async def register_asiento_ciudadano(
         raise Forbidden(
             "El token no acredita un NIF o NIE (claim 'nif'): no se puede presentar por la sede."
         )
+    if data.oficina is None:
+        # What the sede presents is registered in the entity's oficina electrónica.
+        electronica = await oficinas.oficina_electronica(uow.session, tenant_id=uow.tenant_id)
+        if electronica is not None:
+            data = data.model_copy(update={"oficina": electronica})
     verdict = sede.comprobar_presentacion(nif, data)
     if verdict.invalidos:
         raise Unprocessable(

@@ -239,3 +239,38 @@ async def test_a_citizen_sees_only_their_own_asientos(client, new_tenant, token)
     assert cita.status_code == 422 and cita.json()["errors"][0]["field"] == "corrige"
     propia = await presentar(client, a, interesados=[persona(nif_a)], corrige=suyo["id"])
     assert propia.status_code == 201
+
+
+async def test_the_sede_registers_in_the_oficina_electronica(client, new_tenant, token) -> None:
+    tenant = await new_tenant()
+    admin = bearer(token(tenant, "admin"))
+    for codigo, electronica in (("O00002741", False), ("O00009001", True)):
+        alta = await client.post(
+            "/api/v1/registro/oficinas",
+            json={"codigo": codigo, "nombre": f"Oficina {codigo}", "electronica": electronica},
+            headers=admin,
+        )
+        assert alta.status_code == 201, alta.text
+        assert alta.json()["electronica"] is electronica
+    otra = await client.post(
+        "/api/v1/registro/oficinas",
+        json={"codigo": "O00009002", "nombre": "Otra sede", "electronica": True},
+        headers=admin,
+    )
+    assert otra.status_code == 409 and "O00009001" in otra.json()["detail"]
+    modo = await client.put("/api/v1/registro/numeracion", json={"modo": "oficina"}, headers=admin)
+    assert modo.status_code == 200, modo.text
+
+    nif = factories.nif()
+    ciudadano = bearer(token(tenant, "ciudadano", sub="c1", nif=nif))
+    response = await presentar(client, ciudadano, interesados=[persona(nif)])
+    assert response.status_code == 201, response.text
+    asiento = response.json()
+    # The e-office was the second one created: prefix 2, its own sequence.
+    assert asiento["oficina"] == "O00009001"
+    assert asiento["numero"].endswith("/002000001")
+    # Staff at a desk still name their oficina.
+    staff = bearer(token(tenant, "registro"))
+    sin_oficina = await presentar(client, staff)
+    assert sin_oficina.status_code == 422
+    assert sin_oficina.json()["errors"][0]["field"] == "oficina"

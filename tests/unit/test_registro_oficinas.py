@@ -133,6 +133,7 @@ def test_request_models_validate_codes_and_reasons() -> None:
     assert OficinaCreate(codigo="o00000001", nombre=" Central ").model_dump() == {
         "codigo": "O00000001",
         "nombre": "Central",
+        "electronica": False,
     }
     with pytest.raises(ValidationError, match="codigo"):
         OficinaCreate(codigo="L01030149", nombre="Ayuntamiento")
