@@ -36,15 +36,15 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.errors import FieldError, PayloadTooLarge, Unprocessable, problem_response
+
+# The catalogue of formats (NTI de Catálogo de estándares) is the one the repositorio
+# applies too: an anexo the repositorio would refuse is refused here, at once, instead of
+# leaving the asiento naming a documento that never gets stored.
+from services.common.nti import resolver_formato
 from services.common.settings import Settings
 from services.common.tenants import tenants_table
 from services.common.uow import UnitOfWork
 from services.registro.domain import TipoAsiento
-
-# The repositorio's catalogue of formats (NTI de Catálogo de estándares) is the one rule
-# both services must share: an anexo the repositorio would refuse is refused here, at
-# once, instead of leaving the asiento naming a documento that never gets stored.
-from services.repositorio.domain import resolver_formato
 
 if TYPE_CHECKING:  # sicres imports schemas, which imports this module
     from services.registro.sicres import AnexoSicres

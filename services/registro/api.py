@@ -26,10 +26,11 @@ from services.common.errors import (
     problem_responses,
 )
 from services.common.idempotency import Created, run_idempotent
+from services.common.timezones import tenant_timezone
 from services.registro import busqueda, service
 from services.registro.anexos import Limites
 from services.registro.busqueda import EstadoAsiento
-from services.registro.domain import TipoAsiento, tenant_timezone, validate_dir3
+from services.registro.domain import TipoAsiento, validate_dir3
 from services.registro.justificante import EstadoJustificante
 from services.registro.schemas import (
     AnulacionCreate,

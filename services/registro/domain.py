@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from stdnum.es import cif, nie, nif
 from stdnum.exceptions import InvalidChecksum, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumError
+
+from services.common.timezones import tenant_timezone
 
 __all__ = [
     "Canal",
@@ -23,7 +24,6 @@ __all__ = [
     "format_numero",
     "normalize_identificador",
     "serie_de",
-    "tenant_timezone",
     "validate_codigo_registral",
     "validate_dir3",
 ]
@@ -31,7 +31,6 @@ __all__ = [
 _DIR3 = re.compile(r"^[A-Z][A-Z0-9]{8}$")
 _CODIGO_REGISTRAL = re.compile(r"^[A-Z0-9]{1,21}$")
 _PASAPORTE = re.compile(r"^[A-Z0-9]{3,20}$")
-_CANARIAS = ("35", "38")  # Las Palmas, Santa Cruz de Tenerife
 
 
 class TipoAsiento(StrEnum):
@@ -117,11 +116,6 @@ def format_numero(tipo: TipoAsiento, anio: int, secuencia: int) -> str:
     if secuencia < 1:
         raise ValueError("la secuencia empieza en 1")
     return f"{tipo.letra}/{anio:04d}/{secuencia:06d}"
-
-
-def tenant_timezone(ine_code: str) -> ZoneInfo:
-    """The legal time zone of an entity: Canarias keeps its own hour."""
-    return ZoneInfo("Atlantic/Canary" if ine_code[:2] in _CANARIAS else "Europe/Madrid")
 
 
 def anio_registral(fecha_registro: datetime, ine_code: str) -> int:

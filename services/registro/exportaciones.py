@@ -47,10 +47,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.db import Database, tenant_transaction
 from services.common.errors import Conflict, NotFound
 from services.common.tenants import Tenant
+from services.common.timezones import tenant_timezone
 from services.common.uow import UnitOfWork
 from services.registro import libro
 from services.registro.busqueda import EstadoAsiento
-from services.registro.domain import TipoAsiento, tenant_timezone
+from services.registro.domain import TipoAsiento
 from services.registro.libro import Formato
 from services.registro.models import SCHEMA, anulaciones, asientos
 from services.registro.schemas import AsientoRead

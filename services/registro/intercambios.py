@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.tenants import Tenant
+from services.common.timezones import tenant_timezone
 from services.common.uow import UnitOfWork
 from services.registro import domain, sello_tiempo, service, sicres, sicres_mensajes
 from services.registro.busqueda import EstadoAsiento
@@ -175,7 +176,7 @@ async def export_asiento(
     asiento = await service.get_asiento(uow.session, tenant_id=uow.tenant_id, asiento_id=asiento_id)
     if asiento.estado is EstadoAsiento.ANULADO:
         raise Conflict(f"El asiento {asiento.numero} está anulado: no se intercambia.")
-    zona = domain.tenant_timezone(uow.tenant_id)
+    zona = tenant_timezone(uow.tenant_id)
     anio = datetime.now(zona).year
     contador = await uow.next_number(SERIE_INTERCAMBIO, anio)
     identificador = sicres.identificador_intercambio(entidad.dir3, anio, contador)

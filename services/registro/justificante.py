@@ -23,7 +23,8 @@ from fpdf import FPDF, FontFace
 from fpdf.enums import TableBordersLayout, XPos, YPos
 
 from services.common.tenants import Tenant
-from services.registro.domain import TipoAsiento, tenant_timezone
+from services.common.timezones import tenant_timezone
+from services.registro.domain import TipoAsiento
 from services.registro.fuentes import Fuentes, fuentes_para
 
 if TYPE_CHECKING:  # schemas imports this module's EstadoJustificante

@@ -24,8 +24,9 @@ from fpdf import FPDF, FontFace
 from fpdf.enums import TableBordersLayout, XPos, YPos
 
 from services.common.tenants import Tenant
+from services.common.timezones import tenant_timezone
 from services.registro.busqueda import EstadoAsiento
-from services.registro.domain import TipoAsiento, tenant_timezone
+from services.registro.domain import TipoAsiento
 from services.registro.schemas import AsientoRead
 
 __all__ = [

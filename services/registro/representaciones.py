@@ -32,8 +32,9 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Conflict, NotFound
+from services.common.timezones import tenant_timezone
 from services.common.uow import UnitOfWork
-from services.registro.domain import TipoIdentificador, normalize_identificador, tenant_timezone
+from services.registro.domain import TipoIdentificador, normalize_identificador
 from services.registro.models import metadata
 
 __all__ = [

@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from services.common.timezones import tenant_timezone
 from services.registro.anexos import AnexoRead, hash_sicres
-from services.registro.domain import TipoAsiento, TipoIdentificador, tenant_timezone
+from services.registro.domain import TipoAsiento, TipoIdentificador
 from services.registro.schemas import AsientoCreate, AsientoRead, Interesado, Persona
 
 __all__ = [

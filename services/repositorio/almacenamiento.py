@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
+from services.common.nti import resolver_formato
 from services.common.uow import UnitOfWork
 from services.repositorio import domain, service
 from services.repositorio.domain import Contenido
@@ -57,7 +58,7 @@ async def on_almacenar_documento(
             f"el contenido del documento {documento_id} no coincide con su sha256"
         )
     try:
-        formato, mime = domain.resolver_formato(str(data["mime"]), str(data["nombre"]))
+        formato, mime = resolver_formato(str(data["mime"]), str(data["nombre"]))
     except ValueError as exc:
         raise PermanentFailure(f"documento {documento_id}: {exc}") from None
     metadatos = _metadatos(data["metadatos"], documento_id)

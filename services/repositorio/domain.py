@@ -15,17 +15,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import quote, unquote
-from zoneinfo import ZoneInfo
+
+from services.common.nti import Formato
+from services.common.timezones import tenant_timezone
 
 __all__ = [
-    "VERSION_NTI",
     "Contenido",
     "EstadoElaboracion",
     "EstadoEmision",
-    "Formato",
     "OrigenDocumento",
     "RangoNoSatisfacible",
     "TipoDocumental",
+    "VERSION_NTI",
     "anio_captura",
     "content_disposition",
     "etag_de",
@@ -38,9 +39,7 @@ __all__ = [
     "nombre_pdf",
     "normalizar_csv",
     "parse_range",
-    "resolver_formato",
     "serie_versiones",
-    "tenant_timezone",
     "validate_dir3",
     "validate_identificador_eni",
 ]
@@ -53,7 +52,6 @@ _DIR3 = re.compile(r"^[A-Z][A-Z0-9]{8}$")
 _IDENTIFICADOR = re.compile(r"^ES_[A-Z][A-Z0-9]{8}_[0-9]{4}_[A-Za-z0-9]{30}$")
 _ID_ESPECIFICO_LEN = 30
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_CANARIAS = ("35", "38")  # Las Palmas, Santa Cruz de Tenerife
 _NOMBRE_MAX = 255
 # Clocks of scanners and client machines drift; a capture a little "ahead" is not an error.
 _TOLERANCIA_RELOJ = timedelta(minutes=5)
@@ -162,60 +160,6 @@ _TIPOS = {
 }
 
 
-@dataclass(frozen=True)
-class Formato:
-    """A file format of the NTI de Catálogo de estándares (the ENI NombreFormato)."""
-
-    nombre: str
-    mime: str
-    extensiones: tuple[str, ...]
-    otros_mime: tuple[str, ...] = ()
-
-
-# Formats the NTI de Catálogo de estándares admits for documents, with the MIME types
-# clients actually send for them. Anything else is refused: it could not be exchanged.
-_FORMATOS = (
-    Formato("PDF", "application/pdf", ("pdf",), ("application/x-pdf",)),
-    Formato("XML", "application/xml", ("xml",), ("text/xml",)),
-    Formato("XSIG", "application/xml", ("xsig",)),
-    Formato("CSIG", "application/pkcs7-signature", ("csig", "p7s")),
-    Formato("ODT", "application/vnd.oasis.opendocument.text", ("odt",)),
-    Formato("ODS", "application/vnd.oasis.opendocument.spreadsheet", ("ods",)),
-    Formato("ODP", "application/vnd.oasis.opendocument.presentation", ("odp",)),
-    Formato("ODG", "application/vnd.oasis.opendocument.graphics", ("odg",)),
-    Formato(
-        "DOCX",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        ("docx",),
-    ),
-    Formato("XLSX", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ("xlsx",)),
-    Formato(
-        "PPTX",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        ("pptx",),
-    ),
-    Formato("TXT", "text/plain", ("txt",)),
-    Formato("CSV", "text/csv", ("csv",)),
-    Formato("RTF", "application/rtf", ("rtf",), ("text/rtf",)),
-    Formato("HTML", "text/html", ("html", "htm")),
-    Formato("XHTML", "application/xhtml+xml", ("xhtml",)),
-    Formato("JPEG", "image/jpeg", ("jpg", "jpeg"), ("image/pjpeg",)),
-    Formato("PNG", "image/png", ("png",)),
-    Formato("TIFF", "image/tiff", ("tif", "tiff")),
-    Formato("SVG", "image/svg+xml", ("svg",)),
-    Formato("ZIP", "application/zip", ("zip",), ("application/x-zip-compressed",)),
-    Formato("GZIP", "application/gzip", ("gz",), ("application/x-gzip",)),
-    Formato("MP3", "audio/mpeg", ("mp3",)),
-    Formato("OGG", "audio/ogg", ("ogg", "oga"), ("video/ogg", "application/ogg")),
-    Formato("MP4", "video/mp4", ("mp4",), ("audio/mp4",)),
-    Formato("WEBM", "video/webm", ("webm",)),
-)
-_POR_MIME = {m: f for f in _FORMATOS for m in (f.mime, *f.otros_mime) if f.nombre != "XSIG"}
-_POR_EXTENSION = {e: f for f in _FORMATOS for e in f.extensiones}
-# Said by clients that do not know the type: the file name decides then.
-_MIME_GENERICOS = ("application/octet-stream", "binary/octet-stream", "")
-
-
 def validate_dir3(code: str) -> str:
     """A DIR3 unit code: a letter and eight letters or digits (e.g. ``L01030149``)."""
     normalized = code.strip().upper()
@@ -230,11 +174,6 @@ def validate_identificador_eni(value: str) -> str:
     if not _IDENTIFICADOR.match(normalized):
         raise ValueError("identificador ENI no válido: ES_<órgano DIR3>_<año>_<30 letras o cifras>")
     return normalized
-
-
-def tenant_timezone(ine_code: str) -> ZoneInfo:
-    """The legal time zone of an entity: Canarias keeps its own hour."""
-    return ZoneInfo("Atlantic/Canary" if ine_code[:2] in _CANARIAS else "Europe/Madrid")
 
 
 def anio_captura(fecha_captura: datetime, ine_code: str) -> int:
@@ -280,38 +219,6 @@ def identificador_eni(organo: str, anio: int, documento_id: str) -> str:
     return validate_identificador_eni(
         f"ES_{validate_dir3(organo)}_{anio:04d}_{id_especifico(documento_id)}"
     )
-
-
-def _extension(nombre: str | None) -> str:
-    if not nombre or "." not in nombre:
-        return ""
-    return nombre.rsplit(".", 1)[1].strip().lower()
-
-
-def resolver_formato(mime: str | None, nombre: str | None) -> tuple[Formato, str]:
-    """The ENI format of an upload and the MIME type to serve it with.
-
-    A specific MIME type decides; a generic one (``application/octet-stream``,
-    or none) leaves it to the file's extension. Raises ValueError when neither
-    names a format of the catalogue.
-    """
-    declared = (mime or "").split(";", 1)[0].strip().lower()
-    extension = _extension(nombre)
-    if extension == "xsig" and declared in ("application/xml", "text/xml", *_MIME_GENERICOS):
-        return _POR_EXTENSION["xsig"], "application/xml"
-    if declared not in _MIME_GENERICOS:
-        formato = _POR_MIME.get(declared)
-        if formato is None:
-            raise ValueError(
-                f"formato no admitido por la NTI de Catálogo de estándares: {declared}"
-            )
-        return formato, declared
-    formato = _POR_EXTENSION.get(extension)
-    if formato is None:
-        raise ValueError(
-            "formato desconocido: indique el tipo MIME del fichero o una extensión admitida"
-        )
-    return formato, formato.mime
 
 
 def nombre_de_fichero(nombre: str | None, formato: Formato) -> str:

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.bus.envelope import ReceivedEvent
 from services.common.db import Database, tenant_transaction
 from services.common.errors import FieldError, NotFound, Unprocessable
+from services.common.nti import resolver_formato
 from services.common.uow import UnitOfWork
 from services.repositorio import domain, service, stamping
 from services.repositorio.domain import Contenido, EstadoEmision
@@ -486,7 +487,7 @@ async def on_emitir_documento(
         )
         _emit_fallida(uow, None, None, solicitud, fallo.codigo, fallo.motivo)
         return
-    formato, mime = domain.resolver_formato(_PDF_MIME, None)
+    formato, mime = resolver_formato(_PDF_MIME, None)
     nombre = domain.nombre_pdf(domain.nombre_de_fichero(str(data["nombre_fichero"]), formato))
     stored = await store.put(uow.tenant_id, _once(pdf))
     documento = await service.store_documento(

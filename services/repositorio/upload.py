@@ -23,11 +23,11 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from services.common.errors import FieldError, PayloadTooLarge, ProblemError, Unprocessable
+from services.common.nti import resolver_formato
 from services.repositorio.domain import (
     Contenido,
     filename_from_disposition,
     nombre_de_fichero,
-    resolver_formato,
 )
 from services.repositorio.schemas import MetadatosCreate
 from services.repositorio.storage import BlobStore

@@ -47,6 +47,7 @@ from sqlalchemy.engine import make_url
 from services.bootstrap import migrate
 from services.common.db import Database, tenant_transaction
 from services.common.settings import load_settings
+from services.common.timezones import tenant_timezone
 from services.registro import service
 from services.registro.busqueda import (
     Cursor,
@@ -56,7 +57,6 @@ from services.registro.busqueda import (
     parse_instante,
     texto_buscado,
 )
-from services.registro.domain import tenant_timezone
 from tests.support.servers import POSTGRES_ADMIN_URL
 
 TENANT = "03014"

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.bootstrap import Platform
 from services.common.db import asyncpg_url, tenant_transaction
 from services.common.settings import Settings
+from services.common.timezones import tenant_timezone
 from services.registro import service
 from services.registro.busqueda import (
     Cursor,
@@ -23,7 +24,6 @@ from services.registro.busqueda import (
     TerminoInteresado,
     parse_instante,
 )
-from services.registro.domain import tenant_timezone
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, running_platform
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from services.common.nti import resolver_formato
 from services.repositorio import domain
 from services.repositorio.domain import EstadoElaboracion, RangoNoSatisfacible, TipoDocumental
 from services.repositorio.schemas import MetadatosCreate
@@ -179,7 +180,7 @@ def test_derived_fields_cannot_be_sent() -> None:
 def test_format_comes_from_the_mime_type_or_else_the_extension(
     mime: str | None, nombre: str, formato: str, served: str
 ) -> None:
-    found, mime_served = domain.resolver_formato(mime, nombre)
+    found, mime_served = resolver_formato(mime, nombre)
     assert (found.nombre, mime_served) == (formato, served)
 
 
@@ -194,7 +195,7 @@ def test_format_comes_from_the_mime_type_or_else_the_extension(
 )
 def test_formats_outside_the_catalogue_are_refused(mime: str | None, nombre: str | None) -> None:
     with pytest.raises(ValueError, match="formato"):
-        domain.resolver_formato(mime, nombre)
+        resolver_formato(mime, nombre)
 
 
 @pytest.mark.parametrize(
@@ -210,12 +211,12 @@ def test_formats_outside_the_catalogue_are_refused(mime: str | None, nombre: str
     ],
 )
 def test_file_names_keep_only_a_safe_last_segment(nombre: str | None, expected: str) -> None:
-    pdf, _ = domain.resolver_formato("application/pdf", None)
+    pdf, _ = resolver_formato("application/pdf", None)
     assert domain.nombre_de_fichero(nombre, pdf) == expected
 
 
 def test_long_file_names_are_cut_keeping_the_extension() -> None:
-    pdf, _ = domain.resolver_formato("application/pdf", None)
+    pdf, _ = resolver_formato("application/pdf", None)
     nombre = domain.nombre_de_fichero("a" * 400 + ".pdf", pdf)
     assert len(nombre) == 255
     assert nombre.endswith("a.pdf")
