@@ -6,13 +6,15 @@ from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
 from services.common.runtime import ServiceRuntime
-from services.registro.anexos import LimiteCuerpo, Limites, max_cuerpo
-from services.registro.api import router
-from services.registro.intercambios_api import router as intercambios_router
-from services.registro.libro_api import router as libro_router
-from services.registro.oficinas_api import router as oficinas_router
-from services.registro.representaciones_api import router as representaciones_router
-from services.registro.sello_tiempo_api import router as sello_tiempo_router
+from services.registro.anexos.api import LimiteCuerpo
+from services.registro.anexos.domain import Limites, max_cuerpo
+from services.registro.asientos.api import router
+from services.registro.intercambios.api import router as intercambios_router
+from services.registro.justificantes.api import router as justificantes_router
+from services.registro.libro.api import router as libro_router
+from services.registro.oficinas.api import router as oficinas_router
+from services.registro.representaciones.api import router as representaciones_router
+from services.registro.sellos_tiempo.api import router as sello_tiempo_router
 
 NAME = "registro"
 
@@ -25,6 +27,7 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         description="Registro electrónico de entrada y salida (Ley 39/2015, art. 16).",
         routers=[
             router,
+            justificantes_router,
             intercambios_router,
             libro_router,
             oficinas_router,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from enum import StrEnum
 
@@ -24,6 +25,8 @@ __all__ = [
     "format_numero",
     "normalize_identificador",
     "serie_de",
+    "solicitud_id",
+    "uuid_or_none",
     "validate_codigo_registral",
     "validate_dir3",
 ]
@@ -162,3 +165,26 @@ def validate_codigo_registral(code: str) -> str:
     if not _CODIGO_REGISTRAL.match(normalized):
         raise ValueError("código no válido: de 1 a 21 letras o cifras")
     return normalized
+
+
+# --- requests to other services about an asiento -----------------------------------------------
+
+
+def solicitud_id(espacio: uuid.UUID, asiento_id: str, intento: int = 1) -> str:
+    """The id of the ``intento``-th request about an asiento, in a feature's ``espacio``.
+
+    The same attempt always gets the same id, so the consumer and a staff retry racing
+    for it send one request; a new attempt after a failure (2, 3, ...) gets a new id, so
+    a late answer to the failed one is told apart from the answer to the new one.
+    """
+    if intento < 1:
+        raise ValueError("el intento empieza en 1")
+    return str(uuid.uuid5(espacio, f"{asiento_id}/{intento}"))
+
+
+def uuid_or_none(value: object) -> str | None:
+    """A uuid from another service's event, or None: a bad id must not fail the query."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None

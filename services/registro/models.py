@@ -1,90 +1,34 @@
-"""Tables of the registro schema (the service's own; no other service reads them)."""
+"""Every table of the registro schema, gathered into its one ``metadata``.
+
+Each feature defines its tables in its own ``models.py`` on the shared ``metadata``
+(``metadata.py``); importing this module imports them all, so ``metadata`` never
+depends on what was imported before. ``SCHEMA`` and ``kernel`` are what the service
+catalogue and the migrations read.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-)
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from services.registro.asientos.models import anulaciones, asientos
+from services.registro.intercambios.models import intercambios
+from services.registro.justificantes.models import justificantes
+from services.registro.libro.models import exportaciones
+from services.registro.metadata import SCHEMA, kernel, metadata
+from services.registro.oficinas.models import libros, numeracion, oficinas
+from services.registro.representaciones.models import representaciones
+from services.registro.sellos_tiempo.models import sellos_tiempo
 
-from services.common.kernel_tables import kernel_tables
-
-SCHEMA = "registro"
-metadata = MetaData(schema=SCHEMA)
-kernel = kernel_tables(metadata)
-
-asientos = Table(
-    "asientos",
-    metadata,
-    Column("id", UUID(as_uuid=False), primary_key=True),
-    Column("tenant_id", String(5), nullable=False),
-    Column("tipo", String(10), nullable=False),
-    Column("anio", Integer, nullable=False),
-    Column("secuencia", Integer, nullable=False),
-    Column("numero", String(20), nullable=False),
-    Column("fecha_registro", DateTime(timezone=True), nullable=False),
-    Column("resumen", String(240), nullable=False),
-    Column("unidad_destino", String(9), nullable=False),
-    Column("procedimiento", String(50)),
-    Column("interesados", JSONB, nullable=False),
-    Column("registrado_por", String(255), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # The full SICRES 3.0 field set (migration registro_0006).
-    Column("canal", String(12), nullable=False, server_default="presencial"),
-    Column("oficina", String(21)),
-    Column("origen", JSONB),
-    Column("entidad_registral_destino", String(21)),
-    Column("codigo_asunto", String(16)),
-    Column("referencia_externa", String(16)),
-    Column("numero_expediente", String(80)),
-    Column("transporte", JSONB),
-    Column("contacto_usuario", String(160)),
-    Column("documentacion_fisica", String(1), nullable=False, server_default="3"),
-    Column("observaciones", String(50)),
-    Column("expone", Text),
-    Column("solicita", Text),
-    Column("corrige", UUID(as_uuid=False), ForeignKey("registro.asientos.id")),
-    Column("anexos", JSONB, nullable=False, server_default="[]"),
-)
-
-# The receipt of each asiento, issued by the repositorio (one row per asiento; the
-# asiento itself stays untouched, asientos are insert-only).
-justificantes = Table(
-    "justificantes",
-    metadata,
-    Column("asiento_id", UUID(as_uuid=False), ForeignKey(asientos.c.id), primary_key=True),
-    Column("tenant_id", String(5), nullable=False),
-    Column("estado", String(10), nullable=False),
-    # Which attempt the current request is: a failed one may be asked for again.
-    Column("intento", Integer, nullable=False),
-    Column("solicitud_id", UUID(as_uuid=False), nullable=False, unique=True),
-    Column("solicitado_en", DateTime(timezone=True), nullable=False),
-    Column("documento_id", UUID(as_uuid=False)),
-    Column("version", Integer),
-    Column("csv", String(29)),
-    Column("url_verificacion", String(2048)),
-    Column("emitido_en", DateTime(timezone=True)),
-    Column("motivo", Text),
-    Column("codigo", String(100)),
-    Column("actualizado_en", DateTime(timezone=True), nullable=False),
-)
-
-# The annulment of an asiento (at most one per asiento, never undone): the asiento
-# row stays as it was recorded, and its number is never given again.
-anulaciones = Table(
+__all__ = [
+    "SCHEMA",
     "anulaciones",
-    metadata,
-    Column("asiento_id", UUID(as_uuid=False), ForeignKey(asientos.c.id), primary_key=True),
-    Column("tenant_id", String(5), nullable=False),
-    Column("motivo", Text, nullable=False),
-    Column("anulado_por", String(255), nullable=False),
-    Column("anulado_en", DateTime(timezone=True), nullable=False),
-)
+    "asientos",
+    "exportaciones",
+    "intercambios",
+    "justificantes",
+    "kernel",
+    "libros",
+    "metadata",
+    "numeracion",
+    "oficinas",
+    "representaciones",
+    "sellos_tiempo",
+]

@@ -81,7 +81,7 @@ async def sellar(
     assert tenant is not None  # the token check already refused unknown tenants
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         try:
-            sealed = await service.seal_document(
+            sealed = await service.sellar_documento(
                 uow,
                 trust=trust,
                 tenant=tenant,

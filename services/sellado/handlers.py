@@ -22,14 +22,14 @@ def consumers(
     async def on_sellar(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """Seals with the key of the envelope's tenant and replies by event."""
         tenant = await tenants.get(event.tenant)
-        await service.answer_seal_command(
+        await service.responder_sellar_documento(
             uow, event, trust=trust, tenant=tenant, max_bytes=max_bytes
         )
 
     async def on_sellar_tiempo(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """Time-stamps the hash with this process's TSA and replies by event."""
         tenant = await tenants.get(event.tenant)
-        await sello_tiempo.answer_stamp_command(uow, event, tsa=trust.tsa, tenant=tenant)
+        await sello_tiempo.responder_solicitar_sello(uow, event, tsa=trust.tsa, tenant=tenant)
 
     return (
         ConsumerSpec(name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar),

@@ -7,8 +7,8 @@ platform's own TSA, asked in process (no HTTP hop), or
 ``sellado.sellotiempo.rechazado.v1`` saying why not. The data itself never
 travels, only its hash, so the command stays small whatever is being stamped.
 
-:func:`stamp_digest` does the RFC 3161 exchange and reads the reply, without
-I/O of its own; :func:`answer_stamp_command` is the bus use case around it.
+:func:`sellar_huella` does the RFC 3161 exchange and reads the reply, without
+I/O of its own; :func:`responder_solicitar_sello` is the bus use case around it.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ __all__ = [
     "RechazoSello",
     "SelloTiempo",
     "TimeStamper",
-    "answer_stamp_command",
-    "stamp_digest",
+    "responder_solicitar_sello",
+    "sellar_huella",
     "timestamp_request",
 ]
 
@@ -143,7 +143,7 @@ def timestamp_request(algoritmo: str, huella: str) -> bytes:
     ).dump()
 
 
-async def stamp_digest(tsa: TimeStamper, *, algoritmo: str, huella: str) -> SelloTiempo:
+async def sellar_huella(tsa: TimeStamper, *, algoritmo: str, huella: str) -> SelloTiempo:
     """Asks ``tsa`` for a token over ``huella``; raises :class:`RechazoSello` when there is none.
 
     The token is read back and its imprint compared with what was asked: a token
@@ -198,7 +198,7 @@ def _reply_base(data: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-async def answer_stamp_command(
+async def responder_solicitar_sello(
     uow: UnitOfWork, event: ReceivedEvent, *, tsa: TimeStamper, tenant: Tenant | None
 ) -> None:
     """Time-stamps the hash a ``solicitar`` command carries and replies, issued or refused.
@@ -213,7 +213,7 @@ async def answer_stamp_command(
             raise RechazoSello(
                 CodigoRechazoSello.ENTIDAD_NO_ACTIVA, f"La entidad {event.tenant} no está activa."
             )
-        sello = await stamp_digest(
+        sello = await sellar_huella(
             tsa, algoritmo=str(data["algoritmo"]), huella=str(data["huella"])
         )
     except RechazoSello as refusal:

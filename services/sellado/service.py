@@ -17,8 +17,8 @@ __all__ = [
     "DOCUMENTO_RECHAZADO",
     "DOCUMENTO_SELLADO",
     "SELLAR_DOCUMENTO",
-    "answer_seal_command",
-    "seal_document",
+    "responder_sellar_documento",
+    "sellar_documento",
 ]
 
 SELLAR_DOCUMENTO = "sellado.documento.sellar.v1"
@@ -28,7 +28,7 @@ DOCUMENTO_RECHAZADO = "sellado.documento.rechazado.v1"
 _log = logging.getLogger("consistorio.sellado")
 
 
-async def seal_document(
+async def sellar_documento(
     uow: UnitOfWork,
     *,
     trust: TrustServices,
@@ -64,7 +64,7 @@ async def seal_document(
     return sealed
 
 
-async def answer_seal_command(
+async def responder_sellar_documento(
     uow: UnitOfWork,
     event: ReceivedEvent,
     *,
@@ -85,7 +85,7 @@ async def answer_seal_command(
         appearance = None
         if apariencia.get("visible"):
             appearance = VisibleAppearance(page=int(apariencia.get("pagina", 1)) - 1)
-        sealed = await seal_document(
+        sealed = await sellar_documento(
             uow,
             trust=trust,
             tenant=tenant,

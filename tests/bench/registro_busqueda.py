@@ -8,7 +8,7 @@ table, so the tenant condition and row-level security have something to exclude.
 
 Then each common search is timed twice, in the same run, on the same server:
 
-- ours: ``service.list_asientos`` inside ``tenant_transaction`` on the service role's
+- ours: ``service.listar_asientos`` inside ``tenant_transaction`` on the service role's
   pool, i.e. what ``GET /api/v1/registro/asientos`` does minus HTTP: RLS, the
   SECURITY DEFINER search function, SQLAlchemy, asyncpg, the count on a first page,
   pydantic models of every row;
@@ -48,8 +48,8 @@ from services.bootstrap import migrate
 from services.common.db import Database, tenant_transaction
 from services.common.settings import load_settings
 from services.common.timezones import tenant_timezone
-from services.registro import service
-from services.registro.busqueda import (
+from services.registro.asientos import service
+from services.registro.asientos.domain import (
     Cursor,
     Filtros,
     clasificar_interesado,
@@ -299,7 +299,7 @@ async def run_ours(db: Database, busqueda: Busqueda) -> tuple[float, int | None,
     """One search as the API runs it: the service's role, RLS, one transaction."""
     t0 = time.perf_counter()
     async with tenant_transaction(db, TENANT) as session:
-        items, total, _ = await service.list_asientos(
+        items, total, _ = await service.listar_asientos(
             session,
             tenant_id=TENANT,
             filtros=busqueda.filtros,

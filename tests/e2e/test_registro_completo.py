@@ -16,7 +16,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from services.registro import sicres
+from services.registro.intercambios import sicres
 from tests.support import factories
 from tests.support.process import RunningPlatform, start_platform
 from tests.support.servers import require_tool

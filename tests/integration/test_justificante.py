@@ -27,9 +27,10 @@ from services.common.db import asyncpg_url, tenant_transaction
 from services.common.settings import Settings
 from services.common.tenants import Tenant
 from services.registro import handlers
-from services.registro.justificante import render_justificante, solicitud_id
-from services.registro.models import justificantes
-from services.registro.schemas import AsientoRead
+from services.registro.asientos.schemas import AsientoRead
+from services.registro.justificantes.domain import solicitud_id
+from services.registro.justificantes.models import justificantes
+from services.registro.justificantes.pdf import render_justificante
 from tests.support import factories
 from tests.support.platforms import (
     DirectDelivery,

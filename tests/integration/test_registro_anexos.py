@@ -25,8 +25,10 @@ from services.common.db import tenant_transaction
 from services.common.settings import Settings
 from services.common.uow import Actor
 from services.deadletters import list_dead_letters
-from services.registro import anexos, sicres
+from services.registro.anexos.schemas import AnexoCreate
+from services.registro.anexos.service import ALMACENAR_DOCUMENTO, guardar_anexos
 from services.registro.domain import TipoAsiento
+from services.registro.intercambios import sicres
 from tests.support import factories
 from tests.support.platforms import (
     asgi_client,
@@ -447,19 +449,19 @@ async def test_the_repositorio_stores_each_documento_once_and_dead_letters_the_i
     events = await collect_events(platform.transport, f"{tenant}.{ALMACENADO}")
     registro = platform.runtimes["registro"]
     async with registro.unit_of_work(tenant, Actor("pruebas")) as uow:
-        [anexo] = await anexos.guardar_anexos(
+        [anexo] = await guardar_anexos(
             uow,
             asiento_id=str(uuid.uuid4()),
             numero="E/2026/000099",
             tipo=TipoAsiento.ENTRADA,
-            anexos=[anexos.AnexoCreate(nombre="anexo.pdf", contenido=b64(PDF))],
+            anexos=[AnexoCreate(nombre="anexo.pdf", contenido=b64(PDF))],
         )
     assert anexo.documento_id is not None
     await almacenado(documentos, lector, anexo.documento_id)
 
     # The same documento again (a requester's retry), even with other bytes: skipped.
     async with registro.unit_of_work(tenant, Actor("pruebas")) as uow:
-        uow.emit(anexos.ALMACENAR_DOCUMENTO, comando(anexo.documento_id, PLANO, sha(PLANO)))
+        uow.emit(ALMACENAR_DOCUMENTO, comando(anexo.documento_id, PLANO, sha(PLANO)))
     await eventually(lambda: _at_least(procesados(platform, tenant), 2))
     versiones = await documentos.get(f"{DOCUMENTOS}/{anexo.documento_id}/versiones", headers=lector)
     assert [v["sha256"] for v in versiones.json()["items"]] == [sha(PDF)]
@@ -468,7 +470,7 @@ async def test_the_repositorio_stores_each_documento_once_and_dead_letters_the_i
     # Content that does not match its hash can never be stored: a dead letter saying why.
     roto = str(uuid.uuid4())
     async with registro.unit_of_work(tenant, Actor("pruebas")) as uow:
-        uow.emit(anexos.ALMACENAR_DOCUMENTO, comando(roto, PDF, sha(PLANO)))
+        uow.emit(ALMACENAR_DOCUMENTO, comando(roto, PDF, sha(PLANO)))
 
     async def dead() -> list[Any]:
         letters = await list_dead_letters(settings)

@@ -18,7 +18,7 @@ from services.bootstrap import Platform
 from services.common.bus.envelope import ReceivedEvent
 from services.common.db import tenant_transaction
 from services.common.settings import Settings
-from services.registro.models import anulaciones
+from services.registro.asientos.models import anulaciones
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually

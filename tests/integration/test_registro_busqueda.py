@@ -16,8 +16,8 @@ from services.bootstrap import Platform
 from services.common.db import asyncpg_url, tenant_transaction
 from services.common.settings import Settings
 from services.common.timezones import tenant_timezone
-from services.registro import service
-from services.registro.busqueda import (
+from services.registro.asientos import service
+from services.registro.asientos.domain import (
     Cursor,
     EstadoAsiento,
     Filtros,

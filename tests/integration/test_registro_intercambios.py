@@ -16,8 +16,9 @@ from lxml import etree
 from services.bootstrap import Platform
 from services.common.bus.envelope import ReceivedEvent
 from services.common.settings import Settings
-from services.registro import sicres, sicres_mensajes
-from services.registro.anexos import Limites, max_cuerpo
+from services.registro.anexos.domain import Limites, max_cuerpo
+from services.registro.intercambios import mensajes as sicres_mensajes
+from services.registro.intercambios import sicres
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually

@@ -21,7 +21,7 @@ from services.bootstrap import Platform
 from services.common.db import asyncpg_url
 from services.common.settings import Settings
 from services.common.timezones import tenant_timezone
-from services.registro import exportaciones
+from services.registro.libro import service as exportaciones
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, running_platform
 from tests.unit.test_justificante_render import read

@@ -19,9 +19,9 @@ from services.bootstrap import Platform
 from services.common.db import tenant_transaction
 from services.common.errors import Unprocessable
 from services.common.uow import Actor
-from services.registro import oficinas
 from services.registro.domain import TipoAsiento, anio_registral
-from services.registro.oficinas import LibroCerrado, Numeracion
+from services.registro.oficinas import service as oficinas
+from services.registro.oficinas.service import LibroCerrado, Numeracion
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, running_platform
 

@@ -30,8 +30,12 @@ from services.bootstrap import Platform
 from services.common.bus.envelope import EventName, ReceivedEvent, build_envelope
 from services.common.db import asyncpg_url, tenant_transaction
 from services.common.settings import Settings
-from services.registro import handlers, sello_tiempo, sicres
-from services.registro.schemas import AsientoRead
+from services.registro import handlers
+from services.registro.asientos.schemas import AsientoRead
+from services.registro.intercambios import sicres
+from services.registro.sellos_tiempo import service as sello_tiempo
+from services.registro.sellos_tiempo.domain import solicitud_id
+from services.registro.sellos_tiempo.models import sellos_tiempo
 from services.sellado.tsa import TimeStampAuthority
 from tests.support import factories
 from tests.support.platforms import (
@@ -149,9 +153,7 @@ async def row_of(platform: Platform, tenant: str, asiento_id: str) -> Any:
     async with tenant_transaction(platform.db, tenant) as session:
         return (
             await session.execute(
-                select(sello_tiempo.sellos_tiempo).where(
-                    sello_tiempo.sellos_tiempo.c.asiento_id == asiento_id
-                )
+                select(sellos_tiempo).where(sellos_tiempo.c.asiento_id == asiento_id)
             )
         ).first()
 
@@ -213,7 +215,7 @@ async def test_each_asiento_is_time_stamped_and_openssl_verifies_it(
         "id": asiento["id"],
         "numero": asiento["numero"],
     }
-    assert command.data["solicitud_id"] == sello_tiempo.solicitud_id(asiento["id"])
+    assert command.data["solicitud_id"] == solicitud_id(asiento["id"])
 
     tst = await client.get(url(asiento["id"], "/token"), headers=headers)
     assert tst.status_code == 200
@@ -309,7 +311,7 @@ async def test_a_rejection_is_recorded_and_can_be_asked_for_again(
     assert sealed.json()["estado"] == "sellado"
     assert sealed.json()["huella"] == failed["huella"]
     row = await row_of(platform, tenant, asiento["id"])
-    assert row.solicitud_id == sello_tiempo.solicitud_id(asiento["id"], 2)
+    assert row.solicitud_id == solicitud_id(asiento["id"], 2)
 
     (trust_files / "datos.json").write_bytes(datos)
     tst = await client.get(url(asiento["id"], "/token"), headers=headers)
@@ -403,7 +405,7 @@ async def test_another_tenants_time_stamp_is_404_and_its_replies_do_not_cross(
         # A's token sent in A's name for B's request: A's registro cannot see B's
         # request (RLS), so B's stays pending. (In B's name it would be read and
         # refused: see test_a_token_over_other_bytes_is_not_kept.)
-        b_request = sello_tiempo.solicitud_id(mine["id"])
+        b_request = solicitud_id(mine["id"])
         await deliver(
             platform, "sellos-tiempo-respuestas", reply_in(platform, a, replies[0], b_request)
         )
@@ -447,7 +449,7 @@ async def test_a_token_over_other_bytes_is_not_kept(platform, client, new_tenant
         second = await register(client, token(tenant, "registro"))
         await eventually(lambda: row_of(platform, tenant, second["id"]))
         # The first asiento's (valid) token as the answer to the second's request.
-        forged = reply_in(platform, tenant, replies[0], sello_tiempo.solicitud_id(second["id"]))
+        forged = reply_in(platform, tenant, replies[0], solicitud_id(second["id"]))
         await deliver(platform, "sellos-tiempo-respuestas", forged)
         row = await row_of(platform, tenant, second["id"])
         assert (row.estado, row.codigo, row.token) == ("fallido", "token-no-valido", None)

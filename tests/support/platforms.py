@@ -17,7 +17,7 @@ from services.common.bus.envelope import ReceivedEvent, parse_envelope
 from services.common.bus.inprocess import InProcessTransport
 from services.common.bus.transport import Delivery, Transport
 from services.common.settings import Settings
-from services.registro.repositorio_client import RepositorioClient
+from services.registro.anexos.repositorio_client import RepositorioClient
 
 __all__ = [
     "DirectDelivery",

@@ -21,18 +21,18 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from services.common.tenants import Tenant
 from services.registro import fuentes
-from services.registro.anexos import AnexoRead, TipoDocumentoAnexo
+from services.registro.anexos.domain import TipoDocumentoAnexo
+from services.registro.anexos.schemas import AnexoRead
+from services.registro.asientos.schemas import AsientoRead, Interesado
 from services.registro.domain import TipoIdentificador
 from services.registro.fuentes import fuentes_para
-from services.registro.justificante import (
-    FOOTER_RESERVED_MM,
+from services.registro.justificantes.domain import (
     TIPO_DOCUMENTAL,
     fecha_local,
     nombre_fichero,
-    render_justificante,
     solicitud_id,
 )
-from services.registro.schemas import AsientoRead, Interesado
+from services.registro.justificantes.pdf import FOOTER_RESERVED_MM, render_justificante
 
 VALENCIA = Tenant("46250", "Ajuntament de València", "L01462508")
 LAS_PALMAS = Tenant("35016", "Ayuntamiento de Las Palmas de Gran Canaria", "L01350167")

@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.common.tenants import Tenant
-from services.registro import libro
+from services.registro.asientos.schemas import AsientoRead
 from services.registro.domain import TipoAsiento
-from services.registro.libro import Formato
-from services.registro.schemas import AsientoRead
+from services.registro.libro import domain as libro
+from services.registro.libro.domain import Formato
+from services.registro.libro.pdf import render_libro
 from tests.unit.test_justificante_render import read
 
 VALENCIA = Tenant("46250", "Ajuntament de València", "L01462508")
@@ -150,7 +151,7 @@ def test_csv_times_are_the_entitys_local_time() -> None:
 
 def test_the_pdf_parses_and_lists_every_asiento() -> None:
     asientos = [asiento(i) for i in range(1, 60)] + [anulado(60)]
-    pdf = libro.render_libro(
+    pdf = render_libro(
         asientos,
         entidad=VALENCIA,
         tipo=TipoAsiento.ENTRADA,
@@ -178,7 +179,7 @@ def test_the_pdf_parses_and_lists_every_asiento() -> None:
 
 
 def test_an_empty_period_still_gives_a_pdf_that_says_so() -> None:
-    pdf = libro.render_libro(
+    pdf = render_libro(
         [],
         entidad=VALENCIA,
         tipo=TipoAsiento.SALIDA,

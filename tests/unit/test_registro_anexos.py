@@ -24,22 +24,18 @@ from services.common.errors import (
 )
 from services.common.settings import load_settings
 from services.common.uow import UnitOfWork
-from services.registro import anexos
-from services.registro.anexos import (
-    AnexoCreate,
-    AnexoRead,
-    LimiteCuerpo,
-    Limites,
-    TipoDocumentoAnexo,
-    Validez,
-)
-from services.registro.domain import TipoAsiento
-from services.registro.repositorio_client import (
+from services.registro.anexos import domain as anexos
+from services.registro.anexos.api import LimiteCuerpo
+from services.registro.anexos.domain import Limites, TipoDocumentoAnexo, Validez
+from services.registro.anexos.repositorio_client import (
     RepositorioClient,
     RepositorioNoDisponible,
     RespuestaInesperada,
     repositorio_de,
 )
+from services.registro.anexos.schemas import AnexoCreate, AnexoRead
+from services.registro.anexos.service import guardar_anexos
+from services.registro.domain import TipoAsiento
 
 PDF = b"%PDF-1.4\n%anexo\n%%EOF\n"
 
@@ -182,7 +178,7 @@ NO_UOW = cast(UnitOfWork, object())
 
 
 async def guardar(lista: list[AnexoCreate], limites: Limites) -> list[AnexoRead]:
-    return await anexos.guardar_anexos(
+    return await guardar_anexos(
         NO_UOW,
         asiento_id="0195a3c4-1f0a-7d2e-8c55-6b3f1e9a7d20",
         numero="E/2026/000001",

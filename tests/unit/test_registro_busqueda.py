@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.registro.busqueda import (
+from services.registro.asientos.domain import (
     Cursor,
     TerminoInteresado,
     clasificar_interesado,

@@ -9,8 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.registro.domain import TipoAsiento, serie_de
-from services.registro.oficinas import CierreCreate, LibroCreate, OficinaCreate
-from services.registro.oficinas_domain import (
+from services.registro.oficinas.domain import (
     PREFIJO_SERIES,
     EstadoLibro,
     LibroNoDisponible,
@@ -24,6 +23,7 @@ from services.registro.oficinas_domain import (
     serie_oficina,
     validate_codigo_oficina,
 )
+from services.registro.oficinas.schemas import CierreCreate, LibroCreate, OficinaCreate
 
 E, S = TipoAsiento.ENTRADA, TipoAsiento.SALIDA
 CENTRAL, OFICINA = ModoNumeracion.CENTRAL, ModoNumeracion.OFICINA

@@ -18,8 +18,8 @@ from services.common.bus.envelope import EventName, ReceivedEvent
 from services.common.contracts import ContractRegistry
 from services.common.tenants import Tenant
 from services.common.uow import UnitOfWork
-from services.registro.schemas import AsientoRead
-from services.registro.sello_tiempo import (
+from services.registro.asientos.schemas import AsientoRead
+from services.registro.sellos_tiempo.domain import (
     TokenIlegible,
     datos_canonicos,
     leer_token,
@@ -32,8 +32,8 @@ from services.sellado.sello_tiempo import (
     SOLICITAR_SELLO,
     CodigoRechazoSello,
     RechazoSello,
-    answer_stamp_command,
-    stamp_digest,
+    responder_solicitar_sello,
+    sellar_huella,
 )
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, InMemorySerialSource, TimeStampAuthority
 
@@ -130,7 +130,7 @@ def test_request_ids_are_stable_per_attempt_and_new_for_a_retry() -> None:
 async def test_a_digest_gets_a_token_the_registro_reads_back(tsa: TimeStampAuthority) -> None:
     datos = datos_canonicos(asiento())
     huella = hashlib.sha256(datos).hexdigest()
-    sello = await stamp_digest(tsa, algoritmo="sha256", huella=huella)
+    sello = await sellar_huella(tsa, algoritmo="sha256", huella=huella)
     assert (sello.gen_time, sello.serial, sello.politica) == (FROZEN, 77, DEVELOPMENT_POLICY_OID)
     assert leer_token(sello.token, huella=huella) == (FROZEN, "77", DEVELOPMENT_POLICY_OID)
     other = hashlib.sha256(datos + b" ").hexdigest()
@@ -154,7 +154,7 @@ async def test_a_bad_request_is_refused_with_its_code(
     tsa: TimeStampAuthority, algoritmo: str, huella: str, codigo: CodigoRechazoSello
 ) -> None:
     with pytest.raises(RechazoSello) as caught:
-        await stamp_digest(tsa, algoritmo=algoritmo, huella=huella)
+        await sellar_huella(tsa, algoritmo=algoritmo, huella=huella)
     assert caught.value.codigo is codigo
 
 
@@ -168,7 +168,7 @@ async def test_a_tsa_failure_is_an_internal_error_with_the_tsa_reason(pki: DevPk
         pki.tsa, policy_oid=DEVELOPMENT_POLICY_OID, serials=_BrokenSerials()
     )
     with pytest.raises(RechazoSello) as caught:
-        await stamp_digest(broken, algoritmo="sha256", huella="a" * 64)
+        await sellar_huella(broken, algoritmo="sha256", huella="a" * 64)
     assert caught.value.codigo is CodigoRechazoSello.ERROR_INTERNO
     assert "Error interno de la autoridad de sellado de tiempo" in caught.value.motivo
 
@@ -178,18 +178,18 @@ async def test_a_token_over_another_digest_is_never_handed_out(tsa: TimeStampAut
         """A TSA that answers every request with a token over another hash."""
 
         async def respond(self, request_der: bytes) -> bytes:
-            other = (await stamp_digest(tsa, algoritmo="sha256", huella="b" * 64)).token
+            other = (await sellar_huella(tsa, algoritmo="sha256", huella="b" * 64)).token
             return tsp.TimeStampResp(
                 {"status": {"status": "granted"}, "time_stamp_token": tsp.ContentInfo.load(other)}
             ).dump()
 
     with pytest.raises(RechazoSello) as caught:
-        await stamp_digest(Swapping(), algoritmo="sha256", huella="a" * 64)
+        await sellar_huella(Swapping(), algoritmo="sha256", huella="a" * 64)
     assert caught.value.codigo is CodigoRechazoSello.ERROR_INTERNO
 
 
 class _RecordingUow:
-    """What answer_stamp_command uses of a unit of work: emit and audit, recorded."""
+    """What responder_solicitar_sello uses of a unit of work: emit and audit, recorded."""
 
     def __init__(self, contracts: ContractRegistry) -> None:
         self.contracts = contracts
@@ -234,7 +234,7 @@ async def test_the_command_is_answered_with_a_token_valid_by_contract(
 ) -> None:
     uow = _RecordingUow(contracts)
     event = command(contracts)
-    await answer_stamp_command(cast(UnitOfWork, uow), event, tsa=tsa, tenant=ENTIDAD)
+    await responder_solicitar_sello(cast(UnitOfWork, uow), event, tsa=tsa, tenant=ENTIDAD)
     [(name, data, subject)] = uow.events
     assert name == SELLO_EMITIDO
     assert subject == event.data["solicitud_id"]
@@ -259,7 +259,9 @@ async def test_an_inactive_or_unknown_entity_gets_a_refusal(
     tsa: TimeStampAuthority, contracts: ContractRegistry, tenant: Tenant | None
 ) -> None:
     uow = _RecordingUow(contracts)
-    await answer_stamp_command(cast(UnitOfWork, uow), command(contracts), tsa=tsa, tenant=tenant)
+    await responder_solicitar_sello(
+        cast(UnitOfWork, uow), command(contracts), tsa=tsa, tenant=tenant
+    )
     [(name, data, _)] = uow.events
     assert name == SELLO_RECHAZADO
     assert data["codigo"] == "entidad-no-activa"
@@ -273,7 +275,7 @@ async def test_a_command_without_solicitante_gets_a_reply_without_one(
     uow = _RecordingUow(contracts)
     event = command(contracts)
     del event.data["solicitante"]
-    await answer_stamp_command(cast(UnitOfWork, uow), event, tsa=tsa, tenant=ENTIDAD)
+    await responder_solicitar_sello(cast(UnitOfWork, uow), event, tsa=tsa, tenant=ENTIDAD)
     [(name, data, _)] = uow.events
     assert name == SELLO_EMITIDO
     assert "solicitante" not in data

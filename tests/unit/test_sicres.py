@@ -14,9 +14,9 @@ import pytest
 from lxml import etree
 from pydantic import ValidationError
 
-from services.registro import sicres
+from services.registro.asientos.schemas import AsientoRead
 from services.registro.domain import TipoAsiento, TipoIdentificador
-from services.registro.schemas import AsientoRead
+from services.registro.intercambios import sicres
 from tests.support import factories
 
 EJEMPLO = Path(__file__).parents[1] / "fixtures" / "sicres3" / "ejemplo-ficheroIntercambio.xml"

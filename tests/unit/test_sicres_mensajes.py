@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from services.registro import sicres, sicres_mensajes
-from services.registro.sicres_mensajes import Mensaje, TipoMensaje
+from services.registro.intercambios import mensajes as sicres_mensajes
+from services.registro.intercambios import sicres
+from services.registro.intercambios.mensajes import Mensaje, TipoMensaje
 
 EJEMPLO = Path(__file__).parents[1] / "fixtures" / "sicres3" / "ejemplo-ficheroIntercambio.xml"
 
