@@ -134,7 +134,7 @@ async def almacenar_documento(
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
 
         async def create() -> Created:
-            documento = await service.store_documento(
+            documento = await service.guardar_documento(
                 uow, metadatos=metadatos, contenido=subida.contenido
             )
             location = f"/api/v1/documentos/{documento.id}"
@@ -169,7 +169,7 @@ async def nueva_version(
     async with tenant_transaction(runtime.db, principal.tenant) as session:
         # Refused before reading the upload: nothing is stored for a documento that is not
         # there, nor for metadata that could not belong to it.
-        current = await service.get_documento(
+        current = await service.consultar_documento(
             session, tenant_id=principal.tenant, documento_id=documento_id
         )
     subida = await _receive(
@@ -178,7 +178,7 @@ async def nueva_version(
         store,
         principal,
         metadatos_required=False,
-        check=lambda metadatos: service.check_same_organo(current, metadatos),
+        check=lambda metadatos: service.comprobar_mismo_organo(current, metadatos),
     )
     payload = {
         "documento_id": documento_id,
@@ -188,7 +188,7 @@ async def nueva_version(
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
 
         async def create() -> Created:
-            documento = await service.add_version(
+            documento = await service.agregar_version(
                 uow,
                 documento_id=documento_id,
                 metadatos=subida.metadatos,
@@ -213,7 +213,7 @@ async def consultar_documento(
 ) -> DocumentoRead:
     """One documento of the caller's entity, with its current version's metadata."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
-        return await service.get_documento(
+        return await service.consultar_documento(
             session, tenant_id=principal.tenant, documento_id=documento_id
         )
 
@@ -229,7 +229,7 @@ async def listar_versiones(
 ) -> VersionList:
     """Every version of a documento, oldest first."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
-        return await service.list_versiones(
+        return await service.listar_versiones(
             session, tenant_id=principal.tenant, documento_id=documento_id
         )
 
@@ -245,7 +245,7 @@ async def consultar_version(
 ) -> VersionRead:
     """One version's metadata."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
-        return await service.get_version(
+        return await service.consultar_version(
             session, tenant_id=principal.tenant, documento_id=documento_id, version=version
         )
 
@@ -312,7 +312,7 @@ async def _download(
     if_range: str | None,
 ) -> Response:
     async with tenant_transaction(runtime.db, principal.tenant) as session:
-        found = await service.get_version(
+        found = await service.consultar_version(
             session, tenant_id=principal.tenant, documento_id=documento_id, version=version
         )
     # Streamed after the transaction: a slow reader holds no database connection.

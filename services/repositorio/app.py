@@ -7,8 +7,9 @@ from fastapi import FastAPI
 from services.common.app_factory import create_service_app
 from services.common.public_paths import PublicPath
 from services.common.runtime import ServiceRuntime
-from services.repositorio import emision_api, handlers
+from services.repositorio import handlers
 from services.repositorio.api import router
+from services.repositorio.emision import api as emision_api
 from services.repositorio.storage import BlobStore, build_blob_store
 
 NAME = "repositorio"

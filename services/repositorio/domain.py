@@ -22,7 +22,6 @@ from services.common.timezones import tenant_timezone
 __all__ = [
     "Contenido",
     "EstadoElaboracion",
-    "EstadoEmision",
     "OrigenDocumento",
     "RangoNoSatisfacible",
     "TipoDocumental",
@@ -36,8 +35,6 @@ __all__ = [
     "identificador_eni",
     "if_none_match_coincide",
     "nombre_de_fichero",
-    "nombre_pdf",
-    "normalizar_csv",
     "parse_range",
     "serie_versiones",
     "validate_dir3",
@@ -330,50 +327,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 # --- issuing (emisión) ---------------------------------------------------------------------
-
-# The CSV format of the platform: 25 symbols of an alphabet without 0, 1, I and O (they are
-# misread in print) in five groups of five. Its check character is the csv service's
-# business; a code of the right shape that was never issued is simply not found.
-_CSV = re.compile(r"^[2-9A-HJ-NP-Z]{5}(-[2-9A-HJ-NP-Z]{5}){4}$")
-
-
-class EstadoEmision(StrEnum):
-    """Where an emisión (issuing one version with a CSV and the seal) stands.
-
-    ``pendiente``: the CSV was asked for. ``sellando``: the CSV is reserved, stamped
-    on every page and the stamped PDF sent to the sellado (reserving and stamping
-    commit together with the seal command, so no stored state sits between them).
-    ``emitida`` and ``fallida`` are final.
-    """
-
-    PENDIENTE = "pendiente"
-    SELLANDO = "sellando"
-    EMITIDA = "emitida"
-    FALLIDA = "fallida"
-
-    @property
-    def final(self) -> bool:
-        """Whether nothing more will happen to the emisión."""
-        return self in (EstadoEmision.EMITIDA, EstadoEmision.FALLIDA)
-
-
-def normalizar_csv(value: str) -> str:
-    """A Código Seguro de Verificación as people type it, in its canonical form.
-
-    Surrounding spaces go and letters are upper-cased (printed codes are read
-    aloud and typed in any case); anything else out of shape raises ValueError.
-    """
-    code = value.strip().upper()
-    if not _CSV.match(code):
-        raise ValueError(
-            "código seguro de verificación no válido: cinco grupos de cinco letras o cifras "
-            "separados por guiones (sin 0, 1, I ni O)"
-        )
-    return code
-
-
-def nombre_pdf(nombre: str) -> str:
-    """A file name that ends in ``.pdf``, as the seal command asks (``acta`` → ``acta.pdf``)."""
-    if nombre.lower().endswith(".pdf"):
-        return nombre
-    return nombre[: _NOMBRE_MAX - 4] + ".pdf"

@@ -13,7 +13,8 @@ from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.settings import Settings
 from services.common.uow import UnitOfWork
-from services.repositorio import almacenamiento, emision
+from services.repositorio import service
+from services.repositorio.emision import service as emision
 from services.repositorio.storage import BlobStore
 
 
@@ -28,7 +29,7 @@ def consumers(store: Callable[[], BlobStore], settings: Settings) -> tuple[Consu
 
     async def on_almacenar(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """Another service asks to store a file as a documento under an id it chose."""
-        await almacenamiento.on_almacenar_documento(
+        await service.almacenar_documento(
             uow, event, store=store(), max_bytes=settings.repositorio_max_bytes
         )
 
@@ -46,7 +47,7 @@ def consumers(store: Callable[[], BlobStore], settings: Settings) -> tuple[Consu
     return (
         ConsumerSpec(
             name="almacenar",
-            events=(almacenamiento.ALMACENAR_DOCUMENTO,),
+            events=(service.ALMACENAR_DOCUMENTO,),
             handler=on_almacenar,
         ),
         ConsumerSpec(name="emitir", events=(emision.EMITIR_DOCUMENTO,), handler=on_emitir),

@@ -2,8 +2,9 @@
 
 A documento is never edited: a change is a new row in ``versiones``, and the
 bytes of every version stay in the blob store under their SHA-256. An
-``emisiones`` row follows one issuing of a version (CSV, stamp, seal) to the
-new version it produced, and answers the public download by CSV.
+``emisiones`` row (``emision/models.py``) follows one issuing of a version (CSV,
+stamp, seal) to the new version it produced, and answers the public download by CSV.
+This module gathers every table into the one ``metadata``.
 """
 
 from __future__ import annotations
@@ -14,18 +15,24 @@ from sqlalchemy import (
     DateTime,
     ForeignKeyConstraint,
     Integer,
-    MetaData,
     String,
     Table,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from services.common.kernel_tables import kernel_tables
+from services.repositorio.emision.models import DOCUMENTO_EMITIDO_FN, emisiones
+from services.repositorio.metadata import SCHEMA, kernel, metadata
 
-SCHEMA = "repositorio"
-metadata = MetaData(schema=SCHEMA)
-kernel = kernel_tables(metadata)
+__all__ = [
+    "DOCUMENTO_EMITIDO_FN",
+    "SCHEMA",
+    "documentos",
+    "emisiones",
+    "kernel",
+    "metadata",
+    "versiones",
+]
 
 documentos = Table(
     "documentos",
@@ -61,38 +68,3 @@ versiones = Table(
         name="fk_versiones_documento",
     ),
 )
-
-emisiones = Table(
-    "emisiones",
-    metadata,
-    Column("id", UUID(as_uuid=False), primary_key=True),
-    Column("tenant_id", String(5), nullable=False),
-    Column("documento_id", UUID(as_uuid=False), nullable=False),
-    Column("version_origen", Integer, nullable=False),
-    Column("estado", String(10), nullable=False),
-    Column("csv", String(29)),
-    Column("url_verificacion", String(2048)),
-    Column("version_emitida", Integer),
-    Column("sha256", String(64)),
-    Column("firmante", String(500)),
-    Column("sello_tiempo", DateTime(timezone=True)),
-    Column("codigo", String(50)),
-    Column("motivo", String(1000)),
-    Column("solicitud_id", UUID(as_uuid=False)),
-    Column("solicitante", String(100)),
-    Column("referencia", JSONB),
-    Column("creado_en", DateTime(timezone=True), nullable=False),
-    Column("creado_por", String(255), nullable=False),
-    Column("actualizado_en", DateTime(timezone=True), nullable=False),
-    Column("emitida_en", DateTime(timezone=True)),
-    ForeignKeyConstraint(
-        ["tenant_id", "documento_id"],
-        [f"{SCHEMA}.documentos.tenant_id", f"{SCHEMA}.documentos.id"],
-        name="fk_emisiones_documento",
-    ),
-)
-
-
-# SECURITY DEFINER function of migration 0002: the issued version a CSV names, in any tenant.
-# The one way across tenants; it answers only tenant_id, documento_id, version and sha256.
-DOCUMENTO_EMITIDO_FN = f"{SCHEMA}.documento_emitido"

@@ -7,14 +7,23 @@ the documento or version that points at them, audits it and emits the event.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.bus.consumer import PermanentFailure
+from services.common.bus.envelope import ReceivedEvent
 from services.common.errors import FieldError, NotFound, Unprocessable
+from services.common.nti import resolver_formato
 from services.common.uow import UnitOfWork
 from services.repositorio import domain
 from services.repositorio.domain import Contenido
@@ -26,22 +35,25 @@ from services.repositorio.schemas import (
     VersionList,
     VersionRead,
 )
+from services.repositorio.storage import BlobStore
 
 __all__ = [
     "DOCUMENTO_ALMACENADO",
-    "add_issued_version",
-    "add_version",
-    "check_same_organo",
-    "get_documento",
-    "get_version",
-    "list_versiones",
-    "store_documento",
+    "ALMACENAR_DOCUMENTO",
+    "agregar_version",
+    "agregar_version_emitida",
+    "almacenar_documento",
+    "comprobar_mismo_organo",
+    "consultar_documento",
+    "consultar_version",
+    "guardar_documento",
+    "listar_versiones",
 ]
 
 DOCUMENTO_ALMACENADO = "repositorio.documento.almacenado.v1"
 
 
-async def store_documento(
+async def guardar_documento(
     uow: UnitOfWork,
     *,
     metadatos: MetadatosCreate,
@@ -97,7 +109,7 @@ async def store_documento(
     return documento
 
 
-async def add_version(
+async def agregar_version(
     uow: UnitOfWork,
     *,
     documento_id: str,
@@ -116,12 +128,14 @@ async def add_version(
     # Taken from a gapless counter whose row stays locked until commit: versions added
     # at once to the same documento queue here, and each then reads the one before it.
     version = await uow.next_number(domain.serie_versiones(documento_id), 0)
-    current = await get_documento(uow.session, tenant_id=uow.tenant_id, documento_id=documento_id)
+    current = await consultar_documento(
+        uow.session, tenant_id=uow.tenant_id, documento_id=documento_id
+    )
     previa = current.version_actual.metadatos
     if metadatos is None:
         eni = previa.model_copy(update={"fecha_captura": ahora, "formato": contenido.formato})
     else:
-        check_same_organo(current, metadatos)
+        comprobar_mismo_organo(current, metadatos)
         eni = _eni(current.identificador, metadatos, _fecha_captura(metadatos, ahora), contenido)
     nueva = _add_version_row(
         uow, documento_id=documento_id, version=version, eni=eni, contenido=contenido, ahora=ahora
@@ -137,7 +151,7 @@ async def add_version(
     return current.model_copy(update={"versiones": version, "version_actual": nueva})
 
 
-async def add_issued_version(
+async def agregar_version_emitida(
     uow: UnitOfWork,
     *,
     documento_id: str,
@@ -155,7 +169,7 @@ async def add_issued_version(
     ahora = now or datetime.now(UTC)
     await _documento_row(uow.session, tenant_id=uow.tenant_id, documento_id=documento_id)
     version = await uow.next_number(domain.serie_versiones(documento_id), 0)
-    origen = await get_version(
+    origen = await consultar_version(
         uow.session, tenant_id=uow.tenant_id, documento_id=documento_id, version=version_origen
     )
     eni = origen.metadatos.model_copy(update={"fecha_captura": ahora, "formato": contenido.formato})
@@ -173,7 +187,7 @@ async def add_issued_version(
     return nueva
 
 
-def check_same_organo(documento: DocumentoRead, metadatos: MetadatosCreate) -> None:
+def comprobar_mismo_organo(documento: DocumentoRead, metadatos: MetadatosCreate) -> None:
     """Refuses (422) a version whose metadata name another órgano: the identifier holds it."""
     if metadatos.organo != documento.organo:
         raise Unprocessable(
@@ -182,7 +196,7 @@ def check_same_organo(documento: DocumentoRead, metadatos: MetadatosCreate) -> N
         )
 
 
-async def get_documento(
+async def consultar_documento(
     session: AsyncSession, *, tenant_id: str, documento_id: str
 ) -> DocumentoRead:
     """A documento of the tenant with its latest version; another tenant's is a 404."""
@@ -202,7 +216,7 @@ async def get_documento(
     )
 
 
-async def list_versiones(
+async def listar_versiones(
     session: AsyncSession, *, tenant_id: str, documento_id: str
 ) -> VersionList:
     """Every version of a documento, oldest first."""
@@ -215,12 +229,12 @@ async def list_versiones(
     return VersionList(documento_id=documento_id, items=[_version_read(r._mapping) for r in rows])
 
 
-async def get_version(
+async def consultar_version(
     session: AsyncSession, *, tenant_id: str, documento_id: str, version: int | None
 ) -> VersionRead:
     """One version of a documento (the latest when ``version`` is None)."""
     if version is None:
-        current = await get_documento(session, tenant_id=tenant_id, documento_id=documento_id)
+        current = await consultar_documento(session, tenant_id=tenant_id, documento_id=documento_id)
         return current.version_actual
     await _documento_row(session, tenant_id=tenant_id, documento_id=documento_id)
     row = (
@@ -337,3 +351,106 @@ def _emit_almacenado(
         },
         subject=documento_id,
     )
+
+
+# --- documents other services send over the bus ------------------------------------------------
+#
+# The registro sends ``repositorio.documento.almacenar.v1`` once per anexo of an asiento,
+# with the ``documento_id`` the asiento already records. It is stored through the same
+# path as an upload (bytes into the blob store, then ``guardar_documento``), under that
+# id. A documento_id that already exists is skipped (a redelivery, or the requester sent
+# it again). A command that can never be stored (content that is not base64 or does not
+# match its SHA-256, over the repositorio's limit, a format the NTI catalogue does not
+# have, bad ENI metadata) is a PermanentFailure: dead-lettered with the reason, never
+# retried.
+
+ALMACENAR_DOCUMENTO = "repositorio.documento.almacenar.v1"
+
+
+_log = logging.getLogger("consistorio.repositorio.almacenamiento")
+
+
+async def almacenar_documento(
+    uow: UnitOfWork, event: ReceivedEvent, *, store: BlobStore, max_bytes: int
+) -> None:
+    """Stores the command's file as a new documento with the id it names (once)."""
+    data = event.data
+    documento_id = _uuid(data["documento_id"])
+    if await _existe(uow, documento_id):
+        _log.info("command %s: documento %s already stored; skipped", event.id, documento_id)
+        return
+    contenido = _decode(str(data["contenido"]), max_bytes=max_bytes)
+    if hashlib.sha256(contenido).hexdigest() != data["sha256"]:
+        raise PermanentFailure(
+            f"el contenido del documento {documento_id} no coincide con su sha256"
+        )
+    try:
+        formato, mime = resolver_formato(str(data["mime"]), str(data["nombre"]))
+    except ValueError as exc:
+        raise PermanentFailure(f"documento {documento_id}: {exc}") from None
+    metadatos = _metadatos(data["metadatos"], documento_id)
+    # Stored before the record that points at it: if this transaction fails, the blob
+    # is an unreferenced copy that the retry finds already there (same hash).
+    stored = await store.put(uow.tenant_id, _once(contenido))
+    await guardar_documento(
+        uow,
+        metadatos=metadatos,
+        contenido=Contenido(
+            sha256=stored.sha256,
+            tamano=stored.size,
+            mime=mime,
+            nombre=domain.nombre_de_fichero(str(data["nombre"]), formato),
+            formato=formato.nombre,
+        ),
+        documento_id=documento_id,
+        referencia=data.get("referencia"),
+    )
+
+
+def _uuid(value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise PermanentFailure(f"documento_id no es un UUID: {value!r}") from None
+
+
+async def _existe(uow: UnitOfWork, documento_id: str) -> bool:
+    row = await uow.session.execute(
+        select(documentos.c.id).where(
+            documentos.c.tenant_id == uow.tenant_id, documentos.c.id == documento_id
+        )
+    )
+    return row.first() is not None
+
+
+def _decode(encoded: str, *, max_bytes: int) -> bytes:
+    # Checked on the encoded length first: nothing is decoded that could not be kept.
+    if len(encoded) > 4 * (max_bytes // 3 + 1):
+        raise PermanentFailure(f"el documento supera {max_bytes} bytes")
+    try:
+        contenido = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise PermanentFailure("el contenido no es base64 válido") from None
+    if not contenido:
+        raise PermanentFailure("el contenido está vacío")
+    if len(contenido) > max_bytes:
+        raise PermanentFailure(f"el documento supera {max_bytes} bytes")
+    return contenido
+
+
+def _metadatos(raw: Any, documento_id: str) -> MetadatosCreate:
+    # The contract lets a later minor add properties: those we do not know are ignored.
+    known = {k: v for k, v in raw.items() if k in MetadatosCreate.model_fields}
+    try:
+        return MetadatosCreate.model_validate(known)
+    except ValidationError as exc:
+        campos = ", ".join(
+            "metadatos." + ".".join(str(part) for part in error["loc"]) for error in exc.errors()
+        )
+        raise PermanentFailure(
+            f"documento {documento_id}: metadatos ENI no válidos: {campos}"
+        ) from None
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

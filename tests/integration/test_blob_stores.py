@@ -16,13 +16,13 @@ from minio import Minio
 from moto.server import ThreadedMotoServer
 
 from services.common.settings import load_settings
-from services.repositorio.storage import build_blob_store
-from services.repositorio.storage.base import (
+from services.repositorio.storage import (
     BlobCorrupted,
     BlobNotFound,
     BlobStore,
     ByteRange,
     blob_key,
+    build_blob_store,
 )
 from services.repositorio.storage.filesystem import FilesystemBlobStore
 from services.repositorio.storage.s3 import S3BlobStore, minio_client

@@ -46,7 +46,8 @@ from services.common.bus.transport import Delivery, OutgoingMessage
 from services.common.db import tenant_transaction
 from services.common.settings import Settings
 from services.csv.models import codigos
-from services.repositorio.models import documentos, emisiones, versiones
+from services.repositorio.emision.models import emisiones
+from services.repositorio.models import documentos, versiones
 from services.repositorio.storage.filesystem import FilesystemBlobStore
 from services.sellado.verification import verify_pdf
 from tests.support.pades_material import TestPki, minimal_pdf

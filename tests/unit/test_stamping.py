@@ -12,8 +12,8 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
-from services.repositorio import stamping
-from services.repositorio.stamping import StampingError, page_geometry, stamp_csv
+from services.repositorio.emision import stamping
+from services.repositorio.emision.stamping import StampingError, page_geometry, stamp_csv
 from tests.support.pades_material import minimal_pdf
 
 CSV = "ABCDE-FGHJK-LMNPQ-RSTUV-WXYZ2"

@@ -25,10 +25,11 @@ from services.common.errors import (
     problem_responses,
 )
 from services.common.idempotency import Created, run_idempotent
-from services.repositorio import domain, emision, service
-from services.repositorio.domain import EstadoEmision
+from services.repositorio import service
 from services.repositorio.download import content_response
-from services.repositorio.schemas import DocumentoEmitido, EmisionRead, EmitirRequest
+from services.repositorio.emision import service as emision
+from services.repositorio.emision.domain import EstadoEmision, normalizar_csv
+from services.repositorio.emision.schemas import DocumentoEmitido, EmisionRead, EmitirRequest
 from services.repositorio.storage import BlobStore
 
 __all__ = ["public_router", "router"]
@@ -143,7 +144,7 @@ async def _answer(
         )
     assert current.csv and current.url_verificacion and current.version_emitida
     async with tenant_transaction(runtime.db, tenant) as session:
-        version = await service.get_version(
+        version = await service.consultar_version(
             session,
             tenant_id=tenant,
             documento_id=current.documento_id,
@@ -175,7 +176,7 @@ async def consultar_emision(
 ) -> EmisionRead:
     """Where an emisión stands: pendiente, sellando, emitida (with the CSV) or fallida (why)."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
-        return await emision.get_emision(
+        return await emision.consultar_emision(
             session, tenant_id=principal.tenant, documento_id=documento_id, emision_id=emision_id
         )
 
@@ -201,17 +202,17 @@ async def documento_por_csv(
 ) -> Response:
     """The sealed PDF a CSV names, byte for byte, for anyone holding the code (no login)."""
     try:
-        codigo = domain.normalizar_csv(csv)
+        codigo = normalizar_csv(csv)
     except ValueError as exc:
         raise ProblemError(
             "El código seguro de verificación no tiene un formato válido.",
             errors=[FieldError("csv", str(exc))],
         ) from None
-    found = await emision.find_issued(runtime.db, codigo)
+    found = await emision.buscar_emitido(runtime.db, codigo)
     if found is None:
         raise NotFound(f"No hay ningún documento emitido con el código {codigo}.")
     async with tenant_transaction(runtime.db, found.tenant_id) as session:
-        version = await service.get_version(
+        version = await service.consultar_version(
             session,
             tenant_id=found.tenant_id,
             documento_id=found.documento_id,

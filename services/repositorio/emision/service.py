@@ -1,24 +1,4 @@
-"""Issuing a version of a documento: CSV, footer, seal and a new version, as a saga on the bus.
-
-An emisión runs in steps, each one transaction of the repositorio::
-
-    open_emision          (POST .../emitir or repositorio.documento.emitir.v1)
-        emisión pendiente, csv.codigo.reservar.v1
-    on_codigo_reservado   (csv.codigo.reservado.v1)
-        the version read and checked, the CSV footer stamped on every page,
-        sellado.documento.sellar.v1; emisión sellando
-    on_documento_sellado  (sellado.documento.sellado.v1)
-        the sealed PDF stored as a new version, emisión emitida,
-        repositorio.documento.emitido.v1 (and documento.almacenado.v1)
-    on_documento_rechazado (sellado.documento.rechazado.v1), or any step that
-        can never succeed: emisión fallida, repositorio.emision.fallida.v1
-
-Replies are matched by ``solicitud_id`` (the emisión's id) and ``solicitante``
-(``repositorio``), under a row lock, and acted on only when the emisión waits
-for exactly that step: a redelivered or stray reply changes nothing. Each step
-commits its state, its audit entries and its next message together (outbox), so
-a failure in the middle leaves the emisión as it was, to be tried again.
-"""
+"""Use cases of an emisión: open it, and each step of its saga on the bus (see __init__)."""
 
 from __future__ import annotations
 
@@ -42,10 +22,13 @@ from services.common.db import Database, tenant_transaction
 from services.common.errors import FieldError, NotFound, Unprocessable
 from services.common.nti import resolver_formato
 from services.common.uow import UnitOfWork
-from services.repositorio import domain, service, stamping
-from services.repositorio.domain import Contenido, EstadoEmision
-from services.repositorio.models import DOCUMENTO_EMITIDO_FN, emisiones
-from services.repositorio.schemas import EmisionRead, MetadatosCreate, VersionRead
+from services.repositorio import domain, service
+from services.repositorio.domain import Contenido
+from services.repositorio.emision import stamping
+from services.repositorio.emision.domain import EstadoEmision, nombre_pdf
+from services.repositorio.emision.models import DOCUMENTO_EMITIDO_FN, emisiones
+from services.repositorio.emision.schemas import EmisionRead
+from services.repositorio.schemas import MetadatosCreate, VersionRead
 from services.repositorio.storage import BlobCorrupted, BlobNotFound, BlobStore
 
 __all__ = [
@@ -62,13 +45,13 @@ __all__ = [
     "Solicitud",
     "emitir_version",
     "esperar_emision",
-    "find_issued",
-    "get_emision",
+    "buscar_emitido",
+    "consultar_emision",
     "on_codigo_reservado",
     "on_documento_rechazado",
     "on_documento_sellado",
     "on_emitir_documento",
-    "open_emision",
+    "abrir_emision",
 ]
 
 SOLICITANTE = "repositorio"
@@ -132,7 +115,7 @@ async def emitir_version(
     it must fit what the sellado accepts, and a version that is itself the
     result of an emisión is not issued again (it already carries a CSV).
     """
-    origen = await service.get_version(
+    origen = await service.consultar_version(
         uow.session, tenant_id=uow.tenant_id, documento_id=documento_id, version=version
     )
     if origen.formato != "PDF":
@@ -151,10 +134,10 @@ async def emitir_version(
             f"La versión {origen.version} ya es un documento emitido con el CSV {previa.csv}.",
             errors=[FieldError("version", "ya emitida: emita la versión de la que procede")],
         )
-    return open_emision(uow, documento_id=documento_id, origen=origen, now=now)
+    return abrir_emision(uow, documento_id=documento_id, origen=origen, now=now)
 
 
-def open_emision(
+def abrir_emision(
     uow: UnitOfWork,
     *,
     documento_id: str,
@@ -197,7 +180,7 @@ def open_emision(
 # --- reading -------------------------------------------------------------------------------
 
 
-async def get_emision(
+async def consultar_emision(
     session: AsyncSession, *, tenant_id: str, documento_id: str, emision_id: str
 ) -> EmisionRead:
     """One emisión of a documento of the tenant; another tenant's is a 404."""
@@ -231,7 +214,7 @@ async def esperar_emision(
     pause = 0.05
     while True:
         async with tenant_transaction(db, tenant_id) as session:
-            emision = await get_emision(
+            emision = await consultar_emision(
                 session, tenant_id=tenant_id, documento_id=documento_id, emision_id=emision_id
             )
         left = deadline - loop.time()
@@ -241,7 +224,7 @@ async def esperar_emision(
         pause = min(pause * 1.5, 0.5)
 
 
-async def find_issued(db: Database, csv: str) -> DocumentoLocalizado | None:
+async def buscar_emitido(db: Database, csv: str) -> DocumentoLocalizado | None:
     """The issued document a CSV names, in whichever tenant (None when none is).
 
     Runs without a tenant: the SECURITY DEFINER function is the only thing that
@@ -291,7 +274,7 @@ async def on_codigo_reservado(
                 f"El CSV se reservó para el documento {data['documento_id']}, "
                 f"no para {row.documento_id}.",
             )
-        origen = await service.get_version(
+        origen = await service.consultar_version(
             uow.session,
             tenant_id=uow.tenant_id,
             documento_id=row.documento_id,
@@ -339,7 +322,7 @@ async def on_codigo_reservado(
         {
             "solicitud_id": row.id,
             "solicitante": SOLICITANTE,
-            "nombre_fichero": domain.nombre_pdf(origen.nombre),
+            "nombre_fichero": nombre_pdf(origen.nombre),
             "pdf": base64.b64encode(stamped).decode("ascii"),
             "motivo": f"Documento emitido con CSV {csv}",
         },
@@ -361,7 +344,7 @@ async def on_documento_sellado(uow: UnitOfWork, event: ReceivedEvent, *, store: 
     except _Fallo as fallo:
         await _fail(uow, row, fallo.codigo, fallo.motivo)
         return
-    origen = await service.get_version(
+    origen = await service.consultar_version(
         uow.session,
         tenant_id=uow.tenant_id,
         documento_id=row.documento_id,
@@ -371,7 +354,7 @@ async def on_documento_sellado(uow: UnitOfWork, event: ReceivedEvent, *, store: 
     # is an unreferenced copy that the retry finds already there (same hash).
     stored = await store.put(uow.tenant_id, _once(pdf))
     ahora = datetime.now(UTC)
-    nueva = await service.add_issued_version(
+    nueva = await service.agregar_version_emitida(
         uow,
         documento_id=row.documento_id,
         version_origen=row.version_origen,
@@ -379,7 +362,7 @@ async def on_documento_sellado(uow: UnitOfWork, event: ReceivedEvent, *, store: 
             sha256=stored.sha256,
             tamano=stored.size,
             mime=_PDF_MIME,
-            nombre=domain.nombre_pdf(origen.nombre),
+            nombre=nombre_pdf(origen.nombre),
             formato="PDF",
         ),
         csv=row.csv,
@@ -488,9 +471,9 @@ async def on_emitir_documento(
         _emit_fallida(uow, None, None, solicitud, fallo.codigo, fallo.motivo)
         return
     formato, mime = resolver_formato(_PDF_MIME, None)
-    nombre = domain.nombre_pdf(domain.nombre_de_fichero(str(data["nombre_fichero"]), formato))
+    nombre = nombre_pdf(domain.nombre_de_fichero(str(data["nombre_fichero"]), formato))
     stored = await store.put(uow.tenant_id, _once(pdf))
-    documento = await service.store_documento(
+    documento = await service.guardar_documento(
         uow,
         metadatos=metadatos,
         contenido=Contenido(
@@ -501,7 +484,7 @@ async def on_emitir_documento(
             formato=formato.nombre,
         ),
     )
-    open_emision(
+    abrir_emision(
         uow, documento_id=documento.id, origen=documento.version_actual, solicitud=solicitud
     )
 
