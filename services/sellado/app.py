@@ -13,7 +13,7 @@ from services.common.app_factory import create_service_app
 from services.common.public_paths import PublicPath
 from services.common.runtime import ServiceRuntime
 from services.common.settings import Settings
-from services.sellado import api, handlers, seal_api, tsa_api
+from services.sellado import api, handlers, tsa_api, verification_api
 from services.sellado.trust import build_trust
 
 NAME = "sellado"
@@ -42,7 +42,7 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         runtime,
         title="Consistorio · sellado",
         description="Sellos electrónicos de órgano (PAdES) y sellado de tiempo (RFC 3161).",
-        routers=[api.router, seal_api.router],
+        routers=[api.router, verification_api.router],
         manage_runtime=manage_runtime,
     )
     app.include_router(tsa_api.router, prefix=f"/api/v1/{NAME}")

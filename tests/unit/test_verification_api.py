@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from services.common.auth import Principal
 from services.common.deps import get_principal
 from services.common.errors import Unauthorized, install_problem_handlers
-from services.sellado import seal_api
+from services.sellado import verification_api
 from services.sellado.pades import seal_pdf
 from tests.support.pades_material import TestPki, minimal_pdf
 
@@ -50,17 +50,17 @@ class _Pki:
 
 @dataclass
 class _Sellado:
-    """The part of the sellado's trust services the route reads (see seal_api's contract)."""
+    """The part of the sellado's trust services the route reads (see verification_api)."""
 
     pki: _Pki
-    max_verify_bytes: int = seal_api.DEFAULT_MAX_VERIFY_BYTES
+    max_verify_bytes: int = verification_api.DEFAULT_MAX_VERIFY_BYTES
 
 
 def build_app(root: x509.Certificate, **sellado: Any) -> FastAPI:
     """The router alone, trusting ``root``, with a fixed caller; ``sellado`` sets limits."""
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(seal_api.router)
+    app.include_router(verification_api.router)
     app.state.sellado = _Sellado(_Pki(root), **sellado)
     app.dependency_overrides[get_principal] = lambda: Principal(
         sub="ana", tenant="03014", roles=frozenset(), name="Ana"
@@ -168,10 +168,10 @@ async def test_broken_multipart_is_422(api: httpx.AsyncClient) -> None:
 
 
 async def test_over_the_default_limit_is_413(api: httpx.AsyncClient) -> None:
-    too_big = b"%PDF-1.7\n" + bytes(seal_api.DEFAULT_MAX_VERIFY_BYTES)
+    too_big = b"%PDF-1.7\n" + bytes(verification_api.DEFAULT_MAX_VERIFY_BYTES)
     response = await api.post(URL, files={"file": ("big.pdf", too_big, "application/pdf")})
     assert_problem(response, 413)
-    assert str(seal_api.DEFAULT_MAX_VERIFY_BYTES) in response.json()["detail"]
+    assert str(verification_api.DEFAULT_MAX_VERIFY_BYTES) in response.json()["detail"]
 
 
 async def test_the_limit_comes_from_the_app_state(pki: TestPki, sealed: bytes) -> None:
