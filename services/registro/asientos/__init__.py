@@ -1,1 +1,1 @@
-"""Asientos: registering, reading, searching and annulling the entries and exits of the register."""
+"""Asientos: registering, reading, searching and annulling the entries and exits of the book."""

@@ -1,4 +1,4 @@
-"""HTTP routes of the registro: thin, the rules live in domain.py and service.py."""
+"""HTTP routes of asientos: thin, the rules live in domain.py and service.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST models of the registro API (what frontends send and receive)."""
+"""REST models of asientos (what frontends send and receive), with every SICRES 3.0 field."""
 
 from __future__ import annotations
 

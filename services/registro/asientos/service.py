@@ -1,4 +1,4 @@
-"""Use cases of the registro, one transaction each."""
+"""Use cases of asientos: register, read, search and annul, one transaction each."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ async def registrar_asiento(
     The date-time is the server's, never the client's. A correction names the asiento
     it corrects, which must be one of this entity's (422 naming ``corrige`` otherwise).
     Its anexos (``data.anexos``, or those of an accepted exchange) go to the repositorio
-    in the same transaction (see anexos.py); the asiento records what they are.
+    in the same transaction (see the anexos package); the asiento records what they are.
     """
     if data.corrige is not None:
         await asiento_corregido(uow.session, tenant_id=uow.tenant_id, asiento_id=data.corrige)

@@ -1,6 +1,6 @@
 """HTTP routes of SICRES 3.0 exchanges: export an asiento, receive, accept, reject, consult.
 
-Thin: the standard lives in sicres.py, the use cases in intercambios.py.
+Thin: the standard lives in sicres.py, the use cases in service.py.
 """
 
 from __future__ import annotations

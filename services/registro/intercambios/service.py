@@ -29,8 +29,7 @@ from services.common.timezones import tenant_timezone
 from services.common.uow import UnitOfWork
 from services.registro.asientos import service as asientos_service
 from services.registro.asientos.domain import EstadoAsiento
-from services.registro.intercambios import mensajes as sicres_mensajes
-from services.registro.intercambios import sicres
+from services.registro.intercambios import mensajes, sicres
 from services.registro.intercambios.models import intercambios
 from services.registro.intercambios.schemas import (
     AceptacionCreate,
@@ -418,9 +417,9 @@ async def mensaje_de(session: AsyncSession, *, tenant_id: str, intercambio_id: s
             "devuelve el fichero con Tipo_Anotacion 04 (…/rechazo), no un mensaje."
         )
     if intercambio.estado is EstadoIntercambio.RECIBIDO:
-        mensaje = sicres_mensajes.Mensaje(
+        mensaje = mensajes.Mensaje(
             **comun,
-            tipo=sicres_mensajes.TipoMensaje.ACK,
+            tipo=mensajes.TipoMensaje.ACK,
             identificadores_fichero=tuple(
                 str(a["identificador_fichero"]) for a in intercambio.anexos
             ),
@@ -430,13 +429,13 @@ async def mensaje_de(session: AsyncSession, *, tenant_id: str, intercambio_id: s
         asiento = await asientos_service.consultar_asiento(
             session, tenant_id=tenant_id, asiento_id=intercambio.asiento_id
         )
-        mensaje = sicres_mensajes.Mensaje(
+        mensaje = mensajes.Mensaje(
             **comun,
-            tipo=sicres_mensajes.TipoMensaje.CONFIRMACION,
+            tipo=mensajes.TipoMensaje.CONFIRMACION,
             numero_registro_destino=asiento.numero,
             fecha_registro_destino=asiento.fecha_registro,
         )
-    return sicres_mensajes.build_mensaje(mensaje)
+    return mensajes.build_mensaje(mensaje)
 
 
 async def rechazo_de(session: AsyncSession, *, tenant_id: str, intercambio_id: str) -> bytes:
@@ -454,5 +453,5 @@ async def rechazo_de(session: AsyncSession, *, tenant_id: str, intercambio_id: s
         await session.execute(select(intercambios.c.xml).where(intercambios.c.id == intercambio.id))
     ).scalar_one()
     return await asyncio.to_thread(
-        sicres_mensajes.fichero_de_rechazo, bytes(xml), intercambio.motivo_rechazo
+        mensajes.fichero_de_rechazo, bytes(xml), intercambio.motivo_rechazo
     )

@@ -385,7 +385,7 @@ def _interesado(
 
 
 def _anexo(root: etree._Element, anexo: AnexoRead, contenido: bytes | None) -> None:
-    """A De_Anexo block of an anexo kept as the registro records it (see anexos.py)."""
+    """A De_Anexo block of an anexo kept as the registro records it (see the anexos package)."""
     block = _sub(root, "De_Anexo")
     _sub(block, "Nombre_Fichero_Anexado", anexo.nombre)
     _sub(block, "Identificador_Fichero", anexo.identificador_fichero)

@@ -1,6 +1,6 @@
 """HTTP routes of oficinas de registro, libros and the numbering mode.
 
-Thin: the use cases live in oficinas.py, the rules in oficinas_domain.py. An
+Thin: the use cases live in service.py, the rules in domain.py. An
 administrator (role ``admin``) manages; staff of the register (role ``registro``)
 may read, since they choose the oficina they register at.
 """
