@@ -7,9 +7,14 @@ exchange): a reason is required, and a blank one is refused like a missing one.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Motivo", "no_en_blanco"]
+__all__ = ["Motivo", "TextoMotivo", "no_en_blanco"]
+
+# The reason itself; a body that shows an example names it again with ``Field(examples=...)``.
+TextoMotivo = Annotated[str, Field(min_length=1, max_length=500)]
 
 
 def no_en_blanco(value: str) -> str:
@@ -25,7 +30,7 @@ class Motivo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    motivo: str = Field(min_length=1, max_length=500)
+    motivo: TextoMotivo
 
     @field_validator("motivo")
     @classmethod

@@ -30,7 +30,7 @@ from services.registro.domain import (
     validate_codigo_registral,
     validate_dir3,
 )
-from services.registro.schemas import Motivo
+from services.registro.schemas import Motivo, TextoMotivo
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -255,6 +255,8 @@ class AsientoCreate(BaseModel):
 
 class AnulacionCreate(Motivo):
     """What staff send to annul an asiento: why."""
+
+    motivo: TextoMotivo = Field(examples=["Registrado por duplicado"])
 
 
 class Anulacion(BaseModel):

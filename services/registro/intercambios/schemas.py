@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.registro import domain
-from services.registro.schemas import Motivo
+from services.registro.schemas import Motivo, TextoMotivo
 
 
 class EstadoIntercambio(StrEnum):
@@ -22,6 +22,8 @@ class EstadoIntercambio(StrEnum):
 
 class RechazoCreate(Motivo):
     """What staff send to reject an exchange: why (it goes back to the origin)."""
+
+    motivo: TextoMotivo = Field(examples=["No es competencia de esta entidad"])
 
 
 class Origen(BaseModel):

@@ -13,7 +13,7 @@ from services.registro.oficinas.domain import (
     ModoNumeracion,
     validate_codigo_oficina,
 )
-from services.registro.schemas import Motivo, no_en_blanco
+from services.registro.schemas import Motivo, TextoMotivo, no_en_blanco
 
 
 class OficinaCreate(BaseModel):
@@ -63,6 +63,8 @@ class OficinaRead(BaseModel):
 
 class CierreCreate(Motivo):
     """Why an oficina or a libro is closed (kept with it and in the audit trail)."""
+
+    motivo: TextoMotivo = Field(examples=["Cierre del ejercicio"])
 
 
 class LibroCreate(BaseModel):
