@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test test-unit lint format bench clean
+.PHONY: install dev test test-unit lint format openapi bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Regenerate docs/openapi/ from the code (refuses a change that breaks clients).
+openapi: install
+	$(BIN)/python -m services.openapi_docs write
 
 bench: install
 	$(BIN)/python -m tests.bench.registro
