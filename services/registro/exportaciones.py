@@ -29,6 +29,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -96,7 +97,7 @@ exportaciones = Table(
     Column("hasta", Date, nullable=False),
     Column("estado", String(10), nullable=False),
     Column("total", Integer),
-    Column("hechos", Integer, nullable=False),
+    Column("hechos", Integer, nullable=False, server_default="0"),
     Column("creado_por", String(255), nullable=False),
     Column("creado_en", DateTime(timezone=True), nullable=False),
     Column("iniciado_en", DateTime(timezone=True)),
@@ -106,6 +107,7 @@ exportaciones = Table(
     Column("tamano", Integer),
     Column("error", Text),
 )
+Index("ix_exportaciones_tenant_creado", exportaciones.c.tenant_id, exportaciones.c.creado_en.desc())
 
 # The tasks running in this process: asyncio keeps only weak references to tasks.
 _en_marcha: set[asyncio.Task[None]] = set()

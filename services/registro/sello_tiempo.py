@@ -34,12 +34,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Table,
     Text,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import UUID
@@ -121,6 +123,13 @@ sellos_tiempo = Table(
     Column("actualizado_en", DateTime(timezone=True), nullable=False),
     CheckConstraint(
         "estado IN ('pendiente', 'sellado', 'fallido')", name="ck_sellos_tiempo_estado"
+    ),
+    # The stamps still to obtain (retried in the background).
+    Index(
+        "ix_sellos_tiempo_pendientes",
+        "tenant_id",
+        "solicitado_en",
+        postgresql_where=text("estado <> 'sellado'"),
     ),
 )
 
