@@ -127,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  - {problem}", file=sys.stderr)
         print(
             "Revert them or make them additive (a new optional field, a new route); a "
-            "deliberate break is written with `python -m services.openapi_docs write "
-            "--allow-breaking` and reviewed as such.",
+            "deliberate break is written with `make openapi OPENAPI_FLAGS=--allow-breaking` "
+            "and reviewed as such.",
             file=sys.stderr,
         )
         return 1
