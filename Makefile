@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test test-unit lint format bench clean
+.PHONY: install dev test test-unit lint format openapi bench clean
 
 install: $(STAMP)
 
@@ -28,10 +28,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Regenerate docs/openapi/ from the code. It refuses a change that breaks clients of the
+# committed documents; a deliberate break: make openapi OPENAPI_FLAGS=--allow-breaking
+OPENAPI_FLAGS ?=
+openapi: install
+	$(BIN)/python -m services.openapi_docs write $(OPENAPI_FLAGS)
 
 bench: install
 	$(BIN)/python -m tests.bench.registro
@@ -40,4 +47,4 @@ bench: install
 	$(BIN)/python -m tests.bench.registro_busqueda
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -63,6 +65,8 @@ def kernel_tables(metadata: MetaData) -> KernelTables:
         Column("sent_at", DateTime(timezone=True)),
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text),
+        # The relay's scan: only what is still to send.
+        Index("ix_outbox_pending", "id", postgresql_where=text("sent_at IS NULL")),
     )
     inbox = Table(
         "inbox",
@@ -88,6 +92,7 @@ def kernel_tables(metadata: MetaData) -> KernelTables:
         Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("client_ip", String(64)),
         Column("request_id", String(128)),
+        Index("ix_audit_entity", "tenant_id", "entity", "entity_id"),
     )
     idempotency_keys = Table(
         "idempotency_keys",

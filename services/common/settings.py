@@ -6,8 +6,10 @@ composition root (CLI, app factory, test fixture) and pass the object down.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,7 +82,8 @@ class Settings(BaseSettings):
     # POST /tsa is anonymous (rate-limited) unless this asks for a token.
     tsa_require_token: bool = False
 
-    # Public address of the gateway, printed on issued documents (CSV verification URL).
+    # Public address of the gateway, printed on issued documents (CSV verification URL,
+    # QR code, footer): production must name the real one, never the development default.
     public_base_url: str = "http://127.0.0.1:8000"
     # How long POST .../emitir waits for the issuing saga before answering 202.
     emision_wait_seconds: float = 15.0
@@ -103,6 +106,13 @@ class Settings(BaseSettings):
                 raise ValueError("AUTH_JWKS is required in production (no development keys)")
             if self.auth_issuer == "consistorio-dev":
                 raise ValueError("AUTH_ISSUER must name the real identity provider in production")
+            _refuse_private_base_url(self.public_base_url)
+            secret = self.s3_secret_key.get_secret_value() if self.s3_secret_key else ""
+            if self.s3_endpoint and not (self.s3_access_key and secret):
+                raise ValueError(
+                    "S3_ACCESS_KEY and S3_SECRET_KEY are required in production when "
+                    "S3_ENDPOINT is set (an anonymous bucket would expose every document)"
+                )
         return self
 
     def app_database_url(self) -> str:
@@ -120,6 +130,41 @@ class Settings(BaseSettings):
     def keys_dir(self) -> Path:
         """Where development key material lives (never used in production)."""
         return self.data_dir / "keys"
+
+
+def _refuse_private_base_url(url: str) -> None:
+    """PUBLIC_BASE_URL is printed on every issued document: it must reach the public.
+
+    A loopback address (the development default, so also an unset variable) would send
+    every citizen who scans a QR code to their own machine, and a documento once issued
+    cannot be reprinted with the right one.
+    """
+    if not url.strip():
+        raise ValueError(
+            "PUBLIC_BASE_URL is required in production: it is printed in the QR code and "
+            "footer of every issued document"
+        )
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"PUBLIC_BASE_URL must be an absolute http(s) URL, not {url!r}")
+    if host == "localhost" or host.endswith(".localhost") or _is_local_ip(host):
+        raise ValueError(
+            f"PUBLIC_BASE_URL must be set to the platform's public address in production, "
+            f"not {url!r} (a loopback or unspecified address, the development default when "
+            f"unset): it is printed in the QR code and footer of every issued document"
+        )
+
+
+def _is_local_ip(host: str) -> bool:
+    """127.0.0.0/8, ::1 and the unspecified 0.0.0.0 / :: reach no citizen."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is still this machine
+    return address.is_loopback or address.is_unspecified
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -7,7 +7,7 @@ public page shows) and ``anulado`` when the emisión fails; it is never reused.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func
+from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.common.kernel_tables import kernel_tables
@@ -30,6 +30,8 @@ codigos = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("activado_at", DateTime(timezone=True)),
     Column("anulado_at", DateTime(timezone=True)),
+    # A requester's solicitud gets one code, however often its command is delivered.
+    Index("uq_codigos_solicitud", "tenant_id", "solicitante", "solicitud_id", unique=True),
 )
 
 # SECURITY DEFINER function of migration 0001: an active code's public fields, in any

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKeyConstraint,
+    Index,
     Integer,
     String,
     Table,
@@ -67,4 +68,6 @@ versiones = Table(
         [f"{SCHEMA}.documentos.tenant_id", f"{SCHEMA}.documentos.id"],
         name="fk_versiones_documento",
     ),
+    # Which versions hold a given content (dedupe reports, integrity sweeps).
+    Index("ix_versiones_tenant_sha256", "tenant_id", "sha256"),
 )

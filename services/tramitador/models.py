@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -42,7 +43,7 @@ expedientes = Table(
     Column("anio", Integer, nullable=False),
     Column("secuencia", Integer, nullable=False),
     Column("numero", String(20), nullable=False),
-    Column("procedimiento", String(50), nullable=False),
+    Column("procedimiento", String(50), ForeignKey(procedimientos.c.codigo), nullable=False),
     Column("estado", String(20), nullable=False),
     Column("asiento_id", UUID(as_uuid=False), nullable=False),
     Column("asiento_numero", String(20), nullable=False),

@@ -377,3 +377,48 @@ def test_rejects_something_that_is_not_a_schema() -> None:
     """A list or a string is not a schema; saying so beats comparing garbage."""
     with pytest.raises(TypeError):
         incompatibilities(["not", "a", "schema"], {})  # type: ignore[arg-type]
+
+
+# --- direction: who writes and who reads the schema -----------------------------------
+
+NULLABLE_STR: dict[str, Any] = {"type": ["null", "string"]}
+
+# (case id, old, new, breaks a request?, breaks a response?)
+DIRECTED: list[tuple[str, Any, Any, bool, bool]] = [
+    ("property removed", obj({"a": STR, "b": STR}), obj({"a": STR}), True, True),
+    ("became required", obj({"a": STR}), obj({"a": STR}, required=["a"]), True, False),
+    (
+        "no longer required",
+        obj({"a": STR}, required=["a"]),
+        obj({"a": STR}),
+        False,
+        True,
+    ),
+    ("type widened to nullable", obj({"a": STR}), obj({"a": NULLABLE_STR}), False, True),
+    ("type narrowed from nullable", obj({"a": NULLABLE_STR}), obj({"a": STR}), True, False),
+    ("type changed", obj({"a": STR}), obj({"a": {"type": "integer"}}), True, True),
+    ("maxLength added", obj({"a": STR}), obj({"a": {**STR, "maxLength": 5}}), True, False),
+    ("enum value added", {"enum": ["a"]}, {"enum": ["a", "b"]}, False, False),
+    ("enum value removed", {"enum": ["a", "b"]}, {"enum": ["a"]}, True, False),
+    ("optional property added", obj({"a": STR}), obj({"a": STR, "b": STR}), False, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "request_breaks", "response_breaks"),
+    [case[1:] for case in DIRECTED],
+    ids=[case[0] for case in DIRECTED],
+)
+def test_a_change_breaks_requests_or_responses_by_who_reads_them(
+    old: Any, new: Any, request_breaks: bool, response_breaks: bool
+) -> None:
+    assert bool(incompatibilities(old, new, direction="request")) is request_breaks
+    assert bool(incompatibilities(old, new, direction="response")) is response_breaks
+
+
+def test_events_keep_their_rules_whatever_the_rest_directions_add() -> None:
+    """A bus consumer must cope with a widened type; losing a required field breaks it."""
+    assert incompatibilities(obj({"a": STR}), obj({"a": NULLABLE_STR})) == []
+    assert incompatibilities(obj({"a": STR}, required=["a"]), obj({"a": STR})) == [
+        "#/properties/a: no longer required (consumers rely on it)"
+    ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -48,6 +51,46 @@ asientos = Table(
     Column("solicita", Text),
     Column("corrige", UUID(as_uuid=False), ForeignKey("registro.asientos.id")),
     Column("anexos", JSONB, nullable=False, server_default="[]"),
+)
+
+# The register's reading paths (migrations 0003, 0006 and 0010): newest first per book,
+# unit, oficina and author, the number, and the interesados' search.
+Index("ix_asientos_tenant_numero", asientos.c.tenant_id, asientos.c.numero, unique=True)
+
+
+def _newest_first(name: str, *columns: Any, **options: Any) -> Index:
+    """An index listing a tenant's asientos by ``columns``, newest first (as pages read)."""
+    newest = (asientos.c.fecha_registro.desc(), asientos.c.id.desc())
+    return Index(name, asientos.c.tenant_id, *columns, *newest, **options)
+
+
+_newest_first("ix_asientos_tenant_fecha_id")
+_newest_first("ix_asientos_tenant_unidad", asientos.c.unidad_destino)
+_newest_first(
+    "ix_asientos_tenant_oficina",
+    asientos.c.oficina,
+    postgresql_where=asientos.c.oficina.is_not(None),
+)
+_newest_first("ix_asientos_registrado_por", asientos.c.registrado_por)
+Index("ix_asientos_corrige", asientos.c.corrige, postgresql_where=asientos.c.corrige.is_not(None))
+# Trigram search over SQL functions the migrations define (unaccented, lower-cased text).
+Index(
+    "ix_asientos_nombres_trgm",
+    func.registro.nombres_interesados(asientos.c.interesados).label("nombres"),
+    postgresql_using="gin",
+    postgresql_ops={"nombres": "public.gin_trgm_ops"},
+)
+Index(
+    "ix_asientos_resumen_trgm",
+    func.registro.texto_busqueda(asientos.c.resumen).label("resumen_busqueda"),
+    postgresql_using="gin",
+    postgresql_ops={"resumen_busqueda": "public.gin_trgm_ops"},
+)
+Index(
+    "ix_asientos_interesados",
+    asientos.c.interesados,
+    postgresql_using="gin",
+    postgresql_ops={"interesados": "jsonb_path_ops"},
 )
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     LargeBinary,
     String,
     Table,
@@ -37,4 +38,18 @@ intercambios = Table(
     Column("decidido_por", String(255)),
     Column("decidido_en", DateTime(timezone=True)),
     CheckConstraint("estado IN ('recibido', 'aceptado', 'rechazado')"),
+)
+# An exchange is taken once, unless it was refused (then the origin may send it again).
+Index(
+    "ux_intercambios_identificador",
+    intercambios.c.tenant_id,
+    intercambios.c.identificador_intercambio,
+    unique=True,
+    postgresql_where=intercambios.c.estado != "rechazado",
+)
+Index(
+    "ix_intercambios_tenant_recibido",
+    intercambios.c.tenant_id,
+    intercambios.c.recibido_en.desc(),
+    intercambios.c.id.desc(),
 )

@@ -17,11 +17,14 @@ import io
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from services.registro.asientos.domain import EstadoAsiento
-from services.registro.asientos.schemas import AsientoRead
 from services.registro.domain import TipoAsiento
+
+if TYPE_CHECKING:  # the REST model is only a type here: the rules stay free of pydantic
+    from services.registro.asientos.schemas import AsientoRead
 
 __all__ = [
     "BOM",

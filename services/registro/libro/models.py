@@ -6,6 +6,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -27,7 +28,7 @@ exportaciones = Table(
     Column("hasta", Date, nullable=False),
     Column("estado", String(10), nullable=False),
     Column("total", Integer),
-    Column("hechos", Integer, nullable=False),
+    Column("hechos", Integer, nullable=False, server_default="0"),
     Column("creado_por", String(255), nullable=False),
     Column("creado_en", DateTime(timezone=True), nullable=False),
     Column("iniciado_en", DateTime(timezone=True)),
@@ -37,3 +38,4 @@ exportaciones = Table(
     Column("tamano", Integer),
     Column("error", Text),
 )
+Index("ix_exportaciones_tenant_creado", exportaciones.c.tenant_id, exportaciones.c.creado_en.desc())

@@ -42,6 +42,10 @@ oficinas = Table(
     PrimaryKeyConstraint("tenant_id", "codigo"),
     UniqueConstraint("tenant_id", "prefijo", name="uq_oficinas_prefijo"),
     CheckConstraint("estado IN ('activa', 'cerrada')", name="ck_oficinas_estado"),
+    # At most one oficina of the registro electrónico per entidad.
+    Index(
+        "ux_oficinas_electronica", "tenant_id", unique=True, postgresql_where=text("electronica")
+    ),
 )
 
 

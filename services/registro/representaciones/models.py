@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     String,
     Table,
     Text,
@@ -35,4 +36,6 @@ representaciones = Table(
     Column("revocada_en", DateTime(timezone=True)),
     Column("motivo_revocacion", Text),
     CheckConstraint("vigente_hasta IS NULL OR vigente_hasta >= vigente_desde"),
+    Index("ix_representaciones_representante", "tenant_id", "representante", "poderdante"),
+    Index("ix_representaciones_poderdante", "tenant_id", "poderdante"),
 )

@@ -9,9 +9,12 @@ has no place in an electronic presentation. No I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from services.registro.asientos.schemas import AsientoCreate
 from services.registro.domain import DocumentacionFisica, TipoAsiento
+
+if TYPE_CHECKING:  # the REST model is only a type here: the rules stay free of pydantic
+    from services.registro.asientos.schemas import AsientoCreate
 
 __all__ = ["Presentacion", "comprobar_presentacion"]
 

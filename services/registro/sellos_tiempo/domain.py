@@ -7,11 +7,14 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 from functools import partial
+from typing import TYPE_CHECKING
 
 from asn1crypto import cms
 
 from services.registro import domain
-from services.registro.asientos.schemas import AsientoRead
+
+if TYPE_CHECKING:  # the REST model is only a type here: the rules stay free of pydantic
+    from services.registro.asientos.schemas import AsientoRead
 
 ALGORITMO = "sha256"
 

@@ -8,11 +8,13 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -43,5 +45,12 @@ sellos_tiempo = Table(
     Column("actualizado_en", DateTime(timezone=True), nullable=False),
     CheckConstraint(
         "estado IN ('pendiente', 'sellado', 'fallido')", name="ck_sellos_tiempo_estado"
+    ),
+    # The stamps still to obtain (retried in the background).
+    Index(
+        "ix_sellos_tiempo_pendientes",
+        "tenant_id",
+        "solicitado_en",
+        postgresql_where=text("estado <> 'sellado'"),
     ),
 )

@@ -6,9 +6,11 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKeyConstraint,
+    Index,
     Integer,
     String,
     Table,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -42,6 +44,37 @@ emisiones = Table(
         [f"{SCHEMA}.documentos.tenant_id", f"{SCHEMA}.documentos.id"],
         name="fk_emisiones_documento",
     ),
+    ForeignKeyConstraint(
+        ["documento_id", "version_origen"],
+        [f"{SCHEMA}.versiones.documento_id", f"{SCHEMA}.versiones.version"],
+        name="fk_emisiones_version_origen",
+    ),
+    ForeignKeyConstraint(
+        ["documento_id", "version_emitida"],
+        [f"{SCHEMA}.versiones.documento_id", f"{SCHEMA}.versiones.version"],
+        name="fk_emisiones_version_emitida",
+    ),
+    # A CSV names one document in the whole installation, whatever its tenant.
+    Index("uq_emisiones_csv", "csv", unique=True, postgresql_where=text("csv IS NOT NULL")),
+    # A command is carried out once per requester's solicitud, whatever its redeliveries.
+    Index(
+        "uq_emisiones_solicitud",
+        "tenant_id",
+        "solicitante",
+        "solicitud_id",
+        unique=True,
+        postgresql_where=text("solicitud_id IS NOT NULL"),
+    ),
+    # Whether a version is itself the result of an emisión (it is not issued twice).
+    Index(
+        "uq_emisiones_version_emitida",
+        "tenant_id",
+        "documento_id",
+        "version_emitida",
+        unique=True,
+        postgresql_where=text("version_emitida IS NOT NULL"),
+    ),
+    Index("ix_emisiones_documento", "tenant_id", "documento_id"),
 )
 
 
