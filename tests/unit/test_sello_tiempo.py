@@ -8,6 +8,8 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -298,3 +300,32 @@ def test_examples_reply_to_the_command_examples() -> None:
             got["serial"],
             got["politica"],
         )
+
+
+_READ_IN_A_REGISTRO_PROCESS = """
+import sys
+from services.catalog import SERVICES
+SERVICES["registro"]()  # what `consistorio serve registro` loads, and nothing of the sellado
+assert not any(name.startswith("services.sellado") for name in sys.modules)
+from services.registro.sellos_tiempo.domain import leer_token
+gen_time, serial, politica = leer_token(sys.stdin.buffer.read(), huella=sys.argv[1])
+print(serial, politica)
+"""
+
+
+async def test_a_process_that_loads_only_the_registro_reads_a_token(
+    tsa: TimeStampAuthority,
+) -> None:
+    # `consistorio serve registro` never imports the sellado; asn1crypto recognises the
+    # TSTInfo content type only once asn1crypto.tsp is loaded, so the registro must load it.
+    huella = hashlib.sha256(b"asiento en un proceso propio").hexdigest()
+    sello = await sellar_huella(tsa, algoritmo="sha256", huella=huella)
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_IN_A_REGISTRO_PROCESS, huella],
+        input=sello.token,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == ["77", DEVELOPMENT_POLICY_OID]

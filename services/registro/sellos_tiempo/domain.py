@@ -9,7 +9,9 @@ from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING
 
-from asn1crypto import cms
+# Loading asn1crypto.tsp is what teaches cms the TSTInfo content type: a process running
+# the registro alone (`consistorio serve registro`) imports nothing else that loads it.
+from asn1crypto import cms, tsp
 
 from services.registro import domain
 
@@ -71,7 +73,7 @@ def leer_token(token: bytes, *, huella: str) -> tuple[datetime, str, str]:
         encapsulated = content["content"]["encap_content_info"]
         if encapsulated["content_type"].native != "tst_info":
             raise TokenIlegible("el token no contiene un TSTInfo")
-        tst_info = encapsulated["content"].parsed
+        tst_info: tsp.TSTInfo = encapsulated["content"].parsed
         imprint = tst_info["message_imprint"]
         algorithm = imprint["hash_algorithm"]["algorithm"].native
         hashed = imprint["hashed_message"].native
