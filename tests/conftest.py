@@ -103,7 +103,6 @@ async def inprocess_platform(settings: Settings) -> AsyncIterator[Platform]:
     platform = await build_platform(
         settings, ["registro", "tramitador"], transport=InProcessTransport()
     )
-    for runtime in platform.runtimes.values():
-        await runtime.start()
+    await platform.start()
     yield platform
     await platform.close()
