@@ -27,15 +27,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.common.db import Database
+from services.common.settings import Settings
 from services.common.tenants import list_tenants
 from services.common.uow import Actor, UnitOfWork
 
-__all__ = ["Reconciler", "StalledScanner"]
+__all__ = ["Reconciler", "StalledScanner", "stalled_before"]
 
 _log = logging.getLogger("consistorio.reconciler")
 
 # Re-drives the tenant's requests whose lease started before the cut-off; answers how many.
 ScanStalled = Callable[[UnitOfWork, datetime], Awaitable[int]]
+
+
+def stalled_before(settings: Settings, now: datetime | None = None) -> datetime:
+    """The instant before which a pending request's attempt counts as stalled.
+
+    The same cut-off lets staff retry such a request by hand (``.../reintentar``)
+    instead of being told it is still in progress.
+    """
+    return (now or datetime.now(UTC)) - timedelta(seconds=settings.reconciler_stalled_after_seconds)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from services.registro.api import router
 from services.registro.intercambios_api import router as intercambios_router
 from services.registro.libro_api import router as libro_router
 from services.registro.oficinas_api import router as oficinas_router
+from services.registro.reconciliacion import ESCANERES
 from services.registro.representaciones_api import router as representaciones_router
 from services.registro.sello_tiempo_api import router as sello_tiempo_router
 
@@ -33,6 +34,8 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         ],
         manage_runtime=manage_runtime,
     )
+    for escaner in ESCANERES:
+        runtime.reconciler.register(escaner)
     # An asiento carries its anexos inline: a body that cannot fit them is refused unread.
     app.add_middleware(
         LimiteCuerpo,

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.common.app_factory import create_service_app
 from services.common.public_paths import PublicPath
 from services.common.runtime import ServiceRuntime
-from services.repositorio import emision_api, handlers
+from services.repositorio import emision_api, handlers, reconciliacion
 from services.repositorio.api import router
 from services.repositorio.storage import BlobStore, build_blob_store
 
@@ -47,4 +47,6 @@ def create_app(
         return current
 
     runtime.consumers = handlers.consumers(store, runtime.settings)
+    for escaner in reconciliacion.ESCANERES:
+        runtime.reconciler.register(escaner)
     return app
