@@ -12,6 +12,7 @@ request id and ignored. An asiento older than the cut-off with no row at all
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import Table, select
@@ -59,32 +60,49 @@ async def _estancadas(uow: UnitOfWork, table: Table, pendiente: str, cutoff: dat
     return [str(asiento_id) for asiento_id in [*pendientes, *sin_pedir]]
 
 
-async def reanudar_justificantes(uow: UnitOfWork, cutoff: datetime) -> int:
-    """Asks again for the tenant's justificantes stalled since before ``cutoff``."""
+async def _reanudar(
+    uow: UnitOfWork,
+    cutoff: datetime,
+    *,
+    table: Table,
+    pendiente: str,
+    retry: Callable[..., Awaitable[object]],
+    what: str,
+) -> int:
+    """Asks again, through ``retry``, for each request of ``table`` stalled before ``cutoff``."""
     hechas = 0
-    pendiente = EstadoJustificante.PENDIENTE.value
-    for asiento_id in await _estancadas(uow, justificantes, pendiente, cutoff):
+    for asiento_id in await _estancadas(uow, table, pendiente, cutoff):
         try:
-            await service.retry_justificante(uow, asiento_id=asiento_id, stalled_before=cutoff)
+            await retry(uow, asiento_id=asiento_id, stalled_before=cutoff)
         except Conflict as exc:
-            _log.warning("justificante of asiento %s not asked again: %s", asiento_id, exc)
+            _log.warning("%s of asiento %s not asked again: %s", what, asiento_id, exc)
             continue
         hechas += 1
     return hechas
+
+
+async def reanudar_justificantes(uow: UnitOfWork, cutoff: datetime) -> int:
+    """Asks again for the tenant's justificantes stalled since before ``cutoff``."""
+    return await _reanudar(
+        uow,
+        cutoff,
+        table=justificantes,
+        pendiente=EstadoJustificante.PENDIENTE.value,
+        retry=service.retry_justificante,
+        what="justificante",
+    )
 
 
 async def reanudar_sellos_tiempo(uow: UnitOfWork, cutoff: datetime) -> int:
     """Asks again for the tenant's register time-stamps stalled since before ``cutoff``."""
-    hechas = 0
-    pendiente = sello_tiempo.EstadoSello.PENDIENTE.value
-    for asiento_id in await _estancadas(uow, sello_tiempo.sellos_tiempo, pendiente, cutoff):
-        try:
-            await sello_tiempo.retry_sello(uow, asiento_id=asiento_id, stalled_before=cutoff)
-        except Conflict as exc:
-            _log.warning("time-stamp of asiento %s not asked again: %s", asiento_id, exc)
-            continue
-        hechas += 1
-    return hechas
+    return await _reanudar(
+        uow,
+        cutoff,
+        table=sello_tiempo.sellos_tiempo,
+        pendiente=sello_tiempo.EstadoSello.PENDIENTE.value,
+        retry=sello_tiempo.retry_sello,
+        what="time-stamp",
+    )
 
 
 ESCANERES = (

@@ -35,7 +35,10 @@ REGISTRATIONS = 60
 # The platform is killed once this many registrations were answered.
 KILL_AFTER = 25
 IN_FLIGHT = 6
-RECOVERY_SECONDS = 300.0
+# The issue asks for every entrada complete within a minute of the restart, which an
+# idle machine does (the test prints how long it took). The deadline is wider so that
+# a loaded CI machine tells "slow" from "lost": a lost event never completes at all.
+RECOVERY_SECONDS = 180.0
 TENANT = "03014"
 
 
@@ -81,13 +84,11 @@ def _stream_and_kill(platform: RunningPlatform, bodies: dict[str, dict]) -> dict
 
 
 def _complete(client: httpx.Client, asiento_id: str) -> bool:
-    """One expediente, an issued justificante and a time-stamp: everything an entrada gets."""
-    expedientes = client.get("/api/v1/tramitador/expedientes", params={"asiento_id": asiento_id})
-    assert expedientes.status_code == 200, expedientes.text
-    items = expedientes.json()["items"]
-    assert len(items) <= 1, f"asiento {asiento_id} opened {len(items)} expedientes"
-    if not items:
-        return False
+    """One expediente, an issued justificante and a time-stamp: everything an entrada gets.
+
+    The justificante, the longest chain, is asked first, so that polling an entrada
+    still on its way costs one request.
+    """
     justificante = client.get(
         f"/api/v1/registro/asientos/{asiento_id}/justificante", follow_redirects=False
     )
@@ -99,7 +100,11 @@ def _complete(client: httpx.Client, asiento_id: str) -> bool:
         assert sello.status_code == 202, sello.text
         return False
     assert sello.json()["estado"] == "sellado", sello.text
-    return True
+    expedientes = client.get("/api/v1/tramitador/expedientes", params={"asiento_id": asiento_id})
+    assert expedientes.status_code == 200, expedientes.text
+    items = expedientes.json()["items"]
+    assert len(items) <= 1, f"asiento {asiento_id} opened {len(items)} expedientes"
+    return len(items) == 1
 
 
 def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
@@ -138,12 +143,11 @@ def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
                     pending.discard(asiento_id)
                     recovered = time.monotonic() - restarted
             if pending:
-                time.sleep(1)
+                time.sleep(2)
     assert not pending, (
         f"{len(pending)} of {REGISTRATIONS} entradas incomplete {RECOVERY_SECONDS:.0f} s "
         f"after the restart:\n{again.log()[-6000:]}"
     )
-    assert recovered <= RECOVERY_SECONDS
     print(
         f"{len(before_kill)} answered before the kill; every key retried {retried:.1f} s and "
         f"every entrada complete {recovered:.1f} s after the restart"

@@ -28,7 +28,14 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-def _runtime(platform: Any, settings: Settings, transport: InProcessTransport, consumers):
+def _runtime(
+    platform: Any, settings: Settings, transport: InProcessTransport, rapido: Any, lento: Any
+) -> ServiceRuntime:
+    """A tramitador with two consumers of the same event, one quick and one slow."""
+    consumers = [
+        ConsumerSpec("durable-rapido", [ASIENTO_REGISTRADO], rapido),
+        ConsumerSpec("durable-lento", [ASIENTO_REGISTRADO], lento),
+    ]
     return ServiceRuntime(
         name="tramitador",
         settings=settings,
@@ -60,15 +67,7 @@ async def test_event_handed_over_but_not_in_an_inbox_is_delivered_after_a_restar
         applied["lento"].append(event.id)
 
     first_bus = InProcessTransport()
-    first = _runtime(
-        platform,
-        settings,
-        first_bus,
-        [
-            ConsumerSpec("durable-rapido", [ASIENTO_REGISTRADO], rapido),
-            ConsumerSpec("durable-lento", [ASIENTO_REGISTRADO], muere_antes_de_su_inbox),
-        ],
-    )
+    first = _runtime(platform, settings, first_bus, rapido, muere_antes_de_su_inbox)
     event_id = ""
     try:
         async with first.unit_of_work(tenant, Actor.system("prueba")) as uow:
@@ -92,15 +91,7 @@ async def test_event_handed_over_but_not_in_an_inbox_is_delivered_after_a_restar
             assert row.sent_at is None, "handed to a queue is not delivered"
 
         second_bus = InProcessTransport()
-        second = _runtime(
-            platform,
-            settings,
-            second_bus,
-            [
-                ConsumerSpec("durable-rapido", [ASIENTO_REGISTRADO], rapido),
-                ConsumerSpec("durable-lento", [ASIENTO_REGISTRADO], lento),
-            ],
-        )
+        second = _runtime(platform, settings, second_bus, rapido, lento)
         await second.start()
         try:
             await eventually(lambda: applied["lento"] == [event_id], timeout=10)
