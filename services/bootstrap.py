@@ -82,6 +82,13 @@ class Platform:
     runtimes: dict[str, ServiceRuntime] = field(default_factory=dict)
     apps: dict[str, FastAPI] = field(default_factory=dict)
 
+    async def start(self) -> None:
+        """Subscribes every service's consumers, then starts relays and reconcilers."""
+        for runtime in self.runtimes.values():
+            await runtime.subscribe()
+        for runtime in self.runtimes.values():
+            await runtime.start()
+
     async def close(self) -> None:
         """Stops the runtimes, then the transport, then the database pool."""
         for runtime in self.runtimes.values():

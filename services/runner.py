@@ -97,6 +97,9 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
     try:
         settings = await _prepare_database(settings, embedded)
         platform = await build_platform(settings, list(SERVICES))
+        # Before serving: every queue exists before a relay publishes (the apps'
+        # lifespans then find their runtimes started).
+        await platform.start()
         _install_signals(serving)
         tasks = []
         urls: dict[str, str] = {}

@@ -66,6 +66,9 @@ def settings(
         outbox_poll_seconds=0.2,
         bus_retry_base_seconds=0.01,
         bus_max_attempts=3,
+        # Off: a pass at every platform start would pick up other tests' old rows;
+        # the reconciler's own tests run it explicitly.
+        reconciler_period_seconds=0,
         log_json=False,
     )
 
@@ -103,7 +106,6 @@ async def inprocess_platform(settings: Settings) -> AsyncIterator[Platform]:
     platform = await build_platform(
         settings, ["registro", "tramitador"], transport=InProcessTransport()
     )
-    for runtime in platform.runtimes.values():
-        await runtime.start()
+    await platform.start()
     yield platform
     await platform.close()

@@ -1,8 +1,8 @@
 """Everything one service needs at run time, wired once by the composition root.
 
 A :class:`ServiceRuntime` holds the service's database, kernel tables, contracts,
-transport, token verifier and outbox relay; routes and consumers get it from the
-app state instead of building anything at import time.
+transport, token verifier, outbox relay and reconciler; routes and consumers get it
+from the app state instead of building anything at import time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from services.common.bus.transport import Transport
 from services.common.contracts import ContractRegistry
 from services.common.db import Database
 from services.common.kernel_tables import KernelTables
+from services.common.reconciler import Reconciler
 from services.common.settings import Settings
 from services.common.tenants import TenantDirectory
 from services.common.uow import Actor, UnitOfWork
@@ -48,6 +49,9 @@ class ServiceRuntime:
     # The tenant registry, for services that need a tenant's name or DIR3 code.
     tenants: TenantDirectory | None = None
     relay: OutboxRelay = field(init=False)
+    # Services register their stalled-request scanners on it in create_app.
+    reconciler: Reconciler = field(init=False)
+    _subscribed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.relay = OutboxRelay(
@@ -55,6 +59,13 @@ class ServiceRuntime:
             tables=self.tables,
             transport=self.transport,
             poll_seconds=self.settings.outbox_poll_seconds,
+        )
+        self.reconciler = Reconciler(
+            service=self.name,
+            db=self.db,
+            unit_of_work=self.unit_of_work,
+            period_seconds=self.settings.reconciler_period_seconds,
+            stalled_after_seconds=self.settings.reconciler_stalled_after_seconds,
         )
 
     def unit_of_work(self, tenant_id: str, actor: Actor) -> UnitOfWork:
@@ -83,12 +94,26 @@ class ServiceRuntime:
             after_commit=self.relay.wake,
         )
 
-    async def start(self) -> None:
-        """Starts the relay and subscribes the consumers (the transport is already started)."""
-        self.relay.start()
+    async def subscribe(self) -> None:
+        """Subscribes the consumers once (the transport is already started).
+
+        A process running several services subscribes them all before any relay
+        starts: on the in-process bus, a message published while its queue does not
+        exist yet reaches nobody.
+        """
+        if self._subscribed:
+            return
+        self._subscribed = True
         for spec in self.consumers:
             await self.event_consumer(spec).start(self.transport)
 
+    async def start(self) -> None:
+        """Subscribes the consumers, then starts the relay and the reconciler; idempotent."""
+        await self.subscribe()
+        self.relay.start()
+        self.reconciler.start()
+
     async def stop(self) -> None:
-        """Stops the relay; the composition root closes transport and database."""
+        """Stops the reconciler and the relay; the composition root closes transport and db."""
+        await self.reconciler.stop()
         await self.relay.stop()

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     bus_max_attempts: int = 5
     bus_retry_base_seconds: float = 0.2
     outbox_poll_seconds: float = 1.0
+    # The reconciler picks up requests left half-way (services/common/reconciler.py):
+    # it runs on start and then every period (0 turns it off); a request whose current
+    # attempt is older than stalled_after counts as stalled, and staff may retry it too.
+    reconciler_period_seconds: float = Field(default=60.0, ge=0)
+    reconciler_stalled_after_seconds: float = Field(default=300.0, gt=0)
 
     # Token verification: a JWKS URL or a path to a JWKS file.
     auth_jwks: str | None = None

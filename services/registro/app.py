@@ -13,6 +13,7 @@ from services.registro.intercambios.api import router as intercambios_router
 from services.registro.justificantes.api import router as justificantes_router
 from services.registro.libro.api import router as libro_router
 from services.registro.oficinas.api import router as oficinas_router
+from services.registro.reconciliacion import ESCANERES
 from services.registro.representaciones.api import router as representaciones_router
 from services.registro.sellos_tiempo.api import router as sello_tiempo_router
 
@@ -36,6 +37,8 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         ],
         manage_runtime=manage_runtime,
     )
+    for escaner in ESCANERES:
+        runtime.reconciler.register(escaner)
     # An asiento carries its anexos inline: a body that cannot fit them is refused unread.
     app.add_middleware(
         LimiteCuerpo,

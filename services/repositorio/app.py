@@ -10,6 +10,7 @@ from services.common.runtime import ServiceRuntime
 from services.repositorio import handlers
 from services.repositorio.api import router
 from services.repositorio.emision import api as emision_api
+from services.repositorio.emision import reconciliacion
 from services.repositorio.storage import BlobStore, build_blob_store
 
 NAME = "repositorio"
@@ -48,4 +49,6 @@ def create_app(
         return current
 
     runtime.consumers = handlers.consumers(store, runtime.settings)
+    for escaner in reconciliacion.ESCANERES:
+        runtime.reconciler.register(escaner)
     return app

@@ -38,8 +38,7 @@ def bearer(token: str) -> dict[str, str]:
 async def running_platform(settings: Settings, services: Sequence[str]) -> AsyncIterator[Platform]:
     """The named services on the in-process bus, relays and consumers running."""
     platform = await build_platform(settings, list(services), transport=InProcessTransport())
-    for runtime in platform.runtimes.values():
-        await runtime.start()
+    await platform.start()
     try:
         yield platform
     finally:

@@ -327,23 +327,6 @@ class AmqpTransport(Transport):
 
         return on_message
 
-    async def _handle(self, handler: Handler, delivery: _AmqpDelivery) -> None:
-        """Runs a handler so that its failure never stops the consumer."""
-        try:
-            await handler(delivery)
-        except Exception:
-            log.exception(
-                "bus handler for queue %r failed on message %r",
-                delivery.queue,
-                delivery.message_id,
-            )
-            if delivery.settled:
-                return
-            await asyncio.sleep(self._retry_delay)
-            # Already settled meanwhile, or the channel is gone (the broker requeues it then).
-            with contextlib.suppress(RuntimeError, TransportUnavailable):
-                await delivery.reject(requeue=True)
-
 
 async def _close_quietly(closable: AbstractConnection | AbstractChannel) -> None:
     """Closes, ignoring a broker that is already gone: there is nothing left to release."""

@@ -6,17 +6,18 @@ competing consumers on a shared queue, a per-consumer prefetch window, manual
 ack/reject and ``redelivered`` on requeue. A message that matches no queue is dropped.
 
 It is not durable. Queued and unacked messages live in memory and are lost when
-:meth:`InProcessTransport.close` runs or the process dies. That is acceptable
-because embedded mode's durability comes from the outbox: an event is written in
-the same transaction as the state change and the relay publishes it again until it
-is confirmed, and consumers' inboxes make the repeat harmless.
+:meth:`InProcessTransport.close` runs or the process dies. Embedded mode's
+durability therefore comes from the outbox, and from when a row counts as sent:
+:meth:`InProcessTransport.publish_safely` returns only once every queue bound to
+the message has had its copy settled by a consumer (acked after its inbox row
+committed, or dead-lettered), so the relay marks the row sent only then. A process
+killed in between leaves the row unsent; the relay of the next start publishes it
+again and the consumers' inboxes skip the copies already applied.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from dataclasses import dataclass, field
 
 from services.common.bus.topic import topic_matches
@@ -30,7 +31,22 @@ from services.common.bus.transport import (
 
 __all__ = ["InProcessTransport"]
 
-log = logging.getLogger(__name__)
+
+class _Receipt:
+    """Tells a safe publisher when every copy of its message has been settled."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(self) -> None:
+        self.pending -= 1
+        if self.pending <= 0 and not self.done.done():
+            self.done.set_result(None)
+
+    def fail(self, reason: str) -> None:
+        if not self.done.done():
+            self.done.set_exception(TransportUnavailable(reason))
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,12 @@ class _Queued:
 
     message: OutgoingMessage
     redelivered: bool = False
+    receipt: _Receipt | None = None
+
+    def settle(self) -> None:
+        """This copy is done with: acked, dropped, or gone with its queue."""
+        if self.receipt is not None:
+            self.receipt.settle()
 
 
 @dataclass
@@ -71,7 +93,7 @@ class _InProcessDelivery(Delivery):
         self.queue = queue.name
         self._transport = transport
         self._queue = queue
-        self._message = message
+        self._queued = queued
         self._window = window
         self.settled = False
 
@@ -85,12 +107,15 @@ class _InProcessDelivery(Delivery):
     async def ack(self) -> None:
         """Removes the message from its queue for good."""
         self._settle()
+        self._queued.settle()
 
     async def reject(self, *, requeue: bool) -> None:
         """Drops the message, or puts it back (``redelivered`` set) when ``requeue``."""
         self._settle()
         if requeue:
-            self._transport._requeue(self._queue, self._message)
+            self._transport._requeue(self._queue, self._queued)
+        else:
+            self._queued.settle()
 
 
 class InProcessTransport(Transport):
@@ -108,6 +133,7 @@ class InProcessTransport(Transport):
         self._retry_delay = retry_delay
         self._queues: dict[str, _Queue] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._receipts: set[_Receipt] = set()
         self._closed = False
 
     async def start(self) -> None:
@@ -117,8 +143,9 @@ class InProcessTransport(Transport):
     async def close(self, *, grace: float = 5.0) -> None:
         """Stops consuming, lets running handlers finish for ``grace`` seconds, forgets all.
 
-        Messages still queued or unacked are lost: see the module docstring for why
-        that is safe in embedded mode.
+        Messages still queued or unacked are lost, and safe publishers still waiting
+        for them get :class:`TransportUnavailable`, so their outbox rows stay unsent:
+        see the module docstring for why that is safe in embedded mode.
         """
         if self._closed:
             return
@@ -133,13 +160,38 @@ class InProcessTransport(Transport):
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self._queues.clear()
+        for receipt in self._receipts:
+            receipt.fail("the in-process transport closed before its consumers settled")
+        self._receipts.clear()
 
     async def publish(self, message: OutgoingMessage) -> None:
         """Puts one copy in every queue with a matching binding; none matching drops it."""
         self._check_open()
+        self._route(message, None)
+
+    async def publish_safely(self, message: OutgoingMessage) -> None:
+        """Publishes, then waits until a consumer of every matching queue settled its copy.
+
+        A message no queue is bound to is dropped at once, as a broker drops it.
+        Raises :class:`TransportUnavailable` if the transport closes first.
+        """
+        self._check_open()
+        receipt = _Receipt()
+        self._route(message, receipt)
+        if receipt.pending == 0:
+            return
+        self._receipts.add(receipt)
+        try:
+            await asyncio.shield(receipt.done)
+        finally:
+            self._receipts.discard(receipt)
+
+    def _route(self, message: OutgoingMessage, receipt: _Receipt | None) -> None:
         for queue in self._queues.values():
             if any(topic_matches(pattern, message.routing_key) for pattern in queue.bindings):
-                queue.items.put_nowait(_Queued(message))
+                if receipt is not None:
+                    receipt.pending += 1
+                queue.items.put_nowait(_Queued(message, receipt=receipt))
 
     async def subscribe(self, queue: str, bindings: list[str], handler: Handler) -> None:
         """Binds ``queue`` (created on first use) and adds one consumer to it."""
@@ -163,15 +215,20 @@ class InProcessTransport(Transport):
         for task in queue.consumers:
             task.cancel()
         await asyncio.gather(*queue.consumers, return_exceptions=True)
+        while not queue.items.empty():
+            queue.items.get_nowait().settle()
 
     def _check_open(self) -> None:
         if self._closed:
             raise TransportUnavailable("the in-process transport is closed")
 
-    def _requeue(self, queue: _Queue, message: OutgoingMessage) -> None:
-        # A queue deleted meanwhile, or a closed transport, has nowhere to put it.
+    def _requeue(self, queue: _Queue, queued: _Queued) -> None:
+        # A queue deleted meanwhile has nowhere to put it: the copy is gone with it.
+        # (A closed transport has failed every receipt already.)
         if not self._closed and self._queues.get(queue.name) is queue:
-            queue.items.put_nowait(_Queued(message, redelivered=True))
+            queue.items.put_nowait(_Queued(queued.message, True, queued.receipt))
+        else:
+            queued.settle()
 
     async def _consume(self, queue: _Queue, handler: Handler) -> None:
         """One consumer: takes messages while it has room in its prefetch window."""
@@ -190,20 +247,3 @@ class InProcessTransport(Transport):
             # Without yielding, the first consumer would drain a full queue on its own;
             # yielding lets the others take turns, as RabbitMQ's round-robin does.
             await asyncio.sleep(0)
-
-    async def _handle(self, handler: Handler, delivery: _InProcessDelivery) -> None:
-        """Runs a handler so that its failure never stops the consumer."""
-        try:
-            await handler(delivery)
-        except Exception:
-            log.exception(
-                "bus handler for queue %r failed on message %r",
-                delivery.queue,
-                delivery.message_id,
-            )
-            if delivery.settled:
-                return
-            await asyncio.sleep(self._retry_delay)
-            # The handler may have settled it while we slept, from a task it spawned.
-            with contextlib.suppress(RuntimeError):
-                await delivery.reject(requeue=True)

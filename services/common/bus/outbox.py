@@ -2,8 +2,13 @@
 
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several replicas can relay
 the same outbox without publishing a row twice at the same time. A row is marked
-sent only after the broker confirmed it; if the broker is unreachable the rows
-stay and are retried with back-off. At-least-once: consumers deduplicate by id.
+sent only once the transport says the message can no longer be lost
+(:meth:`Transport.publish_safely`: the broker's confirm, or, on the in-process bus,
+every consumer's settlement); if the transport fails the rows stay and are retried
+with back-off, and rows left unsent by a process that died are published by the
+next one. At-least-once: consumers deduplicate by id. A batch is published
+concurrently, so that waiting on in-process consumers costs one handler's time per
+batch, not one per row.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -59,13 +65,22 @@ class OutboxRelay:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name=f"outbox-{self._tables.schema}")
 
-    async def stop(self) -> None:
-        """Stops the loop after the current batch."""
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Stops the loop after the current batch, or abandons the batch after ``grace`` s.
+
+        An abandoned batch's transaction rolls back: its rows stay unsent and the
+        next start publishes them again.
+        """
         self._stopping = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        _, pending = await asyncio.wait({task}, timeout=grace)
+        if pending:
+            _log.warning("outbox relay of %s abandoned its batch on stop", self._tables.schema)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
         backoff = self._poll
@@ -100,41 +115,23 @@ class OutboxRelay:
                 ).all()
                 if not rows:
                     return sent
-                done: list[int] = []
-                failure: TransportUnavailable | None = None
-                for row in rows:
-                    envelope = row.envelope
-                    try:
-                        with publish_span(
-                            f"publish {row.routing_key}",
-                            envelope.get("traceparent"),
-                            {"messaging.destination.name": row.routing_key},
-                        ):
-                            await self._transport.publish(
-                                OutgoingMessage(
-                                    routing_key=row.routing_key,
-                                    body=json.dumps(envelope, ensure_ascii=False).encode(),
-                                    message_id=envelope["id"],
-                                    headers={
-                                        "tenantid": envelope["tenantid"],
-                                        "ce-type": envelope["type"],
-                                        **(
-                                            {"traceparent": envelope["traceparent"]}
-                                            if envelope.get("traceparent")
-                                            else {}
-                                        ),
-                                    },
-                                )
-                            )
-                    except TransportUnavailable as exc:
-                        failure = exc
-                        await session.execute(
-                            update(outbox)
-                            .where(outbox.c.id == row.id)
-                            .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000])
-                        )
-                        break
-                    done.append(row.id)
+                outcomes = await asyncio.gather(
+                    *(self._publish(row.routing_key, row.envelope) for row in rows),
+                    return_exceptions=True,
+                )
+                done = [
+                    row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None
+                ]
+                failure: BaseException | None = None
+                for row, outcome in zip(rows, outcomes, strict=True):
+                    if outcome is None:
+                        continue
+                    failure = failure or outcome
+                    await session.execute(
+                        update(outbox)
+                        .where(outbox.c.id == row.id)
+                        .values(attempts=outbox.c.attempts + 1, last_error=str(outcome)[:2000])
+                    )
                 if done:
                     await session.execute(
                         update(outbox)
@@ -144,3 +141,26 @@ class OutboxRelay:
                     sent += len(done)
             if failure is not None:
                 raise failure
+
+    async def _publish(self, routing_key: str, envelope: dict[str, Any]) -> None:
+        with publish_span(
+            f"publish {routing_key}",
+            envelope.get("traceparent"),
+            {"messaging.destination.name": routing_key},
+        ):
+            await self._transport.publish_safely(
+                OutgoingMessage(
+                    routing_key=routing_key,
+                    body=json.dumps(envelope, ensure_ascii=False).encode(),
+                    message_id=envelope["id"],
+                    headers={
+                        "tenantid": envelope["tenantid"],
+                        "ce-type": envelope["type"],
+                        **(
+                            {"traceparent": envelope["traceparent"]}
+                            if envelope.get("traceparent")
+                            else {}
+                        ),
+                    },
+                )
+            )

@@ -10,6 +10,7 @@ from services.common.deps import (
     RuntimeDep,
     actor_of,
 )
+from services.common.reconciler import stalled_before
 from services.registro.api import (
     PROBLEMAS,
     RegistroOCiudadano,
@@ -115,11 +116,16 @@ async def consultar_justificante(
     response_model=JustificantePendiente,
     responses=PROBLEMAS,
     summary="Vuelve a pedir un justificante que no se pudo emitir",
+    description="Pide de nuevo el justificante como una solicitud nueva al repositorio. 409 "
+    "si ya está emitido, o en emisión desde hace menos de RECONCILER_STALLED_AFTER_SECONDS "
+    "(una emisión más antigua se da por perdida y se pide de nuevo).",
 )
 async def reintentar_justificante(
     asiento_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
 ) -> JSONResponse:
-    """A failed justificante is asked for again, as a new request to the repositorio."""
+    """A failed or stalled justificante is asked for again, as a new request to the repositorio."""
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        await service.reintentar_justificante(uow, asiento_id=asiento_id)
+        await service.reintentar_justificante(
+            uow, asiento_id=asiento_id, stalled_before=stalled_before(runtime.settings)
+        )
     return _pendiente(asiento_id)

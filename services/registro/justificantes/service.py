@@ -218,15 +218,22 @@ async def consultar_justificante(
     return JustificanteRead.model_validate(row) if row else None
 
 
-async def reintentar_justificante(uow: UnitOfWork, *, asiento_id: str) -> JustificanteRead:
-    """Asks again for a justificante whose issuing failed, as a new request.
+async def reintentar_justificante(
+    uow: UnitOfWork, *, asiento_id: str, stalled_before: datetime | None = None
+) -> JustificanteRead:
+    """Asks again for a justificante whose issuing failed or stalled, as a new request.
 
     An asiento with no request at all (registered before justificantes existed)
-    gets its first one here.
+    gets its first one here. A pending request asked for before ``stalled_before``
+    has stalled (its answer is not coming) and may be asked for again too.
     """
     asiento = await consultar_asiento(uow.session, tenant_id=uow.tenant_id, asiento_id=asiento_id)
     row = await _justificante_row(uow.session, asiento_id=asiento.id, for_update=True)
-    if row is not None and row["estado"] == EstadoJustificante.PENDIENTE.value:
+    if (
+        row is not None
+        and row["estado"] == EstadoJustificante.PENDIENTE.value
+        and (stalled_before is None or row["solicitado_en"] >= stalled_before)
+    ):
         raise Conflict(f"El justificante del asiento {asiento.numero} ya se está emitiendo.")
     if row is not None and row["estado"] == EstadoJustificante.EMITIDO.value:
         raise Conflict(f"El justificante del asiento {asiento.numero} ya está emitido.")

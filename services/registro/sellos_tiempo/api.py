@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from services.common.db import tenant_transaction
 from services.common.deps import RuntimeDep, actor_of
 from services.common.errors import problem_responses
+from services.common.reconciler import stalled_before
 from services.registro.api import RegistroUser, fallida, pendiente
 from services.registro.sellos_tiempo import service
 from services.registro.sellos_tiempo.domain import EstadoSello
@@ -155,13 +156,16 @@ async def descargar_datos(
     response_model=SelloTiempoRead,
     responses=_problems,
     summary="Vuelve a pedir un sello de tiempo que falló",
-    description="Pide de nuevo el sello sobre los mismos datos guardados. 409 si está "
-    "pendiente o ya sellado.",
+    description="Pide de nuevo el sello sobre los mismos datos guardados. 409 si ya está "
+    "sellado, o pendiente desde hace menos de RECONCILER_STALLED_AFTER_SECONDS (una "
+    "petición más antigua se da por perdida y se pide de nuevo).",
 )
 async def reintentar_sello(
     asiento_id: str, request: Request, runtime: RuntimeDep, principal: RegistroUser
 ) -> JSONResponse:
-    """A failed time-stamp is asked for again, as a new request to the sellado."""
+    """A failed or stalled time-stamp is asked for again, as a new request to the sellado."""
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        sello = await service.reintentar_sello(uow, asiento_id=asiento_id)
+        sello = await service.reintentar_sello(
+            uow, asiento_id=asiento_id, stalled_before=stalled_before(runtime.settings)
+        )
     return _pendiente(asiento_id, sello)

@@ -264,11 +264,14 @@ async def token_de(session: AsyncSession, *, asiento_id: str) -> bytes | None:
     return bytes(token) if token is not None else None
 
 
-async def reintentar_sello(uow: UnitOfWork, *, asiento_id: str) -> SelloTiempoRead:
-    """Asks again for a time-stamp that failed, over the same kept bytes, as a new request.
+async def reintentar_sello(
+    uow: UnitOfWork, *, asiento_id: str, stalled_before: datetime | None = None
+) -> SelloTiempoRead:
+    """Asks again for a time-stamp that failed or stalled, over the same kept bytes.
 
     An asiento with no request at all (registered before time-stamps existed) gets
-    its first one here; a pending or sealed one is a 409.
+    its first one here; a sealed one is a 409, and so is a pending one unless it
+    was asked for before ``stalled_before`` (its answer is not coming).
     """
     asiento = await asientos_service.consultar_asiento(
         uow.session, tenant_id=uow.tenant_id, asiento_id=asiento_id
@@ -278,7 +281,9 @@ async def reintentar_sello(uow: UnitOfWork, *, asiento_id: str) -> SelloTiempoRe
         nuevo = await _primera_solicitud(uow, asiento=asiento)
         _audit(uow, "solicitar-sello-tiempo", None, nuevo)
         return _read(nuevo)
-    if row["estado"] == EstadoSello.PENDIENTE.value:
+    if row["estado"] == EstadoSello.PENDIENTE.value and (
+        stalled_before is None or row["solicitado_en"] >= stalled_before
+    ):
         raise Conflict(f"El sello de tiempo del asiento {asiento.numero} ya se está pidiendo.")
     if row["estado"] == EstadoSello.SELLADO.value:
         raise Conflict(f"El asiento {asiento.numero} ya tiene su sello de tiempo.")
