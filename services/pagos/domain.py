@@ -18,10 +18,14 @@ Every step is kept in a breakdown, so the citizen sees why the amount is what it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
+
+from stdnum.es import cif, nie, nif
+from stdnum.exceptions import ValidationError as StdnumError
 
 from services.pagos.dinero import a_centimos, a_euros, redondear
 
@@ -35,7 +39,9 @@ __all__ = [
     "ReglaConcepto",
     "ReglaNoAplicable",
     "calcular",
+    "normalizar_identificador",
     "puede_pasar",
+    "tipo_de_identificador",
 ]
 
 
@@ -245,3 +251,27 @@ def calcular(regla: ReglaConcepto, declarados: Mapping[str, Any]) -> Calculo:
         pasos.append({"paso": "total bonificado", "importe": f"-{descuento}"})
     pasos.append({"paso": "a ingresar", "importe": str(cuota)})
     return Calculo(a_centimos(cuota), False, pasos)
+
+
+_PASAPORTE = re.compile(r"^[A-Z0-9]{3,20}$")
+
+
+def normalizar_identificador(tipo: str, valor: str) -> str:
+    """An obligado's identity number checked (NIF, NIE, CIF by their control character)."""
+    compacto = re.sub(r"[\s.\-/]", "", valor).upper()
+    validadores = {"NIF": nif.validate, "NIE": nie.validate, "CIF": cif.validate}
+    if tipo in validadores:
+        if tipo == "NIF" and compacto[:1] in ("X", "Y", "Z"):
+            raise ValueError("NIF no válido: empieza por X, Y o Z, es un NIE")
+        try:
+            return str(validadores[tipo](compacto))
+        except StdnumError as exc:
+            raise ValueError(f"{tipo} no válido: {exc}") from exc
+    if not _PASAPORTE.match(compacto):
+        raise ValueError("PASAPORTE no válido: de 3 a 20 letras o cifras")
+    return compacto
+
+
+def tipo_de_identificador(valor: str) -> Literal["NIF", "NIE"]:
+    """The kind of a NIF claim of a citizen's token (NIE when it starts with X, Y or Z)."""
+    return "NIE" if valor[:1] in ("X", "Y", "Z") else "NIF"

@@ -1,0 +1,84 @@
+"""Helpers of the pagos tests: a configured tenant with its tokens, and a liquidación."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.support.platforms import bearer
+
+__all__ = ["CLAVE_PRUEBAS", "Entidad", "configurar", "liquidacion"]
+
+# Redsys' public test key (its test environment's published merchant 999008881).
+CLAVE_PRUEBAS = "sq7HjrUOBfKmC576ILgskD5srU870gJ7"
+
+
+@dataclass
+class Entidad:
+    """A configured tenant and tokens of its staff, admin and one citizen."""
+
+    tenant: str
+    staff: dict[str, str]
+    admin: dict[str, str]
+    ciudadano: dict[str, str]
+    nif: str
+
+
+async def configurar(
+    client: httpx.AsyncClient,
+    new_tenant: Callable[..., Any],
+    token: Callable[..., str],
+    *,
+    redsys_url: str = "https://sis-t.redsys.es:25443/sis/realizarPago",
+    nif: str = "12345678Z",
+) -> Entidad:
+    """A fresh tenant with emisora and Redsys configured."""
+    tenant = await new_tenant()
+    admin = bearer(token(tenant, "admin", sub="admin"))
+    respuesta = await client.put(
+        "/api/v1/pagos/configuracion",
+        headers=admin,
+        json={
+            "redsys": {
+                "comercio": "999008881",
+                "terminal": "1",
+                "clave": CLAVE_PRUEBAS,
+                "url": redsys_url,
+            },
+            "cuaderno60": {"emisora": "030140"},
+        },
+    )
+    assert respuesta.status_code == 200, respuesta.text
+    return Entidad(
+        tenant=tenant,
+        staff=bearer(token(tenant, "pagos", sub="tesoreria")),
+        admin=admin,
+        ciudadano=bearer(token(tenant, "ciudadano", sub="maria", nif=nif)),
+        nif=nif,
+    )
+
+
+async def liquidacion(
+    client: httpx.AsyncClient, entidad: Entidad, *, importe: str = "159.00", **extra: Any
+) -> dict[str, Any]:
+    """Issues a liquidación in the entity's citizen's name and returns its view."""
+    respuesta = await client.post(
+        "/api/v1/pagos/liquidaciones",
+        headers=entidad.staff,
+        json={
+            "concepto": "Tasa por licencia de obra menor",
+            "importe": importe,
+            "obligado": {
+                "tipo_identificador": "NIF",
+                "identificador": entidad.nif,
+                "nombre": "María García",
+            },
+            **extra,
+        },
+    )
+    assert respuesta.status_code == 201, respuesta.text
+    datos: dict[str, Any] = respuesta.json()
+    return datos
