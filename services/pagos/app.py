@@ -1,4 +1,8 @@
-"""The pagos service app: liquidaciones, Cuaderno 60 references and card payments via Redsys."""
+"""The pagos service app: liquidaciones, Cuaderno 60 references and card payments via Redsys.
+
+In development it also serves the Redsys simulator, so ``make dev`` runs the whole
+card flow without a bank.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from services.common.app_factory import create_service_app
 from services.common.public_paths import PublicPath
 from services.common.runtime import ServiceRuntime
 from services.pagos import api
+from services.pagos.simulador import router_simulador
 
 NAME = "pagos"
 
@@ -15,12 +20,17 @@ NAME = "pagos"
 # signature with the council's merchant key is the credential.
 PUBLIC_PATHS = (
     PublicPath("/pagos/redsys/notificacion", NAME, "redsys/notificacion", methods=("POST",)),
+    # The Redsys simulator's pages, served only in development (404 elsewhere).
+    *(
+        PublicPath(f"/simulador-redsys/sis/{p}", NAME, f"simulador-redsys/sis/{p}", ("POST",))
+        for p in ("realizarPago", "confirmar")
+    ),
 )
 
 
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
     """Builds the pagos app around its runtime."""
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Consistorio · pagos",
         description="Liquidaciones y autoliquidaciones, referencias de Cuaderno 60, pago con "
@@ -28,3 +38,9 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         routers=[api.router],
         manage_runtime=manage_runtime,
     )
+    if runtime.settings.environment == "development":
+        # `make dev` pays against a stand-in for Redsys' page: configure a tenant's Redsys
+        # URL as <public base URL>/simulador-redsys/sis/realizarPago (docs/pagos.md).
+        app.include_router(router_simulador(), prefix=f"{api.PREFIX}/simulador-redsys")
+        app.state.redsys_cliente = None
+    return app
