@@ -9,6 +9,7 @@ its signature is its credential.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -24,10 +25,16 @@ from services.common.deps import (
     require_any_role,
     require_role,
 )
-from services.common.errors import Forbidden, problem_responses
+from services.common.errors import (
+    FieldError,
+    Forbidden,
+    PayloadTooLarge,
+    Unprocessable,
+    problem_responses,
+)
 from services.common.idempotency import Created, run_idempotent
 from services.common.uow import Actor
-from services.pagos import service, tarjeta
+from services.pagos import cobros, cuaderno60, service, tarjeta
 from services.pagos.domain import tipo_de_identificador
 from services.pagos.schemas import (
     AnulacionCreate,
@@ -38,6 +45,7 @@ from services.pagos.schemas import (
     ConfiguracionRead,
     ConfiguracionUpdate,
     DevolucionCreate,
+    InformeCobros,
     LiquidacionCreate,
     LiquidacionPage,
     LiquidacionRead,
@@ -192,6 +200,51 @@ async def marcar_vencidas(
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         n = await service.marcar_vencidas(uow, hoy=datetime.now(UTC).date())
     return {"vencidas": n}
+
+
+# A bank's daily file is a few hundred kilobytes; this is far above any real one.
+MAX_FICHERO_COBROS = 5 * 1024 * 1024
+
+
+async def _leer_limitado(request: Request, limite: int) -> bytes:
+    """The request body, refusing it (413) as soon as it passes ``limite`` bytes."""
+    declarado = request.headers.get("content-length")
+    if declarado and declarado.isdigit() and int(declarado) > limite:
+        raise PayloadTooLarge(f"El fichero supera {limite} bytes.")
+    partes: list[bytes] = []
+    leidos = 0
+    async for parte in request.stream():
+        leidos += len(parte)
+        if leidos > limite:
+            raise PayloadTooLarge(f"El fichero supera {limite} bytes.")
+        partes.append(parte)
+    return b"".join(partes)
+
+
+@router.post(
+    "/cobros",
+    response_model=InformeCobros,
+    responses=problem_responses(401, 403, 409, 413, 422),
+    summary="Importa el fichero de cobros de Cuaderno 60 de un banco",
+    openapi_extra={
+        "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}, "required": True}
+    },
+)
+async def importar_cobros(
+    request: Request, runtime: RuntimeDep, principal: PagosUser
+) -> InformeCobros:
+    """Marks paid, once per NRC, the liquidaciones the bank collected; reports every line."""
+    crudo = await _leer_limitado(request, MAX_FICHERO_COBROS)
+    # Bank files are ISO-8859-1; parsing a large one is CPU work, off the event loop.
+    try:
+        fichero = await asyncio.to_thread(cuaderno60.leer_fichero_cobros, crudo.decode("latin-1"))
+    except cuaderno60.FicheroNoValido as exc:
+        raise Unprocessable(
+            f"Fichero de cobros no válido: {exc}", errors=[FieldError("body", str(exc))]
+        ) from exc
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        informe = await cobros.importar_cobros(uow, fichero=fichero)
+    return InformeCobros.model_validate(informe.__dict__)
 
 
 # --- ordenanza conceptos and autoliquidaciones ---------------------------------------------

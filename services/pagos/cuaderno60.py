@@ -31,12 +31,17 @@ from dataclasses import dataclass
 from datetime import date
 
 __all__ = [
+    "LONGITUD_REGISTRO",
     "DatosCuaderno60",
+    "FicheroCobros",
+    "FicheroNoValido",
+    "LineaCobro",
     "ReferenciaNoValida",
     "codigo_barras",
     "digitos_control",
     "identificacion_modalidad1",
     "identificacion_modalidad2",
+    "leer_fichero_cobros",
     "liquidacion_modalidad2",
     "validar_emisora",
 ]
@@ -130,3 +135,128 @@ def codigo_barras(datos: DatosCuaderno60) -> str:
         f"{_FORMATO[datos.modalidad]}{datos.emisora}{datos.referencia}"
         f"{datos.identificacion}{datos.importe_centimos:0{ancho}d}0"
     )
+
+
+# --- the bank's cobros file ---------------------------------------------------------------
+#
+# Records of 120 characters, one per line, as the collaborating bank sends them:
+#
+#   01 cabecera   01 | emisora (6) | fecha de creación AAAAMMDD (8) | relleno
+#   02 detalle    02 | emisora (6) | entidad (4) | oficina (4) | fecha de cobro AAAAMMDD (8)
+#                 | referencia (12) | identificación (10) | importe en céntimos (10)
+#                 | NRC (22) | relleno
+#   03 totales    03 | emisora (6) | número de detalles (8) | importe total en céntimos (14)
+#                 | relleno
+#
+# The NRC (Número de Referencia Completo, 22 characters) is the bank's proof of each
+# payment and what makes a line unique.
+
+LONGITUD_REGISTRO = 120
+
+
+@dataclass(frozen=True)
+class LineaCobro:
+    """One payment the bank collected (a detail record)."""
+
+    linea: int
+    emisora: str
+    entidad: str
+    oficina: str
+    fecha_cobro: date
+    referencia: str
+    identificacion: str
+    importe_centimos: int
+    nrc: str
+
+
+@dataclass(frozen=True)
+class FicheroCobros:
+    """A parsed cobros file: its payments, and the lines that could not be read."""
+
+    cobros: list[LineaCobro]
+    errores: list[tuple[int, str]]
+
+
+class FicheroNoValido(ValueError):
+    """A file whose structure (header, totals) does not hold: nothing in it is applied."""
+
+
+def _fecha(texto: str) -> date:
+    return date(int(texto[:4]), int(texto[4:6]), int(texto[6:8]))
+
+
+def leer_fichero_cobros(texto: str) -> FicheroCobros:
+    """Parses the bank's file; a line that cannot be read is reported, the totals must agree."""
+    cobros: list[LineaCobro] = []
+    errores: list[tuple[int, str]] = []
+    totales: tuple[int, int] | None = None
+    cabeceras = 0
+    for numero, bruta in enumerate(texto.splitlines(), start=1):
+        linea = bruta.rstrip("\r\n")
+        if not linea.strip():
+            continue
+        if len(linea.rstrip()) > LONGITUD_REGISTRO:
+            errores.append((numero, f"registro de más de {LONGITUD_REGISTRO} caracteres"))
+            continue
+        linea = linea.ljust(LONGITUD_REGISTRO)
+        tipo = linea[:2]
+        if tipo == "01":
+            cabeceras += 1
+            continue
+        if tipo == "03":
+            if not (linea[8:16].isdigit() and linea[16:30].isdigit()):
+                raise FicheroNoValido(f"línea {numero}: registro de totales mal formado")
+            totales = (int(linea[8:16]), int(linea[16:30]))
+            continue
+        if tipo != "02":
+            errores.append((numero, f"tipo de registro desconocido {tipo!r}"))
+            continue
+        campos = {
+            "emisora": linea[2:8],
+            "entidad": linea[8:12],
+            "oficina": linea[12:16],
+            "fecha": linea[16:24],
+            "referencia": linea[24:36],
+            "identificacion": linea[36:46],
+            "importe": linea[46:56],
+        }
+        malos = [nombre for nombre, valor in campos.items() if not valor.isdigit()]
+        nrc = linea[56:78].strip()
+        if malos or len(nrc) != 22 or not nrc.isalnum():
+            errores.append((numero, "campos no válidos: " + ", ".join(malos or ["nrc"])))
+            continue
+        try:
+            fecha = _fecha(campos["fecha"])
+        except ValueError:
+            errores.append((numero, "fecha de cobro no válida"))
+            continue
+        cobros.append(
+            LineaCobro(
+                linea=numero,
+                emisora=campos["emisora"],
+                entidad=campos["entidad"],
+                oficina=campos["oficina"],
+                fecha_cobro=fecha,
+                referencia=campos["referencia"],
+                identificacion=campos["identificacion"],
+                importe_centimos=int(campos["importe"]),
+                nrc=nrc,
+            )
+        )
+    if cabeceras != 1:
+        raise FicheroNoValido("el fichero debe tener un registro de cabecera (01)")
+    if totales is None:
+        raise FicheroNoValido("el fichero no tiene registro de totales (03)")
+    leidos = len(cobros) + sum(1 for _, motivo in errores if motivo.startswith("campos"))
+    leidos += sum(1 for _, motivo in errores if motivo.startswith("fecha"))
+    if totales[0] != leidos:
+        raise FicheroNoValido(
+            f"el registro de totales dice {totales[0]} cobros y el fichero trae {leidos}"
+        )
+    if not any(m.startswith(("campos", "fecha")) for _, m in errores):
+        suma = sum(c.importe_centimos for c in cobros)
+        if totales[1] != suma:
+            raise FicheroNoValido(
+                f"el importe total ({totales[1]}) no es la suma de los cobros ({suma})"
+            )
+    return FicheroCobros(cobros, errores)

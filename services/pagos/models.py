@@ -100,3 +100,21 @@ intentos = Table(
 # The one way across tenants: the tenant of a card attempt, from its order number.
 TENANT_DE_ORDEN_FN = f"{SCHEMA}.tenant_de_orden"
 ORDEN_SEQ = f"{SCHEMA}.orden_seq"
+
+# One row per NRC the council's banks reported: the unique key that makes a payment
+# apply once, whatever file or how many times it comes in.
+cobros = Table(
+    "cobros",
+    metadata,
+    Column("tenant_id", String(5), primary_key=True),
+    Column("nrc", String(22), primary_key=True),
+    Column("importacion_id", UUID(as_uuid=False), nullable=False),
+    Column("liquidacion_id", UUID(as_uuid=False)),
+    Column("referencia", String(12), nullable=False),
+    Column("importe_centimos", BigInteger, nullable=False),
+    Column("fecha_cobro", Date, nullable=False),
+    Column("entidad", String(4), nullable=False),
+    Column("oficina", String(4), nullable=False),
+    Column("resultado", String(12), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

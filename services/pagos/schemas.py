@@ -30,6 +30,7 @@ __all__ = [
     "ConfiguracionRead",
     "ConfiguracionUpdate",
     "DevolucionCreate",
+    "InformeCobros",
     "LiquidacionCreate",
     "LiquidacionPage",
     "LiquidacionRead",
@@ -257,3 +258,14 @@ class PagoTarjetaRead(BaseModel):
     ds_merchant_parameters: str = Field(alias="Ds_MerchantParameters")
     ds_signature: str = Field(alias="Ds_Signature")
     orden: str = Field(description="Número de pedido de este intento")
+
+
+class InformeCobros(BaseModel):
+    """What an import of the bank's cobros file did, line by line."""
+
+    importacion_id: str
+    aplicados: list[dict[str, str | int]]
+    duplicados: list[dict[str, str | int]]
+    desconocidos: list[dict[str, str | int]]
+    rechazados: list[dict[str, str | int]]
+    ilegibles: list[dict[str, str | int]]

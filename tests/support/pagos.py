@@ -10,7 +10,14 @@ import httpx
 
 from tests.support.platforms import bearer
 
-__all__ = ["CLAVE_PRUEBAS", "Entidad", "configurar", "liquidacion"]
+__all__ = [
+    "CLAVE_PRUEBAS",
+    "Entidad",
+    "configurar",
+    "fichero_cobros",
+    "linea_cobro",
+    "liquidacion",
+]
 
 # Redsys' public test key (its test environment's published merchant 999008881).
 CLAVE_PRUEBAS = "sq7HjrUOBfKmC576ILgskD5srU870gJ7"
@@ -82,3 +89,28 @@ async def liquidacion(
     assert respuesta.status_code == 201, respuesta.text
     datos: dict[str, Any] = respuesta.json()
     return datos
+
+
+def linea_cobro(
+    *,
+    emisora: str,
+    referencia: str,
+    identificacion: str,
+    importe: int,
+    nrc: str,
+    fecha: str = "20261202",
+    entidad: str = "2100",
+    oficina: str = "0001",
+) -> str:
+    """A detail record (02) of a Cuaderno 60 cobros file, 120 characters."""
+    return (
+        f"02{emisora}{entidad}{oficina}{fecha}{referencia}{identificacion}{importe:010d}{nrc}"
+    ).ljust(120)
+
+
+def fichero_cobros(emisora: str, detalles: list[str], *, total: int | None = None) -> str:
+    """A whole cobros file: header, the detail records, and totals (computed unless given)."""
+    suma = sum(int(d[46:56]) for d in detalles) if total is None else total
+    cabecera = f"01{emisora}20261202".ljust(120)
+    totales = f"03{emisora}{len(detalles):08d}{suma:014d}".ljust(120)
+    return "\r\n".join([cabecera, *detalles, totales]) + "\r\n"

@@ -23,6 +23,7 @@ from services.pagos.domain import (
     calcular,
     puede_pasar,
 )
+from tests.support.pagos import fichero_cobros, linea_cobro
 
 # --- money ---------------------------------------------------------------------------
 
@@ -344,3 +345,71 @@ def test_exemption_and_bonuses() -> None:
     assert calcular(regla, {"antiguedad": "4"}).importe_centimos == 10000
     desglose = calcular(regla, {"familia_numerosa": True}).desglose
     assert desglose[-1] == {"paso": "a ingresar", "importe": "50.00"}
+
+
+# --- the cobros file -----------------------------------------------------------------------
+
+NRC = "2026120221000001ABCDEF"
+
+
+def _detalle(referencia: str = "260000004293", importe: int = 15900, nrc: str = NRC) -> str:
+    return linea_cobro(
+        emisora="030140",
+        referencia=referencia,
+        identificacion="1123266365",
+        importe=importe,
+        nrc=nrc,
+    )
+
+
+def test_a_cobros_file_is_read_record_by_record() -> None:
+    texto = fichero_cobros("030140", [_detalle(), _detalle("260000004310", 2500, "B" * 22)])
+    leido = cuaderno60.leer_fichero_cobros(texto)
+    assert leido.errores == []
+    primero = leido.cobros[0]
+    assert (primero.linea, primero.emisora, primero.referencia, primero.identificacion) == (
+        2,
+        "030140",
+        "260000004293",
+        "1123266365",
+    )
+    assert (primero.importe_centimos, primero.nrc, primero.fecha_cobro) == (
+        15900,
+        NRC,
+        date(2026, 12, 2),
+    )
+    assert (primero.entidad, primero.oficina) == ("2100", "0001")
+    assert [c.importe_centimos for c in leido.cobros] == [15900, 2500]
+
+
+def test_unreadable_lines_are_reported_not_applied() -> None:
+    malo = _detalle().replace("1123266365", "11232663XX")
+    desconocido = "09" + " " * 118
+    texto = fichero_cobros("030140", [_detalle(), malo], total=15900 + 15900)
+    texto = texto.replace("\r\n03", "\r\n" + desconocido + "\r\n03")
+    leido = cuaderno60.leer_fichero_cobros(texto)
+    assert [c.linea for c in leido.cobros] == [2]
+    assert [n for n, _ in leido.errores] == [3, 4]
+    assert "identificacion" in leido.errores[0][1]
+    assert "desconocido" in leido.errores[1][1]
+
+
+@pytest.mark.parametrize(
+    ("texto", "motivo"),
+    [
+        (fichero_cobros("030140", [_detalle()], total=1), "importe total"),
+        (fichero_cobros("030140", [_detalle()]).split("\r\n", 1)[1], "cabecera"),
+        ("\r\n".join(fichero_cobros("030140", [_detalle()]).split("\r\n")[:2]), "totales"),
+    ],
+)
+def test_a_file_whose_structure_does_not_hold_is_refused(texto: str, motivo: str) -> None:
+    with pytest.raises(cuaderno60.FicheroNoValido, match=motivo):
+        cuaderno60.leer_fichero_cobros(texto)
+
+
+def test_the_totals_count_every_detail_record() -> None:
+    texto = fichero_cobros("030140", [_detalle()])
+    cabecera, detalle, totales, _ = texto.split("\r\n")
+    totales = totales[:8] + "00000002" + totales[16:]
+    with pytest.raises(cuaderno60.FicheroNoValido, match="2 cobros"):
+        cuaderno60.leer_fichero_cobros("\r\n".join([cabecera, detalle, totales]))
