@@ -10,7 +10,7 @@ its signature is its credential.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -34,7 +34,7 @@ from services.common.errors import (
 )
 from services.common.idempotency import Created, run_idempotent
 from services.common.uow import Actor
-from services.pagos import cobros, cuaderno60, service, tarjeta
+from services.pagos import cobros, conciliacion, cuaderno60, service, tarjeta
 from services.pagos.domain import tipo_de_identificador
 from services.pagos.schemas import (
     AnulacionCreate,
@@ -42,6 +42,7 @@ from services.pagos.schemas import (
     AutoliquidacionRead,
     ConceptoCreate,
     ConceptoRead,
+    ConciliacionRead,
     ConfiguracionRead,
     ConfiguracionUpdate,
     DevolucionCreate,
@@ -245,6 +246,31 @@ async def importar_cobros(
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         informe = await cobros.importar_cobros(uow, fichero=fichero)
     return InformeCobros.model_validate(informe.__dict__)
+
+
+@router.get(
+    "/conciliacion",
+    response_model=ConciliacionRead,
+    responses=problem_responses(401, 403, 422),
+    summary="Conciliación: emitido, cobrado por canal y pendiente en un periodo",
+)
+async def conciliar(
+    runtime: RuntimeDep, principal: PagosUser, desde: date, hasta: date
+) -> ConciliacionRead:
+    """The treasury's reconciliation report for ``desde``..``hasta`` (both included)."""
+    if hasta < desde:
+        raise Unprocessable(
+            "El periodo acaba antes de empezar.", errors=[FieldError("hasta", "anterior a desde")]
+        )
+    if (hasta - desde).days >= conciliacion.MAX_DIAS:
+        raise Unprocessable(
+            f"El periodo no puede pasar de {conciliacion.MAX_DIAS} días.",
+            errors=[FieldError("hasta", "periodo demasiado largo")],
+        )
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        return await conciliacion.conciliar(
+            session, tenant_id=principal.tenant, desde=desde, hasta=hasta
+        )
 
 
 # --- ordenanza conceptos and autoliquidaciones ---------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "AutoliquidacionRead",
     "ConceptoCreate",
     "ConceptoRead",
+    "ConciliacionRead",
     "ConfiguracionRead",
     "ConfiguracionUpdate",
     "DevolucionCreate",
@@ -269,3 +270,30 @@ class InformeCobros(BaseModel):
     desconocidos: list[dict[str, str | int]]
     rechazados: list[dict[str, str | int]]
     ilegibles: list[dict[str, str | int]]
+
+
+class Suma(BaseModel):
+    """How many, and how much in euros."""
+
+    numero: int
+    importe: str
+
+
+class PagadasRead(BaseModel):
+    total: str
+    por_canal: dict[str, Suma] = Field(description="tarjeta, cuaderno60")
+
+
+class ConciliacionRead(BaseModel):
+    """The reconciliation of a period: issued, paid by channel, pending, bank incidents."""
+
+    desde: date
+    hasta: date
+    emitidas: Suma = Field(description="Liquidaciones emitidas en el periodo")
+    pendientes: Suma = Field(description="De las emitidas, las que siguen sin pagar (o vencidas)")
+    por_estado: dict[str, Suma] = Field(description="Las emitidas, por su estado de hoy")
+    pagadas: PagadasRead = Field(description="Cobrado en el periodo, por canal")
+    devueltas: Suma
+    incidencias_banco: list[dict[str, str]] = Field(
+        description="Cobros del banco sin liquidación o no aplicables (máx. 200)"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -147,3 +148,51 @@ async def test_bad_files_are_refused_whole(client: httpx.AsyncClient, entidad: E
     assert ciudadano.status_code == 403
     leida = (await client.get(f"{BASE}/liquidaciones/{datos['id']}", headers=entidad.staff)).json()
     assert leida["estado"] == "pendiente"
+
+
+async def test_the_reconciliation_report(client: httpx.AsyncClient, entidad: Entidad) -> None:
+    por_banco = await liquidacion(client, entidad, importe="159.00")
+    pendiente = await liquidacion(client, entidad, importe="20.00")
+    anulada = await liquidacion(client, entidad, importe="7.50")
+    await client.post(
+        f"{BASE}/liquidaciones/{anulada['id']}/anular",
+        headers=entidad.staff,
+        json={"motivo": "Error"},
+    )
+    ajena = {**por_banco, "referencia": "269999999999"}
+    texto = fichero_cobros(
+        por_banco["emisora"], [_linea(por_banco, "R" * 22), _linea(ajena, "S" * 22)]
+    )
+    await _importar(client, entidad, texto)
+    hoy = datetime.now(UTC).date()
+    # The bank file says it was collected on 2 December 2026.
+    respuesta = await client.get(
+        f"{BASE}/conciliacion",
+        headers=entidad.staff,
+        params={
+            "desde": min(hoy, date(2026, 12, 2)).isoformat(),
+            "hasta": max(hoy, date(2026, 12, 2)).isoformat(),
+        },
+    )
+    assert respuesta.status_code == 200, respuesta.text
+    informe = respuesta.json()
+    assert informe["emitidas"] == {"numero": 3, "importe": "186.50"}
+    assert informe["pendientes"] == {"numero": 1, "importe": "20.00"}
+    assert informe["por_estado"]["anulada"] == {"numero": 1, "importe": "7.50"}
+    assert informe["pagadas"]["por_canal"] == {"cuaderno60": {"numero": 1, "importe": "159.00"}}
+    assert informe["pagadas"]["total"] == "159.00"
+    assert [i["nrc"] for i in informe["incidencias_banco"]] == ["S" * 22]
+    assert pendiente["id"]  # issued in the period, still pending
+    al_reves = await client.get(
+        f"{BASE}/conciliacion",
+        headers=entidad.staff,
+        params={"desde": "2026-12-02", "hasta": "2026-12-01"},
+    )
+    assert al_reves.status_code == 422
+    assert (
+        await client.get(
+            f"{BASE}/conciliacion",
+            headers=entidad.ciudadano,
+            params={"desde": "2026-12-01", "hasta": "2026-12-02"},
+        )
+    ).status_code == 403
