@@ -34,7 +34,8 @@ from services.common.errors import (
 )
 from services.common.idempotency import Created, run_idempotent
 from services.common.uow import Actor
-from services.pagos import cobros, conciliacion, cuaderno60, service, tarjeta
+from services.pagos import cobros, conciliacion, cuaderno60, documentos, service, tarjeta
+from services.pagos.cartas import Tipo
 from services.pagos.domain import tipo_de_identificador
 from services.pagos.schemas import (
     AnulacionCreate,
@@ -46,6 +47,7 @@ from services.pagos.schemas import (
     ConfiguracionRead,
     ConfiguracionUpdate,
     DevolucionCreate,
+    DocumentoRead,
     InformeCobros,
     LiquidacionCreate,
     LiquidacionPage,
@@ -147,6 +149,57 @@ async def consultar_liquidacion(
         return await service.consultar_liquidacion(
             session, tenant_id=principal.tenant, liquidacion_id=liquidacion_id, obligado=obligado
         )
+
+
+async def _documento(
+    runtime: RuntimeDep, principal: Principal, liquidacion_id: str, tipo: str
+) -> JSONResponse:
+    obligado = _obligado_de(principal)
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        vista = await documentos.consultar_documento(
+            session,
+            tenant_id=principal.tenant,
+            liquidacion_id=liquidacion_id,
+            tipo=tipo,
+            obligado=obligado,
+            base_url=runtime.settings.public_base_url,
+        )
+    cuerpo = DocumentoRead.model_validate(vista).model_dump(mode="json", exclude_none=True)
+    if vista["estado"] == "pendiente":
+        return JSONResponse(cuerpo, status_code=202, headers={"Retry-After": "1"})
+    return JSONResponse(cuerpo)
+
+
+_DOCUMENTO_RESPUESTAS = {
+    202: {"model": DocumentoRead, "description": "Pedido al repositorio, aún sin emitir"},
+    **problem_responses(401, 403, 404),
+}
+
+
+@router.get(
+    "/liquidaciones/{liquidacion_id}/carta-de-pago",
+    response_model=DocumentoRead,
+    responses=_DOCUMENTO_RESPUESTAS,
+    summary="La carta de pago emitida (CSV y sello), o 202 mientras se emite",
+)
+async def carta_de_pago(
+    liquidacion_id: str, runtime: RuntimeDep, principal: PagosOCiudadano
+) -> JSONResponse:
+    """The carta de pago's CSV and download address once the repositorio issued it."""
+    return await _documento(runtime, principal, liquidacion_id, Tipo.CARTA_DE_PAGO)
+
+
+@router.get(
+    "/liquidaciones/{liquidacion_id}/justificante-pago",
+    response_model=DocumentoRead,
+    responses=_DOCUMENTO_RESPUESTAS,
+    summary="El justificante de pago emitido (CSV y sello), o 202 mientras se emite",
+)
+async def justificante_pago(
+    liquidacion_id: str, runtime: RuntimeDep, principal: PagosOCiudadano
+) -> JSONResponse:
+    """The receipt of a paid liquidación, once the repositorio issued it."""
+    return await _documento(runtime, principal, liquidacion_id, Tipo.JUSTIFICANTE_PAGO)
 
 
 @router.post(

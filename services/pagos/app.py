@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from services.common.app_factory import create_service_app
 from services.common.public_paths import PublicPath
 from services.common.runtime import ServiceRuntime
-from services.pagos import api
+from services.pagos import api, handlers
 from services.pagos.simulador import router_simulador
 
 NAME = "pagos"
@@ -29,7 +29,9 @@ PUBLIC_PATHS = (
 
 
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
-    """Builds the pagos app around its runtime."""
+    """Builds the pagos app around its runtime, with its document consumers."""
+    if runtime.tenants is not None:
+        runtime.consumers = handlers.consumers(runtime.tenants)
     app = create_service_app(
         runtime,
         title="Consistorio · pagos",

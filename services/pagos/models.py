@@ -118,3 +118,20 @@ cobros = Table(
     Column("resultado", String(12), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# The PDFs asked of the repositorio for each liquidación (carta de pago, justificante).
+documentos = Table(
+    "documentos",
+    metadata,
+    Column("solicitud_id", UUID(as_uuid=False), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("liquidacion_id", UUID(as_uuid=False), nullable=False),
+    Column("tipo", String(20), nullable=False),
+    Column("estado", String(10), nullable=False),
+    Column("documento_id", UUID(as_uuid=False)),
+    Column("csv", String(29)),
+    Column("url_verificacion", Text),
+    Column("motivo", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("resuelto_at", DateTime(timezone=True)),
+)

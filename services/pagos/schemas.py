@@ -31,6 +31,7 @@ __all__ = [
     "ConfiguracionRead",
     "ConfiguracionUpdate",
     "DevolucionCreate",
+    "DocumentoRead",
     "InformeCobros",
     "LiquidacionCreate",
     "LiquidacionPage",
@@ -297,3 +298,14 @@ class ConciliacionRead(BaseModel):
     incidencias_banco: list[dict[str, str]] = Field(
         description="Cobros del banco sin liquidación o no aplicables (máx. 200)"
     )
+
+
+class DocumentoRead(BaseModel):
+    """A carta de pago or justificante de pago: pending, issued (with its CSV) or failed."""
+
+    tipo: Literal["carta_de_pago", "justificante_pago"]
+    estado: Literal["pendiente", "emitido", "fallido"]
+    csv: str | None = None
+    url_verificacion: str | None = None
+    url_descarga: str | None = Field(default=None, description="El PDF sellado, sin cuenta")
+    motivo: str | None = None

@@ -217,6 +217,7 @@ def vista(row: Row[Any], *, base: str = "/api/v1/pagos") -> LiquidacionRead:
             "self": enlace,
             "carta_de_pago": f"{enlace}/carta-de-pago",
             "pago_tarjeta": f"{enlace}/pago-tarjeta",
+            "justificante_pago": f"{enlace}/justificante-pago",
         },
     )
 

@@ -10,8 +10,9 @@ from datetime import date
 from decimal import Decimal, getcontext
 
 import pytest
+from barcode.charsets.code128 import CODES
 
-from services.pagos import cuaderno60, redsys
+from services.pagos import cartas, cuaderno60, redsys
 from services.pagos.dinero import ImporteNoValido, a_centimos, a_euros
 from services.pagos.domain import (
     Bonificacion,
@@ -23,6 +24,7 @@ from services.pagos.domain import (
     calcular,
     puede_pasar,
 )
+from services.pagos.schemas import LiquidacionRead
 from tests.support.pagos import fichero_cobros, linea_cobro
 
 # --- money ---------------------------------------------------------------------------
@@ -413,3 +415,85 @@ def test_the_totals_count_every_detail_record() -> None:
     totales = totales[:8] + "00000002" + totales[16:]
     with pytest.raises(cuaderno60.FicheroNoValido, match="2 cobros"):
         cuaderno60.leer_fichero_cobros("\r\n".join([cabecera, detalle, totales]))
+
+
+# --- carta de pago ---------------------------------------------------------------------------
+
+START_C, FNC1, STOP = "11010011100", "11110101110", "1100011101011"
+
+
+def test_the_barcode_is_gs1_128_in_code_set_c() -> None:
+    """Start C, FNC1, one symbol per pair of digits, the mod-103 check symbol, stop.
+
+    Patterns of ISO/IEC 15417 (Code 128): start C is value 105, FNC1 102; the check value is
+    105 + 102·1 + Σ pairᵢ·(i + 2), mod 103.
+    """
+    digitos = "905210301400000000042341123266365000159000"
+    modulos = cartas.modulos_gs1_128(digitos)
+    pares = [int(digitos[i : i + 2]) for i in range(0, len(digitos), 2)]
+    assert modulos.startswith(START_C + FNC1)
+    assert modulos.endswith(STOP)
+    assert len(modulos) == 11 * (2 + len(pares) + 1) + len(STOP)
+    control = (105 + 102 + sum(p * (i + 2) for i, p in enumerate(pares))) % 103
+    simbolos = [modulos[i : i + 11] for i in range(0, len(modulos) - len(STOP), 11)]
+    assert simbolos[-1] == CODES[control]
+    assert simbolos[2:-1] == [CODES[p] for p in pares]
+
+
+def test_the_barcode_takes_only_digits() -> None:
+    with pytest.raises(ValueError):
+        cartas.modulos_gs1_128("9052A")
+
+
+def test_the_carta_de_pago_renders_the_same_bytes_for_the_same_liquidacion() -> None:
+    datos = cuaderno60.liquidacion_modalidad2(
+        emisora="030140",
+        numero=2600000042,
+        tributo="123",
+        ejercicio=2026,
+        fecha_limite=date(2026, 12, 31),
+        importe=15900,
+    )
+    liquidacion = LiquidacionRead.model_validate(
+        {
+            "id": "0195a3e1-5c2d-7a4b-9e10-3f4a5b6c7d8e",
+            "numero": "2026/00000042",
+            "estado": "pendiente",
+            "origen": "gestion",
+            "concepto": "Tasa por licencia de obra menor — ñandú",
+            "importe": "159.00",
+            "obligado": {
+                "tipo_identificador": "NIF",
+                "identificador": "12345678Z",
+                "nombre": "Núria",
+            },
+            "expediente_id": None,
+            "vencimiento": "2026-12-31",
+            "emisora": datos.emisora,
+            "referencia": datos.referencia,
+            "identificacion": datos.identificacion,
+            "digitos_control": datos.digitos_control,
+            "cuaderno60": {
+                "modalidad": 2,
+                "emisora": datos.emisora,
+                "referencia": datos.referencia,
+                "identificacion": datos.identificacion,
+                "digitos_control": datos.digitos_control,
+                "codigo_barras": datos.codigo_barras,
+            },
+            "canal": None,
+            "justificante_pago": None,
+            "pagada_at": None,
+            "created_at": "2026-12-01T10:00:00+00:00",
+            "enlaces": {},
+        }
+    )
+    una = cartas.render_carta_de_pago(liquidacion, entidad="Ayuntamiento de Alicante")
+    otra = cartas.render_carta_de_pago(liquidacion, entidad="Ayuntamiento de Alicante")
+    assert una.startswith(b"%PDF") and una == otra
+    assert cartas.nombre_fichero(liquidacion, cartas.Tipo.CARTA_DE_PAGO) == (
+        "carta-de-pago-2026-00000042.pdf"
+    )
+    assert cartas.solicitud_id(liquidacion.id, "carta_de_pago") != cartas.solicitud_id(
+        liquidacion.id, "justificante_pago"
+    )
