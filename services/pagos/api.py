@@ -10,11 +10,12 @@ its signature is its credential.
 from __future__ import annotations
 
 import asyncio
+import html
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
@@ -438,7 +439,7 @@ async def pago_tarjeta(
             liquidacion_id=liquidacion_id,
             obligado=obligado,
             url_notificacion=f"{base}/pagos/redsys/notificacion",
-            url_vuelta=f"{base}/pagos/liquidaciones/{liquidacion_id}",
+            url_vuelta=f"{base}/pagos/redsys/vuelta",
         )
 
 
@@ -472,3 +473,61 @@ async def notificacion_redsys(
             firma=ds_signature,
         )
     return {"orden": resultado.orden, "resultado": resultado.resultado}
+
+
+_ESTADOS_VUELTA = {
+    "pagada": "Pago recibido: la liquidación está pagada.",
+    "devuelta": "La liquidación se pagó y se ha devuelto el importe.",
+}
+
+
+@router.get(
+    "/redsys/vuelta",
+    response_class=HTMLResponse,
+    responses=problem_responses(400, 404, 422, 429),
+    summary="Página a la que Redsys devuelve al pagador (pública, firmada)",
+)
+async def vuelta_redsys(
+    runtime: RuntimeDep,
+    ds_signature_version: Annotated[str, Query(alias="Ds_SignatureVersion", max_length=20)],
+    ds_merchant_parameters: Annotated[str, Query(alias="Ds_MerchantParameters", max_length=8192)],
+    ds_signature: Annotated[str, Query(alias="Ds_Signature", max_length=100)],
+) -> HTMLResponse:
+    """Shows the payer the liquidación as stored (paid or not) and, once issued, the receipt."""
+    datos = await tarjeta.vuelta(
+        runtime.db,
+        version=ds_signature_version,
+        parametros=ds_merchant_parameters,
+        firma=ds_signature,
+        base_url=runtime.settings.public_base_url,
+    )
+    mensaje = _ESTADOS_VUELTA.get(
+        datos.estado, f"El pago no se ha completado: la liquidación está {datos.estado}."
+    )
+    enlace = (
+        f'<p><a id="justificante" href="{html.escape(datos.justificante_url)}">'
+        "Descargar el justificante de pago</a></p>"
+        if datos.justificante_url
+        else (
+            '<p id="sin-justificante">El justificante de pago se está emitiendo; '
+            "recargue la página en unos segundos.</p>"
+            if datos.estado == "pagada"
+            else ""
+        )
+    )
+    cuerpo = (
+        '<!doctype html><html lang="es"><head><meta charset="utf-8">'
+        f"<title>Liquidación {html.escape(datos.numero)}</title></head><body>"
+        f"<h1>Liquidación {html.escape(datos.numero)}</h1>"
+        f"<p>{html.escape(datos.concepto)} · {html.escape(datos.importe)} €</p>"
+        f'<p id="estado" data-estado="{html.escape(datos.estado)}">{html.escape(mensaje)}</p>'
+        f"{enlace}</body></html>"
+    )
+    return HTMLResponse(
+        cuerpo,
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+        },
+    )

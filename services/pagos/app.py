@@ -20,6 +20,8 @@ NAME = "pagos"
 # signature with the council's merchant key is the credential.
 PUBLIC_PATHS = (
     PublicPath("/pagos/redsys/notificacion", NAME, "redsys/notificacion", methods=("POST",)),
+    # Where Redsys sends the payer's browser back (signed; shows the stored state).
+    PublicPath("/pagos/redsys/vuelta", NAME, "redsys/vuelta"),
     # The Redsys simulator's pages, served only in development (404 elsewhere).
     *(
         PublicPath(f"/simulador-redsys/sis/{p}", NAME, f"simulador-redsys/sis/{p}", ("POST",))

@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 
-from services.common.db import Database
+from services.common.db import Database, bind_tenant
 from services.common.errors import Conflict, NotFound, ProblemError
 from services.common.uow import UnitOfWork
 from services.pagos import redsys, service
 from services.pagos.domain import Estado
-from services.pagos.models import ORDEN_SEQ, TENANT_DE_ORDEN_FN, intentos
+from services.pagos.models import ORDEN_SEQ, TENANT_DE_ORDEN_FN, documentos, intentos
 from services.pagos.schemas import PagoTarjetaRead
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "iniciar_pago_tarjeta",
     "procesar_notificacion",
     "tenant_de_notificacion",
+    "vuelta",
 ]
 
 _log = logging.getLogger("consistorio.pagos")
@@ -241,3 +242,57 @@ async def procesar_notificacion(
         )
         return Resultado(orden, "duplicada", liquidacion.id)
     return Resultado(orden, "aplicada", liquidacion.id)
+
+
+@dataclass(frozen=True)
+class Vuelta:
+    """What the payer's browser is shown on coming back from Redsys."""
+
+    numero: str
+    concepto: str
+    importe: str
+    estado: str
+    justificante_url: str | None
+
+
+async def vuelta(
+    db: Database, *, version: str, parametros: str, firma: str, base_url: str
+) -> Vuelta:
+    """The liquidación an order paid, for the browser Redsys sends back (signature checked).
+
+    What the page shows is the liquidación as stored, never what the parameters say:
+    only the notification changes anything.
+    """
+    orden, tenant = await tenant_de_notificacion(db, parametros)
+    async with db.sessions() as session, session.begin():
+        await bind_tenant(session, tenant)
+        cfg = await service.cargar_configuracion(session, tenant)
+        try:
+            redsys.verificar(cfg.clave or "", version, parametros, firma)
+        except (redsys.FirmaNoValida, ValueError) as exc:
+            raise NotificacionRechazada(f"Firma no válida: {exc}") from exc
+        intento = (
+            await session.execute(
+                select(intentos).where(intentos.c.tenant_id == tenant, intentos.c.orden == orden)
+            )
+        ).one()
+        fila = await service.cargar_liquidacion(session, tenant, intento.liquidacion_id)
+        documento = (
+            await session.execute(
+                select(documentos.c.csv).where(
+                    documentos.c.tenant_id == tenant,
+                    documentos.c.liquidacion_id == fila.id,
+                    documentos.c.tipo == "justificante_pago",
+                    documentos.c.estado == "emitido",
+                )
+            )
+        ).scalar_one_or_none()
+    return Vuelta(
+        numero=f"{fila.ejercicio}/{fila.numero:08d}",
+        concepto=fila.concepto,
+        importe=service.euros(fila.importe_centimos),
+        estado=fila.estado,
+        justificante_url=(
+            f"{base_url.rstrip('/')}/verificar/{documento}/documento" if documento else None
+        ),
+    )

@@ -150,7 +150,16 @@ async def test_pay_by_card_through_the_simulator(
         "/sis/confirmar", data={**_campos(formulario), "tarjeta": TARJETA_AUTORIZADA}
     )
     assert vuelta.status_code == 303
-    assert vuelta.headers["location"].split("?")[0].endswith(f"/pagos/liquidaciones/{datos['id']}")
+    destino = httpx.URL(vuelta.headers["location"])
+    assert destino.path == "/pagos/redsys/vuelta"
+    # The page the browser lands on shows the liquidación as stored: paid.
+    pagina_vuelta = await client.get(f"{BASE}/redsys/vuelta", params=destino.params)
+    assert pagina_vuelta.status_code == 200
+    assert 'data-estado="pagada"' in pagina_vuelta.text
+    assert datos["numero"] in pagina_vuelta.text
+    alterada = dict(destino.params)
+    alterada["Ds_Signature"] = redsys.firmar(CLAVE_PRUEBAS, "0001", "eA==")
+    assert (await client.get(f"{BASE}/redsys/vuelta", params=alterada)).status_code == 400
     pagada = await _estado(client, entidad, datos["id"])
     assert pagada["estado"] == "pagada"
     assert pagada["canal"] == "tarjeta"
