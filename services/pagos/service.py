@@ -384,31 +384,48 @@ async def listar_liquidaciones(
     return LiquidacionPage(items=[vista(r) for r in rows], total=total)
 
 
-def _transicion(row: Row[Any], hasta: str) -> None:
+async def _cambiar_estado(
+    uow: UnitOfWork,
+    *,
+    liquidacion_id: str,
+    hasta: str,
+    accion: str,
+    motivo: str,
+    **columnas: Any,
+) -> tuple[Row[Any], Row[Any]]:
+    """Moves a liquidación (locked) to ``hasta`` if its state allows; audits; (before, after)."""
+    row = await cargar_liquidacion(uow.session, uow.tenant_id, liquidacion_id, bloquear=True)
     if not puede_pasar(row.estado, hasta):
         raise Conflict(f"La liquidación está {row.estado}: no puede pasar a {hasta}.")
+    nueva = (
+        await uow.session.execute(
+            update(liquidaciones)
+            .where(liquidaciones.c.tenant_id == uow.tenant_id, liquidaciones.c.id == row.id)
+            .values(estado=hasta, updated_at=func.now(), **columnas)
+            .returning(liquidaciones)
+        )
+    ).one()
+    uow.audit(
+        action=accion,
+        entity="liquidacion",
+        entity_id=row.id,
+        old={"estado": row.estado},
+        new={"estado": hasta, "motivo": motivo},
+    )
+    return row, nueva
 
 
 async def anular_liquidacion(
     uow: UnitOfWork, *, liquidacion_id: str, motivo: str
 ) -> LiquidacionRead:
     """Annuls an unpaid liquidación; emits ``anulada``."""
-    row = await cargar_liquidacion(uow.session, uow.tenant_id, liquidacion_id, bloquear=True)
-    _transicion(row, Estado.ANULADA)
-    nueva = (
-        await uow.session.execute(
-            update(liquidaciones)
-            .where(liquidaciones.c.tenant_id == uow.tenant_id, liquidaciones.c.id == row.id)
-            .values(estado=Estado.ANULADA, motivo_anulacion=motivo, updated_at=func.now())
-            .returning(liquidaciones)
-        )
-    ).one()
-    uow.audit(
-        action="anular",
-        entity="liquidacion",
-        entity_id=row.id,
-        old={"estado": row.estado},
-        new={"estado": Estado.ANULADA, "motivo": motivo},
+    row, nueva = await _cambiar_estado(
+        uow,
+        liquidacion_id=liquidacion_id,
+        hasta=Estado.ANULADA,
+        accion="anular",
+        motivo=motivo,
+        motivo_anulacion=motivo,
     )
     uow.emit(
         LIQUIDACION_ANULADA,
@@ -427,22 +444,8 @@ async def devolver_liquidacion(
     uow: UnitOfWork, *, liquidacion_id: str, motivo: str
 ) -> LiquidacionRead:
     """Records that a paid liquidación was refunded (``devuelta``)."""
-    row = await cargar_liquidacion(uow.session, uow.tenant_id, liquidacion_id, bloquear=True)
-    _transicion(row, Estado.DEVUELTA)
-    nueva = (
-        await uow.session.execute(
-            update(liquidaciones)
-            .where(liquidaciones.c.tenant_id == uow.tenant_id, liquidaciones.c.id == row.id)
-            .values(estado=Estado.DEVUELTA, updated_at=func.now())
-            .returning(liquidaciones)
-        )
-    ).one()
-    uow.audit(
-        action="devolver",
-        entity="liquidacion",
-        entity_id=row.id,
-        old={"estado": row.estado},
-        new={"estado": Estado.DEVUELTA, "motivo": motivo},
+    _, nueva = await _cambiar_estado(
+        uow, liquidacion_id=liquidacion_id, hasta=Estado.DEVUELTA, accion="devolver", motivo=motivo
     )
     return vista(nueva)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from services.common.bus.inprocess import InProcessTransport
 from services.common.settings import Settings
 from services.pagos.simulador import notificacion_firmada
 from services.repositorio.storage.filesystem import FilesystemBlobStore
-from tests.support.pagos import CLAVE_PRUEBAS, Entidad, configurar, liquidacion
+from tests.support.pagos import CLAVE_PRUEBAS, Entidad, liquidacion
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -41,24 +41,10 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
 
 
 @pytest.fixture
-async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.apps["pagos"])
-    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
-        yield c
-
-
-@pytest.fixture
 async def repositorio(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=platform.apps["repositorio"])
     async with httpx.AsyncClient(transport=transport, base_url="http://repositorio") as c:
         yield c
-
-
-@pytest.fixture
-async def entidad(
-    client: httpx.AsyncClient, new_tenant: Callable[..., Any], token: Callable[..., str]
-) -> Entidad:
-    return await configurar(client, new_tenant, token)
 
 
 async def _emitido(client: httpx.AsyncClient, entidad: Entidad, url: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from services.common.settings import Settings
 from services.pagos import redsys
 from services.pagos.simulador import TARJETA_AUTORIZADA, crear_simulador, notificacion_firmada
 from tests.support.pagos import CLAVE_PRUEBAS, Entidad, configurar, liquidacion
-from tests.support.platforms import asgi_client, collect_events, running_platform
+from tests.support.platforms import collect_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -29,18 +29,6 @@ pytestmark = pytest.mark.integration
 BASE = "/api/v1/pagos"
 NOTIFICACION = f"{BASE}/redsys/notificacion"
 DENEGADA = "4012001037141112"
-
-
-@pytest.fixture
-async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    async with running_platform(settings, ["pagos"]) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(platform.apps["pagos"]) as c:
-        yield c
 
 
 class _ComoLaPasarela(httpx.AsyncBaseTransport):

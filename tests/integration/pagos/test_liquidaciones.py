@@ -3,7 +3,7 @@ self-assess; events in the outbox, audit entries, tenant isolation and row-level
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -18,31 +18,12 @@ from services.common.uow import Actor
 from services.pagos import cuaderno60, service
 from services.pagos.models import kernel
 from tests.support.pagos import CLAVE_PRUEBAS, Entidad, configurar, liquidacion
-from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
+from tests.support.platforms import bearer, collect_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 BASE = "/api/v1/pagos"
-
-
-@pytest.fixture
-async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    async with running_platform(settings, ["pagos"]) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(platform.apps["pagos"]) as c:
-        yield c
-
-
-@pytest.fixture
-async def entidad(
-    client: httpx.AsyncClient, new_tenant: Callable[..., Any], token: Callable[..., str]
-) -> Entidad:
-    return await configurar(client, new_tenant, token)
 
 
 async def _audit(platform: Platform, tenant: str, entity_id: str) -> list[Any]:

@@ -4,7 +4,6 @@ liquidación paid once; unknown, duplicated, wrong and unreadable lines are repo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -12,34 +11,14 @@ import httpx
 import pytest
 
 from services.bootstrap import Platform
-from services.common.settings import Settings
-from tests.support.pagos import Entidad, configurar, fichero_cobros, linea_cobro, liquidacion
-from tests.support.platforms import asgi_client, collect_events, running_platform
+from tests.support.pagos import Entidad, fichero_cobros, linea_cobro, liquidacion
+from tests.support.platforms import collect_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 BASE = "/api/v1/pagos"
 TEXTO = {"Content-Type": "text/plain; charset=iso-8859-1"}
-
-
-@pytest.fixture
-async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    async with running_platform(settings, ["pagos"]) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(platform.apps["pagos"]) as c:
-        yield c
-
-
-@pytest.fixture
-async def entidad(
-    client: httpx.AsyncClient, new_tenant: Callable[..., Any], token: Callable[..., str]
-) -> Entidad:
-    return await configurar(client, new_tenant, token)
 
 
 def _linea(datos: dict[str, Any], nrc: str, importe: int | None = None) -> str:
