@@ -1,4 +1,4 @@
-"""Bus consumers of pagos: its documents (carta de pago, justificante) through the repositorio.
+"""Bus consumers of pagos: the tramitador's requests for a fee, and pagos' documents.
 
 Built per app by :func:`consumers` because a document needs the council's name
 and DIR3 code from the tenant directory the app's runtime holds.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
+from services.common.contracts import ContractRegistry
 from services.common.runtime import ConsumerSpec
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
@@ -26,8 +27,16 @@ _TIPO_DE_EVENTO = {
 }
 
 
-def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
-    """pagos' consumers, bound to the tenant directory."""
+def consumers(tenants: TenantDirectory, contratos: ContractRegistry) -> tuple[ConsumerSpec, ...]:
+    """pagos' consumers, bound to the tenant directory.
+
+    The tramitador's ``pago.requerir`` command is consumed once its contract is
+    published (the tramitador owns it); until then the queue is not even declared.
+    """
+
+    async def on_requerir(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """The tramitador asks for a fee in an expediente."""
+        await service.requerir_pago(uow, datos=event.data)
 
     async def on_liquidacion(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """A liquidación issued or paid: ask for its carta de pago or its justificante."""
@@ -45,7 +54,11 @@ def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
         """The repositorio issued one of our documents, or could not."""
         await documentos.registrar_respuesta(uow, evento=str(event.name), datos=event.data)
 
+    requerir = (
+        ConsumerSpec(name="requerimientos", events=(service.REQUERIR_PAGO,), handler=on_requerir),
+    )
     return (
+        *(requerir if service.REQUERIR_PAGO in contratos.names() else ()),
         ConsumerSpec(
             name="documentos",
             events=(service.LIQUIDACION_EMITIDA, service.PAGO_COMPLETADO),

@@ -17,6 +17,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.bus.consumer import PermanentFailure
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.uow import UnitOfWork
 from services.pagos import cuaderno60, redsys
@@ -52,6 +53,7 @@ __all__ = [
     "LIQUIDACION_EMITIDA",
     "PAGO_COMPLETADO",
     "PAGO_FALLIDO",
+    "REQUERIR_PAGO",
     "Configuracion",
     "anular_liquidacion",
     "autoliquidar",
@@ -69,6 +71,7 @@ __all__ = [
     "marcar_pagada",
     "marcar_vencidas",
     "regla_de",
+    "requerir_pago",
     "vista",
 ]
 
@@ -647,3 +650,53 @@ async def autoliquidar(
         desglose=calculo.desglose,
         liquidacion=liquidacion,
     )
+
+
+# --- the tramitador's command ---------------------------------------------------------------
+
+REQUERIR_PAGO = "tramitador.pago.requerir.v1"
+
+
+async def requerir_pago(uow: UnitOfWork, *, datos: dict[str, Any]) -> LiquidacionRead:
+    """The tramitador asks for a fee in an expediente: issue it (once) with origen tramitador.
+
+    Expected data: ``concepto``, ``importe`` (decimal string), ``obligado`` (the
+    interesado shape), ``expediente_id`` and, optionally, ``vencimiento`` and
+    ``tributo``. The same fee asked again for the same expediente (same concepto and
+    importe, not annulled) answers the liquidación already issued.
+    """
+    campos = {
+        k: datos[k]
+        for k in ("concepto", "importe", "obligado", "expediente_id", "vencimiento", "tributo")
+        if datos.get(k) is not None
+    }
+    if isinstance(campos.get("obligado"), dict):
+        campos["obligado"] = {
+            k: v
+            for k, v in campos["obligado"].items()
+            if k in Obligado.model_fields and v is not None
+        }
+    try:
+        solicitud = LiquidacionCreate.model_validate(campos)
+        importe = a_centimos(solicitud.importe)
+    except (ValueError, ImporteNoValido) as exc:
+        raise PermanentFailure(f"{REQUERIR_PAGO} no válido: {exc}") from exc
+    if solicitud.expediente_id is None:
+        raise PermanentFailure(f"{REQUERIR_PAGO} sin expediente_id")
+    previa = (
+        await uow.session.execute(
+            select(liquidaciones).where(
+                liquidaciones.c.tenant_id == uow.tenant_id,
+                liquidaciones.c.expediente_id == solicitud.expediente_id.lower(),
+                liquidaciones.c.concepto == solicitud.concepto,
+                liquidaciones.c.importe_centimos == importe,
+                liquidaciones.c.estado != Estado.ANULADA,
+            )
+        )
+    ).first()
+    if previa is not None:
+        return vista(previa)
+    try:
+        return await emitir_liquidacion(uow, datos=solicitud, origen="tramitador")
+    except (Unprocessable, Conflict) as exc:
+        raise PermanentFailure(f"{REQUERIR_PAGO}: {exc.detail}") from exc

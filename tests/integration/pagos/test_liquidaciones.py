@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from services.bootstrap import Platform
+from services.common.bus.consumer import PermanentFailure
 from services.common.db import Database, tenant_transaction
 from services.common.settings import Settings
 from services.common.uow import Actor
@@ -349,3 +350,38 @@ async def test_autoliquidacion_from_the_ordenanza(
         f"{BASE}/autoliquidaciones", headers=entidad.ciudadano, json={"concepto": "NO"}
     )
     assert desconocido.status_code == 422
+
+
+async def test_the_tramitador_asks_for_a_fee_once_per_expediente(
+    platform: Platform, entidad: Entidad
+) -> None:
+    runtime = platform.runtimes["pagos"]
+    expediente = "0195a3c5-1a2b-7c3d-9e4f-5a6b7c8d9e0f"
+    datos = {
+        "concepto": "Tasa por licencia de actividad",
+        "importe": "230.50",
+        "obligado": {
+            "tipo_identificador": "NIF",
+            "identificador": "12345678Z",
+            "nombre": "María",
+            "apellido1": None,
+        },
+        "expediente_id": expediente,
+    }
+    async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
+        primera = await service.requerir_pago(uow, datos=datos)
+    async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
+        segunda = await service.requerir_pago(uow, datos=datos)
+    assert primera.id == segunda.id
+    assert (primera.origen, primera.importe, primera.expediente_id) == (
+        "tramitador",
+        "230.50",
+        expediente,
+    )
+    for malo in ({**datos, "importe": 230.5}, {**datos, "expediente_id": None}):
+        with pytest.raises(PermanentFailure):
+            async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
+                await service.requerir_pago(uow, datos=malo)
+    # Until the tramitador publishes the command's contract, nothing consumes it.
+    nombres = [c.name for c in runtime.consumers]
+    assert "requerimientos" not in nombres and "documentos" in nombres
