@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
 
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
@@ -373,9 +374,14 @@ async def autoliquidar(
     """A citizen self-assesses in their own name; staff may name the obligado."""
     nif = _obligado_de(principal)
     if nif is not None:
-        obligado = Obligado(
-            tipo_identificador=tipo_de_identificador(nif), identificador=nif, nombre=principal.name
-        )
+        try:
+            obligado = Obligado(
+                tipo_identificador=tipo_de_identificador(nif),
+                identificador=nif,
+                nombre=principal.name,
+            )
+        except ValidationError as exc:
+            raise Forbidden(f"El NIF del token no es válido: {exc.errors()[0]['msg']}") from exc
     elif body.obligado is not None:
         obligado = body.obligado
     else:

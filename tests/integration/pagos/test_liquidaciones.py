@@ -286,7 +286,7 @@ async def test_the_merchant_key_is_write_only(
 
 
 async def test_autoliquidacion_from_the_ordenanza(
-    client: httpx.AsyncClient, entidad: Entidad
+    client: httpx.AsyncClient, entidad: Entidad, token: Callable[..., str]
 ) -> None:
     concepto = {
         "nombre": "Tasa por ocupación de vía pública con terrazas",
@@ -350,6 +350,11 @@ async def test_autoliquidacion_from_the_ordenanza(
         f"{BASE}/autoliquidaciones", headers=entidad.ciudadano, json={"concepto": "NO"}
     )
     assert desconocido.status_code == 422
+    nif_malo = bearer(token(entidad.tenant, "ciudadano", sub="x", nif="12345678A"))
+    respuesta = await client.post(
+        f"{BASE}/autoliquidaciones", headers=nif_malo, json={"concepto": "TERRAZAS"}
+    )
+    assert respuesta.status_code == 403
 
 
 async def test_the_tramitador_asks_for_a_fee_once_per_expediente(
