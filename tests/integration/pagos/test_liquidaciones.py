@@ -193,6 +193,22 @@ async def test_row_level_security_hides_other_tenants_rows(
             ).scalar_one()
         assert tenants == {entidad.tenant}
         assert claves == 1
+        async with db.sessions() as session, session.begin():
+            sin_politica = (
+                (
+                    await session.execute(
+                        text(
+                            "SELECT c.relname FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE n.nspname = 'pagos' "
+                            "AND c.relkind = 'r' AND NOT c.relrowsecurity"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        # Only the kernel's outbox and dead letters, read across tenants by the relay.
+        assert sorted(sin_politica) == ["alembic_version", "dead_letters", "outbox"]
     finally:
         await db.dispose()
 
