@@ -21,7 +21,7 @@ from services.common.settings import Settings
 from services.pagos import redsys
 from services.pagos.simulador import TARJETA_AUTORIZADA, crear_simulador, notificacion_firmada
 from tests.support.pagos import CLAVE_PRUEBAS, Entidad, configurar, liquidacion
-from tests.support.platforms import collect_events
+from tests.support.platforms import asgi_client, collect_events, running_platform
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -279,3 +279,20 @@ async def test_two_attempts_authorised_at_once_pay_once(
     )
     assert sorted(r.json()["resultado"] for r in respuestas) == ["aplicada", "duplicada"]
     assert await _completados(platform, entidad.tenant, datos["id"]) == 1
+
+
+async def test_make_dev_serves_the_simulator_and_production_does_not(
+    settings: Settings, new_tenant: Callable[..., Any], token: Callable[..., str]
+) -> None:
+    desarrollo = settings.model_copy(update={"environment": "development"})
+    async with running_platform(desarrollo, ["pagos"]) as dev, asgi_client(dev.apps["pagos"]) as c:
+        entidad = await configurar(
+            c, new_tenant, token, redsys_url="http://x/simulador-redsys/sis/realizarPago"
+        )
+        datos = await liquidacion(c, entidad)
+        formulario = await _formulario(c, entidad, datos["id"])
+        pagina = await c.post(f"{BASE}/simulador-redsys/sis/realizarPago", data=_campos(formulario))
+        assert pagina.status_code == 200 and formulario["orden"] in pagina.text
+    async with running_platform(settings, ["pagos"]) as otro, asgi_client(otro.apps["pagos"]) as c:
+        fuera = await c.post(f"{BASE}/simulador-redsys/sis/realizarPago", data={})
+        assert fuera.status_code == 404
