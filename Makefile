@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python -m tests.bench.tsa
 	$(BIN)/python -m tests.bench.repositorio
 	$(BIN)/python -m tests.bench.registro_busqueda
+	$(BIN)/python -m tests.bench.pagos
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

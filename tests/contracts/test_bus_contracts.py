@@ -58,6 +58,11 @@ RECHAZADO_INTERCAMBIO = "registro.intercambio.rechazado.v1"
 SOLICITAR_SELLO = "sellado.sellotiempo.solicitar.v1"
 SELLO_EMITIDO = "sellado.sellotiempo.emitido.v1"
 SELLO_RECHAZADO = "sellado.sellotiempo.rechazado.v1"
+LIQUIDACION_EMITIDA = "pagos.liquidacion.emitida.v1"
+LIQUIDACION_ANULADA = "pagos.liquidacion.anulada.v1"
+PAGO_COMPLETADO = "pagos.pago.completado.v1"
+PAGO_FALLIDO = "pagos.pago.fallido.v1"
+PAGOS_CONTRACTS = [LIQUIDACION_EMITIDA, LIQUIDACION_ANULADA, PAGO_COMPLETADO, PAGO_FALLIDO]
 CONTRACTS = [
     ASIENTO,
     ANULADO,
@@ -78,6 +83,7 @@ CONTRACTS = [
     SELLO_EMITIDO,
     SELLO_RECHAZADO,
     ALMACENAR,
+    *PAGOS_CONTRACTS,
 ]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 # A valid metadatos of emitir, and an asiento it may refer to, for the bad-value cases.
@@ -758,6 +764,10 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "documentoAlmacenar"),
         ("send", "codigoReservar"),
         ("receive", "codigoReservar"),
+        ("send", "liquidacionEmitida"),
+        ("send", "pagoCompletado"),
+        ("send", "pagoFallido"),
+        ("send", "liquidacionAnulada"),
         ("send", "codigoReservado"),
         ("receive", "codigoReservado"),
         ("send", "documentoEmitir"),

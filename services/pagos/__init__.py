@@ -1,0 +1,1 @@
+"""pagos: liquidaciones, Cuaderno 60 references and card payments through Redsys."""

@@ -1,0 +1,50 @@
+"""The pagos service app: liquidaciones, Cuaderno 60 references and card payments via Redsys.
+
+In development it also serves the Redsys simulator, so ``make dev`` runs the whole
+card flow without a bank.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.common.app_factory import create_service_app
+from services.common.public_paths import PublicPath
+from services.common.runtime import ServiceRuntime
+from services.pagos import api, handlers
+from services.pagos.simulador import router_simulador
+
+NAME = "pagos"
+
+# Redsys posts the outcome of a card payment here, without any account: the
+# signature with the council's merchant key is the credential.
+PUBLIC_PATHS = (
+    PublicPath("/pagos/redsys/notificacion", NAME, "redsys/notificacion", methods=("POST",)),
+    # Where Redsys sends the payer's browser back (signed; shows the stored state).
+    PublicPath("/pagos/redsys/vuelta", NAME, "redsys/vuelta"),
+    # The Redsys simulator's pages, served only in development (404 elsewhere).
+    *(
+        PublicPath(f"/simulador-redsys/sis/{p}", NAME, f"simulador-redsys/sis/{p}", ("POST",))
+        for p in ("realizarPago", "confirmar")
+    ),
+)
+
+
+def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
+    """Builds the pagos app around its runtime, with its document consumers."""
+    if runtime.tenants is not None:
+        runtime.consumers = handlers.consumers(runtime.tenants, runtime.contracts)
+    app = create_service_app(
+        runtime,
+        title="Consistorio · pagos",
+        description="Liquidaciones y autoliquidaciones, referencias de Cuaderno 60, pago con "
+        "tarjeta por Redsys (HMAC_SHA256_V1) y conciliación.",
+        routers=[api.router],
+        manage_runtime=manage_runtime,
+    )
+    if runtime.settings.environment == "development":
+        # `make dev` pays against a stand-in for Redsys' page: configure a tenant's Redsys
+        # URL as <public base URL>/simulador-redsys/sis/realizarPago (docs/pagos.md).
+        app.include_router(router_simulador(), prefix=f"{api.PREFIX}/simulador-redsys")
+        app.state.redsys_cliente = None
+    return app

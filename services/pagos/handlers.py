@@ -1,0 +1,72 @@
+"""Bus consumers of pagos: the tramitador's requests for a fee, and pagos' documents.
+
+Built per app by :func:`consumers` because a document needs the council's name
+and DIR3 code from the tenant directory the app's runtime holds.
+
+``documentos`` reacts to pagos' own events (a liquidación issued asks for its
+carta de pago; a payment asks for its justificante); ``emisiones`` records the
+repositorio's answers to those requests.
+"""
+
+from __future__ import annotations
+
+from services.common.bus.consumer import PermanentFailure
+from services.common.bus.envelope import ReceivedEvent
+from services.common.contracts import ContractRegistry
+from services.common.runtime import ConsumerSpec
+from services.common.tenants import TenantDirectory
+from services.common.uow import UnitOfWork
+from services.pagos import documentos, service
+from services.pagos.cartas import Tipo
+
+__all__ = ["consumers"]
+
+_TIPO_DE_EVENTO = {
+    service.LIQUIDACION_EMITIDA: Tipo.CARTA_DE_PAGO,
+    service.PAGO_COMPLETADO: Tipo.JUSTIFICANTE_PAGO,
+}
+
+
+def consumers(tenants: TenantDirectory, contratos: ContractRegistry) -> tuple[ConsumerSpec, ...]:
+    """pagos' consumers, bound to the tenant directory.
+
+    The tramitador's ``pago.requerir`` command is consumed once its contract is
+    published (the tramitador owns it); until then the queue is not even declared.
+    """
+
+    async def on_requerir(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """The tramitador asks for a fee in an expediente."""
+        await service.requerir_pago(uow, datos=event.data)
+
+    async def on_liquidacion(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """A liquidación issued or paid: ask for its carta de pago or its justificante."""
+        entidad = await tenants.get(event.tenant)
+        if entidad is None:
+            raise PermanentFailure(f"entidad {event.tenant} desconocida")
+        await documentos.solicitar_documento(
+            uow,
+            liquidacion_id=str(event.data["liquidacion_id"]),
+            tipo=_TIPO_DE_EVENTO[str(event.name)],
+            entidad=entidad,
+        )
+
+    async def on_emision(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """The repositorio issued one of our documents, or could not."""
+        await documentos.registrar_respuesta(uow, evento=str(event.name), datos=event.data)
+
+    requerir = (
+        ConsumerSpec(name="requerimientos", events=(service.REQUERIR_PAGO,), handler=on_requerir),
+    )
+    return (
+        *(requerir if service.REQUERIR_PAGO in contratos.names() else ()),
+        ConsumerSpec(
+            name="documentos",
+            events=(service.LIQUIDACION_EMITIDA, service.PAGO_COMPLETADO),
+            handler=on_liquidacion,
+        ),
+        ConsumerSpec(
+            name="emisiones",
+            events=(documentos.DOCUMENTO_EMITIDO, documentos.EMISION_FALLIDA),
+            handler=on_emision,
+        ),
+    )
