@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test test-unit lint format bench clean
+.PHONY: install dev test test-unit lint format bench clean rabbitmq-definitions
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ bench: install
 	$(BIN)/python -m tests.bench.tsa
 	$(BIN)/python -m tests.bench.repositorio
 	$(BIN)/python -m tests.bench.registro_busqueda
+
+# The broker's queues, bindings, users and policies, from the services' consumers.
+rabbitmq-definitions: install
+	$(BIN)/consistorio broker definitions --output deploy/rabbitmq/definitions.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -17,8 +17,10 @@ app = typer.Typer(
 )
 tenants_app = typer.Typer(help="Entidades locales (tenants).", no_args_is_help=True)
 dlq_app = typer.Typer(help="Mensajes en la cola de mensajes muertos.", no_args_is_help=True)
+broker_app = typer.Typer(help="Definiciones de RabbitMQ.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(broker_app, name="broker")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Datos locales (PostgreSQL embebido, claves).")
@@ -193,6 +195,85 @@ def dlq_replay(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{ref} reenviado")
+
+
+@broker_app.command("definitions")
+def broker_definitions(
+    output: Annotated[
+        Path | None, typer.Option(help="Fichero de salida (por defecto, la salida estándar).")
+    ] = None,
+    passwords_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directorio con un fichero por usuario (su contraseña), p. ej. un Secret montado."
+        ),
+    ] = None,
+    vhost: Annotated[str, typer.Option(help="Host virtual.")] = "consistorio",
+    queue_type: Annotated[str, typer.Option(help="quorum (producción) o classic.")] = "quorum",
+) -> None:
+    """Escribe las definiciones de RabbitMQ (colas de cada servicio, usuarios, políticas)."""
+    from services.broker import consumer_queues, definitions, with_password_hashes
+
+    defs = definitions(consumer_queues(), vhost=vhost, queue_type=queue_type)
+    if passwords_dir is not None:
+        passwords = {f.name: f.read_text().strip() for f in passwords_dir.iterdir() if f.is_file()}
+        try:
+            defs = with_password_hashes(defs, passwords)
+        except KeyError as exc:
+            raise typer.BadParameter(str(exc.args[0]), param_hint="--passwords-dir") from exc
+    text = json.dumps(defs, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+@tenants_app.command("backoffice-user")
+def tenants_backoffice_user(
+    ine: Annotated[str, typer.Argument(help="Código INE (5 dígitos).")],
+    name: Annotated[str, typer.Option("--name", help="Nombre corto del backoffice.")],
+    vhost: Annotated[str, typer.Option(help="Host virtual de RabbitMQ.")] = "consistorio",
+    management_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RABBITMQ_MANAGEMENT_URL",
+            help="API HTTP de gestión de RabbitMQ; sin ella se imprimen las definiciones.",
+        ),
+    ] = None,
+    management_user: Annotated[
+        str, typer.Option(envvar="RABBITMQ_MANAGEMENT_USER", help="Administrador de RabbitMQ.")
+    ] = "guest",
+    management_password: Annotated[
+        str,
+        typer.Option(envvar="RABBITMQ_MANAGEMENT_PASSWORD", help="Su contraseña."),
+    ] = "guest",
+    password_file: Annotated[
+        Path | None,
+        typer.Option(help="Contraseña del nuevo usuario (si no, se genera y se imprime)."),
+    ] = None,
+) -> None:
+    """Crea el usuario de RabbitMQ del backoffice de una entidad (solo sus claves de enrutado)."""
+    import secrets
+
+    from services.broker import apply_backoffice_user, backoffice_definitions, backoffice_user
+
+    try:
+        user = backoffice_user(ine, name, vhost=vhost)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    password = password_file.read_text().strip() if password_file else secrets.token_urlsafe(24)
+    if management_url is None:
+        typer.echo(json.dumps(backoffice_definitions(user, password), indent=2))
+    else:
+        apply_backoffice_user(
+            user,
+            password,
+            management_url=management_url,
+            auth=(management_user, management_password),
+        )
+        typer.echo(f"usuario {user.username} creado en {vhost}; colas {user.queue_prefix}*")
+    if password_file is None:
+        typer.echo(f"contraseña: {password}", err=True)
 
 
 def main() -> None:
