@@ -10,6 +10,7 @@ from services.registro.anexos import LimiteCuerpo, Limites, max_cuerpo
 from services.registro.api import router
 from services.registro.intercambios_api import router as intercambios_router
 from services.registro.libro_api import router as libro_router
+from services.registro.metrics import justificante_gauges
 from services.registro.oficinas_api import router as oficinas_router
 from services.registro.representaciones_api import router as representaciones_router
 from services.registro.sello_tiempo_api import router as sello_tiempo_router
@@ -32,6 +33,7 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
             representaciones_router,
         ],
         manage_runtime=manage_runtime,
+        gauges=justificante_gauges(runtime),
     )
     # An asiento carries its anexos inline: a body that cannot fit them is refused unread.
     app.add_middleware(
