@@ -45,6 +45,7 @@ __all__ = [
     "load_consumer_queues",
     "definitions",
     "password_hash",
+    "password_variable",
     "with_password_hashes",
 ]
 
@@ -255,6 +256,11 @@ def password_hash(password: str, *, salt: bytes | None = None) -> str:
     """RabbitMQ's ``rabbit_password_hashing_sha256`` of ``password`` (base64 of salt+digest)."""
     salt = salt if salt is not None else secrets.token_bytes(4)
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def password_variable(user: str) -> str:
+    """The environment variable holding ``user``'s password (``RABBITMQ_PASSWORD_<USER>``)."""
+    return "RABBITMQ_PASSWORD_" + re.sub(r"[^A-Za-z0-9]", "_", user).upper()
 
 
 def with_password_hashes(defs: Mapping[str, Any], passwords: Mapping[str, str]) -> dict[str, Any]:

@@ -208,19 +208,41 @@ def broker_definitions(
             help="Directorio con un fichero por usuario (su contraseña), p. ej. un Secret montado."
         ),
     ] = None,
+    passwords_env: Annotated[
+        bool,
+        typer.Option(
+            "--passwords-env",
+            help="Contraseñas de las variables RABBITMQ_PASSWORD_<USUARIO> (p. ej. compose).",
+        ),
+    ] = False,
     vhost: Annotated[str, typer.Option(help="Host virtual.")] = "consistorio",
     queue_type: Annotated[str, typer.Option(help="quorum (producción) o classic.")] = "quorum",
 ) -> None:
     """Escribe las definiciones de RabbitMQ (colas de cada servicio, usuarios, políticas)."""
-    from services.broker import consumer_queues, definitions, with_password_hashes
+    import os
+
+    from services.broker import (
+        consumer_queues,
+        definitions,
+        password_variable,
+        with_password_hashes,
+    )
 
     defs = definitions(consumer_queues(), vhost=vhost, queue_type=queue_type)
+    passwords: dict[str, str] | None = None
+    if passwords_env:
+        passwords = {
+            u["name"]: os.environ[password_variable(u["name"])]
+            for u in defs["users"]
+            if password_variable(u["name"]) in os.environ
+        }
     if passwords_dir is not None:
         passwords = {f.name: f.read_text().strip() for f in passwords_dir.iterdir() if f.is_file()}
+    if passwords is not None:
         try:
             defs = with_password_hashes(defs, passwords)
         except KeyError as exc:
-            raise typer.BadParameter(str(exc.args[0]), param_hint="--passwords-dir") from exc
+            raise typer.BadParameter(str(exc.args[0])) from exc
     text = json.dumps(defs, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         typer.echo(text, nl=False)

@@ -26,6 +26,7 @@ from services.broker import (
     definitions,
     load_consumer_queues,
     password_hash,
+    password_variable,
     with_password_hashes,
 )
 from services.cli import app as cli
@@ -185,3 +186,16 @@ async def test_definitions_load_and_backoffice_sees_only_its_council(
             await own_exchange.publish(
                 aio_pika.Message(body=b"no"), routing_key="03015.tributos.pago.registrado.v1"
             )
+
+
+def test_compose_reads_the_passwords_from_the_environment(tmp_path: Path) -> None:
+    users = [u["name"] for u in json.loads(COMMITTED.read_text())["users"]]
+    env = {password_variable(u): f"pw-{u}" for u in users}
+    out = tmp_path / "definitions.json"
+    args = ["broker", "definitions", "--passwords-env", "--output", str(out)]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert all(u["password_hash"] for u in json.loads(out.read_text())["users"])
+    missing = {k: v for k, v in env.items() if "GATEWAY" not in k}
+    result = CliRunner().invoke(cli, args, env=missing)
+    assert result.exit_code != 0 and "consistorio-gateway" in result.output
