@@ -13,7 +13,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.common.settings import Settings, load_settings
 
 app = typer.Typer(
-    help="Consistorio: e-administración para entidades locales.", no_args_is_help=True
+    help="Consistorio: e-administración para entidades locales.",
+    no_args_is_help=True,
+    # Shell completion would add English help lines; every help text of ours is Spanish.
+    add_completion=False,
 )
 tenants_app = typer.Typer(help="Entidades locales (tenants).", no_args_is_help=True)
 dlq_app = typer.Typer(help="Mensajes en la cola de mensajes muertos.", no_args_is_help=True)
@@ -25,6 +28,26 @@ app.add_typer(broker_app, name="broker")
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Datos locales (PostgreSQL embebido, claves).")
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"consistorio {version('consistorio')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Muestra la versión y sale."
+        ),
+    ] = False,
+) -> None:
+    """Consistorio: e-administración para entidades locales."""
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -44,7 +67,7 @@ def up(
     port: Annotated[int, typer.Option(help="Puerto de la pasarela.")] = 8000,
     data_dir: Annotated[Path, typer.Option("--data-dir")] = Path("./var"),
 ) -> None:
-    """Runs the gateway and every service in one process (embedded defaults)."""
+    """Arranca la pasarela y todos los servicios en un proceso (con PostgreSQL embebido)."""
     from services.runner import run_platform
 
     asyncio.run(run_platform(_settings(data_dir), host=host, port=port))
@@ -56,7 +79,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Puerto de escucha.")] = 8080,
     host: Annotated[str, typer.Option(help="Dirección de escucha.")] = "0.0.0.0",
 ) -> None:
-    """Runs one service alone against DATABASE_URL and AMQP_URL (as Kubernetes does)."""
+    """Arranca un servicio solo contra DATABASE_URL y AMQP_URL (como en Kubernetes)."""
     from services.catalog import SERVICES
     from services.runner import run_service
 
@@ -67,7 +90,7 @@ def serve(
 
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
-    """Applies every service's Alembic migrations (as the database owner)."""
+    """Aplica las migraciones de todos los servicios (como propietario de la base de datos)."""
     from services.bootstrap import migrate as run_migrations
 
     asyncio.run(run_migrations(_owner_settings(data_dir)))
@@ -86,7 +109,7 @@ def token(
     ttl: Annotated[int, typer.Option(help="Validez en segundos.")] = 8 * 3600,
     data_dir: Annotated[Path, typer.Option("--data-dir")] = Path("./var"),
 ) -> None:
-    """Prints a development JWT signed with the embedded key."""
+    """Imprime un JWT de desarrollo firmado con la clave local."""
     from services.common.devkeys import issue_dev_token
 
     settings = _settings(data_dir)
@@ -113,7 +136,7 @@ def tenants_add(
     inactive: Annotated[bool, typer.Option("--inactive", help="Darla de baja.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Adds (or updates) an entidad local."""
+    """Da de alta (o actualiza) una entidad local."""
     from services.common.db import asyncpg_url
     from services.common.tenants import Tenant, add_tenant, validate_dir3, validate_ine_code
 
@@ -138,7 +161,7 @@ def tenants_add(
 
 @tenants_app.command("list")
 def tenants_list(data_dir: DataDir = None) -> None:
-    """Lists the entidades locales."""
+    """Lista las entidades locales."""
     from services.common.db import asyncpg_url
     from services.common.tenants import list_tenants
 
@@ -162,7 +185,7 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json", help="Salida JSON.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Lists dead letters of every service (id is ``<service>:<n>``)."""
+    """Lista los mensajes muertos de todos los servicios (identificador <servicio>:<n>)."""
     from services.deadletters import list_dead_letters
 
     letters = asyncio.run(list_dead_letters(_owner_settings(data_dir)))
@@ -186,7 +209,7 @@ def dlq_replay(
     ref: Annotated[str, typer.Argument(help="Identificador <servicio>:<n> de `dlq list`.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Sends a dead letter to the bus again (through the service's outbox)."""
+    """Reenvía un mensaje muerto al bus (por el outbox de su servicio)."""
     from services.deadletters import DeadLetterError, replay_dead_letter
 
     try:
