@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install dev test test-unit lint format bench clean rabbitmq-definitions deploy-tools k8s \
-	k8s-validate
+	k8s-validate image test-image check-wheels
 
 install: $(STAMP)
 
@@ -71,11 +71,49 @@ k8s: $(TOOLS_STAMP)
 	done
 
 # Schemas of Kubernetes $(K8S_VERSION) (strict: no unknown fields), then checkov on the
-# manifests: zero failed checks; skips are justified where declared.
+# manifests and the Containerfile: zero failed checks; skips are justified where declared.
 k8s-validate: k8s
 	$(TOOLS)/bin/kubernetes-validate --strict --quiet -k $(K8S_VERSION) $(OVERLAYS:%=k8s/rendered/%.yaml)
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework kubernetes \
 		$(OVERLAYS:%=-f k8s/rendered/%.yaml)
+	@# checkov recognises Dockerfiles by name only.
+	cp deploy/Containerfile k8s/rendered/Dockerfile
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework dockerfile \
+		-f k8s/rendered/Dockerfile
+
+# The container image (deploy/Containerfile). BASE defaults to the official slim Python
+# 3.11; BUILD_CA is a CA bundle for pip behind a TLS-inspecting proxy.
+IMAGE    ?= localhost/consistorio:0.1.0
+BASE     ?= docker.io/library/python:3.11-slim
+BUILD_CA ?=
+
+image:
+	podman build --isolation=chroot --format docker -f deploy/Containerfile \
+		--ignorefile deploy/containerignore \
+		--build-arg BASE=$(BASE) \
+		$(if $(BUILD_CA),--volume $(abspath $(BUILD_CA)):/etc/ssl/certs/build-ca.crt:ro \
+			--build-arg PIP_CERT=/etc/ssl/certs/build-ca.crt) \
+		-t $(IMAGE) .
+
+# Builds the image on a Debian base made with debootstrap and checks it from inside.
+test-image: install
+	$(BIN)/pytest -m image tests/deploy/test_image.py -s
+
+# Every dependency (and dev dependency) must install from wheels on each newer Python
+# the project supports, before anyone has to build one from source.
+WHEEL_PYTHONS ?= 3.12 3.13
+
+check-wheels: install
+	@$(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' \
+		> $(VENV)/all-requirements.txt
+	@for v in $(WHEEL_PYTHONS); do \
+		echo "wheels for Python $$v"; \
+		d=$$(mktemp -d); \
+		$(BIN)/pip download --quiet --only-binary=:all: --python-version $$v \
+			--dest $$d -r $(VENV)/all-requirements.txt || { rm -rf $$d; exit 1; }; \
+		rm -rf $$d; \
+	done
 
 clean:
 	rm -rf $(VENV) $(TOOLS) k8s/rendered .pytest_cache .mypy_cache .ruff_cache
