@@ -26,7 +26,11 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(broker_app, name="broker")
 
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Datos locales (PostgreSQL embebido, claves).")
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Datos locales (PostgreSQL embebido, claves); por defecto DATA_DIR o ./var.",
+    ),
 ]
 
 
@@ -65,7 +69,7 @@ def _owner_settings(data_dir: Path | None) -> Settings:
 def up(
     host: Annotated[str, typer.Option(help="Dirección de escucha de la pasarela.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Puerto de la pasarela.")] = 8000,
-    data_dir: Annotated[Path, typer.Option("--data-dir")] = Path("./var"),
+    data_dir: DataDir = None,
 ) -> None:
     """Arranca la pasarela y todos los servicios en un proceso (con PostgreSQL embebido)."""
     from services.runner import run_platform
@@ -107,7 +111,7 @@ def token(
         str | None, typer.Option(help="NIF o NIE acreditado (tokens de ciudadano).")
     ] = None,
     ttl: Annotated[int, typer.Option(help="Validez en segundos.")] = 8 * 3600,
-    data_dir: Annotated[Path, typer.Option("--data-dir")] = Path("./var"),
+    data_dir: DataDir = None,
 ) -> None:
     """Imprime un JWT de desarrollo firmado con la clave local."""
     from services.common.devkeys import issue_dev_token
@@ -218,6 +222,46 @@ def dlq_replay(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{ref} reenviado")
+
+
+@app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="Directorio de la copia.")],
+    schema: Annotated[
+        list[str] | None, typer.Option(help="Solo este esquema (repetible); por defecto, todos.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Copia de seguridad: un archivo pg_dump por esquema y los blobs de los documentos."""
+    from services.backup import BackupError
+    from services.backup import backup as run_backup
+
+    try:
+        done = run_backup(_owner_settings(data_dir), target, only=schema)
+    except BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"esquemas {', '.join(done.schemas)}; {done.blobs} blobs en {target}")
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="Directorio de la copia.")],
+    schema: Annotated[
+        list[str] | None, typer.Option(help="Solo este esquema (repetible); por defecto, todos.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Restaura esquemas (cada uno se sustituye entero) y los blobs que falten."""
+    from services.backup import BackupError
+    from services.backup import restore as run_restore
+
+    try:
+        done = run_restore(_owner_settings(data_dir), source, only=schema)
+    except BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"restaurados {', '.join(done.schemas)}; {done.blobs} blobs repuestos")
 
 
 @broker_app.command("definitions")
