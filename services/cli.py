@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from services.backup import BackupManifest
 
 app = typer.Typer(
     help="Consistorio: e-administración para entidades locales.",
@@ -224,43 +227,47 @@ def dlq_replay(
     typer.echo(f"{ref} reenviado")
 
 
+Schemas = Annotated[
+    list[str] | None,
+    typer.Option("--schema", help="Solo este esquema (repetible); por defecto, todos."),
+]
+
+
+def _backup_action(
+    action: str, folder: Path, schema: list[str] | None, data_dir: Path | None
+) -> BackupManifest:
+    """Runs services.backup's ``action`` and turns its refusals into a clean exit."""
+    import services.backup as backups
+
+    try:
+        result: BackupManifest = getattr(backups, action)(
+            _owner_settings(data_dir), folder, only=schema
+        )
+    except backups.BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    return result
+
+
 @app.command()
 def backup(
     target: Annotated[Path, typer.Argument(help="Directorio de la copia.")],
-    schema: Annotated[
-        list[str] | None, typer.Option(help="Solo este esquema (repetible); por defecto, todos.")
-    ] = None,
+    schema: Schemas = None,
     data_dir: DataDir = None,
 ) -> None:
     """Copia de seguridad: un archivo pg_dump por esquema y los blobs de los documentos."""
-    from services.backup import BackupError
-    from services.backup import backup as run_backup
-
-    try:
-        done = run_backup(_owner_settings(data_dir), target, only=schema)
-    except BackupError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    done = _backup_action("backup", target, schema, data_dir)
     typer.echo(f"esquemas {', '.join(done.schemas)}; {done.blobs} blobs en {target}")
 
 
 @app.command()
 def restore(
     source: Annotated[Path, typer.Argument(help="Directorio de la copia.")],
-    schema: Annotated[
-        list[str] | None, typer.Option(help="Solo este esquema (repetible); por defecto, todos.")
-    ] = None,
+    schema: Schemas = None,
     data_dir: DataDir = None,
 ) -> None:
     """Restaura esquemas (cada uno se sustituye entero) y los blobs que falten."""
-    from services.backup import BackupError
-    from services.backup import restore as run_restore
-
-    try:
-        done = run_restore(_owner_settings(data_dir), source, only=schema)
-    except BackupError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    done = _backup_action("restore", source, schema, data_dir)
     typer.echo(f"restaurados {', '.join(done.schemas)}; {done.blobs} blobs repuestos")
 
 
