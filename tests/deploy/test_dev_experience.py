@@ -11,11 +11,14 @@ import io
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -68,8 +71,19 @@ def _free_port() -> int:
         return port
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's 0700 tmp tree: as root, the embedded PostgreSQL runs as its own user."""
+    path = Path(tempfile.mkdtemp(prefix="consistorio-dev-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.e2e
-def test_make_dev_on_a_terminal_prints_text_and_one_startup_line(tmp_path: Path) -> None:
+def test_make_dev_on_a_terminal_prints_text_and_one_startup_line(
+    tmp_path: Path, data_dir: Path
+) -> None:
     port = _free_port()
     primary, secondary = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("LOG_JSON", "DATABASE_URL")}
@@ -80,7 +94,7 @@ def test_make_dev_on_a_terminal_prints_text_and_one_startup_line(tmp_path: Path)
             "--port",
             str(port),
             "--data-dir",
-            str(tmp_path / "var"),
+            str(data_dir / "var"),
         ],
         stdin=secondary,
         stdout=secondary,
