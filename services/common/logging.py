@@ -21,7 +21,14 @@ from opentelemetry.trace import format_span_id, format_trace_id
 
 from services.common.settings import Settings
 
-__all__ = ["REDACTED", "JsonFormatter", "TextFormatter", "configure_logging", "redact"]
+__all__ = [
+    "REDACTED",
+    "JsonFormatter",
+    "TextFormatter",
+    "configure_logging",
+    "redact",
+    "wants_json",
+]
 
 REDACTED = "[REDACTED]"
 
@@ -138,11 +145,22 @@ class _ConsistorioHandler(logging.StreamHandler[TextIO]):
     """Marks the handler :func:`configure_logging` owns, so a second call replaces it."""
 
 
+def wants_json(settings: Settings, stream: TextIO | None = None) -> bool:
+    """JSON lines unless a person reads them: a terminal, outside production, LOG_JSON unset.
+
+    An explicit ``LOG_JSON`` always wins; production is JSON whatever the terminal.
+    """
+    if "log_json" in settings.model_fields_set or settings.environment == "production":
+        return settings.log_json
+    target = stream if stream is not None else sys.stderr
+    return not (hasattr(target, "isatty") and target.isatty())
+
+
 def configure_logging(settings: Settings, *, service_name: str) -> None:
     """Routes all logging of this process through one handler on the root logger.
 
-    The root level is ``settings.log_level``; lines are JSON when
-    ``settings.log_json`` is true, readable text otherwise. Calling again
+    The root level is ``settings.log_level``; lines are JSON unless
+    :func:`wants_json` says a person reads them, then readable text. Calling again
     replaces the handler (no duplicates); handlers added by others stay.
     uvicorn's loggers lose their own handlers and propagate to the root, so
     start uvicorn with ``log_config=None`` or it will install its own again.
@@ -154,7 +172,7 @@ def configure_logging(settings: Settings, *, service_name: str) -> None:
         previous.close()
     handler = _ConsistorioHandler(sys.stderr)
     formatter: logging.Formatter = (
-        JsonFormatter(service_name) if settings.log_json else TextFormatter(service_name)
+        JsonFormatter(service_name) if wants_json(settings) else TextFormatter(service_name)
     )
     handler.setFormatter(formatter)
     root.addHandler(handler)

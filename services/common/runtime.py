@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 
 from services.common.auth import TokenVerifier
 from services.common.bus.consumer import EventConsumer, EventHandler
+from services.common.bus.envelope import ReceivedEvent
 from services.common.bus.outbox import OutboxRelay
 from services.common.bus.transport import Transport
 from services.common.contracts import ContractRegistry
 from services.common.db import Database
 from services.common.kernel_tables import KernelTables
+from services.common.metrics import observe_consumer_lag
 from services.common.reconciler import Reconciler
 from services.common.settings import Settings
 from services.common.tenants import TenantDirectory
@@ -81,11 +83,18 @@ class ServiceRuntime:
 
     def event_consumer(self, spec: ConsumerSpec) -> EventConsumer:
         """Builds the consumer of one spec with this service's kernel."""
+        service, handler = self.name, spec.handler
+
+        async def observed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+            # Lag is taken when handling starts: how far behind the consumer runs.
+            observe_consumer_lag(service, spec.name, event)
+            await handler(uow, event)
+
         return EventConsumer(
             name=f"{self.name}.{spec.name}",
             queue=f"{self.settings.bus_queue_prefix}{self.name}.{spec.name}",
             events=list(spec.events),
-            handler=spec.handler,
+            handler=observed,
             db=self.db,
             tables=self.tables,
             contracts=self.contracts,

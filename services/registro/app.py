@@ -11,6 +11,7 @@ from services.registro.anexos.domain import Limites, max_cuerpo
 from services.registro.asientos.api import router
 from services.registro.intercambios.api import router as intercambios_router
 from services.registro.justificantes.api import router as justificantes_router
+from services.registro.justificantes.metrics import justificante_gauges
 from services.registro.libro.api import router as libro_router
 from services.registro.oficinas.api import router as oficinas_router
 from services.registro.reconciliacion import ESCANERES
@@ -36,6 +37,7 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
             representaciones_router,
         ],
         manage_runtime=manage_runtime,
+        gauges=justificante_gauges(runtime),
     )
     for escaner in ESCANERES:
         runtime.reconciler.register(escaner)

