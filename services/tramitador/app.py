@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
 from services.common.runtime import ServiceRuntime
-from services.tramitador.api import router
+from services.tramitador.calendario.api import router as calendario_router
+from services.tramitador.expedientes.api import router as expedientes_router
 
 NAME = "tramitador"
 
@@ -16,7 +17,7 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
     return create_service_app(
         runtime,
         title="Consistorio · tramitador",
-        description="Expedientes y catálogo de procedimientos.",
-        routers=[router],
+        description="Expedientes, catálogo de procedimientos y cómputo de plazos.",
+        routers=[expedientes_router, calendario_router],
         manage_runtime=manage_runtime,
     )

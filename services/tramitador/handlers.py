@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
-from services.tramitador import service
+from services.tramitador.expedientes import service
 
 
 async def on_asiento_registrado(uow: UnitOfWork, event: ReceivedEvent) -> None:

@@ -10,8 +10,12 @@ from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import PrincipalDep, RuntimeDep, require_role
 from services.common.errors import problem_responses
-from services.tramitador import service
-from services.tramitador.schemas import ExpedienteList, ExpedienteRead, ProcedimientoList
+from services.tramitador.expedientes import service
+from services.tramitador.expedientes.schemas import (
+    ExpedienteList,
+    ExpedienteRead,
+    ProcedimientoList,
+)
 
 router = APIRouter(prefix="/api/v1/tramitador", tags=["tramitador"])
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.tramitador.domain import EstadoExpediente
+from services.tramitador.expedientes.domain import EstadoExpediente
 
 
 class ProcedimientoRead(BaseModel):

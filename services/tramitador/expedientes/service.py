@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.bus.envelope import ReceivedEvent
 from services.common.errors import NotFound
 from services.common.uow import UnitOfWork
-from services.tramitador import domain
+from services.tramitador.expedientes import domain
+from services.tramitador.expedientes.schemas import ExpedienteRead, ProcedimientoRead
 from services.tramitador.models import expedientes, procedimientos
-from services.tramitador.schemas import ExpedienteRead, ProcedimientoRead
 
 __all__ = [
     "EXPEDIENTE_INICIADO",
