@@ -58,6 +58,22 @@ RECHAZADO_INTERCAMBIO = "registro.intercambio.rechazado.v1"
 SOLICITAR_SELLO = "sellado.sellotiempo.solicitar.v1"
 SELLO_EMITIDO = "sellado.sellotiempo.emitido.v1"
 SELLO_RECHAZADO = "sellado.sellotiempo.rechazado.v1"
+FASE_CAMBIADA = "tramitador.expediente.fase-cambiada.v1"
+TRAMITE_ASIGNADO = "tramitador.tramite.asignado.v1"
+RESOLUCION_DICTADA = "tramitador.resolucion.dictada.v1"
+NOTIFICACION_SOLICITAR = "tramitador.notificacion.solicitar.v1"
+PAGO_REQUERIR = "tramitador.pago.requerir.v1"
+PAGO_CONFIRMADO = "pagos.pago.confirmado.v1"
+NOTIFICACION_PRACTICADA = "notificaciones.notificacion.practicada.v1"
+TRAMITADOR_CONTRACTS = [
+    FASE_CAMBIADA,
+    TRAMITE_ASIGNADO,
+    RESOLUCION_DICTADA,
+    NOTIFICACION_SOLICITAR,
+    PAGO_REQUERIR,
+    PAGO_CONFIRMADO,
+    NOTIFICACION_PRACTICADA,
+]
 CONTRACTS = [
     ASIENTO,
     ANULADO,
@@ -78,6 +94,7 @@ CONTRACTS = [
     SELLO_EMITIDO,
     SELLO_RECHAZADO,
     ALMACENAR,
+    *TRAMITADOR_CONTRACTS,
 ]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 # A valid metadatos of emitir, and an asiento it may refer to, for the bad-value cases.
@@ -357,8 +374,14 @@ def example(name: str, kind: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("field", "names"),
     [
-        ("solicitud_id", [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA]),
-        ("solicitante", [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA]),
+        (
+            "solicitud_id",
+            [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA, *TRAMITADOR_CONTRACTS[3:]],
+        ),
+        (
+            "solicitante",
+            [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA, *TRAMITADOR_CONTRACTS[3:]],
+        ),
         ("documento_id", [RESERVAR, RESERVADO, EMITIDO, FALLIDA, ALMACENADO]),
         ("nombre_fichero", [SELLAR, EMITIR, EMITIDO]),
         ("pdf", [SELLAR, EMITIR]),
@@ -766,6 +789,15 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "documentoEmitido"),
         ("send", "emisionFallida"),
         ("receive", "emisionFallida"),
+        ("send", "expedienteFaseCambiada"),
+        ("send", "tramiteAsignado"),
+        ("send", "resolucionDictada"),
+        ("send", "notificacionSolicitar"),
+        ("send", "pagoRequerir"),
+        ("send", "pagoConfirmado"),
+        ("receive", "pagoConfirmado"),
+        ("send", "notificacionPracticada"),
+        ("receive", "notificacionPracticada"),
     }
 
 
