@@ -38,8 +38,9 @@ class Programador:
         self._cada = cada
         self._task: asyncio.Task[None] | None = None
 
-    async def pasada(self, *, hoy: date | None = None) -> int:
-        """One pass over every active council; how many plazos this replica acted on."""
+    async def pasada(self, *, hoy: date | None = None, entidades: list[str] | None = None) -> int:
+        """One pass over every active council (or only ``entidades``); how many plazos
+        this replica acted on."""
         db = self._runtime.db
         async with db.engine.connect() as conn:
             codes = (
@@ -51,6 +52,8 @@ class Programador:
                 .scalars()
                 .all()
             )
+        if entidades is not None:
+            codes = [c for c in codes if c in entidades]
         hechos = 0
         for tenant in codes:
             dia = hoy or hoy_de(tenant)

@@ -318,7 +318,7 @@ async def atender_respuesta(uow: UnitOfWork, event: ReceivedEvent) -> bool:
     except NotFound:
         _log.info("answer %s for unknown expediente %s", event.name, expediente_id)
         return False
-    if ctx.row["espera_evento"] != event.name or ctx.row["espera_solicitud"] != solicitud:
+    if ctx.row["espera_evento"] != str(event.name) or ctx.row["espera_solicitud"] != solicitud:
         _log.info("expediente %s does not wait for %s %s", ctx.row["numero"], event.name, solicitud)
         return False
     espera = ctx.definicion.fases[ctx.row["fase"]]["espera"]
@@ -347,7 +347,7 @@ async def consultar_expediente(
         expedientes.c.tenant_id == tenant_id, expedientes.c.id == expediente_id
     )
     if interesado is not None:
-        query = query.where(expedientes.c.interesado_id == interesado)
+        query = query.where(expedientes.c.interesados.contains([{"identificador": interesado}]))
     row = (await session.execute(query)).first()
     if row is None:
         raise NotFound(f"No existe el expediente {expediente_id}.")
@@ -445,7 +445,7 @@ async def listar_expedientes(
         if filtros.get(campo):
             query = query.where(getattr(c, campo) == filtros[campo])
     if filtros.get("interesado_id"):
-        query = query.where(c.interesado_id == filtros["interesado_id"])
+        query = query.where(c.interesados.contains([{"identificador": filtros["interesado_id"]}]))
     if filtros.get("interesado"):
         termino = str(filtros["interesado"]).strip()
         query = query.where(

@@ -122,6 +122,14 @@ def upgrade() -> None:
         op.alter_column(ex, name, server_default=None, schema=SCHEMA)
     op.create_index("ix_expedientes_interesado", ex, ["tenant_id", "interesado_id"], schema=SCHEMA)
     op.create_index(
+        "ix_expedientes_interesados",
+        ex,
+        ["interesados"],
+        schema=SCHEMA,
+        postgresql_using="gin",
+        postgresql_ops={"interesados": "jsonb_path_ops"},
+    )
+    op.create_index(
         "ix_expedientes_fecha",
         ex,
         ["tenant_id", sa.text("fecha_inicio DESC"), sa.text("id DESC")],
@@ -229,6 +237,7 @@ def downgrade() -> None:
     op.execute(f'DROP FUNCTION "{SCHEMA}".version_inmutable()')
     op.drop_index("ix_expedientes_interesado", "expedientes", schema=SCHEMA)
     op.drop_index("ix_expedientes_fecha", "expedientes", schema=SCHEMA)
+    op.drop_index("ix_expedientes_interesados", "expedientes", schema=SCHEMA)
     for column in (
         "procedimiento_version",
         "fase",
