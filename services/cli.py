@@ -1,4 +1,5 @@
-"""The ``consistorio`` command: run, migrate, issue dev tokens, manage tenants and dead letters."""
+"""The ``consistorio`` command: run, migrate, issue dev tokens, manage tenants, dead letters
+and the tramitador's catalogue of procedures."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.settings import Settings, load_settings
+from services.tramitador.procedimientos.cli import app as procedimientos_app
 
 app = typer.Typer(
     help="Consistorio: e-administración para entidades locales.", no_args_is_help=True
@@ -19,6 +21,7 @@ tenants_app = typer.Typer(help="Entidades locales (tenants).", no_args_is_help=T
 dlq_app = typer.Typer(help="Mensajes en la cola de mensajes muertos.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(procedimientos_app, name="procedimientos")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Datos locales (PostgreSQL embebido, claves).")
