@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from services.tramitador.expedientes.handlers import CONSUMERS
+from services.tramitador.documentos.handlers import CONSUMERS as DOCUMENTOS
+from services.tramitador.expedientes.handlers import CONSUMERS as EXPEDIENTES
 
 __all__ = ["CONSUMERS"]
+
+CONSUMERS = (*EXPEDIENTES, *DOCUMENTOS)

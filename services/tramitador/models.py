@@ -8,8 +8,8 @@ them all so the schema's metadata, and what the composition root reads from it
 from __future__ import annotations
 
 from services.tramitador.calendario.models import festivos_locales
+from services.tramitador.documentos.models import documentos
 from services.tramitador.expedientes.models import (
-    documentos,
     expedientes,
     historial,
     plazos,

@@ -6,7 +6,10 @@ of other services, tenant isolation and the citizen's own expedientes."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
@@ -31,6 +34,7 @@ T = "/api/v1/tramitador"
 PAGO_REQUERIR = "tramitador.pago.requerir.v1"
 NOTIFICACION_SOLICITAR = "tramitador.notificacion.solicitar.v1"
 RESOLUCION = "tramitador.resolucion.dictada.v1"
+EMITIR = "repositorio.documento.emitir.v1"
 # The path a walk prefers, with the data each action needs.
 PLAN: list[tuple[str, dict[str, Any]]] = [
     ("admitir", {}),
@@ -108,6 +112,47 @@ async def open_de_oficio(client: httpx.AsyncClient, tenant: str, token, codigo: 
     return str(created.json()["id"])
 
 
+async def issue_documents(
+    platform: Platform, tenant: str, events: list[ReceivedEvent], answered: set[str]
+) -> int:
+    """Answers every emitir command not answered yet, as the repositorio does once it has
+    stamped the CSV and sealed the PDF."""
+    hechos = 0
+    for event in [
+        e for e in events if str(e.name) == EMITIR and e.data["solicitante"] == "tramitador"
+    ]:
+        data = event.data
+        if data["solicitud_id"] in answered:
+            continue
+        answered.add(data["solicitud_id"])
+        pdf = base64.b64decode(data["pdf"])
+        assert pdf.startswith(b"%PDF-")
+        await publish(
+            platform,
+            tenant,
+            "repositorio.documento.emitido.v1",
+            {
+                "documento_id": str(uuid.uuid4()),
+                "version": 2,
+                "csv": "ZXANZ-NR454-H4FLR-KGPBW-P4ZXR",
+                "url_verificacion": "https://sede.example/verificar/ZXANZ-NR454-H4FLR-KGPBW-P4ZXR",
+                "sha256": hashlib.sha256(pdf).hexdigest(),
+                "tamano": len(pdf),
+                "nombre_fichero": data["nombre_fichero"],
+                "identificador": "ES_L01000000_2026_0000003DKPK2RM7WQ4XH9TBZCN5FJV",
+                "tipo_documental": data["metadatos"]["tipo_documental"],
+                "organo": data["metadatos"]["organo"],
+                "emitido_en": "2026-03-02T10:41:05.236+01:00",
+                "firmante": "Sello electrónico de prueba",
+                "sello_tiempo": "2026-03-02T09:41:05.201Z",
+                "solicitud_id": data["solicitud_id"],
+                "solicitante": data["solicitante"],
+            },
+        )
+        hechos += 1
+    return hechos
+
+
 def _for(events: list[ReceivedEvent], name: str, expediente_id: str) -> list[ReceivedEvent]:
     return [e for e in events if str(e.name) == name and e.data["expediente_id"] == expediente_id]
 
@@ -149,7 +194,9 @@ async def walk(
     notifications; returns the actions taken."""
     url = f"{T}/expedientes/{expediente_id}"
     taken: list[str] = []
+    answered: set[str] = set()
     for _ in range(40):
+        await issue_documents(platform, tenant, events, answered)
         detalle = (await client.get(url, headers=headers)).json()
         fase = detalle["fase"]
         if detalle["estado"] == "archivado":
@@ -166,6 +213,12 @@ async def walk(
                     {"pagado_en": "2026-03-05T12:00:00+01:00", "importe": 95.0},
                 )
             else:
+                # The resolution is notified once issued: answer the repositorio first.
+                async def notified() -> list[ReceivedEvent]:
+                    await issue_documents(platform, tenant, events, answered)
+                    return _for(events, NOTIFICACION_SOLICITAR, expediente_id)
+
+                await eventually(notified)
                 await answer(
                     platform,
                     tenant,
@@ -204,7 +257,9 @@ async def test_every_seeded_procedure_walks_from_start_to_archive(
 ) -> None:
     tenant = await new_tenant()
     headers = bearer(token(tenant, "tramitador", "firma"))
-    events = await collect_events(platform.transport, f"{tenant}.tramitador.#")
+    events = await collect_events(
+        platform.transport, f"{tenant}.tramitador.#", f"{tenant}.{EMITIR}"
+    )
     client = clients["tramitador"]
     catalogue = (await client.get(f"{T}/procedimientos", headers=headers)).json()["items"]
     assert len(catalogue) == 20
@@ -239,6 +294,12 @@ async def test_every_seeded_procedure_walks_from_start_to_archive(
         assert [h["accion"] for h in detalle["historial"]][0] == "iniciar"
         assert detalle["historial"][-1]["fase_hacia"] == "archivo"
         assert len(_for(events, RESOLUCION, expediente_id)) == 1, codigo
+        emitidos = [d for d in detalle["documentos"] if d["estado"] == "emitido"]
+        assert "resolucion" in {d["plantilla"] for d in emitidos}, codigo
+        assert all(d["csv"] for d in emitidos)
+        [notificacion] = _for(events, NOTIFICACION_SOLICITAR, expediente_id)
+        resolucion_doc = next(d for d in emitidos if d["plantilla"] == "resolucion")
+        assert notificacion.data["documento"]["documento_id"] == resolucion_doc["documento_id"]
 
 
 async def test_guards_answer_409_naming_the_condition(clients, new_tenant, token) -> None:
@@ -484,3 +545,75 @@ async def test_isolation_citizens_and_search(
                 assert seen == [a], table
     finally:
         await db.dispose()
+
+
+async def test_documents_are_issued_from_templates_and_attached(
+    clients, platform: Platform, new_tenant, token
+) -> None:
+    tenant = await new_tenant()
+    client = clients["tramitador"]
+    headers = bearer(token(tenant, "tramitador"))
+    events = await collect_events(platform.transport, f"{tenant}.{EMITIR}")
+    expediente_id = await open_by_asiento(clients, tenant, token, "licencia-vado")
+    url = f"{T}/expedientes/{expediente_id}"
+    requerido = await client.post(
+        f"{url}/acciones/requerir-subsanacion",
+        json={"motivo": "Aporte el plano del acceso."},
+        headers=headers,
+    )
+    [documento] = requerido.json()["documentos"]
+    assert (documento["plantilla"], documento["estado"]) == ("requerimiento", "emitiendo")
+    # The registro asks for the asiento's justificante on the same key: keep ours.
+    [command] = await eventually(
+        lambda: [
+            e for e in events if str(e.name) == EMITIR and e.data["solicitante"] == "tramitador"
+        ]
+    )
+    data = command.data
+    assert data["solicitante"] == "tramitador"
+    assert data["metadatos"] == {
+        "organo": "L01000000",
+        "origen": "administracion",
+        "estado_elaboracion": "EE01",
+        "tipo_documental": "TD06",
+    }
+    assert data["nombre_fichero"].startswith("requerimiento-EXP-")
+    assert base64.b64decode(data["pdf"]).startswith(b"%PDF-")
+    await publish(
+        platform,
+        tenant,
+        "repositorio.emision.fallida.v1",
+        {
+            "solicitud_id": data["solicitud_id"],
+            "solicitante": "tramitador",
+            "motivo": "El Ayuntamiento no tiene certificado de sello",
+            "codigo": "sin-certificado",
+        },
+    )
+
+    async def settled() -> dict[str, Any]:
+        docs = (await client.get(url, headers=headers)).json()["documentos"]
+        return docs[0] if docs[0]["estado"] != "emitiendo" else {}
+
+    fallido = await eventually(settled)
+    assert fallido["estado"] == "fallido" and fallido["motivo"].startswith("sin-certificado")
+
+    stored = str(uuid.uuid4())
+    attached = await client.post(
+        f"{url}/documentos",
+        json={"documento_id": stored, "titulo": "Plano del acceso"},
+        headers=headers,
+    )
+    assert attached.status_code == 201
+    detalle = (await client.get(url, headers=headers)).json()
+    assert {(d["origen"], d["documento_id"]) for d in detalle["documentos"]} >= {
+        ("adjunto", stored)
+    }
+    assert detalle["historial"][-1]["accion"] == "adjuntar-documento"
+    other = await new_tenant()
+    foreign = await client.post(
+        f"{url}/documentos",
+        json={"documento_id": stored, "titulo": "x"},
+        headers=bearer(token(other, "tramitador")),
+    )
+    assert foreign.status_code == 404

@@ -13,6 +13,7 @@ from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import RuntimeDep, actor_of, require_role
 from services.common.errors import Forbidden, problem_responses
+from services.tramitador.documentos.schemas import DocumentoAdjunto, DocumentoRead
 from services.tramitador.expedientes import service
 from services.tramitador.expedientes.domain import EstadoExpediente
 from services.tramitador.expedientes.schemas import (
@@ -129,6 +130,25 @@ async def realizar_accion(
             uow, expediente_id=expediente_id, codigo=codigo, datos=datos, roles=principal.roles
         )
     return await _detalle(runtime, principal, expediente_id)
+
+
+@router.post(
+    "/expedientes/{expediente_id}/documentos",
+    status_code=201,
+    response_model=DocumentoRead,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Adjunta un documento del repositorio",
+)
+async def adjuntar_documento(
+    expediente_id: str,
+    body: DocumentoAdjunto,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: TramitadorUser,
+) -> DocumentoRead:
+    """Adds a document already stored in the repositorio to the expediente's file."""
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        return await service.adjuntar_documento(uow, expediente_id=expediente_id, datos=body)
 
 
 @router.get(

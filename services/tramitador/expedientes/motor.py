@@ -19,6 +19,7 @@ from services.common.errors import Conflict, FieldError, Forbidden, NotFound, Un
 from services.common.uow import UnitOfWork
 from services.tramitador.calendario.domain import Calendario, zona_horaria_de
 from services.tramitador.calendario.service import calendario_de
+from services.tramitador.documentos.service import emitir_documento
 from services.tramitador.expedientes import domain
 from services.tramitador.expedientes.domain import EstadoPlazo, Situacion, TipoPlazo
 from services.tramitador.expedientes.models import expedientes, historial, plazos, tramites
@@ -37,6 +38,7 @@ __all__ = [
     "entrar_en_fase",
     "hoy_de",
     "situacion_de",
+    "solicitar_notificacion",
 ]
 
 FASE_CAMBIADA = "tramitador.expediente.fase-cambiada.v1"
@@ -366,6 +368,15 @@ async def aplicar_accion(
             errors=[FieldError(f.split(":")[0], f.split(": ", 1)[1]) for f in faltan],
         )
     await _efectos(ctx, accion, datos)
+    if accion.get("documento"):
+        await emitir_documento(
+            ctx.uow,
+            expediente=ctx.row,
+            definicion=ctx.definicion.data,
+            plantilla=accion["documento"],
+            datos=datos,
+            fecha=ctx.hoy,
+        )
     hacia = accion.get("hacia")
     _historial(
         ctx,
@@ -526,6 +537,16 @@ def _resolver(ctx: Contexto, accion: dict[str, Any], datos: dict[str, Any]) -> N
         },
         subject=ctx.id,
     )
+    ctx.cambiar(espera_solicitud=None)
+    if not accion.get("documento"):
+        solicitar_notificacion(ctx, plantilla=None, documento_id=None)
+    # Otherwise the resolution is notified once the repositorio has issued it.
+
+
+def solicitar_notificacion(
+    ctx: Contexto, *, plantilla: str | None, documento_id: str | None
+) -> None:
+    """Asks for the resolution to be notified; the phase waits for this solicitud's answer."""
     solicitud = str(uuid.uuid4())
     ctx.cambiar(espera_solicitud=solicitud)
     ctx.uow.emit(
@@ -535,8 +556,8 @@ def _resolver(ctx: Contexto, accion: dict[str, Any], datos: dict[str, Any]) -> N
             "solicitante": SOLICITANTE,
             "expediente_id": ctx.id,
             "numero": ctx.row["numero"],
-            "asunto": f"Resolución del expediente {ctx.row['numero']}: {sentido}",
-            "documento": {"plantilla": accion.get("documento"), "documento_id": None},
+            "asunto": f"Resolución del expediente {ctx.row['numero']}: {ctx.row['resolucion']}",
+            "documento": {"plantilla": plantilla, "documento_id": documento_id},
             "interesados": ctx.row["interesados"],
         },
         subject=solicitud,

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from stdnum.es import cif, nie, nif
 
+from services.tramitador.documentos.schemas import DocumentoRead
 from services.tramitador.expedientes.domain import EstadoExpediente
 
 
@@ -124,19 +125,6 @@ class AccionRead(BaseModel):
     tipo: str
     sentidos: list[str] | None
     condiciones_pendientes: list[str]
-
-
-class DocumentoRead(BaseModel):
-    """A document of the expediente: issued from a template or attached from the repositorio."""
-
-    id: str
-    titulo: str
-    plantilla: str | None
-    origen: str
-    estado: str
-    documento_id: str
-    csv: str | None
-    url_verificacion: str | None
 
 
 class ExpedienteDetalle(ExpedienteRead):

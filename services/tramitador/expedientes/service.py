@@ -16,10 +16,12 @@ from services.common.errors import FieldError, NotFound, Unprocessable
 from services.common.uow import UnitOfWork
 from services.tramitador.calendario.domain import Calendario, dia_de_computo, dias_habiles_entre
 from services.tramitador.calendario.service import calendario_de
+from services.tramitador.documentos import service as documentos_service
+from services.tramitador.documentos.models import documentos
+from services.tramitador.documentos.schemas import DocumentoAdjunto, DocumentoRead
 from services.tramitador.expedientes import domain, motor
 from services.tramitador.expedientes.domain import EstadoPlazo, TipoPlazo
 from services.tramitador.expedientes.models import (
-    documentos,
     expedientes,
     historial,
     plazos,
@@ -27,7 +29,6 @@ from services.tramitador.expedientes.models import (
 )
 from services.tramitador.expedientes.schemas import (
     AccionRead,
-    DocumentoRead,
     ExpedienteCreate,
     ExpedienteDetalle,
     ExpedienteRead,
@@ -42,13 +43,16 @@ __all__ = [
     "abrir_expediente_de_oficio",
     "abrir_expediente_por_asiento",
     "atender_respuesta",
+    "adjuntar_documento",
     "consultar_expediente",
+    "documento_emitido",
     "listar_expedientes",
     "realizar_accion",
     "vencer_plazo",
 ]
 
 EXPEDIENTE_INICIADO = "tramitador.expediente.iniciado.v1"
+NOTIFICACION_PRACTICADA = "notificaciones.notificacion.practicada.v1"
 _log = logging.getLogger("consistorio.tramitador")
 
 
@@ -479,3 +483,48 @@ async def listar_expedientes(
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def documento_emitido(uow: UnitOfWork, *, documento: DocumentoRead) -> None:
+    """Once the resolution's document is issued (CSV, seal), the expediente waiting in its
+    notification phase asks for that document to be notified."""
+    ctx = await motor.abrir(uow, documento.expediente_id)
+    espera = ctx.definicion.fases[ctx.row["fase"]].get("espera")
+    resoluciones = {
+        a.get("documento") for a in ctx.definicion.acciones.values() if a["tipo"] == "resolver"
+    }
+    if (
+        espera is None
+        or espera["evento"] != NOTIFICACION_PRACTICADA
+        or ctx.row["espera_solicitud"] is not None
+        or ctx.row["resolucion"] is None
+        or documento.plantilla not in resoluciones
+    ):
+        return
+    motor.solicitar_notificacion(
+        ctx, plantilla=documento.plantilla, documento_id=documento.documento_id
+    )
+    await ctx.guardar()
+
+
+async def adjuntar_documento(
+    uow: UnitOfWork, *, expediente_id: str, datos: DocumentoAdjunto
+) -> DocumentoRead:
+    """Attaches a document of the repositorio to an expediente of the council (404 else)."""
+    ctx = await motor.abrir(uow, expediente_id)
+    documento = await documentos_service.adjuntar_documento(
+        uow, expediente_id=ctx.id, documento_id=datos.documento_id, titulo=datos.titulo
+    )
+    uow.add(
+        historial,
+        {
+            "tenant_id": uow.tenant_id,
+            "expediente_id": ctx.id,
+            "actor": uow.actor.sub,
+            "accion": "adjuntar-documento",
+            "fase_desde": ctx.row["fase"],
+            "fase_hacia": None,
+            "datos": {"documento_id": documento.documento_id, "titulo": documento.titulo},
+        },
+    )
+    return documento

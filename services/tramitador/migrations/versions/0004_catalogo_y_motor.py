@@ -210,7 +210,8 @@ def upgrade() -> None:
         sa.Column("titulo", sa.String(300), nullable=False),
         sa.Column("origen", sa.String(10), nullable=False),
         sa.Column("estado", sa.String(12), nullable=False),
-        _uuid("documento_id"),
+        # Chosen by the repositorio when it issues; known at once for an attachment.
+        _uuid("documento_id", nullable=True),
         _uuid("solicitud_id", nullable=True),
         sa.Column("csv", sa.String(40)),
         sa.Column("url_verificacion", sa.Text),
