@@ -7,6 +7,7 @@ them all so the schema's metadata, and what the composition root reads from it
 
 from __future__ import annotations
 
+from services.tramitador.bandeja.models import miembros_unidad
 from services.tramitador.calendario.models import festivos_locales
 from services.tramitador.documentos.models import documentos
 from services.tramitador.expedientes.models import (
@@ -26,6 +27,7 @@ __all__ = [
     "historial",
     "kernel",
     "metadata",
+    "miembros_unidad",
     "plazos",
     "procedimiento_versiones",
     "tramites",

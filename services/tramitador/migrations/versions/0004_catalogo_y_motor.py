@@ -160,7 +160,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_tramites_bandeja",
         "tramites",
-        ["tenant_id", "estado", sa.text("vencimiento NULLS LAST"), "id"],
+        ["tenant_id", "estado", sa.text("COALESCE(vencimiento, DATE '9999-12-31')"), "id"],
         schema=SCHEMA,
     )
     op.create_index("ix_tramites_expediente", "tramites", ["expediente_id"], schema=SCHEMA)
@@ -222,7 +222,15 @@ def upgrade() -> None:
     op.create_index("ix_documentos_expediente", "documentos", ["expediente_id"], schema=SCHEMA)
     op.create_index("ix_documentos_solicitud", "documentos", ["solicitud_id"], schema=SCHEMA)
 
-    for table in ("procedimiento_versiones", "tramites", "plazos", "historial", "documentos"):
+    op.create_table(
+        "miembros_unidad",
+        sa.Column("tenant_id", sa.String(5), primary_key=True),
+        sa.Column("unidad", sa.String(100), primary_key=True),
+        sa.Column("usuario", sa.String(200), primary_key=True),
+        schema=SCHEMA,
+    )
+    tablas = ("procedimiento_versiones", "tramites", "plazos", "historial", "documentos")
+    for table in (*tablas, "miembros_unidad"):
         enable_tenant_rls(SCHEMA, table)
     grant_app_role(SCHEMA, role)
     protect_audit_log_v1(SCHEMA, role)
@@ -233,7 +241,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Back to the shared catalogue; expedientes keep only the columns 0001 knew (de oficio
     ones, which have no asiento, are dropped)."""
-    for table in ("documentos", "historial", "plazos", "tramites", "procedimiento_versiones"):
+    for table in (
+        "miembros_unidad",
+        "documentos",
+        "historial",
+        "plazos",
+        "tramites",
+        "procedimiento_versiones",
+    ):
         op.drop_table(table, schema=SCHEMA)
     op.execute(f'DROP FUNCTION "{SCHEMA}".version_inmutable()')
     op.drop_index("ix_expedientes_interesado", "expedientes", schema=SCHEMA)
