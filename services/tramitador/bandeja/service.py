@@ -6,7 +6,17 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, false, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    delete,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Principal
@@ -20,7 +30,10 @@ from services.tramitador.expedientes.models import expedientes, tramites
 
 __all__ = ["fijar_miembros", "leer_bandeja"]
 
-_ORDEN: ColumnElement[date] = func.coalesce(tramites.c.vencimiento, domain.SIN_VENCIMIENTO)
+# Written as a literal, not a parameter, so the planner matches the worklist index.
+_ORDEN: ColumnElement[date] = func.coalesce(
+    tramites.c.vencimiento, literal_column(f"DATE '{domain.SIN_VENCIMIENTO.isoformat()}'")
+)
 
 
 async def fijar_miembros(uow: UnitOfWork, *, unidad: str, usuarios: list[str]) -> list[str]:

@@ -4,11 +4,13 @@ oficio), read with the caller's actions, act, settle answers and expire plazos."
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import cast, func, insert, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.envelope import ReceivedEvent
@@ -452,10 +454,18 @@ async def listar_expedientes(
         query = query.where(c.interesados.contains([{"identificador": filtros["interesado_id"]}]))
     if filtros.get("interesado"):
         termino = str(filtros["interesado"]).strip()
-        query = query.where(
-            (c.interesado_id == termino.upper())
-            | c.interesado_nombre.ilike(f"%{_escape_like(termino)}%", escape="\\")
-        )
+        identificador = termino.upper().replace("-", "")
+        if _IDENTIFICADOR.fullmatch(identificador):
+            # An identity document: any interesado of the expediente (GIN index, through
+            # a SECURITY DEFINER function confined to the tenant, see migration 0004).
+            valor = [{"identificador": identificador}]
+            ids = func.tramitador.ids_por_interesado(cast(valor, JSONB))
+            query = query.where(c.id.in_(select(ids.column_valued())))
+        else:
+            # Part of a name of the first interesado (trigram index, same way).
+            patron = f"%{_escape_like(termino)}%"
+            ids = func.tramitador.ids_por_nombre(patron)
+            query = query.where(c.id.in_(select(ids.column_valued())))
     if filtros.get("desde"):
         query = query.where(c.fecha_inicio >= filtros["desde"])
     if filtros.get("hasta"):
@@ -479,6 +489,10 @@ async def listar_expedientes(
         last = items[-1]
         siguiente = domain.codificar_cursor(last.fecha_inicio.isoformat(), last.id)
     return items, siguiente
+
+
+# NIF (8 digits + letter), NIE (X/Y/Z + 7 digits + letter) or CIF (letter + 7 digits + one).
+_IDENTIFICADOR = re.compile(r"[0-9A-Z]\d{7}[0-9A-Z]")
 
 
 def _escape_like(text: str) -> str:

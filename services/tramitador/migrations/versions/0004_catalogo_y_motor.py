@@ -129,6 +129,11 @@ def upgrade() -> None:
         postgresql_using="gin",
         postgresql_ops={"interesados": "jsonb_path_ops"},
     )
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute(
+        f'CREATE INDEX ix_expedientes_nombre_trgm ON "{SCHEMA}".expedientes '
+        "USING gin (interesado_nombre gin_trgm_ops)"
+    )
     op.create_index(
         "ix_expedientes_fecha",
         ex,
@@ -229,6 +234,28 @@ def upgrade() -> None:
         sa.Column("usuario", sa.String(200), primary_key=True),
         schema=SCHEMA,
     )
+    # Searches by interesado go through these: under row-level security PostgreSQL may
+    # not use a GIN or trigram index for operators that are not leakproof (@>, ILIKE),
+    # so they run as the owner, still confined to the transaction's tenant.
+    for nombre, argumento, condicion in (
+        ("ids_por_interesado", "termino jsonb", "interesados @> termino"),
+        ("ids_por_nombre", "patron text", "interesado_nombre ILIKE patron"),
+    ):
+        op.execute(
+            f"""
+            CREATE FUNCTION "{SCHEMA}".{nombre}({argumento}) RETURNS SETOF uuid
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+              SELECT id FROM "{SCHEMA}".expedientes
+              WHERE tenant_id = current_setting('app.tenant_id', true) AND {condicion}
+            $$
+            """
+        )
+        op.execute(
+            f'REVOKE ALL ON FUNCTION "{SCHEMA}".{nombre}({argumento.split()[1]}) FROM PUBLIC'
+        )
+        op.execute(
+            f'GRANT EXECUTE ON FUNCTION "{SCHEMA}".{nombre}({argumento.split()[1]}) TO "{role}"'
+        )
     tablas = ("procedimiento_versiones", "tramites", "plazos", "historial", "documentos")
     for table in (*tablas, "miembros_unidad"):
         enable_tenant_rls(SCHEMA, table)
@@ -251,9 +278,12 @@ def downgrade() -> None:
     ):
         op.drop_table(table, schema=SCHEMA)
     op.execute(f'DROP FUNCTION "{SCHEMA}".version_inmutable()')
+    op.execute(f'DROP FUNCTION "{SCHEMA}".ids_por_interesado(jsonb)')
+    op.execute(f'DROP FUNCTION "{SCHEMA}".ids_por_nombre(text)')
     op.drop_index("ix_expedientes_interesado", "expedientes", schema=SCHEMA)
     op.drop_index("ix_expedientes_fecha", "expedientes", schema=SCHEMA)
     op.drop_index("ix_expedientes_interesados", "expedientes", schema=SCHEMA)
+    op.drop_index("ix_expedientes_nombre_trgm", "expedientes", schema=SCHEMA)
     for column in (
         "procedimiento_version",
         "fase",
