@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -56,6 +57,20 @@ expedientes = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("tenant_id", "anio", "secuencia", name="uq_expedientes_numero"),
     UniqueConstraint("tenant_id", "asiento_id", name="uq_expedientes_asiento"),
+    Index("ix_expedientes_interesado", "tenant_id", "interesado_id"),
+    Index(
+        "ix_expedientes_interesados",
+        "interesados",
+        postgresql_using="gin",
+        postgresql_ops={"interesados": "jsonb_path_ops"},
+    ),
+    Index(
+        "ix_expedientes_nombre_trgm",
+        "interesado_nombre",
+        postgresql_using="gin",
+        postgresql_ops={"interesado_nombre": "gin_trgm_ops"},
+    ),
+    Index("ix_expedientes_fecha", "tenant_id", text("fecha_inicio DESC"), text("id DESC")),
 )
 
 tramites = Table(
@@ -78,7 +93,13 @@ tramites = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("completado_at", DateTime(timezone=True)),
     Column("completado_por", String(200)),
-    Index("ix_tramites_bandeja", "tenant_id", "estado", "vencimiento", "id"),
+    Index(
+        "ix_tramites_bandeja",
+        "tenant_id",
+        "estado",
+        text("COALESCE(vencimiento, '9999-12-31'::date)"),
+        "id",
+    ),
     Index("ix_tramites_expediente", "expediente_id"),
 )
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, UniqueConstraint, func
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from services.tramitador.metadata import metadata
@@ -22,4 +32,11 @@ procedimiento_versiones = Table(
     Column("publicado_at", DateTime(timezone=True)),
     Column("retirado_at", DateTime(timezone=True)),
     UniqueConstraint("tenant_id", "codigo", "version", name="uq_procedimiento_version"),
+    Index(
+        "uq_procedimiento_publicado",
+        "tenant_id",
+        "codigo",
+        unique=True,
+        postgresql_where=text("estado = 'publicado'"),
+    ),
 )

@@ -130,9 +130,13 @@ def upgrade() -> None:
         postgresql_ops={"interesados": "jsonb_path_ops"},
     )
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    op.execute(
-        f'CREATE INDEX ix_expedientes_nombre_trgm ON "{SCHEMA}".expedientes '
-        "USING gin (interesado_nombre gin_trgm_ops)"
+    op.create_index(
+        "ix_expedientes_nombre_trgm",
+        ex,
+        ["interesado_nombre"],
+        schema=SCHEMA,
+        postgresql_using="gin",
+        postgresql_ops={"interesado_nombre": "gin_trgm_ops"},
     )
     op.create_index(
         "ix_expedientes_fecha",
@@ -165,7 +169,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_tramites_bandeja",
         "tramites",
-        ["tenant_id", "estado", sa.text("COALESCE(vencimiento, DATE '9999-12-31')"), "id"],
+        ["tenant_id", "estado", sa.text("COALESCE(vencimiento, '9999-12-31'::date)"), "id"],
         schema=SCHEMA,
     )
     op.create_index("ix_tramites_expediente", "tramites", ["expediente_id"], schema=SCHEMA)
