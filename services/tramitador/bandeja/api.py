@@ -35,7 +35,9 @@ async def leer_bandeja(
     vence_antes: date | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    contar: Annotated[bool, Query(description="Incluir los recuentos")] = True,
+    contar: Annotated[
+        bool, Query(description="Incluir los recuentos (solo en la primera página)")
+    ] = True,
 ) -> Bandeja:
     """The caller's open trámites (assigned to them, to their roles or to their units),
     nearest due date first, with counts per procedure."""

@@ -133,7 +133,8 @@ async def leer_bandeja(
             domain.clave_orden(last.vencimiento).isoformat(), last.tramite_id
         )
     bandeja = Bandeja(items=items, next_cursor=siguiente)
-    if contar:
+    # Counting covers every trámite of the caller: on the first page only.
+    if contar and not cursor:
         vencido = func.count().filter(c.vencimiento < hoy)
         recuento = (
             await session.execute(
