@@ -523,16 +523,33 @@ async def test_isolation_citizens_and_search(
     bad = await client.get(f"{T}/expedientes", params={"cursor": "xx"}, headers=staff_a)
     assert bad.status_code == 422
 
+    # Rows in every table for both councils, then row-level security on each.
+    for tenant, expediente_id in ((a, mine), (b, theirs)):
+        admin = bearer(token(tenant, "admin"))
+        acted = await client.post(
+            f"{T}/expedientes/{expediente_id}/acciones/requerir-subsanacion", headers=admin
+        )
+        assert acted.status_code == 200, acted.text
+        await client.put(
+            f"{T}/unidades/registro-general/miembros", json={"usuarios": ["ana"]}, headers=admin
+        )
+        await client.put(
+            f"{T}/calendario/2026/festivos-locales", json={"fechas": ["2026-06-24"]}, headers=admin
+        )
+    tablas = (
+        "expedientes",
+        "tramites",
+        "plazos",
+        "historial",
+        "documentos",
+        "procedimiento_versiones",
+        "miembros_unidad",
+        "festivos_locales",
+    )
     db = Database(settings.app_database_url())
     try:
         async with tenant_transaction(db, a) as session:
-            for table in (
-                "expedientes",
-                "tramites",
-                "plazos",
-                "historial",
-                "procedimiento_versiones",
-            ):
+            for table in tablas:
                 seen = (
                     (
                         await session.execute(
