@@ -634,3 +634,69 @@ async def test_documents_are_issued_from_templates_and_attached(
         headers=bearer(token(other, "tramitador")),
     )
     assert foreign.status_code == 404
+
+
+async def test_ampliacion_informes_and_reapertura(
+    clients, platform: Platform, new_tenant, token
+) -> None:
+    tenant = await new_tenant()
+    client = clients["tramitador"]
+    headers = bearer(token(tenant, "tramitador", "firma"))
+    events = await collect_events(
+        platform.transport, f"{tenant}.tramitador.#", f"{tenant}.{EMITIR}"
+    )
+    expediente_id = await open_by_asiento(clients, tenant, token, "generico")
+    url = f"{T}/expedientes/{expediente_id}"
+    assert (await client.post(f"{url}/acciones/admitir", headers=headers)).status_code == 200
+    before = {p["tipo"]: p for p in (await client.get(url, headers=headers)).json()["plazos"]}
+
+    # Art. 23: once, by up to half (three months → one more month).
+    ampliado = await client.post(f"{url}/acciones/ampliar-plazo", headers=headers)
+    after = {p["tipo"]: p for p in ampliado.json()["plazos"]}
+    assert after["resolucion"]["vencimiento"] > before["resolucion"]["vencimiento"]
+    again = await client.post(f"{url}/acciones/ampliar-plazo", headers=headers)
+    assert again.status_code == 409
+    assert again.json()["errors"][0]["field"] == "ampliacion-unica"
+
+    # Informes: one comes with the phase, another is asked for; each is emitted once.
+    missing = await client.post(f"{url}/acciones/solicitar-informe", json={}, headers=headers)
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "unidad"
+    pedido = await client.post(
+        f"{url}/acciones/solicitar-informe",
+        json={"unidad": "urbanismo", "nombre": "Informe urbanístico"},
+        headers=headers,
+    )
+    informes = [t for t in pedido.json()["tramites"] if t["informe"]]
+    assert {t["unidad"] for t in informes} == {"servicio-competente", "urbanismo"}
+    assert all(t["vencimiento"] for t in informes)
+    audiencia = {a["codigo"]: a for a in pedido.json()["acciones"]}["abrir-audiencia"]
+    assert audiencia["condiciones_pendientes"] == ["informes-emitidos: 2 informe(s) pendiente(s)"]
+    for sentido in ("favorable", "condicionado"):
+        r = await client.post(
+            f"{url}/acciones/emitir-informe", json={"sentido": sentido}, headers=headers
+        )
+        assert r.status_code == 200
+    none_left = await client.post(
+        f"{url}/acciones/emitir-informe", json={"sentido": "favorable"}, headers=headers
+    )
+    assert none_left.status_code == 409
+    bad_sense = await client.post(
+        f"{url}/acciones/formular-propuesta", json={"sentido": "quizas"}, headers=headers
+    )
+    assert bad_sense.status_code == 409  # not in propuesta yet: the phase comes first
+
+    await walk(client, platform, tenant, headers, events, expediente_id)
+    reabierto = await client.post(
+        f"{url}/acciones/reabrir",
+        json={"motivo": "Recurso de reposición estimado"},
+        headers=headers,
+    )
+    assert reabierto.status_code == 200
+    detalle = reabierto.json()
+    assert (detalle["fase"], detalle["estado"], detalle["resolucion"]) == (
+        "instruccion",
+        "en_tramite",
+        None,
+    )
+    assert detalle["historial"][-1]["accion"] == "reabrir"
