@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from services.bootstrap import Platform
 from services.common.bus.envelope import EventName, ReceivedEvent, build_envelope
@@ -700,3 +700,32 @@ async def test_ampliacion_informes_and_reapertura(
         None,
     )
     assert detalle["historial"][-1]["accion"] == "reabrir"
+
+
+async def test_an_asiento_naming_an_oficio_only_procedure_opens_nothing(
+    clients, platform: Platform, new_tenant, token
+) -> None:
+    tenant = await new_tenant()
+    registro = bearer(token(tenant, "registro"))
+    body = factories.asiento(procedimiento="expediente-sancionador")
+    created = await clients["registro"].post(
+        "/api/v1/registro/asientos", json=body, headers=registro
+    )
+    assert created.status_code == 201
+    marker = await open_by_asiento(clients, tenant, token, "generico")
+    runtime = platform.runtimes["tramitador"]
+
+    async def both_consumed() -> bool:
+        async with tenant_transaction(runtime.db, tenant) as session:
+            seen = await session.execute(
+                select(func.count())
+                .select_from(runtime.tables.inbox)
+                .where(runtime.tables.inbox.c.consumer == "tramitador.asientos")
+            )
+        return seen.scalar_one() >= 2
+
+    await eventually(both_consumed)
+    listed = await clients["tramitador"].get(
+        f"{T}/expedientes", headers=bearer(token(tenant, "tramitador"))
+    )
+    assert [e["id"] for e in listed.json()["items"]] == [marker]

@@ -165,6 +165,12 @@ async def abrir_expediente_por_asiento(
         if asiento.get("fecha_registro")
         else datetime.now(UTC)
     )
+    vigente = await version_vigente(uow.session, tenant_id=uow.tenant_id, codigo=codigo)
+    if vigente is not None and "solicitud" not in vigente[1].data["iniciacion"]:
+        # A procedure that only starts de oficio (art. 58): the asiento stays in the
+        # register, for staff to decide on; it is no error of the bus message.
+        _log.info("asiento %s names %s, which starts only de oficio", asiento["numero"], codigo)
+        return None
     expediente = await _abrir(
         uow,
         procedimiento=codigo,
