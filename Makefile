@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python -m tests.bench.repositorio
 	$(BIN)/python -m tests.bench.registro_busqueda
 	$(BIN)/python -m tests.bench.pagos
+	$(BIN)/python -m tests.bench.tramitador
 
 # The broker's queues, bindings, users and policies, from the services' consumers.
 rabbitmq-definitions: install

@@ -1,4 +1,5 @@
-"""The ``consistorio`` command: run, migrate, issue dev tokens, manage tenants and dead letters."""
+"""The ``consistorio`` command: run, migrate, issue dev tokens, manage tenants, dead letters
+and the tramitador's catalogue of procedures."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.settings import Settings, load_settings
+from services.tramitador.procedimientos.cli import app as procedimientos_app
 
 if TYPE_CHECKING:
     from services.backup import BackupManifest
@@ -27,6 +29,7 @@ broker_app = typer.Typer(help="Definiciones de RabbitMQ.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(broker_app, name="broker")
+app.add_typer(procedimientos_app, name="procedimientos")
 
 DataDir = Annotated[
     Path | None,

@@ -1,55 +1,34 @@
-"""Tables of the tramitador schema."""
+"""Every table of the tramitador schema, gathered on one metadata.
+
+Each feature declares its own tables (``<feature>/models.py``); this module imports
+them all so the schema's metadata, and what the composition root reads from it
+(``SCHEMA``, ``kernel``), is complete.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    func,
+from services.tramitador.bandeja.models import miembros_unidad
+from services.tramitador.calendario.models import festivos_locales
+from services.tramitador.documentos.models import documentos
+from services.tramitador.expedientes.models import (
+    expedientes,
+    historial,
+    plazos,
+    tramites,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from services.tramitador.metadata import SCHEMA, kernel, metadata
+from services.tramitador.procedimientos.models import procedimiento_versiones
 
-from services.common.kernel_tables import kernel_tables
-
-SCHEMA = "tramitador"
-metadata = MetaData(schema=SCHEMA)
-kernel = kernel_tables(metadata)
-
-# The catalogue is shared by every tenant (the state-wide procedures); tenant-specific
-# procedures will get their own table with tenant_id and row-level security.
-procedimientos = Table(
-    "procedimientos",
-    metadata,
-    Column("codigo", String(50), primary_key=True),
-    Column("denominacion", String(255), nullable=False),
-    Column("norma", Text, nullable=False),
-    Column("sia", String(20)),
-    Column("plazo_resolucion_meses", Integer, nullable=False),
-    Column("silencio", String(20), nullable=False),
-)
-
-expedientes = Table(
+__all__ = [
+    "SCHEMA",
+    "documentos",
     "expedientes",
-    metadata,
-    Column("id", UUID(as_uuid=False), primary_key=True),
-    Column("tenant_id", String(5), nullable=False),
-    Column("anio", Integer, nullable=False),
-    Column("secuencia", Integer, nullable=False),
-    Column("numero", String(20), nullable=False),
-    Column("procedimiento", String(50), ForeignKey(procedimientos.c.codigo), nullable=False),
-    Column("estado", String(20), nullable=False),
-    Column("asiento_id", UUID(as_uuid=False), nullable=False),
-    Column("asiento_numero", String(20), nullable=False),
-    Column("fecha_inicio", DateTime(timezone=True), nullable=False),
-    Column("interesados", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    UniqueConstraint("tenant_id", "anio", "secuencia", name="uq_expedientes_numero"),
-    UniqueConstraint("tenant_id", "asiento_id", name="uq_expedientes_asiento"),
-)
+    "festivos_locales",
+    "historial",
+    "kernel",
+    "metadata",
+    "miembros_unidad",
+    "plazos",
+    "procedimiento_versiones",
+    "tramites",
+]

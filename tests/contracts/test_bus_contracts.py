@@ -63,6 +63,20 @@ LIQUIDACION_ANULADA = "pagos.liquidacion.anulada.v1"
 PAGO_COMPLETADO = "pagos.pago.completado.v1"
 PAGO_FALLIDO = "pagos.pago.fallido.v1"
 PAGOS_CONTRACTS = [LIQUIDACION_EMITIDA, LIQUIDACION_ANULADA, PAGO_COMPLETADO, PAGO_FALLIDO]
+FASE_CAMBIADA = "tramitador.expediente.fase-cambiada.v1"
+TRAMITE_ASIGNADO = "tramitador.tramite.asignado.v1"
+RESOLUCION_DICTADA = "tramitador.resolucion.dictada.v1"
+NOTIFICACION_SOLICITAR = "tramitador.notificacion.solicitar.v1"
+PAGO_REQUERIR = "tramitador.pago.requerir.v1"
+NOTIFICACION_PRACTICADA = "notificaciones.notificacion.practicada.v1"
+TRAMITADOR_CONTRACTS = [
+    FASE_CAMBIADA,
+    TRAMITE_ASIGNADO,
+    RESOLUCION_DICTADA,
+    NOTIFICACION_SOLICITAR,
+    PAGO_REQUERIR,
+    NOTIFICACION_PRACTICADA,
+]
 CONTRACTS = [
     ASIENTO,
     ANULADO,
@@ -84,6 +98,7 @@ CONTRACTS = [
     SELLO_RECHAZADO,
     ALMACENAR,
     *PAGOS_CONTRACTS,
+    *TRAMITADOR_CONTRACTS,
 ]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 # A valid metadatos of emitir, and an asiento it may refer to, for the bad-value cases.
@@ -363,8 +378,14 @@ def example(name: str, kind: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("field", "names"),
     [
-        ("solicitud_id", [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA]),
-        ("solicitante", [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA]),
+        (
+            "solicitud_id",
+            [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA, *TRAMITADOR_CONTRACTS[3:]],
+        ),
+        (
+            "solicitante",
+            [SELLAR, RESERVAR, RESERVADO, EMITIR, EMITIDO, FALLIDA, *TRAMITADOR_CONTRACTS[3:]],
+        ),
         ("documento_id", [RESERVAR, RESERVADO, EMITIDO, FALLIDA, ALMACENADO]),
         ("nombre_fichero", [SELLAR, EMITIR, EMITIDO]),
         ("pdf", [SELLAR, EMITIR]),
@@ -766,6 +787,7 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "codigoReservar"),
         ("send", "liquidacionEmitida"),
         ("send", "pagoCompletado"),
+        ("receive", "pagoCompletado"),
         ("send", "pagoFallido"),
         ("send", "liquidacionAnulada"),
         ("send", "codigoReservado"),
@@ -776,6 +798,13 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "documentoEmitido"),
         ("send", "emisionFallida"),
         ("receive", "emisionFallida"),
+        ("send", "expedienteFaseCambiada"),
+        ("send", "tramiteAsignado"),
+        ("send", "resolucionDictada"),
+        ("send", "notificacionSolicitar"),
+        ("send", "pagoRequerir"),
+        ("send", "notificacionPracticada"),
+        ("receive", "notificacionPracticada"),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.tramitador.domain import abre_expediente, format_numero
+from services.tramitador.expedientes.domain import abre_expediente, format_numero
 
 
 def test_expediente_number() -> None:

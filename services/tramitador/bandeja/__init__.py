@@ -1,0 +1,2 @@
+"""bandeja: each user's worklist, the open trámites assigned to them, their roles and
+their units, nearest deadline first."""

@@ -1,0 +1,1 @@
+"""expedientes: case files, their phases, trámites, plazos and history."""

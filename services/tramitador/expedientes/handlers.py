@@ -1,0 +1,33 @@
+"""Bus consumers of the expedientes: asientos that open them, answers they wait for."""
+
+from __future__ import annotations
+
+from services.common.bus.envelope import ReceivedEvent
+from services.common.runtime import ConsumerSpec
+from services.common.uow import UnitOfWork
+from services.tramitador.expedientes import service
+
+__all__ = ["CONSUMERS", "RESPUESTAS"]
+
+# Answers of later services (pagos, notificaciones) a phase may wait for.
+RESPUESTAS = ("pagos.pago.completado.v1", "notificaciones.notificacion.practicada.v1")
+
+
+async def on_asiento_registrado(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """An asiento de entrada naming a published procedure opens its expediente."""
+    await service.abrir_expediente_por_asiento(uow, event)
+
+
+async def on_respuesta(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """A payment or a notification an expediente waits for lets it go on."""
+    await service.atender_respuesta(uow, event)
+
+
+CONSUMERS = (
+    ConsumerSpec(
+        name="asientos",
+        events=("registro.asiento.registrado.v1",),
+        handler=on_asiento_registrado,
+    ),
+    ConsumerSpec(name="respuestas", events=RESPUESTAS, handler=on_respuesta),
+)

@@ -1,0 +1,160 @@
+"""REST models of the expedientes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from stdnum.es import cif, nie, nif
+
+from services.tramitador.documentos.schemas import DocumentoRead
+from services.tramitador.expedientes.domain import EstadoExpediente
+
+
+class TipoIdentificador(StrEnum):
+    """Kinds of identity document of an interesado."""
+
+    NIF = "NIF"
+    NIE = "NIE"
+    CIF = "CIF"
+    PASAPORTE = "PASAPORTE"
+
+
+_VALIDADORES = {"NIF": nif, "NIE": nie, "CIF": cif}
+
+
+class InteresadoCreate(BaseModel):
+    """An interesado of an expediente started de oficio."""
+
+    tipo_identificador: TipoIdentificador
+    identificador: str = Field(min_length=1, max_length=20)
+    nombre: str = Field(min_length=1, max_length=200)
+    apellido1: str | None = Field(default=None, max_length=100)
+    apellido2: str | None = Field(default=None, max_length=100)
+
+    @field_validator("identificador")
+    @classmethod
+    def _valido(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip().upper()
+        tipo = info.data.get("tipo_identificador")
+        validator = _VALIDADORES.get(tipo.value) if tipo is not None else None
+        if validator is not None and not validator.is_valid(value):
+            raise ValueError(f"{tipo} no válido: {value}")
+        return value
+
+
+class ExpedienteCreate(BaseModel):
+    """An expediente started de oficio (art. 58), without an asiento."""
+
+    procedimiento: str = Field(min_length=1, max_length=60, examples=["expediente-sancionador"])
+    asunto: str = Field(min_length=1, max_length=2000)
+    interesados: list[InteresadoCreate] = Field(min_length=1, max_length=50)
+
+
+class ExpedienteRead(BaseModel):
+    """A case file as listed."""
+
+    id: str
+    numero: str = Field(examples=["EXP/2026/000001"])
+    anio: int
+    secuencia: int
+    procedimiento: str
+    procedimiento_version: int
+    estado: EstadoExpediente
+    fase: str
+    iniciacion: str
+    unidad: str | None
+    asunto: str | None
+    asiento_id: str | None
+    asiento_numero: str | None
+    fecha_inicio: datetime
+    # The interesados as the asiento (or the acuerdo de inicio) recorded them.
+    interesados: list[dict[str, Any]]
+    resolucion: str | None
+    silencio: str | None
+
+
+class TramiteRead(BaseModel):
+    """A task of a phase and whom it is assigned to."""
+
+    id: str
+    fase: str
+    codigo: str
+    nombre: str
+    informe: bool
+    unidad: str | None
+    rol: str | None
+    persona: str | None
+    estado: str
+    vencimiento: date | None
+    sentido: str | None
+
+
+class PlazoRead(BaseModel):
+    """A plazo of the expediente, computed with the council's calendar."""
+
+    id: str
+    tipo: str
+    inicio: date
+    vencimiento: date
+    estado: str
+    dias_habiles_restantes: int | None = Field(
+        description="Días hábiles que quedan (negativo: vencido); nulo si no corre"
+    )
+    dias_suspendidos: int
+
+
+class HistorialRead(BaseModel):
+    """One entry of the expediente's history."""
+
+    at: datetime
+    actor: str
+    accion: str
+    fase_desde: str | None
+    fase_hacia: str | None
+    datos: dict[str, Any]
+
+
+class AccionRead(BaseModel):
+    """An action the caller may take now; blocked while ``condiciones_pendientes`` is not empty."""
+
+    codigo: str
+    nombre: str
+    tipo: str
+    sentidos: list[str] | None
+    condiciones_pendientes: list[str]
+
+
+class ExpedienteDetalle(ExpedienteRead):
+    """An expediente with its phase, open trámites, plazos, history and the caller's actions."""
+
+    fase_nombre: str
+    tramites: list[TramiteRead]
+    plazos: list[PlazoRead]
+    historial: list[HistorialRead]
+    acciones: list[AccionRead]
+    documentos: list[DocumentoRead]
+
+
+class ExpedienteList(BaseModel):
+    """Expedientes matching a query; ``next_cursor`` continues it."""
+
+    items: list[ExpedienteRead]
+    next_cursor: str | None = None
+
+
+class AccionRequest(BaseModel):
+    """The data an action needs (each action reads the fields it knows)."""
+
+    sentido: str | None = Field(default=None, max_length=30, examples=["favorable"])
+    motivo: str | None = Field(default=None, max_length=5000)
+    documentos: list[str] = Field(
+        default_factory=list, max_length=50, description="Documentos aportados (códigos)"
+    )
+    renuncia: bool | None = Field(
+        default=None, description="Los interesados renuncian a alegar (art. 82.3)"
+    )
+    unidad: str | None = Field(default=None, max_length=100, description="Unidad del informe")
+    nombre: str | None = Field(default=None, max_length=300, description="Nombre del informe")

@@ -1,0 +1,1 @@
+"""procedimientos: the versioned catalogue of procedure definitions of each council."""

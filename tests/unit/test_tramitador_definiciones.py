@@ -1,0 +1,66 @@
+"""Procedure definitions: the shipped ones and the guide's example are valid, and the
+rules between parts catch what the JSON Schema cannot."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+
+from services.tramitador.procedimientos.domain import (
+    DefinicionInvalida,
+    EstadoVersion,
+    definiciones_incluidas,
+    leer_yaml,
+    puede_pasar,
+    validar,
+)
+
+GUIDE = Path(__file__).parents[2] / "docs" / "tramitador.md"
+
+
+def test_the_guides_full_example_is_a_valid_definition() -> None:
+    [block] = re.findall(r"```yaml\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    definicion = validar(leer_yaml(block))
+    assert definicion.codigo == "licencia-vado"
+    assert definicion.fase_inicial == "inicio"
+
+
+def test_every_shipped_definition_has_the_steps_of_the_law() -> None:
+    definiciones = definiciones_incluidas()
+    assert len(definiciones) == 20
+    for d in definiciones:
+        tipos = {a["tipo"] for a in d.acciones.values()}
+        assert {"resolver", "archivar", "reabrir", "emitir-informe"} <= tipos, d.codigo
+        if "solicitud" in d.data["iniciacion"]:
+            assert "requerir-subsanacion" in tipos, d.codigo
+        if d.data["iniciacion"] == ["oficio"]:
+            assert any("caducidad" in a.get("sentidos", []) for a in d.acciones.values())
+
+
+def test_references_between_parts_are_checked() -> None:
+    base = copy.deepcopy(definiciones_incluidas()[0].data)
+    base["flujo"]["fase_inicial"] = "nada"
+    base["flujo"]["acciones"][1]["al_vencer"] = "no-existe"
+    base["flujo"]["acciones"][2]["documento"] = "sin-plantilla"
+    with pytest.raises(DefinicionInvalida) as caught:
+        validar(base)
+    assert {p.ruta for p in caught.value.problemas} == {
+        "flujo.fase_inicial",
+        "flujo.acciones[1].al_vencer",
+        "flujo.acciones[2].documento",
+    }
+
+
+def test_yaml_that_is_not_a_mapping_is_refused() -> None:
+    with pytest.raises(DefinicionInvalida):
+        leer_yaml("- uno\n- dos\n")
+
+
+def test_version_states_only_move_forward() -> None:
+    assert puede_pasar(EstadoVersion.BORRADOR, EstadoVersion.PUBLICADO)
+    assert puede_pasar(EstadoVersion.PUBLICADO, EstadoVersion.RETIRADO)
+    assert not puede_pasar(EstadoVersion.PUBLICADO, EstadoVersion.BORRADOR)
+    assert not puede_pasar(EstadoVersion.RETIRADO, EstadoVersion.PUBLICADO)
