@@ -263,7 +263,9 @@ def _segundo_intento_valido(primero: datetime, segundo: datetime, zona: ZoneInfo
             f"(se hizo {dias} días después)"
         )
     if (a.time() < _FRONTERA) == (b.time() < _FRONTERA):
-        return "si el primer intento fue antes de las 15:00 el segundo debe ser después, y viceversa"
+        return (
+            "si el primer intento fue antes de las 15:00 el segundo debe ser después, y viceversa"
+        )
     hora_a = timedelta(hours=a.hour, minutes=a.minute, seconds=a.second)
     hora_b = timedelta(hours=b.hour, minutes=b.minute, seconds=b.second)
     if abs(hora_b - hora_a) < _MARGEN:

@@ -58,6 +58,13 @@ RECHAZADO_INTERCAMBIO = "registro.intercambio.rechazado.v1"
 SOLICITAR_SELLO = "sellado.sellotiempo.solicitar.v1"
 SELLO_EMITIDO = "sellado.sellotiempo.emitido.v1"
 SELLO_RECHAZADO = "sellado.sellotiempo.rechazado.v1"
+NOTIFICACION_EVENTS = [
+    "notificaciones.notificacion.puesta-disposicion.v1",
+    "notificaciones.notificacion.practicada.v1",
+    "notificaciones.notificacion.rechazada.v1",
+    "notificaciones.notificacion.expirada.v1",
+    "notificaciones.notificacion.fallida.v1",
+]
 CONTRACTS = [
     ASIENTO,
     ANULADO,
@@ -78,6 +85,7 @@ CONTRACTS = [
     SELLO_EMITIDO,
     SELLO_RECHAZADO,
     ALMACENAR,
+    *NOTIFICACION_EVENTS,
 ]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 # A valid metadatos of emitir, and an asiento it may refer to, for the bad-value cases.
@@ -766,6 +774,11 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "documentoEmitido"),
         ("send", "emisionFallida"),
         ("receive", "emisionFallida"),
+        ("send", "notificacionPuestaDisposicion"),
+        ("send", "notificacionPracticada"),
+        ("send", "notificacionRechazada"),
+        ("send", "notificacionExpirada"),
+        ("send", "notificacionFallida"),
     }
 
 

@@ -32,7 +32,7 @@ CIF_SL = "B12345674"  # a limited company, valid check digit
 
 
 def _local(zona: ZoneInfo, *args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=zona, fold=fold)  # type: ignore[misc]
+    return datetime(*args, tzinfo=zona, fold=fold)  # type: ignore[arg-type, misc]
 
 
 # --- channel ---
@@ -53,9 +53,7 @@ def test_a_natural_person_gets_what_they_chose() -> None:
 def test_other_subjects_of_14_2_and_obliged_representatives_are_electronic() -> None:
     persona = nif()
     assert (
-        canal_de(
-            tipo="NIF", identificador=persona, eligio_electronico=False, otro_sujeto_14_2=True
-        )
+        canal_de(tipo="NIF", identificador=persona, eligio_electronico=False, otro_sujeto_14_2=True)
         is Canal.ELECTRONICO
     )
     assert (
