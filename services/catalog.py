@@ -79,7 +79,8 @@ PLATFORM_MIGRATIONS = MigrationSet("plataforma", "plataforma", _HERE / "common" 
 
 # Order matters for migrations only through the platform's own history, which runs first.
 SERVICES: dict[str, Callable[[], ServiceDefinition]] = {
-    name: _define(name) for name in ("registro", "tramitador", "sellado", "csv", "repositorio")
+    name: _define(name)
+    for name in ("registro", "tramitador", "sellado", "csv", "repositorio", "notificaciones")
 }
 
 

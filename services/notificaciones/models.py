@@ -1,0 +1,79 @@
+"""Tables of the notificaciones schema (the service's own; no other service reads them).
+
+One row per notification to one interesado, and one per postal delivery attempt.
+Both are under row-level security; the expiry scheduler finds the due rows of every
+tenant through one SECURITY DEFINER function (migration 0001) that answers only
+their tenant and id, and then works inside each tenant's own transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from services.common.kernel_tables import kernel_tables
+
+SCHEMA = "notificaciones"
+metadata = MetaData(schema=SCHEMA)
+kernel = kernel_tables(metadata)
+
+notificaciones = Table(
+    "notificaciones",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("estado", String(25), nullable=False),
+    Column("canal", String(12), nullable=False),
+    Column("documento_id", UUID(as_uuid=False), nullable=False),
+    Column("documento_version", Integer),
+    Column("documento_nombre", String(255)),
+    Column("expediente_id", String(100)),
+    Column("concepto", String(500), nullable=False),
+    Column("emisor", String(200), nullable=False),
+    Column("interesado", JSONB, nullable=False),
+    Column("interesado_identificador", String(20), nullable=False),
+    Column("representante_identificador", String(20)),
+    Column("origen", String(12), nullable=False),
+    Column("solicitud_id", UUID(as_uuid=False)),
+    Column("creada_en", DateTime(timezone=True), nullable=False),
+    Column("puesta_en", DateTime(timezone=True)),
+    Column("vence_en", DateTime(timezone=True)),
+    Column("efectos_en", DateTime(timezone=True)),
+    Column("fecha_legal", Date),
+    Column("publicacion", JSONB),
+    Column("motivo", Text),
+    Column("actualizada_en", DateTime(timezone=True), nullable=False),
+)
+
+intentos = Table(
+    "intentos",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("notificacion_id", UUID(as_uuid=False), ForeignKey(notificaciones.c.id), nullable=False),
+    Column("resultado", String(12), nullable=False),
+    Column("en", DateTime(timezone=True), nullable=False),
+    Column("receptor_nombre", String(200)),
+    Column("receptor_nif", String(20)),
+    Column("valido", Boolean, nullable=False),
+    Column("motivo", Text),
+    Column("registrado_por", String(255), nullable=False),
+    Column("registrado_en", DateTime(timezone=True), nullable=False),
+)
+
+# SECURITY DEFINER function of migration 0001: (tenant_id, id) of the electronic
+# notifications due at an instant, across tenants, oldest first.
+VENCIDAS_FN = f"{SCHEMA}.vencidas"
