@@ -2,7 +2,8 @@
 
 Building the app puts its clock on the app state (the system clock; tests put a
 controlled one there) and, when the app manages its runtime, starts the expiry
-scheduler with it: every replica runs one, and each notification expires once.
+scheduler and the avisos sender with it: every replica runs both, and each
+notification expires once and each aviso leaves at most once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from fastapi import FastAPI
 from services.common.app_factory import create_service_app
 from services.common.runtime import ServiceRuntime
 from services.notificaciones import api
+from services.notificaciones.avisos import Avisador
+from services.notificaciones.canales import AltiriaSms, SmtpEmail
 from services.notificaciones.clock import SystemClock
+from services.notificaciones.settings import AvisosSettings
 from services.notificaciones.vencimientos import Vencedor
 
 NAME = "notificaciones"
@@ -35,6 +39,14 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
     )
     app.state.clock = SystemClock()
     app.state.vencedor = Vencedor(runtime, app.state.clock)
+    avisos = AvisosSettings()
+    app.state.avisador = Avisador(
+        runtime,
+        app.state.clock,
+        avisos,
+        email=SmtpEmail(avisos),
+        sms=AltiriaSms(avisos) if avisos.sms_url else None,
+    )
     if manage_runtime:
         inner = app.router.lifespan_context
 
@@ -42,9 +54,11 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
             async with inner(app) as state:
                 app.state.vencedor.start()
+                app.state.avisador.start()
                 try:
                     yield state
                 finally:
+                    await app.state.avisador.stop()
                     await app.state.vencedor.stop()
 
         app.router.lifespan_context = lifespan

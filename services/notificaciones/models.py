@@ -77,3 +77,29 @@ intentos = Table(
 # SECURITY DEFINER function of migration 0001: (tenant_id, id) of the electronic
 # notifications due at an instant, across tenants, oldest first.
 VENCIDAS_FN = f"{SCHEMA}.vencidas"
+
+# One aviso per notification and channel, ever (art. 41.6): the unique key is what
+# keeps a second identical aviso from being created, and the state machine of
+# avisos_domain.EstadoAviso what keeps one from being sent twice.
+avisos = Table(
+    "avisos",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("notificacion_id", UUID(as_uuid=False), ForeignKey(notificaciones.c.id), nullable=False),
+    Column("canal", String(5), nullable=False),
+    Column("destino", String(254), nullable=False),
+    Column("idioma", String(2), nullable=False),
+    Column("estado", String(10), nullable=False),
+    Column("intentos", Integer, nullable=False),
+    Column("proximo_en", DateTime(timezone=True), nullable=False),
+    Column("reclamado_en", DateTime(timezone=True)),
+    Column("enviado_en", DateTime(timezone=True)),
+    Column("referencia", String(255)),
+    Column("error", Text),
+    Column("creado_en", DateTime(timezone=True), nullable=False),
+)
+
+# SECURITY DEFINER function of migration 0002: (tenant_id, id) of the avisos to
+# attend at an instant (due pending ones, and claimed ones past their deadline).
+AVISOS_FN = f"{SCHEMA}.avisos_por_atender"

@@ -16,6 +16,7 @@ from services.notificaciones.domain import (
 
 __all__ = [
     "AccesoRead",
+    "AvisoRead",
     "DireccionPostal",
     "DocumentoNotificado",
     "IntentoCreate",
@@ -171,6 +172,18 @@ class PublicacionCreate(BaseModel):
     )
 
 
+class AvisoRead(BaseModel):
+    """An aviso (art. 41.6) of the notification and how its sending went."""
+
+    canal: Literal["email", "sms"]
+    destino: str
+    estado: Literal["pendiente", "enviando", "enviado", "fallido", "incierto"]
+    intentos: int
+    proximo_en: datetime | None = None
+    enviado_en: datetime | None = None
+    error: str | None = Field(default=None, description="Por qué falló (visible al personal)")
+
+
 class NotificacionRead(BaseModel):
     """A notification as staff see it."""
 
@@ -196,6 +209,7 @@ class NotificacionRead(BaseModel):
     publicacion: PublicacionCreate | None = None
     motivo: str | None = None
     intentos: list[IntentoRead] = Field(default_factory=list)
+    avisos: list[AvisoRead] = Field(default_factory=list)
 
 
 class NotificacionesCreadas(BaseModel):

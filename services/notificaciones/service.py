@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.uow import UnitOfWork
+from services.notificaciones.avisos import filas_de_avisos
 from services.notificaciones.domain import (
     Accion,
     Canal,
@@ -33,8 +34,9 @@ from services.notificaciones.domain import (
     vencimiento,
     zona_de_entidad,
 )
-from services.notificaciones.models import intentos, notificaciones
+from services.notificaciones.models import avisos, intentos, notificaciones
 from services.notificaciones.schemas import (
+    AvisoRead,
     DocumentoNotificado,
     IntentoCreate,
     IntentoRead,
@@ -102,7 +104,11 @@ def _datos_evento(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _read(row: dict[str, Any], filas_intentos: Sequence[dict[str, Any]] = ()) -> NotificacionRead:
+def _read(
+    row: dict[str, Any],
+    filas_intentos: Sequence[dict[str, Any]] = (),
+    filas_avisos: Sequence[dict[str, Any]] = (),
+) -> NotificacionRead:
     return NotificacionRead.model_validate(
         {
             **row,
@@ -112,6 +118,7 @@ def _read(row: dict[str, Any], filas_intentos: Sequence[dict[str, Any]] = ()) ->
                 "nombre": row["documento_nombre"],
             },
             "intentos": [IntentoRead.model_validate(i) for i in filas_intentos],
+            "avisos": [AvisoRead.model_validate(a) for a in filas_avisos],
         }
     )
 
@@ -196,6 +203,14 @@ async def crear_notificaciones(
         raise Unprocessable("Hay interesados que no se pueden notificar así.", errors=errores)
     for fila in filas:
         uow.add(notificaciones, fila)
+        if fila["canal"] == Canal.ELECTRONICO.value:
+            for aviso in filas_de_avisos(
+                tenant_id=uow.tenant_id,
+                notificacion_id=fila["id"],
+                interesado=fila["interesado"],
+                ahora=ahora,
+            ):
+                uow.add(avisos, aviso)
         uow.audit(
             action="crear-notificacion",
             entity="notificacion",
@@ -247,10 +262,17 @@ async def _intentos(session: AsyncSession, notificacion_id: str) -> list[dict[st
     return [dict(r._mapping) for r in rows]
 
 
+async def _avisos(session: AsyncSession, notificacion_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(avisos).where(avisos.c.notificacion_id == notificacion_id).order_by(avisos.c.canal)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
 async def get_notificacion(session: AsyncSession, *, notificacion_id: str) -> NotificacionRead:
-    """One notification of the session's tenant, with its postal attempts."""
+    """One notification of the session's tenant, with its postal attempts and avisos."""
     row = await _fila(session, notificacion_id)
-    return _read(row, await _intentos(session, row["id"]))
+    return _read(row, await _intentos(session, row["id"]), await _avisos(session, row["id"]))
 
 
 def _cambiar(
