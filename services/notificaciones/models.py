@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -103,3 +104,22 @@ avisos = Table(
 # SECURITY DEFINER function of migration 0002: (tenant_id, id) of the avisos to
 # attend at an instant (due pending ones, and claimed ones past their deadline).
 AVISOS_FN = f"{SCHEMA}.avisos_por_atender"
+
+# The time-stamp of every state change (evidencias.py). The app role may not UPDATE
+# datos or huella (migration 0003): what was stamped stays.
+sellos = Table(
+    "sellos",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("notificacion_id", UUID(as_uuid=False), ForeignKey(notificaciones.c.id), nullable=False),
+    Column("hito", String(25), nullable=False),
+    Column("datos", LargeBinary, nullable=False),
+    Column("huella", String(64), nullable=False),
+    Column("estado", String(10), nullable=False),
+    Column("token", LargeBinary),
+    Column("gen_time", DateTime(timezone=True)),
+    Column("motivo", Text),
+    Column("solicitado_en", DateTime(timezone=True), nullable=False),
+    Column("actualizado_en", DateTime(timezone=True), nullable=False),
+)

@@ -34,6 +34,7 @@ from services.notificaciones.domain import (
     vencimiento,
     zona_de_entidad,
 )
+from services.notificaciones.evidencias import solicitar_sellos
 from services.notificaciones.models import avisos, intentos, notificaciones
 from services.notificaciones.schemas import (
     AvisoRead,
@@ -227,6 +228,7 @@ async def crear_notificaciones(
             },
             subject=fila["id"],
         )
+    solicitar_sellos(uow, filas, en=ahora)
     return [_read(fila) for fila in filas]
 
 
@@ -308,6 +310,7 @@ def _cambiar(
             k: (v.isoformat() if isinstance(v, datetime | date) else v) for k, v in valores.items()
         },
     )
+    solicitar_sellos(uow, [despues], en=ahora)
     evento = _EVENTO_DE.get(nuevo)
     if evento is not None:
         data = {**_datos_evento(row), "fecha": efectos_en.isoformat(), **(extra or {})}
@@ -437,6 +440,19 @@ async def vencer(uow: UnitOfWork, *, ids: Sequence[str], ahora: datetime) -> int
                 for f in filas
             ]
         )
+    )
+    solicitar_sellos(
+        uow,
+        [
+            {
+                **f,
+                "estado": nuevo.value,
+                "efectos_en": f["vence_en"],
+                "fecha_legal": fecha_legal(f["vence_en"], zona),
+            }
+            for f in filas
+        ],
+        en=ahora,
     )
     for f in filas:
         uow.emit(
