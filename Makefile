@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python -m tests.bench.tsa
 	$(BIN)/python -m tests.bench.repositorio
 	$(BIN)/python -m tests.bench.registro_busqueda
+	$(BIN)/python -m tests.bench.notificaciones
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

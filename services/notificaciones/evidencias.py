@@ -21,7 +21,7 @@ from datetime import date, datetime
 from typing import Any
 
 from asn1crypto import cms
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from services.common.bus.envelope import ReceivedEvent
 from services.common.uow import UnitOfWork
@@ -83,10 +83,14 @@ def datos_hito(fila: dict[str, Any], *, en: datetime) -> bytes:
     return texto.encode("utf-8")
 
 
-def solicitar_sellos(uow: UnitOfWork, filas: list[dict[str, Any]], *, en: datetime) -> None:
-    """Keeps the bytes of each change and asks the sellado to time-stamp them (one command each)."""
-    if not filas:
-        return
+def solicitar_sellos(
+    uow: UnitOfWork, filas: list[dict[str, Any]], *, en: datetime
+) -> list[dict[str, Any]]:
+    """Asks the sellado to time-stamp each change (one command each); answers the rows to keep.
+
+    The caller writes the rows in the same transaction (deferred for one change,
+    at once for a batch).
+    """
     registros = []
     for fila in filas:
         datos = datos_hito(fila, en=en)
@@ -115,7 +119,7 @@ def solicitar_sellos(uow: UnitOfWork, filas: list[dict[str, Any]], *, en: dateti
             },
             subject=fila["id"],
         )
-    uow.defer(insert(sellos).values(registros))
+    return registros
 
 
 def leer_token(token: bytes, *, huella: str) -> datetime:

@@ -35,7 +35,7 @@ from services.notificaciones.domain import (
     zona_de_entidad,
 )
 from services.notificaciones.evidencias import solicitar_sellos
-from services.notificaciones.models import avisos, intentos, notificaciones
+from services.notificaciones.models import avisos, intentos, notificaciones, sellos
 from services.notificaciones.schemas import (
     AvisoRead,
     DocumentoNotificado,
@@ -228,7 +228,8 @@ async def crear_notificaciones(
             },
             subject=fila["id"],
         )
-    solicitar_sellos(uow, filas, en=ahora)
+    if filas:
+        uow.defer(insert(sellos).values(solicitar_sellos(uow, filas, en=ahora)))
     return [_read(fila) for fila in filas]
 
 
@@ -310,7 +311,7 @@ def _cambiar(
             k: (v.isoformat() if isinstance(v, datetime | date) else v) for k, v in valores.items()
         },
     )
-    solicitar_sellos(uow, [despues], en=ahora)
+    uow.defer(insert(sellos).values(solicitar_sellos(uow, [despues], en=ahora)))
     evento = _EVENTO_DE.get(nuevo)
     if evento is not None:
         data = {**_datos_evento(row), "fecha": efectos_en.isoformat(), **(extra or {})}
@@ -415,7 +416,10 @@ async def vencer(uow: UnitOfWork, *, ids: Sequence[str], ahora: datetime) -> int
         return 0
     zona = zona_de_entidad(uow.tenant_id)
     nuevo = transicion(Estado.PUESTA_DISPOSICION, Accion.VENCER)
-    uow.defer(
+    # A batch is written at once, the inserts as executemany: one compiled statement each
+    # instead of thousands of deferred VALUES (see vencimientos.LOTE_MAXIMO).
+    session = uow.session
+    await session.execute(
         update(notificaciones)
         .where(c.id.in_([f["id"] for f in filas]))
         .values(
@@ -425,23 +429,24 @@ async def vencer(uow: UnitOfWork, *, ids: Sequence[str], ahora: datetime) -> int
             actualizada_en=ahora,
         )
     )
-    uow.defer(
-        insert(uow.tables.audit_log).values(
-            [
-                {
-                    "tenant_id": uow.tenant_id,
-                    "actor": uow.actor.sub,
-                    "action": f"notificacion-{Accion.VENCER.value}",
-                    "entity": "notificacion",
-                    "entity_id": f["id"],
-                    "old_values": {"estado": f["estado"]},
-                    "new_values": {"estado": nuevo.value, "efectos_en": f["vence_en"].isoformat()},
-                }
-                for f in filas
-            ]
-        )
+    await session.execute(
+        insert(uow.tables.audit_log),
+        [
+            {
+                "tenant_id": uow.tenant_id,
+                "actor": uow.actor.sub,
+                "action": f"notificacion-{Accion.VENCER.value}",
+                "entity": "notificacion",
+                "entity_id": f["id"],
+                "old_values": {"estado": f["estado"]},
+                "new_values": {"estado": nuevo.value, "efectos_en": f["vence_en"].isoformat()},
+                "client_ip": None,
+                "request_id": None,
+            }
+            for f in filas
+        ],
     )
-    solicitar_sellos(
+    registros = solicitar_sellos(
         uow,
         [
             {
@@ -454,6 +459,7 @@ async def vencer(uow: UnitOfWork, *, ids: Sequence[str], ahora: datetime) -> int
         ],
         en=ahora,
     )
+    await session.execute(insert(sellos), registros)
     for f in filas:
         uow.emit(
             EXPIRADA,

@@ -28,7 +28,11 @@ from services.notificaciones import service
 from services.notificaciones.clock import Clock
 from services.notificaciones.models import VENCIDAS_FN
 
-__all__ = ["Vencedor"]
+__all__ = ["LOTE_MAXIMO", "Vencedor"]
+
+# A batch's writes (update, audit, outbox, time-stamp requests) travel at commit as one
+# statement, about 21 parameters a notification: this keeps it under PostgreSQL's 32,767.
+LOTE_MAXIMO = 1000
 
 _log = logging.getLogger("consistorio.notificaciones.vencimientos")
 _ACTOR = Actor.system("vencimientos")
@@ -47,7 +51,7 @@ class Vencedor:
     ) -> None:
         self._runtime = runtime
         self._clock = clock
-        self._lote = lote
+        self._lote = min(lote, LOTE_MAXIMO)
         self._intervalo = intervalo_segundos
         self._task: asyncio.Task[None] | None = None
 
