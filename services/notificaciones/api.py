@@ -9,11 +9,12 @@ tenant's.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from services.common.auth import Principal, bearer_token
 from services.common.db import tenant_transaction
@@ -24,6 +25,7 @@ from services.notificaciones import service
 from services.notificaciones.clock import Clock
 from services.notificaciones.documentos import documentos_de
 from services.notificaciones.domain import Estado
+from services.notificaciones.impresos import impreso_postal
 from services.notificaciones.schemas import (
     AccesoRead,
     IntentoCreate,
@@ -208,6 +210,29 @@ async def rechazar(
     if vista is None:
         raise _expirada(notificacion_id)
     return vista
+
+
+@router.get(
+    "/{notificacion_id}/impreso",
+    response_class=Response,
+    responses={
+        **_cambios,
+        200: {"content": {"application/pdf": {}}, "description": "Notificación y acuse (PDF)"},
+    },
+    summary="Notificación postal imprimible con su acuse de recibo",
+)
+async def impreso(notificacion_id: str, runtime: RuntimeDep, principal: Personal) -> Response:
+    """The postal notification and its acuse de recibo, with the id as a barcode (PDF)."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        notificacion = await service.get_notificacion(session, notificacion_id=notificacion_id)
+    if notificacion.canal != "postal":
+        raise Conflict("Solo las notificaciones en papel tienen impreso y acuse de recibo.")
+    pdf = await asyncio.to_thread(impreso_postal, notificacion)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="notificacion-{notificacion.id}.pdf"'},
+    )
 
 
 @router.post(

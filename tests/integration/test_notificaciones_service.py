@@ -628,3 +628,23 @@ async def test_a_publication_cannot_be_in_the_future_nor_for_an_electronic_one(
         json={"fecha": (date(2026, 11, 2) + timedelta(days=1)).isoformat(), "referencia": "X"},
     )
     assert futura.status_code == 422
+
+
+async def test_staff_print_the_postal_notification_and_its_acuse(
+    platform: Platform,
+    client: httpx.AsyncClient,
+    personal: dict[str, str],
+    token: Callable[..., str],
+    tenant: str,
+) -> None:
+    documento = await subir_documento(platform, personal)
+    [papel, electronica] = await crear(client, personal, documento, postal(), persona())
+    response = await client.get(f"{URL}/{papel['id']}/impreso", headers=personal)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-")
+    assert (
+        await client.get(f"{URL}/{electronica['id']}/impreso", headers=personal)
+    ).status_code == 409
+    ciudadana = ciudadano(token, tenant, papel["interesado"]["identificador"])
+    assert (await client.get(f"{URL}/{papel['id']}/impreso", headers=ciudadana)).status_code == 403
