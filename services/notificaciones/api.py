@@ -10,6 +10,7 @@ tenant's.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -164,6 +165,26 @@ def _expirada(notificacion_id: str) -> Conflict:
     )
 
 
+CasoCiudadano = Callable[..., Awaitable[NotificacionCiudadano | None]]
+
+
+async def _decide_el_destinatario(
+    caso: CasoCiudadano,
+    notificacion_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: Principal,
+    clock: Clock,
+) -> NotificacionCiudadano:
+    """Runs the addressee's decision (open, reject); 409 once it expired, committed first."""
+    nif = _nif(principal)
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        vista = await caso(uow, notificacion_id=notificacion_id, nif=nif, ahora=clock.now())
+    if vista is None:
+        raise _expirada(notificacion_id)
+    return vista
+
+
 @router.post(
     "/{notificacion_id}/acceder",
     response_model=AccesoRead,
@@ -178,14 +199,9 @@ async def acceder(
     clock: RelojDep,
 ) -> Any:
     """The addressee or their representative opens it: practicada now, with its document."""
-    nif = _nif(principal)
-    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        vista = await service.acceder(
-            uow, notificacion_id=notificacion_id, nif=nif, ahora=clock.now()
-        )
-    if vista is None:
-        raise _expirada(notificacion_id)
-    return vista
+    return await _decide_el_destinatario(
+        service.acceder, notificacion_id, request, runtime, principal, clock
+    )
 
 
 @router.post(
@@ -202,14 +218,9 @@ async def rechazar(
     clock: RelojDep,
 ) -> NotificacionCiudadano:
     """The addressee rejects it: the trámite is held as made (art. 41.5)."""
-    nif = _nif(principal)
-    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        vista = await service.rechazar(
-            uow, notificacion_id=notificacion_id, nif=nif, ahora=clock.now()
-        )
-    if vista is None:
-        raise _expirada(notificacion_id)
-    return vista
+    return await _decide_el_destinatario(
+        service.rechazar, notificacion_id, request, runtime, principal, clock
+    )
 
 
 @router.get(
