@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
 from services.common.runtime import ServiceRuntime
-from services.notificaciones import api
+from services.notificaciones import api, handlers
 from services.notificaciones.avisos import Avisador
 from services.notificaciones.canales import AltiriaSms, SmtpEmail
 from services.notificaciones.clock import SystemClock
@@ -28,6 +28,8 @@ NAME = "notificaciones"
 
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
     """Builds the notificaciones app around its runtime, with its clock and scheduler."""
+    if runtime.tenants is not None:
+        runtime.consumers = handlers.consumers(runtime.tenants)
     app = create_service_app(
         runtime,
         title="Consistorio · notificaciones",

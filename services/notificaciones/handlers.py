@@ -1,16 +1,21 @@
-"""Bus consumers of notificaciones: the sellado's answers to the time-stamp requests.
+"""Bus consumers of notificaciones: time-stamp replies, and the acuses of outcomes.
 
-The command ``tramitador.notificacion.solicitar.v1`` belongs to the tramitador's
-contracts, and its consumer comes with them; staff create notifications over the
-API meanwhile.
+The sellado's replies need nothing but the unit of work (static ``CONSUMERS``);
+the acuses need the tenant directory (the entity's name and DIR3 code go on the
+document), so :func:`consumers` binds them when the app is built. The command
+``tramitador.notificacion.solicitar.v1`` belongs to the tramitador's contracts,
+and its consumer comes with them.
 """
 
 from __future__ import annotations
 
+from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
-from services.notificaciones import evidencias
+from services.common.tenants import TenantDirectory
+from services.common.uow import UnitOfWork
+from services.notificaciones import acuses, evidencias, service
 
-__all__ = ["CONSUMERS"]
+__all__ = ["CONSUMERS", "consumers"]
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
@@ -19,3 +24,25 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         handler=evidencias.registrar_sello,
     ),
 )
+
+
+def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
+    """Every consumer of the service, the acuses bound to the tenant directory."""
+
+    async def on_resultado(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """A notification reached its outcome: its acuse is to be issued."""
+        await acuses.pedir_acuse(uow, event, tenants=tenants)
+
+    return (
+        *CONSUMERS,
+        ConsumerSpec(
+            name="acuses",
+            events=(service.PRACTICADA, service.RECHAZADA, service.EXPIRADA),
+            handler=on_resultado,
+        ),
+        ConsumerSpec(
+            name="emisiones",
+            events=(acuses.DOCUMENTO_EMITIDO, acuses.EMISION_FALLIDA),
+            handler=acuses.registrar_emision,
+        ),
+    )

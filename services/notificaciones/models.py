@@ -123,3 +123,24 @@ sellos = Table(
     Column("solicitado_en", DateTime(timezone=True), nullable=False),
     Column("actualizado_en", DateTime(timezone=True), nullable=False),
 )
+
+# The acuse (certificación) of a notification's outcome, issued by the repositorio
+# (acuses.py): one per notification.
+acuses = Table(
+    "acuses",
+    metadata,
+    Column(
+        "notificacion_id", UUID(as_uuid=False), ForeignKey(notificaciones.c.id), primary_key=True
+    ),
+    Column("tenant_id", String(5), nullable=False),
+    Column("solicitud_id", UUID(as_uuid=False), nullable=False, unique=True),
+    Column("hito", String(25), nullable=False),
+    Column("estado", String(10), nullable=False),
+    Column("documento_id", UUID(as_uuid=False)),
+    Column("version", Integer),
+    Column("csv", String(29)),
+    Column("url_verificacion", Text),
+    Column("motivo", Text),
+    Column("solicitado_en", DateTime(timezone=True), nullable=False),
+    Column("actualizado_en", DateTime(timezone=True), nullable=False),
+)

@@ -175,7 +175,7 @@ async def main(n: int, avisos: int) -> None:
         f"| sender (claim, send, record) | {ours:.2f} | {avisos / ours:,.0f} | "
         f"{ours / bare_reuse:.1f} |"
     )
-    print("\nThe scheduler's time excludes the acuse PDFs, which are not issued yet.")
+    print("\nThe acuses are issued afterwards by a consumer (not started here): not timed.")
 
 
 if __name__ == "__main__":
