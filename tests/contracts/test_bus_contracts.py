@@ -779,6 +779,9 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "notificacionRechazada"),
         ("send", "notificacionExpirada"),
         ("send", "notificacionFallida"),
+        ("receive", "notificacionPracticada"),
+        ("receive", "notificacionRechazada"),
+        ("receive", "notificacionExpirada"),
     }
 
 
