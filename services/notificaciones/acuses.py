@@ -26,6 +26,7 @@ from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
+from services.notificaciones.impresos import latin1
 from services.notificaciones.models import acuses, notificaciones
 
 __all__ = [
@@ -60,10 +61,6 @@ _VIAS = {
 }
 
 
-def _latin1(texto: str) -> str:
-    return texto.encode("latin-1", "replace").decode("latin-1")
-
-
 def render_acuse(fila: dict[str, Any], evento: dict[str, Any], *, entidad: str) -> bytes:
     """The certificación of a notification's outcome, one A4 page (pure, CPU-bound)."""
     interesado = fila["interesado"]
@@ -89,18 +86,18 @@ def render_acuse(fila: dict[str, Any], evento: dict[str, Any], *, entidad: str) 
     pdf.add_page()
     pdf.set_font("helvetica", "B", 14)
     pdf.set_xy(20, 20)
-    pdf.cell(0, 8, _latin1(entidad))
+    pdf.cell(0, 8, latin1(entidad))
     pdf.set_xy(20, 32)
     pdf.set_font("helvetica", "B", 12)
-    pdf.cell(0, 8, _latin1("CERTIFICACIÓN DE NOTIFICACIÓN"))
+    pdf.cell(0, 8, latin1("CERTIFICACIÓN DE NOTIFICACIÓN"))
     pdf.set_font("helvetica", "", 10)
     pdf.set_xy(20, 48)
-    pdf.multi_cell(170, 6, _latin1("\n".join(lineas)))
+    pdf.multi_cell(170, 6, latin1("\n".join(lineas)))
     pdf.set_xy(20, 130)
     pdf.multi_cell(
         170,
         6,
-        _latin1(
+        latin1(
             "Se certifica el resultado de la notificación indicada conforme a los artículos 40 "
             "a 46 de la Ley 39/2015. Cada cambio de estado consta con su sello de tiempo "
             "cualificado; este documento se puede verificar con su código seguro de "

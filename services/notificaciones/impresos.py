@@ -14,7 +14,7 @@ from fpdf import FPDF
 
 from services.notificaciones.schemas import NotificacionRead
 
-__all__ = ["codigo_barras", "impreso_postal"]
+__all__ = ["codigo_barras", "impreso_postal", "latin1"]
 
 _ANCHO_ESTRECHO = 0.25  # mm: at 300 dpi about three pixels, what postal scanners read
 
@@ -24,7 +24,7 @@ def codigo_barras(notificacion_id: str) -> str:
     return "*" + notificacion_id.replace("-", "").upper() + "*"
 
 
-def _latin1(texto: str) -> str:
+def latin1(texto: str) -> str:
     """The core PDF fonts speak Latin-1, which covers Spanish and Valencian."""
     return texto.encode("latin-1", "replace").decode("latin-1")
 
@@ -44,7 +44,7 @@ def _bloque_destinatario(pdf: FPDF, n: NotificacionRead) -> None:
     pdf.cell(90, 6, "DESTINATARIO", new_x="LEFT", new_y="NEXT")
     pdf.set_font("helvetica", "", 11)
     for linea in lineas:
-        pdf.cell(90, 6, _latin1(linea), new_x="LEFT", new_y="NEXT")
+        pdf.cell(90, 6, latin1(linea), new_x="LEFT", new_y="NEXT")
 
 
 def _barras(pdf: FPDF, n: NotificacionRead, y: float) -> None:
@@ -52,16 +52,16 @@ def _barras(pdf: FPDF, n: NotificacionRead, y: float) -> None:
     pdf.code39(codigo_barras(n.id), x=20, y=y, w=3 * _ANCHO_ESTRECHO, h=14)
     pdf.set_font("courier", "", 9)
     pdf.set_xy(20, y + 15)
-    pdf.cell(0, 5, _latin1(f"Notificación {n.id}"))
+    pdf.cell(0, 5, latin1(f"Notificación {n.id}"))
 
 
 def _cabecera(pdf: FPDF, n: NotificacionRead, titulo: str) -> None:
     pdf.set_font("helvetica", "B", 14)
     pdf.set_xy(20, 20)
-    pdf.cell(0, 8, _latin1(n.emisor), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, latin1(n.emisor), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("helvetica", "B", 12)
     pdf.set_x(20)
-    pdf.cell(0, 8, _latin1(titulo))
+    pdf.cell(0, 8, latin1(titulo))
 
 
 def impreso_postal(n: NotificacionRead) -> bytes:
@@ -86,7 +86,7 @@ def impreso_postal(n: NotificacionRead) -> bytes:
         "dentro de los tres días siguientes; si tampoco entonces, se publicará un anuncio en "
         "el Boletín Oficial del Estado (art. 44)."
     )
-    pdf.multi_cell(170, 6, _latin1(texto))
+    pdf.multi_cell(170, 6, latin1(texto))
     _barras(pdf, n, 250)
 
     pdf.add_page()
@@ -111,7 +111,7 @@ def impreso_postal(n: NotificacionRead) -> bytes:
     for k, campo in enumerate(("Nombre y apellidos", "NIF", "Relación con el destinatario")):
         pdf.rect(20 + k * 57, y + 7, 54, 12)
         pdf.set_xy(21 + k * 57, y + 7.5)
-        pdf.cell(52, 4, _latin1(campo))
+        pdf.cell(52, 4, latin1(campo))
     pdf.rect(20, y + 24, 168, 25)
     pdf.set_xy(21, y + 24.5)
     pdf.cell(0, 4, "Firma del receptor y del empleado postal")
