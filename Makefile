@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python -m tests.bench.registro_busqueda
 	$(BIN)/python -m tests.bench.pagos
 	$(BIN)/python -m tests.bench.tramitador
+	$(BIN)/python -m tests.bench.notificaciones
 
 # The broker's queues, bindings, users and policies, from the services' consumers.
 rabbitmq-definitions: install

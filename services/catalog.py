@@ -87,6 +87,7 @@ SERVICES: dict[str, Callable[[], ServiceDefinition]] = {
         "csv",
         "repositorio",
         "pagos",
+        "notificaciones",
     )
 }
 

@@ -68,14 +68,19 @@ TRAMITE_ASIGNADO = "tramitador.tramite.asignado.v1"
 RESOLUCION_DICTADA = "tramitador.resolucion.dictada.v1"
 NOTIFICACION_SOLICITAR = "tramitador.notificacion.solicitar.v1"
 PAGO_REQUERIR = "tramitador.pago.requerir.v1"
-NOTIFICACION_PRACTICADA = "notificaciones.notificacion.practicada.v1"
 TRAMITADOR_CONTRACTS = [
     FASE_CAMBIADA,
     TRAMITE_ASIGNADO,
     RESOLUCION_DICTADA,
     NOTIFICACION_SOLICITAR,
     PAGO_REQUERIR,
-    NOTIFICACION_PRACTICADA,
+]
+NOTIFICACION_EVENTS = [
+    "notificaciones.notificacion.puesta-disposicion.v1",
+    "notificaciones.notificacion.practicada.v1",
+    "notificaciones.notificacion.rechazada.v1",
+    "notificaciones.notificacion.expirada.v1",
+    "notificaciones.notificacion.fallida.v1",
 ]
 CONTRACTS = [
     ASIENTO,
@@ -99,6 +104,7 @@ CONTRACTS = [
     ALMACENAR,
     *PAGOS_CONTRACTS,
     *TRAMITADOR_CONTRACTS,
+    *NOTIFICACION_EVENTS,
 ]
 SELLADO_CONTRACTS = [SELLAR, SELLADO, RECHAZADO]
 # A valid metadatos of emitir, and an asiento it may refer to, for the bad-value cases.
@@ -805,6 +811,14 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "pagoRequerir"),
         ("send", "notificacionPracticada"),
         ("receive", "notificacionPracticada"),
+        ("send", "notificacionPuestaDisposicion"),
+        ("send", "notificacionPracticada"),
+        ("send", "notificacionRechazada"),
+        ("send", "notificacionExpirada"),
+        ("send", "notificacionFallida"),
+        ("receive", "notificacionPracticada"),
+        ("receive", "notificacionRechazada"),
+        ("receive", "notificacionExpirada"),
     }
 
 

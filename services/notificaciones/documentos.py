@@ -1,0 +1,92 @@
+"""How notificaciones learns that the document to notify exists: it asks the repositorio.
+
+Staff create a notification over HTTP, so the check is made over HTTP too, before
+anything is written, as the caller (forwarding their bearer token): the repositorio
+checks tenant and role ``documentos`` itself, and nobody notifies a document they
+could not read. A document that does not exist is a 422 naming ``documento_id``;
+a repositorio that cannot be reached is a 503: in both cases nothing is written.
+The answer pins the version notified, which the notification keeps as evidence.
+
+Where the repositorio is: ``app.state.documentos_client`` when something put a
+client there (tests, onto the in-process app); else the URL of the ``documentos``
+route in ``app.state.service_urls`` or ``SERVICE_URLS``.
+"""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import Request
+
+from services.common.errors import FieldError, Forbidden, ProblemError, Unprocessable
+from services.notificaciones.schemas import DocumentoNotificado
+
+__all__ = ["RUTA", "DocumentosClient", "RepositorioNoDisponible", "documentos_de"]
+
+RUTA = "documentos"
+
+
+class RepositorioNoDisponible(ProblemError):
+    """503: the repositorio cannot be reached (or its address is not configured)."""
+
+    status = 503
+    slug = "repositorio-no-disponible"
+
+
+class DocumentosClient:
+    """Looks a documento up in the repositorio, as the caller."""
+
+    def __init__(
+        self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._transport = transport
+        self._timeout = timeout
+
+    async def consultar(self, documento_id: str, token: str) -> DocumentoNotificado:
+        """The documento's current version; 422, 403 or 503 problems when it cannot be used."""
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.base_url, transport=self._transport, timeout=self._timeout
+            ) as client:
+                response = await client.get(
+                    f"/api/v1/{RUTA}/{documento_id}", headers={"Authorization": f"Bearer {token}"}
+                )
+        except httpx.HTTPError as exc:
+            raise RepositorioNoDisponible(
+                f"No se pudo consultar el documento en el repositorio: {exc.__class__.__name__}.",
+                headers={"Retry-After": "5"},
+            ) from exc
+        if response.status_code == 200:
+            body = response.json()
+            actual = body["version_actual"]
+            return DocumentoNotificado(
+                documento_id=str(body["id"]),
+                version=int(actual["version"]),
+                nombre=actual["nombre"],
+            )
+        if response.status_code == 404:
+            raise Unprocessable(
+                f"El documento {documento_id} no existe en el repositorio de la entidad.",
+                errors=[FieldError("documento_id", "el documento no existe")],
+            )
+        if response.status_code in (401, 403):
+            raise Forbidden("Para notificar un documento hay que poder leerlo: rol 'documentos'.")
+        raise RepositorioNoDisponible(
+            f"El repositorio respondió {response.status_code} al consultar el documento."
+        )
+
+
+def documentos_de(request: Request) -> DocumentosClient:
+    """The repositorio client of the request's app; 503 when it has no address."""
+    state = request.app.state
+    client: DocumentosClient | None = getattr(state, "documentos_client", None)
+    if client is not None:
+        return client
+    settings = state.runtime.settings
+    urls: dict[str, str] = getattr(state, "service_urls", None) or settings.service_urls
+    base_url = urls.get(RUTA)
+    if not base_url:
+        raise RepositorioNoDisponible(
+            f"No se conoce la dirección del repositorio: configure SERVICE_URLS con '{RUTA}'."
+        )
+    return DocumentosClient(base_url, timeout=settings.proxy_timeout_seconds)
