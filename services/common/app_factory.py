@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from services.common.errors import install_problem_handlers, problem_response
+from services.common.inputs import document_input_rules, refuse_unsafe_input
 from services.common.runtime import ServiceRuntime
 from services.common.telemetry import instrument_app
 
@@ -39,7 +41,15 @@ def create_service_app(
             if manage_runtime:
                 await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        # Every route of every service refuses control characters and oversized
+        # integers in one place (see services.common.inputs).
+        dependencies=[Depends(refuse_unsafe_input)],
+    )
     app.state.runtime = runtime
     install_problem_handlers(app)
 
@@ -60,5 +70,18 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    _document_inputs(app)
     instrument_app(app)
     return app
+
+
+def _document_inputs(app: FastAPI) -> None:
+    """Makes the app's OpenAPI document state the input rules the kernel enforces."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_input_rules(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
