@@ -16,6 +16,7 @@ Validation errors from FastAPI/pydantic are rendered the same way, with an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
 ]
 
 PROBLEM_JSON = "application/problem+json"
+# What a 503 for an exhausted connection pool asks the client to wait.
+POOL_RETRY_AFTER_SECONDS = 2
 _TYPE_BASE = "https://consistorio.es/problemas/"
 
 
@@ -217,10 +221,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
         )
 
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool_exhausted(request: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
+        # Every connection of the request pool is busy: a short, honest "come back"
+        # instead of a 500, and nothing was written.
+        logging.getLogger("consistorio.errors").warning("database pool exhausted: %s", exc)
+        return problem_response(
+            503,
+            "El servicio está saturado: vuelva a intentarlo en unos segundos.",
+            slug="saturado",
+            instance=request.url.path,
+            headers={"Retry-After": str(POOL_RETRY_AFTER_SECONDS)},
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        import logging
-
         logging.getLogger("consistorio.errors").exception("unhandled error")
         return problem_response(
             500, "Error interno. Se ha registrado para su análisis.", instance=request.url.path

@@ -30,7 +30,12 @@ class Settings(BaseSettings):
     database_app_url: str | None = None
     database_app_role: str = APP_ROLE_DEFAULT
     database_app_password: str | None = None
-    database_pool_size: int = 10
+    # Requests and background work (outbox relay, bus consumers) have separate pools,
+    # each of pool_size + the same overflow; a request that waits more than
+    # database_pool_timeout_seconds for a connection gets a 503 with Retry-After.
+    database_pool_size: int = Field(default=10, gt=0)
+    database_worker_pool_size: int = Field(default=5, gt=0)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0)
 
     amqp_url: str | None = None
     bus_exchange: str = "consistorio.events"
