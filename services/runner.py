@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from services.bootstrap import Platform, build_platform, migrate, seed_demo_tenants
 from services.catalog import SERVICES, all_public_paths
+from services.common.http_server import server_config
 from services.common.logging import configure_logging
 from services.common.settings import Settings
 from services.common.telemetry import configure_telemetry
@@ -55,11 +56,15 @@ class _Serving:
     servers: list[_Server] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def add(self, app: FastAPI, sock: socket.socket, settings: Settings) -> asyncio.Task[None]:
-        config = uvicorn.Config(
-            app, log_config=None, log_level=settings.log_level.lower(), access_log=False
-        )
-        server = _Server(config)
+    def add(
+        self,
+        app: FastAPI,
+        sock: socket.socket,
+        settings: Settings,
+        *,
+        trusted_proxies: list[str] | None = None,
+    ) -> asyncio.Task[None]:
+        server = _Server(server_config(app, settings, trusted_proxies=trusted_proxies))
         self.servers.append(server)
         return asyncio.create_task(server.serve(sockets=[sock]))
 
@@ -104,7 +109,9 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
             sock = _bind("127.0.0.1", 0)
             for segment in SERVICES[name]().gateway_routes:
                 urls[segment] = f"http://127.0.0.1:{sock.getsockname()[1]}"
-            tasks.append(serving.add(app, sock, settings))
+            # Only this process's gateway reaches these loopback sockets: its
+            # X-Forwarded-For names the real client.
+            tasks.append(serving.add(app, sock, settings, trusted_proxies=["127.0.0.1"]))
         for app in platform.apps.values():
             # Services that call another one (the registro reads anexos from the
             # repositorio) find it here: its port is only known once bound.

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from services.common.errors import install_problem_handlers, problem_response
+from services.common.http_server import RequestLimitsMiddleware
 from services.common.inputs import document_input_rules, refuse_unsafe_input
 from services.common.runtime import ServiceRuntime
 from services.common.telemetry import instrument_app
@@ -52,6 +53,12 @@ def create_service_app(
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_headers=runtime.settings.http_max_headers,
+        max_header_bytes=runtime.settings.http_max_header_bytes,
+        body_timeout_seconds=runtime.settings.http_body_timeout_seconds,
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -7,10 +7,10 @@ composition root (CLI, app factory, test fixture) and pass the object down.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 APP_ROLE_DEFAULT = "consistorio_app"
@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     rate_limit_anonymous_per_minute: int = 60
     redis_url: str | None = None
     proxy_timeout_seconds: float = 30.0
+    # The largest request body the gateway forwards (the largest any service takes:
+    # a document of REPOSITORIO_MAX_BYTES in its multipart envelope); 413 beyond.
+    gateway_max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
     # repositorio (documents store): S3 when S3_ENDPOINT is set (host[:port], as the
     # minio SDK takes it; S3_SECURE picks https), else files under <data_dir>/documentos.
@@ -92,10 +95,27 @@ class Settings(BaseSettings):
     # Misses on /verificar allowed per client and minute before 429.
     verificar_misses_per_minute: int = 10
 
+    # HTTP serving (gateway and services): header block and count limits (431), how
+    # long a client may take to send its headers or to send the next piece of its
+    # body (408), and the proxies whose X-Forwarded-For is believed (none by default,
+    # not even loopback): comma-separated addresses or networks.
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    http_max_headers: int = Field(default=100, ge=10)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "consistorio"
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

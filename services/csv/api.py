@@ -9,7 +9,7 @@ A hit and a miss cost the same: both run the same database call, build the
 same view (a miss builds it from a decoy), render both the document page and
 the not-found page, and only then pick one. Nothing in the time taken tells
 whether a code exists; only the answer itself does, and a client that keeps
-getting misses is throttled (:mod:`services.csv.limiter`).
+getting misses is throttled (:mod:`services.common.misses`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from services.common.deps import RuntimeDep
 from services.common.errors import PROBLEM_JSON, FieldError, problem_response
+from services.common.misses import MissLimiter
 from services.csv import domain, pages, service
-from services.csv.limiter import MissLimiter
 from services.csv.schemas import Metadatos, VerificacionRead
 
 __all__ = ["router"]
@@ -71,9 +71,9 @@ def _limitador(request: Request) -> MissLimiter:
 
 
 def _cliente(request: Request) -> str:
-    """The client's address: the first X-Forwarded-For entry, which the gateway sets."""
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-    return forwarded or (request.client.host if request.client else "desconocida")
+    """The client's address (from X-Forwarded-For only behind a trusted proxy: the server
+    decides, see services.common.http_server)."""
+    return request.client.host if request.client else "desconocida"
 
 
 def _quiere_json(accept: str | None) -> bool:
