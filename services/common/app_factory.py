@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
+from services.common.cpu import CpuPool
 from services.common.errors import install_problem_handlers, problem_response
 from services.common.http_server import RequestLimitsMiddleware
 from services.common.inputs import document_input_rules, refuse_unsafe_input
@@ -39,6 +40,7 @@ def create_service_app(
         try:
             yield
         finally:
+            app.state.cpu.close()
             if manage_runtime:
                 await runtime.stop()
 
@@ -52,6 +54,10 @@ def create_service_app(
         dependencies=[Depends(refuse_unsafe_input)],
     )
     app.state.runtime = runtime
+    # Worker processes for CPU-heavy work, started on first use (see services.common.cpu).
+    app.state.cpu = CpuPool(
+        workers=runtime.settings.cpu_workers, per_tenant=runtime.settings.cpu_jobs_per_tenant
+    )
     install_problem_handlers(app)
     app.add_middleware(
         RequestLimitsMiddleware,

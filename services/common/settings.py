@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     sellado_pkcs12_dir: Path | None = None
     sellado_pkcs12_passphrase: SecretStr | None = None
     sellado_max_pdf_bytes: int = 10 * 1024 * 1024
+    # Verifications a caller may ask for per minute (each parses a whole PDF).
+    sellado_verificaciones_per_minute: int = Field(default=20, gt=0)
     tsa_policy_oid: str | None = None
     # POST /tsa is anonymous (rate-limited) unless this asks for a token.
     tsa_require_token: bool = False
@@ -104,6 +106,11 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_body_timeout_seconds: float = Field(default=30.0, gt=0)
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Worker processes for CPU-heavy work in each service app, and how many jobs of one
+    # tenant may run at once (the rest wait their turn).
+    cpu_workers: int = Field(default=2, gt=0)
+    cpu_jobs_per_tenant: int = Field(default=1, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True
