@@ -31,6 +31,15 @@ _BEARER_DEFINITION = {
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 _DESCRIPTION = (
     "API pública de Consistorio: las operaciones de todos los servicios, servidas por la pasarela."
+    "\n\n**Envíe siempre una cabecera `Idempotency-Key` (un UUID nuevo por operación) en los "
+    "POST que crean algo.** Si la respuesta no llega (un 502/504 de la pasarela, un corte de "
+    "red), la operación puede haberse completado: repita la petición con la misma clave y "
+    "recibirá la respuesta guardada (`Idempotent-Replayed: true`) sin crear nada nuevo. Sin "
+    "clave, un reintento crea otra vez."
+    "\n\nLímites comunes: cabeceras de hasta 16 KiB y 100 campos (431), cuerpos que llegan "
+    "sin pausas largas (408), enteros entre -2147483648 y 2147483647 y textos sin caracteres "
+    "de control salvo tabulador y salto de línea (422 nombrando el campo); un 503 con "
+    "`Retry-After` pide volver a intentarlo."
 )
 
 Spec = dict[str, Any]

@@ -195,7 +195,10 @@ async def forward(
         upstream = await client.send(upstream_request, stream=True)
     except httpx.TimeoutException as exc:
         _log.warning("upstream %s timed out: %r", service, exc)
-        raise GatewayTimeoutError(f"El servicio '{service}' no ha respondido a tiempo.") from exc
+        raise GatewayTimeoutError(
+            f"El servicio '{service}' no ha respondido a tiempo. La operación puede haberse "
+            "completado: repítala con la misma Idempotency-Key para obtener su resultado."
+        ) from exc
     except httpx.TransportError as exc:
         _log.warning("upstream %s unreachable: %r", service, exc)
         raise BadGatewayError(f"No se puede contactar con el servicio '{service}'.") from exc

@@ -242,3 +242,10 @@ def test_inputs_are_not_modified() -> None:
     merge_openapi({"registro": registro, "tramitador": tramitador}, title="t", version="1")
 
     assert (registro, tramitador) == before
+
+
+def test_merged_document_tells_clients_to_send_an_idempotency_key() -> None:
+    merged = merge_openapi({}, title="Consistorio", version="1")
+    description = merged["info"]["description"]
+    assert "Idempotency-Key" in description
+    assert "misma clave" in description
