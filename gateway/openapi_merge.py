@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from services.common.errors import document_problems
+
 __all__ = ["BEARER_SCHEME", "MergedOpenApi", "merge_openapi"]
 
 _log = logging.getLogger("consistorio.gateway.openapi")
@@ -43,6 +45,7 @@ _DESCRIPTION = (
 )
 
 Spec = dict[str, Any]
+_GATEWAY_PROBLEMS = (401, 429, 502, 504)
 _Renames = dict[tuple[str, str], str]
 
 
@@ -196,6 +199,9 @@ def merge_openapi(specs: dict[str, Spec], *, title: str, version: str) -> Spec:
                     operation_ids.add(unique)
                 merged_item[key] = operation
 
+    # What the gateway itself may answer on any /api/v1 operation: no valid token,
+    # spent quota, a body over its cap, a service down or slow.
+    document_problems({"paths": paths, "components": components}, _GATEWAY_PROBLEMS)
     merged: Spec = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": _DESCRIPTION},

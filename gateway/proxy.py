@@ -185,10 +185,16 @@ async def forward(
         if max_body_bytes is not None and declared.isdigit() and int(declared) > max_body_bytes:
             raise _too_large(max_body_bytes)
         content = _counted(request.stream(), max_body_bytes)
+    # As bytes: header values may hold any Latin-1 octet, which httpx's str headers
+    # would refuse to encode (a 500 for a client's odd header).
+    headers = [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in upstream_request_headers(request, request_id)
+    ]
     upstream_request = client.build_request(
         request.method,
         upstream_url(base_url, request.scope, service, path),
-        headers=upstream_request_headers(request, request_id),
+        headers=headers,
         content=content,
     )
     try:

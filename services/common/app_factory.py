@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from services.common.cpu import CpuPool
-from services.common.errors import install_problem_handlers, problem_response
+from services.common.errors import document_problems, install_problem_handlers, problem_response
 from services.common.http_server import RequestLimitsMiddleware
 from services.common.inputs import document_input_rules, refuse_unsafe_input
 from services.common.runtime import ServiceRuntime
@@ -94,7 +94,7 @@ def _document_inputs(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_input_rules(generate())
+            app.openapi_schema = document_problems(document_input_rules(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -38,6 +38,7 @@ __all__ = [
     "Unauthorized",
     "Unprocessable",
     "install_problem_handlers",
+    "document_problems",
     "problem_response",
     "problem_responses",
 ]
@@ -120,8 +121,69 @@ _DESCRIPTIONS = {
     416: "Rango no satisfacible",
     422: "Datos no válidos",
     429: "Demasiadas peticiones",
+    502: "El servicio no responde",
     503: "No disponible",
+    504: "El servicio no ha respondido a tiempo",
 }
+
+
+# The body of every problem (RFC 9457), as documented in OpenAPI.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "Un problema RFC 9457; errors nombra cada campo no válido.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+# What any operation of a service may answer whatever its route says: a body that does
+# not parse (400), a caller without the role (403) or a resource that is not there or
+# not the caller's (404), invalid input (422, services.common.inputs) and an exhausted
+# pool (503). 413 goes to operations that take a body.
+SERVICE_PROBLEMS = (400, 403, 404, 422, 503)
+
+
+def document_problems(
+    document: dict[str, Any], codes: tuple[int, ...] = SERVICE_PROBLEMS
+) -> dict[str, Any]:
+    """Documents problem+json answers on every operation of an OpenAPI document.
+
+    Adds ``codes`` where missing, and makes every 4xx/5xx answer documented as JSON
+    a problem (FastAPI's default 422 schema is not what the kernel answers).
+    """
+    document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    document["components"]["schemas"].pop("HTTPValidationError", None)
+    document["components"]["schemas"].pop("ValidationError", None)
+    for item in document.get("paths", {}).values():
+        for method in _METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            wanted = list(codes) + ([413] if "requestBody" in operation else [])
+            for code in wanted:
+                responses.setdefault(str(code), {"description": _DESCRIPTIONS[code]})
+            for code, response in responses.items():
+                if str(code)[:1] not in ("4", "5") or not isinstance(response, dict):
+                    continue
+                content = response.setdefault("content", {})
+                content.pop("application/json", None)
+                content[PROBLEM_JSON] = {"schema": _PROBLEM_REF}
+    return document
 
 
 def problem_responses(
@@ -185,6 +247,15 @@ def validation_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Makes every error of ``app`` (validation, HTTP, unexpected) a problem+json."""
 
@@ -214,11 +285,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette lists the methods of the first route matching the path only;
+            # a resource whose GET and POST live in different routes has both.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem_response(
             exc.status_code,
             str(exc.detail),
             instance=request.url.path,
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     @app.exception_handler(SQLAlchemyTimeoutError)

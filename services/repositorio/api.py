@@ -19,6 +19,7 @@ from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, requir
 from services.common.errors import problem_responses
 from services.common.idempotency import Created, run_idempotent
 from services.repositorio import service
+from services.repositorio.domain import MIME_SERVIDOS
 from services.repositorio.download import content_response
 from services.repositorio.schemas import (
     DocumentoRead,
@@ -251,7 +252,12 @@ async def consultar_version(
 
 
 _CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/octet-stream": {}}, "description": "El contenido"},
+    200: {
+        "content": {
+            mime: {"schema": {"type": "string", "format": "binary"}} for mime in MIME_SERVIDOS
+        },
+        "description": "El contenido, con el tipo MIME de su formato",
+    },
     206: {"description": "Parte del contenido (Range)"},
     304: {"description": "No ha cambiado (If-None-Match)"},
     **_problems(401, 403, 404, 416),

@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "MIME_SERVIDOS",
     "VERSION_NTI",
     "Contenido",
     "EstadoElaboracion",
@@ -211,6 +212,8 @@ _FORMATOS = (
     Formato("WEBM", "video/webm", ("webm",)),
 )
 _POR_MIME = {m: f for f in _FORMATOS for m in (f.mime, *f.otros_mime) if f.nombre != "XSIG"}
+# What a stored version is served as: the MIME type of its format.
+MIME_SERVIDOS = tuple(dict.fromkeys(f.mime for f in _FORMATOS))
 _POR_EXTENSION = {e: f for f in _FORMATOS for e in f.extensiones}
 # Said by clients that do not know the type: the file name decides then.
 _MIME_GENERICOS = ("application/octet-stream", "binary/octet-stream", "")
