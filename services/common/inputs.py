@@ -31,6 +31,8 @@ from starlette.datastructures import UploadFile
 from services.common.errors import FieldError, Unprocessable
 
 __all__ = [
+    "DIR3",
+    "DIR3_OFICINA",
     "INT_MAX",
     "INT_MIN",
     "check_json_text",
@@ -54,6 +56,10 @@ _JSON_SUSPECT = re.compile(
     rb"\\u00[01][0-9a-fA-F]|\\u00[7-9][0-9a-fA-F]|\\u[dD][89a-fA-F]|\\[bf]"
     rb"|\xc2[\x80-\x9f]|\x7f|[0-9]{10,}"
 )
+# DIR3 codes as the services accept them (they trim and upper-case before checking),
+# for schemas: ``Field(json_schema_extra=DIR3)`` documents what the validator enforces.
+DIR3: dict[str, Any] = {"pattern": r"^\s*[A-Za-z][A-Za-z0-9]{8}\s*$"}
+DIR3_OFICINA: dict[str, Any] = {"pattern": r"^\s*[Oo][A-Za-z0-9]{8}\s*$"}
 _MESSAGE_CONTROL = "contiene caracteres de control no admitidos"
 _MESSAGE_RANGE = f"debe ser un entero entre {INT_MIN} y {INT_MAX}"
 
@@ -190,7 +196,9 @@ def document_input_rules(document: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(operation, dict):
                 continue
             for parameter in operation.get("parameters", []):
-                _bound(parameter.get("schema"), in_parameter=True)
+                # Headers are not checked here, so their schemas promise nothing more.
+                if parameter.get("in") in ("path", "query"):
+                    _bound(parameter.get("schema"), in_parameter=True)
             _bound(operation.get("requestBody"), in_parameter=False)
     for schema in document.get("components", {}).get("schemas", {}).values():
         # Shared by requests and answers; answers are made of stored input, so the

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.common.deps import RuntimeDep
@@ -63,6 +63,11 @@ _PROBLEMAS: dict[int | str, dict[str, Any]] = {
         "description": "Demasiados códigos inexistentes desde la misma dirección",
     },
 }
+
+
+# What a person may type for a code (any case, spaces, hyphens); the check character
+# is verified by the service (400 when it does not match), not by the pattern.
+PATRON_ESCRITO = r"^[\s\-2-9A-HJ-NP-Za-hj-np-z]{1,100}$"
 
 
 def _limitador(request: Request) -> MissLimiter:
@@ -166,7 +171,13 @@ def _respuesta(
 )
 async def formulario(
     request: Request,
-    csv: Annotated[str | None, Query(description="El código, tal como se escribió")] = None,
+    csv: Annotated[
+        str | None,
+        Query(
+            description="El código, tal como se escribió",
+            json_schema_extra={"pattern": PATRON_ESCRITO},
+        ),
+    ] = None,
 ) -> Response:
     """The form; submitted (``?csv=``), it sends the person to the code's own page."""
     if csv is None:
@@ -192,7 +203,11 @@ async def formulario(
     },
     summary="Verifica un código seguro de verificación",
 )
-async def verificar(csv: str, request: Request, runtime: RuntimeDep) -> Response:
+async def verificar(
+    csv: Annotated[str, Path(json_schema_extra={"pattern": PATRON_ESCRITO})],
+    request: Request,
+    runtime: RuntimeDep,
+) -> Response:
     """An issued document's facts and download link, for anyone holding its code."""
     try:
         codigo = domain.normalizar(csv)

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
+from services.common.inputs import DIR3
 from services.common.tenants import Tenant
 from services.common.uow import UnitOfWork
 from services.registro import domain, sello_tiempo, service, sicres, sicres_mensajes
@@ -395,6 +396,7 @@ class AceptacionCreate(BaseModel):
         description="Código DIR3 de la oficina que lo registra (necesaria si la entidad "
         "numera por oficina)",
         examples=["O00002741"],
+        json_schema_extra=DIR3,
     )
 
     @field_validator("oficina")

@@ -51,6 +51,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
+from services.common.inputs import DIR3_OFICINA
 from services.common.uow import UnitOfWork
 from services.registro import domain
 from services.registro.domain import TipoAsiento
@@ -194,7 +195,9 @@ class OficinaCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     codigo: str = Field(
-        description="Código DIR3 de la oficina (empieza por O)", examples=["O00002741"]
+        description="Código DIR3 de la oficina (empieza por O)",
+        examples=["O00002741"],
+        json_schema_extra=DIR3_OFICINA,
     )
     nombre: str = Field(min_length=1, max_length=80, examples=["Oficina de registro central"])
     electronica: bool = Field(
@@ -256,6 +259,7 @@ class LibroCreate(BaseModel):
         default=None,
         description="Código DIR3 de la oficina del libro; sin él, el libro central del tipo",
         examples=["O00002741"],
+        json_schema_extra=DIR3_OFICINA,
     )
 
     @field_validator("oficina")

@@ -84,7 +84,11 @@ def _multipart_body(*, metadatos_required: bool) -> dict[str, Any]:
                             "file": {"type": "string", "format": "binary"},
                         },
                     },
-                    "encoding": {"metadatos": {"contentType": "application/json"}},
+                    # The file's part says its type (or its name's extension does).
+                    "encoding": {
+                        "metadatos": {"contentType": "application/json"},
+                        "file": {"contentType": "application/pdf"},
+                    },
                 }
             },
         }

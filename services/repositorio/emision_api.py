@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.common.auth import Principal
@@ -192,7 +192,7 @@ async def consultar_emision(
     summary="Descarga pública del documento emitido con un CSV",
 )
 async def documento_por_csv(
-    csv: str,
+    csv: Annotated[str, Path(json_schema_extra={"pattern": domain.PATRON_CSV})],
     runtime: RuntimeDep,
     store: BlobStoreDep,
     range_header: Annotated[str | None, Header(alias="Range")] = None,

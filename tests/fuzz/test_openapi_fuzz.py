@@ -2,7 +2,7 @@
 platform in this process (every service and the gateway on real loopback sockets, as
 ``consistorio up`` serves them, over the real PostgreSQL and the in-process bus).
 
-Bounded by FUZZ_SECONDS (default 150 s of generation). It must end with no failure of
+Bounded by a few examples per operation (a few minutes). It must end with no failure of
 any check and no error, and every operation must have answered a 2xx at least once
 (examples in the schemas, links from creating operations to their ``{id}`` routes).
 """
@@ -35,7 +35,9 @@ from services.common.settings import Settings
 pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent
-FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "150"))
+# The run is bounded by examples per operation (it takes a few minutes); this only
+# bounds how long the test waits for it.
+FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "900"))
 
 
 class _Server(uvicorn.Server):
@@ -138,12 +140,12 @@ async def test_gateway_openapi_holds_under_schemathesis(
             "all",
             "--header",
             f"Authorization: Bearer {token}",
-            "--max-time",
-            str(FUZZ_SECONDS),
             "--max-examples",
-            "25",
+            "20",
+            # One worker: hypothesis describes its filters with ast.parse, which CPython
+            # 3.11 does not survive from two threads at once (SystemError).
             "--workers",
-            "2",
+            "1",
             "--seed",
             "20261207",
             "--report",
@@ -161,7 +163,7 @@ async def test_gateway_openapi_holds_under_schemathesis(
             env=env,
             cwd=str(HERE.parent.parent),
         )
-        output, _ = await asyncio.wait_for(process.communicate(), FUZZ_SECONDS + 300)
+        output, _ = await asyncio.wait_for(process.communicate(), FUZZ_SECONDS)
     text = output.decode(errors="replace")
     (reports / "output.txt").write_text(text)
     (report_json,) = reports.glob("json-*.json")
@@ -169,7 +171,7 @@ async def test_gateway_openapi_holds_under_schemathesis(
     failures = {f["code"] + " " + f["title"]: f["operations"] for f in report["failures"]}
     assert not failures, f"schemathesis failures: {json.dumps(failures, indent=1)}\n{text[-6000:]}"
     assert not report["errors"], f"schemathesis errors: {report['errors']}\n{text[-4000:]}"
-    (har_file,) = reports.glob("*.har")
+    (har_file,) = reports.glob("har-*.json")
     spec_operations = _operations(spec)
     unreached = set(spec_operations) - _two_hundreds(
         json.loads(har_file.read_text()), spec_operations
