@@ -247,9 +247,19 @@ def validation_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
+def _routes(routes: Any) -> Any:
+    # FastAPI keeps included routers as branches; their effective routes carry the paths.
+    for route in routes:
+        candidates = getattr(route, "effective_candidates", None)
+        if callable(candidates):
+            yield from _routes(candidates())
+        else:
+            yield route
+
+
 def _allowed_methods(request: Request) -> list[str]:
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _routes(request.app.router.routes):
         regex = getattr(route, "path_regex", None)
         if regex is not None and regex.match(request.url.path):
             methods |= set(getattr(route, "methods", None) or ())

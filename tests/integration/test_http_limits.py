@@ -235,6 +235,11 @@ async def test_gateway_passes_the_service_413_on_and_caps_bodies(
         assert "16777216" in capped.json()["detail"]
         small = await client.post("/api/v1/registro/asientos", content=b"{}", headers=headers)
         assert small.status_code == 201
+        # A Latin-1 octet in a header is relayed as is, not a 500 of the gateway.
+        rare = await client.post(
+            "/api/v1/registro/eco", content=b"{}", headers={**headers, "X-Rara": b"caf\xe9\x84"}
+        )
+        assert rare.status_code == 200, rare.text
 
 
 async def test_one_miss_allowance_for_every_csv_lookup(verifier: TokenVerifier) -> None:
