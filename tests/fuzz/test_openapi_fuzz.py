@@ -14,23 +14,21 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from gateway.app import create_gateway
 from services.bootstrap import build_platform
 from services.catalog import SERVICES, all_public_paths
 from services.common.bus.inprocess import InProcessTransport
 from services.common.devkeys import issue_dev_token
-from services.common.http_server import server_config
 from services.common.settings import Settings
+from tests.support.serving import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -40,28 +38,10 @@ HERE = Path(__file__).parent
 FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "900"))
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def _serving(app: Any, settings: Settings, trusted: list[str] | None) -> AsyncIterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(server_config(app, settings, trusted_proxies=trusted))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with serving(app, settings, trusted_proxies=trusted) as (host, port):
+        yield f"http://{host}:{port}"
 
 
 @contextlib.asynccontextmanager

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -23,9 +21,10 @@ from gateway.app import create_gateway
 from services.common.auth import JwksKeySource, TokenVerifier
 from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
 from services.common.errors import install_problem_handlers, problem_response
-from services.common.http_server import RequestLimitsMiddleware, server_config
+from services.common.http_server import RequestLimitsMiddleware
 from services.common.public_paths import PublicPath
 from services.common.settings import Settings
+from tests.support.serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -33,30 +32,8 @@ PROBLEM = "application/problem+json"
 MIB = 1024 * 1024
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serve(
-    app: Any, settings: Settings, trusted: list[str] | None = None
-) -> AsyncIterator[tuple[str, int]]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(server_config(app, settings, trusted_proxies=trusted))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield "127.0.0.1", sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+def serve(app: Any, settings: Settings, trusted: list[str] | None = None) -> Any:
+    return serving(app, settings, trusted_proxies=trusted)
 
 
 def _settings(**overrides: Any) -> Settings:
