@@ -258,12 +258,15 @@ def _routes(routes: Any) -> Any:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
+    # The resource is the most literal path that matches: /libros/exportaciones, not
+    # /libros/{libro_id} with "exportaciones" for an id.
+    by_parameters: dict[int, set[str]] = {}
     for route in _routes(request.app.router.routes):
         regex = getattr(route, "path_regex", None)
         if regex is not None and regex.match(request.url.path):
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+            parameters = str(getattr(route, "path", "")).count("{")
+            by_parameters.setdefault(parameters, set()).update(getattr(route, "methods", ()) or ())
+    return sorted(by_parameters[min(by_parameters)]) if by_parameters else []
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -28,6 +28,14 @@ def _app() -> FastAPI:
     async def crear(cosa: Cosa) -> Cosa:
         return cosa
 
+    @lectura.get("/cosas/{cosa_id}")
+    async def leer(cosa_id: str) -> Cosa:
+        return Cosa(nombre=cosa_id)
+
+    @escritura.post("/cosas/recuentos")
+    async def contar() -> dict[str, int]:
+        return {"cosas": 0}
+
     app.include_router(lectura)
     app.include_router(escritura)
     return app
@@ -40,6 +48,11 @@ async def test_405_allows_every_method_of_the_path() -> None:
     assert answer.status_code == 405
     assert answer.headers["content-type"] == PROBLEM_JSON
     assert {m.strip() for m in answer.headers["allow"].split(",")} >= {"GET", "POST"}
+    # A literal path is its own resource, even where a parameter could match it.
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.delete("/cosas/recuentos")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
 
 
 def test_every_operation_documents_the_standard_problems() -> None:
