@@ -40,7 +40,9 @@ from services.common.errors import (
     install_problem_handlers,
     problem_response,
 )
+from services.common.http_server import RequestLimitsMiddleware
 from services.common.metrics import install_metrics
+from services.common.misses import MissLimiter
 from services.common.public_paths import PublicPath
 from services.common.settings import Settings
 from services.common.telemetry import instrument_app, instrument_httpx_client
@@ -184,8 +186,9 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
 
 
 def _client_ip(request: Request) -> str:
-    # Behind a load balancer, run uvicorn with proxy headers and trusted
-    # forwarded IPs so that this is the real client address.
+    # The server believes X-Forwarded-For only from FORWARDED_ALLOW_IPS (see
+    # services.common.http_server), so this is the real client or its trusted proxy's
+    # view of it, never what a client claims.
     return request.client.host if request.client else "desconocida"
 
 
@@ -265,6 +268,12 @@ def create_gateway(
             expose_headers=_EXPOSED_HEADERS,
             allow_credentials=False,
         )
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_headers=settings.http_max_headers,
+        max_header_bytes=settings.http_max_header_bytes,
+        body_timeout_seconds=settings.http_body_timeout_seconds,
+    )
     app.add_middleware(_EdgeHeadersMiddleware)
 
     async def spend(request: Request, key: str, limit: int) -> None:
@@ -324,8 +333,11 @@ def create_gateway(
     if public_routes is not None:
         app.include_router(public_routes, dependencies=[Depends(anonymous_quota)])
 
+    misses = MissLimiter(settings.verificar_misses_per_minute)
     for public in public_paths:
-        _add_public_path(app, public, settings, urls, upstreams, anonymous_quota, authenticated)
+        _add_public_path(
+            app, public, settings, urls, upstreams, anonymous_quota, authenticated, misses
+        )
 
     @app.api_route("/api/v1/{service}", methods=_PROXY_METHODS, include_in_schema=False)
     @app.api_route("/api/v1/{service}/{path:path}", methods=_PROXY_METHODS)
@@ -346,6 +358,7 @@ def create_gateway(
             path=path,
             base_url=base_url,
             request_id=request.state.request_id,
+            max_body_bytes=settings.gateway_max_body_bytes,
         )
 
     return app
@@ -359,11 +372,20 @@ def _add_public_path(
     upstreams: _Upstreams,
     anonymous_quota: Callable[[Request], Awaitable[None]],
     authenticated: Callable[[Request], Awaitable[Principal]],
+    misses: MissLimiter,
 ) -> None:
     """Exposes a service's public path, anonymously (rate-limited) unless configured not to."""
     guard = authenticated if public.requires_token(settings) else anonymous_quota
 
     async def forward_public(request: Request) -> Response:
+        client = _client_ip(request)
+        if public.counts_misses:
+            wait = misses.retry_after(client)
+            if wait is not None:
+                raise TooManyRequestsError(
+                    f"Demasiados códigos inexistentes: vuelva a intentarlo en {wait} s.",
+                    headers={"Retry-After": str(wait)},
+                )
         base_url = urls.get(public.service)
         if base_url is None:
             raise NotFound(f"No existe el servicio '{public.service}'.")
@@ -371,14 +393,18 @@ def _add_public_path(
             upstream = public.upstream.format(**request.path_params)
         except (KeyError, IndexError) as exc:
             raise NotFound(f"No existe el recurso {request.url.path}.") from exc
-        return await forward(
+        response = await forward(
             upstreams.client,
             request,
             service=public.service,
             path=upstream,
             base_url=base_url,
             request_id=request.state.request_id,
+            max_body_bytes=settings.gateway_max_body_bytes,
         )
+        if public.counts_misses and response.status_code == 404:
+            misses.record_miss(client)
+        return response
 
     app.add_api_route(
         public.path,

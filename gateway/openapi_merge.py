@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from services.common.errors import document_problems
+
 __all__ = ["BEARER_SCHEME", "MergedOpenApi", "merge_openapi"]
 
 _log = logging.getLogger("consistorio.gateway.openapi")
@@ -31,9 +33,19 @@ _BEARER_DEFINITION = {
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 _DESCRIPTION = (
     "API pública de Consistorio: las operaciones de todos los servicios, servidas por la pasarela."
+    "\n\n**Envíe siempre una cabecera `Idempotency-Key` (un UUID nuevo por operación) en los "
+    "POST que crean algo.** Si la respuesta no llega (un 502/504 de la pasarela, un corte de "
+    "red), la operación puede haberse completado: repita la petición con la misma clave y "
+    "recibirá la respuesta guardada (`Idempotent-Replayed: true`) sin crear nada nuevo. Sin "
+    "clave, un reintento crea otra vez."
+    "\n\nLímites comunes: cabeceras de hasta 16 KiB y 100 campos (431), cuerpos que llegan "
+    "sin pausas largas (408), enteros entre -2147483648 y 2147483647 y textos sin caracteres "
+    "de control salvo tabulador y salto de línea (422 nombrando el campo); un 503 con "
+    "`Retry-After` pide volver a intentarlo."
 )
 
 Spec = dict[str, Any]
+_GATEWAY_PROBLEMS = (401, 429, 502, 504)
 _Renames = dict[tuple[str, str], str]
 
 
@@ -187,6 +199,9 @@ def merge_openapi(specs: dict[str, Spec], *, title: str, version: str) -> Spec:
                     operation_ids.add(unique)
                 merged_item[key] = operation
 
+    # What the gateway itself may answer on any /api/v1 operation: no valid token,
+    # spent quota, a body over its cap, a service down or slow.
+    document_problems({"paths": paths, "components": components}, _GATEWAY_PROBLEMS)
     merged: Spec = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": _DESCRIPTION},

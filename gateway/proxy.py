@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from services.common.errors import ProblemError
+from services.common.errors import PayloadTooLarge, ProblemError
 
 __all__ = [
     "HOP_BY_HOP",
@@ -171,20 +171,40 @@ async def forward(
     path: str,
     base_url: str,
     request_id: str,
+    max_body_bytes: int | None = None,
 ) -> Response:
-    """Relays ``request`` to ``service`` and streams its answer back."""
+    """Relays ``request`` to ``service`` and streams its answer back.
+
+    A body over ``max_body_bytes`` is refused here with 413 (at once when its
+    Content-Length says so, else when the count passes it) and never reaches the service.
+    """
     has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+    content = None
+    if has_body:
+        declared = request.headers.get("content-length", "")
+        if max_body_bytes is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            raise _too_large(max_body_bytes)
+        content = _counted(request.stream(), max_body_bytes)
+    # As bytes: header values may hold any Latin-1 octet, which httpx's str headers
+    # would refuse to encode (a 500 for a client's odd header).
+    headers = [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in upstream_request_headers(request, request_id)
+    ]
     upstream_request = client.build_request(
         request.method,
         upstream_url(base_url, request.scope, service, path),
-        headers=upstream_request_headers(request, request_id),
-        content=request.stream() if has_body else None,
+        headers=headers,
+        content=content,
     )
     try:
         upstream = await client.send(upstream_request, stream=True)
     except httpx.TimeoutException as exc:
         _log.warning("upstream %s timed out: %r", service, exc)
-        raise GatewayTimeoutError(f"El servicio '{service}' no ha respondido a tiempo.") from exc
+        raise GatewayTimeoutError(
+            f"El servicio '{service}' no ha respondido a tiempo. La operación puede haberse "
+            "completado: repítala con la misma Idempotency-Key para obtener su resultado."
+        ) from exc
     except httpx.TransportError as exc:
         _log.warning("upstream %s unreachable: %r", service, exc)
         raise BadGatewayError(f"No se puede contactar con el servicio '{service}'.") from exc
@@ -192,6 +212,19 @@ async def forward(
         # The client left mid-upload; nobody will read this answer.
         return Response(status_code=400)
     return _UpstreamStreamingResponse(upstream, service)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"La petición supera el máximo de {limit} bytes que admite la API.")
+
+
+async def _counted(body: AsyncIterator[bytes], limit: int | None) -> AsyncIterator[bytes]:
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise _too_large(limit)
+        yield chunk
 
 
 async def probe_readiness(

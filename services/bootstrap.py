@@ -79,6 +79,7 @@ class Platform:
     verifier: TokenVerifier
     contracts: ContractRegistry
     tenants: TenantDirectory
+    worker_db: Database | None = None
     runtimes: dict[str, ServiceRuntime] = field(default_factory=dict)
     apps: dict[str, FastAPI] = field(default_factory=dict)
 
@@ -95,13 +96,21 @@ class Platform:
             await runtime.stop()
         await self.transport.close()
         await self.db.dispose()
+        if self.worker_db is not None:
+            await self.worker_db.dispose()
 
 
 async def build_platform(
     settings: Settings, service_names: Sequence[str], *, transport: Transport | None = None
 ) -> Platform:
     """Wires the named services; the transport is started, the apps are not yet serving."""
-    db = Database(settings.app_database_url(), pool_size=settings.database_pool_size)
+    db = Database(
+        settings.app_database_url(),
+        pool_size=settings.database_pool_size,
+        pool_timeout=settings.database_pool_timeout_seconds,
+    )
+    # Background work waits for a connection as long as it takes: it has no client.
+    worker_db = Database(settings.app_database_url(), pool_size=settings.database_worker_pool_size)
     tenants = TenantDirectory(db, cache_seconds=settings.tenant_cache_seconds)
     verifier = TokenVerifier(
         JwksKeySource(jwks_source(settings)),
@@ -113,7 +122,7 @@ async def build_platform(
     bus = transport or build_transport(settings)
     await bus.start()
     contracts = ContractRegistry.load()
-    platform = Platform(settings, db, bus, verifier, contracts, tenants)
+    platform = Platform(settings, db, bus, verifier, contracts, tenants, worker_db)
     for name in service_names:
         definition = SERVICES[name]()
         runtime = ServiceRuntime(
@@ -126,6 +135,7 @@ async def build_platform(
             verifier=verifier,
             consumers=definition.consumers,
             tenants=tenants,
+            worker_db=worker_db,
         )
         platform.runtimes[name] = runtime
         platform.apps[name] = definition.create_app(runtime)

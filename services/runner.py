@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from services.bootstrap import Platform, build_platform, migrate, seed_demo_tenants
 from services.catalog import SERVICES, all_public_paths
+from services.common.http_server import server_config
 from services.common.logging import configure_logging, wants_json
 from services.common.settings import Settings
 from services.common.telemetry import configure_telemetry
@@ -57,14 +58,22 @@ class _Serving:
     # uvicorn sets its logger to the config's level on start; None keeps LOG_LEVEL.
     server_log_level: str | None = None
 
-    def add(self, app: FastAPI, sock: socket.socket, settings: Settings) -> asyncio.Task[None]:
-        config = uvicorn.Config(
-            app,
-            log_config=None,
-            log_level=self.server_log_level or settings.log_level.lower(),
-            access_log=False,
+    def add(
+        self,
+        app: FastAPI,
+        sock: socket.socket,
+        settings: Settings,
+        *,
+        trusted_proxies: list[str] | None = None,
+    ) -> asyncio.Task[None]:
+        server = _Server(
+            server_config(
+                app,
+                settings,
+                trusted_proxies=trusted_proxies,
+                log_level=self.server_log_level,
+            )
         )
-        server = _Server(config)
         self.servers.append(server)
         return asyncio.create_task(server.serve(sockets=[sock]))
 
@@ -116,7 +125,9 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
             sock = _bind("127.0.0.1", 0)
             for segment in SERVICES[name]().gateway_routes:
                 urls[segment] = f"http://127.0.0.1:{sock.getsockname()[1]}"
-            tasks.append(serving.add(app, sock, settings))
+            # Only this process's gateway reaches these loopback sockets: its
+            # X-Forwarded-For names the real client.
+            tasks.append(serving.add(app, sock, settings, trusted_proxies=["127.0.0.1"]))
         for app in platform.apps.values():
             # Services that call another one (the registro reads anexos from the
             # repositorio) find it here: its port is only known once bound.

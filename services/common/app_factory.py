@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.common.errors import install_problem_handlers, problem_response
+from services.common.cpu import CpuPool
+from services.common.errors import document_problems, install_problem_handlers, problem_response
+from services.common.http_server import RequestLimitsMiddleware
+from services.common.inputs import document_input_rules, refuse_unsafe_input
 from services.common.metrics import GaugeQuery, install_metrics
 from services.common.runtime import ServiceRuntime
 from services.common.telemetry import instrument_app
@@ -38,12 +42,31 @@ def create_service_app(
         try:
             yield
         finally:
+            app.state.cpu.close()
             if manage_runtime:
                 await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        # Every route of every service refuses control characters and oversized
+        # integers in one place (see services.common.inputs).
+        dependencies=[Depends(refuse_unsafe_input)],
+    )
     app.state.runtime = runtime
+    # Worker processes for CPU-heavy work, started on first use (see services.common.cpu).
+    app.state.cpu = CpuPool(
+        workers=runtime.settings.cpu_workers, per_tenant=runtime.settings.cpu_jobs_per_tenant
+    )
     install_problem_handlers(app)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_headers=runtime.settings.http_max_headers,
+        max_header_bytes=runtime.settings.http_max_header_bytes,
+        body_timeout_seconds=runtime.settings.http_body_timeout_seconds,
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -63,5 +86,18 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     install_metrics(app, service=runtime.name, db=runtime.db, tables=runtime.tables, gauges=gauges)
+    _document_inputs(app)
     instrument_app(app)
     return app
+
+
+def _document_inputs(app: FastAPI) -> None:
+    """Makes the app's OpenAPI document state the input rules the kernel enforces."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(document_input_rules(generate()))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ whose tenant is unknown or disabled is refused like an invalid one.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,15 @@ import jwt
 from services.common.errors import Unauthorized
 
 __all__ = ["JwksKeySource", "Principal", "TokenVerifier", "bearer_token"]
+
+_log = logging.getLogger("consistorio.auth")
+# Our own words for the refusals a client can act on; anything else is just invalid.
+_REFUSED: dict[type[Exception], str] = {
+    jwt.ImmatureSignatureError: "El token aún no es válido.",
+    jwt.InvalidIssuerError: "El token no lo ha emitido el proveedor de identidad esperado.",
+    jwt.InvalidAudienceError: "El token no está destinado a Consistorio.",
+    jwt.MissingRequiredClaimError: "Al token le falta un claim obligatorio.",
+}
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,11 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("El token ha caducado.") from exc
         except (jwt.PyJWTError, ValueError, KeyError) as exc:
-            raise Unauthorized(f"Token no válido: {exc}") from exc
+            # The library's text says which check failed and how (expected issuer,
+            # audience, algorithm...): useful to someone forging tokens, so it is
+            # logged for operators and never answered.
+            _log.info("token refused: %s: %s", type(exc).__name__, exc)
+            raise Unauthorized(_REFUSED.get(type(exc), "Token no válido.")) from exc
         tenant = claims.get("tenant")
         roles = claims.get("roles", [])
         if not isinstance(tenant, str) or not tenant:

@@ -34,11 +34,22 @@ def asyncpg_url(url: str) -> str:
 class Database:
     """An engine and session factory for one process; dispose on shutdown."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int | None = None,
+        pool_timeout: float = 30.0,
+        echo: bool = False,
+    ) -> None:
+        # pool_timeout bounds how long a caller waits for a connection; past it
+        # SQLAlchemy raises TimeoutError, which services answer as a 503.
         self.engine: AsyncEngine = create_async_engine(
             asyncpg_url(url),
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=pool_size if max_overflow is None else max_overflow,
+            pool_timeout=pool_timeout,
             pool_pre_ping=True,
             echo=echo,
         )

@@ -81,9 +81,13 @@ IdempotencyKeyDep = Annotated[
 
 
 def actor_of(request: Request, principal: Principal) -> Actor:
-    """The audit actor of an HTTP request: subject, client address and request id."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    client_ip = forwarded.split(",")[0].strip() or (request.client.host if request.client else None)
+    """The audit actor of an HTTP request: subject, client address and request id.
+
+    The address is the connection's: the server takes it from X-Forwarded-For only
+    when the peer is a trusted proxy (services.common.http_server), never from a
+    header anyone can write.
+    """
+    client_ip = request.client.host if request.client else None
     return Actor(
         sub=principal.sub,
         name=principal.name,

@@ -16,6 +16,7 @@ Validation errors from FastAPI/pydantic are rendered the same way, with an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
@@ -36,11 +38,14 @@ __all__ = [
     "Unauthorized",
     "Unprocessable",
     "install_problem_handlers",
+    "document_problems",
     "problem_response",
     "problem_responses",
 ]
 
 PROBLEM_JSON = "application/problem+json"
+# What a 503 for an exhausted connection pool asks the client to wait.
+POOL_RETRY_AFTER_SECONDS = 2
 _TYPE_BASE = "https://consistorio.es/problemas/"
 
 
@@ -116,8 +121,69 @@ _DESCRIPTIONS = {
     416: "Rango no satisfacible",
     422: "Datos no válidos",
     429: "Demasiadas peticiones",
+    502: "El servicio no responde",
     503: "No disponible",
+    504: "El servicio no ha respondido a tiempo",
 }
+
+
+# The body of every problem (RFC 9457), as documented in OpenAPI.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "Un problema RFC 9457; errors nombra cada campo no válido.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+# What any operation of a service may answer whatever its route says: a body that does
+# not parse (400), a caller without the role (403) or a resource that is not there or
+# not the caller's (404), invalid input (422, services.common.inputs) and an exhausted
+# pool (503). 413 goes to operations that take a body.
+SERVICE_PROBLEMS = (400, 403, 404, 422, 503)
+
+
+def document_problems(
+    document: dict[str, Any], codes: tuple[int, ...] = SERVICE_PROBLEMS
+) -> dict[str, Any]:
+    """Documents problem+json answers on every operation of an OpenAPI document.
+
+    Adds ``codes`` where missing, and makes every 4xx/5xx answer documented as JSON
+    a problem (FastAPI's default 422 schema is not what the kernel answers).
+    """
+    document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    document["components"]["schemas"].pop("HTTPValidationError", None)
+    document["components"]["schemas"].pop("ValidationError", None)
+    for item in document.get("paths", {}).values():
+        for method in _METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            wanted = list(codes) + ([413] if "requestBody" in operation else [])
+            for code in wanted:
+                responses.setdefault(str(code), {"description": _DESCRIPTIONS[code]})
+            for code, response in responses.items():
+                if str(code)[:1] not in ("4", "5") or not isinstance(response, dict):
+                    continue
+                content = response.setdefault("content", {})
+                content.pop("application/json", None)
+                content[PROBLEM_JSON] = {"schema": _PROBLEM_REF}
+    return document
 
 
 def problem_responses(
@@ -181,6 +247,28 @@ def validation_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
+def _routes(routes: Any) -> Any:
+    # FastAPI keeps included routers as branches; their effective routes carry the paths.
+    for route in routes:
+        candidates = getattr(route, "effective_candidates", None)
+        if callable(candidates):
+            yield from _routes(candidates())
+        else:
+            yield route
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # The resource is the most literal path that matches: /libros/exportaciones, not
+    # /libros/{libro_id} with "exportaciones" for an id.
+    by_parameters: dict[int, set[str]] = {}
+    for route in _routes(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            parameters = str(getattr(route, "path", "")).count("{")
+            by_parameters.setdefault(parameters, set()).update(getattr(route, "methods", ()) or ())
+    return sorted(by_parameters[min(by_parameters)]) if by_parameters else []
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Makes every error of ``app`` (validation, HTTP, unexpected) a problem+json."""
 
@@ -210,17 +298,33 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette lists the methods of the first route matching the path only;
+            # a resource whose GET and POST live in different routes has both.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem_response(
             exc.status_code,
             str(exc.detail),
             instance=request.url.path,
-            headers=dict(exc.headers or {}),
+            headers=headers,
+        )
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool_exhausted(request: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
+        # Every connection of the request pool is busy: a short, honest "come back"
+        # instead of a 500, and nothing was written.
+        logging.getLogger("consistorio.errors").warning("database pool exhausted: %s", exc)
+        return problem_response(
+            503,
+            "El servicio está saturado: vuelva a intentarlo en unos segundos.",
+            slug="saturado",
+            instance=request.url.path,
+            headers={"Retry-After": str(POOL_RETRY_AFTER_SECONDS)},
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        import logging
-
         logging.getLogger("consistorio.errors").exception("unhandled error")
         return problem_response(
             500, "Error interno. Se ha registrado para su análisis.", instance=request.url.path

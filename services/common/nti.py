@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Formato", "resolver_formato"]
+__all__ = ["MIME_SERVIDOS", "Formato", "resolver_formato"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ _FORMATOS = (
 _POR_MIME = {m: f for f in _FORMATOS for m in (f.mime, *f.otros_mime) if f.nombre != "XSIG"}
 
 
+# What a stored version is served as: the MIME type of its format.
+MIME_SERVIDOS = tuple(dict.fromkeys(f.mime for f in _FORMATOS))
 _POR_EXTENSION = {e: f for f in _FORMATOS for e in f.extensiones}
 
 

@@ -31,6 +31,9 @@ class PublicPath:
     methods: tuple[str, ...] = ("GET",)
     # When it returns True for the running settings, the path asks for a token too.
     token_required: Callable[[Settings], bool] | None = None
+    # A path that looks up a secret code (a CSV): its 404s are misses, and every such
+    # path spends one allowance of misses per client (VERIFICAR_MISSES_PER_MINUTE).
+    counts_misses: bool = False
 
     def requires_token(self, settings: Settings) -> bool:
         return bool(self.token_required and self.token_required(settings))

@@ -50,6 +50,9 @@ class ServiceRuntime:
     consumers: Sequence[ConsumerSpec] = ()
     # The tenant registry, for services that need a tenant's name or DIR3 code.
     tenants: TenantDirectory | None = None
+    # The pool of the relay and the consumers, apart from the one requests use, so that
+    # a burst of bus work cannot starve requests of connections (nor the reverse).
+    worker_db: Database | None = None
     relay: OutboxRelay = field(init=False)
     # Services register their stalled-request scanners on it in create_app.
     reconciler: Reconciler = field(init=False)
@@ -57,18 +60,23 @@ class ServiceRuntime:
 
     def __post_init__(self) -> None:
         self.relay = OutboxRelay(
-            db=self.db,
+            db=self.workers_db,
             tables=self.tables,
             transport=self.transport,
             poll_seconds=self.settings.outbox_poll_seconds,
         )
         self.reconciler = Reconciler(
             service=self.name,
-            db=self.db,
+            db=self.workers_db,
             unit_of_work=self.unit_of_work,
             period_seconds=self.settings.reconciler_period_seconds,
             stalled_after_seconds=self.settings.reconciler_stalled_after_seconds,
         )
+
+    @property
+    def workers_db(self) -> Database:
+        """The database of background work: its own pool when the platform gave one."""
+        return self.worker_db or self.db
 
     def unit_of_work(self, tenant_id: str, actor: Actor) -> UnitOfWork:
         """Opens a use case's transaction for ``tenant_id`` (``async with``)."""
@@ -95,7 +103,7 @@ class ServiceRuntime:
             queue=f"{self.settings.bus_queue_prefix}{self.name}.{spec.name}",
             events=list(spec.events),
             handler=observed,
-            db=self.db,
+            db=self.workers_db,
             tables=self.tables,
             contracts=self.contracts,
             max_attempts=self.settings.bus_max_attempts,

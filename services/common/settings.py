@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 APP_ROLE_DEFAULT = "consistorio_app"
@@ -32,7 +32,12 @@ class Settings(BaseSettings):
     database_app_url: str | None = None
     database_app_role: str = APP_ROLE_DEFAULT
     database_app_password: str | None = None
-    database_pool_size: int = 10
+    # Requests and background work (outbox relay, bus consumers) have separate pools,
+    # each of pool_size + the same overflow; a request that waits more than
+    # database_pool_timeout_seconds for a connection gets a 503 with Retry-After.
+    database_pool_size: int = Field(default=10, gt=0)
+    database_worker_pool_size: int = Field(default=5, gt=0)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0)
 
     amqp_url: str | None = None
     bus_exchange: str = "consistorio.events"
@@ -62,6 +67,9 @@ class Settings(BaseSettings):
     rate_limit_anonymous_per_minute: int = 60
     redis_url: str | None = None
     proxy_timeout_seconds: float = 30.0
+    # The largest request body the gateway forwards (the largest any service takes:
+    # a document of REPOSITORIO_MAX_BYTES in its multipart envelope); 413 beyond.
+    gateway_max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
     # repositorio (documents store): S3 when S3_ENDPOINT is set (host[:port], as the
     # minio SDK takes it; S3_SECURE picks https), else files under <data_dir>/documentos.
@@ -83,6 +91,8 @@ class Settings(BaseSettings):
     sellado_pkcs12_dir: Path | None = None
     sellado_pkcs12_passphrase: SecretStr | None = None
     sellado_max_pdf_bytes: int = 10 * 1024 * 1024
+    # Verifications a caller may ask for per minute (each parses a whole PDF).
+    sellado_verificaciones_per_minute: int = Field(default=20, gt=0)
     tsa_policy_oid: str | None = None
     # POST /tsa is anonymous (rate-limited) unless this asks for a token.
     tsa_require_token: bool = False
@@ -95,10 +105,32 @@ class Settings(BaseSettings):
     # Misses on /verificar allowed per client and minute before 429.
     verificar_misses_per_minute: int = 10
 
+    # HTTP serving (gateway and services): header block and count limits (431), how
+    # long a client may take to send its headers or to send the next piece of its
+    # body (408), and the proxies whose X-Forwarded-For is believed (none by default,
+    # not even loopback): comma-separated addresses or networks.
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    http_max_headers: int = Field(default=100, ge=10)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Worker processes for CPU-heavy work in each service app, and how many jobs of one
+    # tenant may run at once (the rest wait their turn).
+    cpu_workers: int = Field(default=2, gt=0)
+    cpu_jobs_per_tenant: int = Field(default=1, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "consistorio"
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -9,7 +9,7 @@ A hit and a miss cost the same: both run the same database call, build the
 same view (a miss builds it from a decoy), render both the document page and
 the not-found page, and only then pick one. Nothing in the time taken tells
 whether a code exists; only the answer itself does, and a client that keeps
-getting misses is throttled (:mod:`services.csv.limiter`).
+getting misses is throttled (:mod:`services.common.misses`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.common.deps import RuntimeDep
 from services.common.errors import PROBLEM_JSON, FieldError, problem_response
+from services.common.misses import MissLimiter
 from services.csv import domain, pages, service
-from services.csv.limiter import MissLimiter
 from services.csv.schemas import Metadatos, VerificacionRead
 
 __all__ = ["router"]
@@ -65,15 +65,20 @@ _PROBLEMAS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# What a person may type for a code (any case, spaces, hyphens); the check character
+# is verified by the service (400 when it does not match), not by the pattern.
+PATRON_ESCRITO = r"^[\s\-2-9A-HJ-NP-Za-hj-np-z]{1,100}$"
+
+
 def _limitador(request: Request) -> MissLimiter:
     limiter: MissLimiter = request.app.state.csv_misses
     return limiter
 
 
 def _cliente(request: Request) -> str:
-    """The client's address: the first X-Forwarded-For entry, which the gateway sets."""
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-    return forwarded or (request.client.host if request.client else "desconocida")
+    """The client's address (from X-Forwarded-For only behind a trusted proxy: the server
+    decides, see services.common.http_server)."""
+    return request.client.host if request.client else "desconocida"
 
 
 def _quiere_json(accept: str | None) -> bool:
@@ -166,7 +171,13 @@ def _respuesta(
 )
 async def formulario(
     request: Request,
-    csv: Annotated[str | None, Query(description="El código, tal como se escribió")] = None,
+    csv: Annotated[
+        str | None,
+        Query(
+            description="El código, tal como se escribió",
+            json_schema_extra={"pattern": PATRON_ESCRITO},
+        ),
+    ] = None,
 ) -> Response:
     """The form; submitted (``?csv=``), it sends the person to the code's own page."""
     if csv is None:
@@ -192,7 +203,11 @@ async def formulario(
     },
     summary="Verifica un código seguro de verificación",
 )
-async def verificar(csv: str, request: Request, runtime: RuntimeDep) -> Response:
+async def verificar(
+    csv: Annotated[str, Path(json_schema_extra={"pattern": PATRON_ESCRITO})],
+    request: Request,
+    runtime: RuntimeDep,
+) -> Response:
     """An issued document's facts and download link, for anyone holding its code."""
     try:
         codigo = domain.normalizar(csv)

@@ -10,17 +10,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
+from services.common.misses import MissLimiter
 from services.common.public_paths import PublicPath
 from services.common.runtime import ServiceRuntime
 from services.csv import api, handlers
-from services.csv.limiter import MissLimiter
 
 NAME = "csv"
 
 # Anyone holding a document's code verifies it, without an account.
 PUBLIC_PATHS = (
     PublicPath("/verificar", NAME, "verificar"),
-    PublicPath("/verificar/{csv}", NAME, "verificar/{csv}"),
+    PublicPath("/verificar/{csv}", NAME, "verificar/{csv}", counts_misses=True),
 )
 
 

@@ -18,6 +18,7 @@ from services.common.db import tenant_transaction
 from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, require_role
 from services.common.errors import problem_responses
 from services.common.idempotency import Created, run_idempotent
+from services.common.nti import MIME_SERVIDOS
 from services.repositorio import service
 from services.repositorio.download import content_response
 from services.repositorio.schemas import (
@@ -83,7 +84,11 @@ def _multipart_body(*, metadatos_required: bool) -> dict[str, Any]:
                             "file": {"type": "string", "format": "binary"},
                         },
                     },
-                    "encoding": {"metadatos": {"contentType": "application/json"}},
+                    # The file's part says its type (or its name's extension does).
+                    "encoding": {
+                        "metadatos": {"contentType": "application/json"},
+                        "file": {"contentType": "application/pdf"},
+                    },
                 }
             },
         }
@@ -251,7 +256,12 @@ async def consultar_version(
 
 
 _CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/octet-stream": {}}, "description": "El contenido"},
+    200: {
+        "content": {
+            mime: {"schema": {"type": "string", "format": "binary"}} for mime in MIME_SERVIDOS
+        },
+        "description": "El contenido, con el tipo MIME de su formato",
+    },
     206: {"description": "Parte del contenido (Range)"},
     304: {"description": "No ha cambiado (If-None-Match)"},
     **_problems(401, 403, 404, 416),

@@ -20,7 +20,12 @@ ROUTES = ("documentos",)
 # The issued PDF a CSV names, for anyone holding the code. The gateway forwards a public
 # path to /api/v1/<route segment>/<upstream>, and reaches this service by its segment.
 PUBLIC_PATHS = (
-    PublicPath("/verificar/{csv}/documento", "documentos", "verificar/{csv}/documento"),
+    PublicPath(
+        "/verificar/{csv}/documento",
+        "documentos",
+        "verificar/{csv}/documento",
+        counts_misses=True,
+    ),
 )
 
 

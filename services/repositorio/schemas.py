@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from services.common.inputs import DIR3
 from services.repositorio.domain import (
     EstadoElaboracion,
     OrigenDocumento,
@@ -23,9 +24,23 @@ class MetadatosCreate(BaseModel):
     repositorio derives them.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "organo": "L01030149",
+                    "origen": "administracion",
+                    "estado_elaboracion": "EE01",
+                    "tipo_documental": "TD01",
+                }
+            ]
+        },
+    )
 
-    organo: str = Field(description="Código DIR3 del órgano", examples=["L01030149"])
+    organo: str = Field(
+        description="Código DIR3 del órgano", examples=["L01030149"], json_schema_extra=DIR3
+    )
     origen: OrigenDocumento
     estado_elaboracion: EstadoElaboracion = Field(
         description="EE01 original, EE02 copia auténtica con cambio de formato, EE03 copia "
@@ -36,6 +51,7 @@ class MetadatosCreate(BaseModel):
         default=None,
         validate_default=True,
         description="Identificador ENI del documento copiado; obligatorio con EE02 y EE04",
+        json_schema_extra={"pattern": r"^\s*ES_[A-Z][A-Z0-9]{8}_[0-9]{4}_[A-Za-z0-9]{30}\s*$"},
     )
     tipo_documental: TipoDocumental = Field(
         description="TD01 resolución, TD02 acuerdo, ... TD99 otros (NTI de Documento electrónico)"

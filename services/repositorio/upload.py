@@ -23,6 +23,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from services.common.errors import FieldError, PayloadTooLarge, ProblemError, Unprocessable
+from services.common.inputs import check_json_text
 from services.common.nti import resolver_formato
 from services.repositorio.domain import (
     Contenido,
@@ -159,7 +160,8 @@ class MultipartStream:
 
     def _headers_finished(self) -> None:
         disposition = self._headers.get("content-disposition", "")
-        _, options = parse_options_header(disposition)
+        # As bytes: the parser takes a str for Latin-1 only, and names may be UTF-8.
+        _, options = parse_options_header(disposition.encode("utf-8"))
         name = _decode(options.get(b"name", b""))
         self._events.append(
             (
@@ -210,6 +212,7 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 
 def parse_metadatos(raw: bytes) -> MetadatosCreate:
     """The ``metadatos`` part as ENI metadata; 422 naming each bad field (``metadatos.organo``)."""
+    check_json_text(raw, field="metadatos")
     try:
         return MetadatosCreate.model_validate_json(raw)
     except ValidationError as exc:

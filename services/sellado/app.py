@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
+from services.common.misses import MissLimiter
 from services.common.public_paths import PublicPath
 from services.common.runtime import ServiceRuntime
 from services.common.settings import Settings
@@ -47,4 +48,5 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
     )
     app.include_router(tsa_api.router, prefix=f"/api/v1/{NAME}")
     app.state.sellado = trust
+    app.state.verificaciones = MissLimiter(runtime.settings.sellado_verificaciones_per_minute)
     return app

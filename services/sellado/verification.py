@@ -13,6 +13,7 @@ the development hierarchy publishes no CRL or OCSP.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -220,6 +221,16 @@ def _context(roots: list[asn1_x509.Certificate]) -> ValidationContext:
     # A fresh context per signature: contexts cache validated paths and must not
     # carry conclusions from one signature (or one request) to the next.
     return ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
+
+
+def verify_pdf_der_roots(pdf: bytes, roots_der: list[bytes]) -> list[SignatureReport]:
+    """:func:`verify_pdf` for a worker process: plain arguments in, reports out.
+
+    Parsing and validating run on this process's own loop, so a large or hostile
+    PDF costs a worker, not the loop that serves requests.
+    """
+    roots = [x509.load_der_x509_certificate(der) for der in roots_der]
+    return asyncio.run(verify_pdf(pdf, trust_roots=roots))
 
 
 async def verify_pdf(

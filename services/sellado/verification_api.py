@@ -2,8 +2,13 @@
 
 ``POST /api/v1/sellado/verificaciones`` takes a PDF as multipart part ``file``
 and answers ``{"firmas": [...]}``, one report per embedded signature (see
-:class:`~services.sellado.verification.SignatureReport`). Any authenticated
-caller may verify: the answer only says what the document itself proves.
+:class:`~services.sellado.verification.SignatureReport`). Staff who receive or
+handle documents may verify (roles ``registro``, ``tramitador``, ``documentos``,
+``sellado``; ``admin``); a citizen checks a document through the public CSV page
+instead. Verifying is expensive (the whole PDF is parsed and every signature
+validated), so it runs in the app's worker processes (``app.state.cpu``, a
+:class:`~services.common.cpu.CpuPool` bounding each tenant's concurrent jobs), and
+each caller has ``SELLADO_VERIFICACIONES_PER_MINUTE`` of them (429 beyond).
 
 Contract with the composition root, ``request.app.state.sellado``:
 
@@ -11,28 +16,35 @@ Contract with the composition root, ``request.app.state.sellado``:
   time-stamps chain to; it is the only trust anchor of the verification;
 * ``max_verify_bytes`` (optional ``int``): the largest PDF accepted, default
   :data:`DEFAULT_MAX_VERIFY_BYTES`; larger uploads get a 413 problem.
+
+and ``request.app.state.verificaciones``, the per-caller :class:`MissLimiter` window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
-from services.common.deps import PrincipalDep
+from services.common.auth import Principal
+from services.common.cpu import CpuPool
+from services.common.deps import require_any_role
 from services.common.errors import (
     FieldError,
     PayloadTooLarge,
+    ProblemError,
     Unprocessable,
     problem_responses,
 )
+from services.common.misses import MissLimiter
 from services.sellado.pades import InvalidPdf
-from services.sellado.verification import SignatureReport, verify_pdf
+from services.sellado.verification import SignatureReport, verify_pdf_der_roots
 
 __all__ = ["DEFAULT_MAX_VERIFY_BYTES", "VerificacionRead", "router"]
 
@@ -134,20 +146,60 @@ _REQUEST_BODY: dict[str, Any] = {
 }
 
 
+VERIFIER_ROLES = ("registro", "tramitador", "documentos", "sellado")
+
+
+class TooManyVerifications(ProblemError):
+    """429: the caller spent its verifications of this minute."""
+
+    status = 429
+    slug = "demasiadas-peticiones"
+
+
+def _spend(request: Request, principal: Principal) -> None:
+    limiter: MissLimiter | None = getattr(request.app.state, "verificaciones", None)
+    if limiter is None:
+        return
+    caller = f"{principal.tenant}:{principal.sub}"
+    wait = limiter.retry_after(caller)
+    if wait is not None:
+        raise TooManyVerifications(
+            f"Demasiadas verificaciones: vuelva a intentarlo en {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
+    limiter.record_miss(caller)
+
+
 @router.post(
     "/verificaciones",
     response_model=VerificacionRead,
     openapi_extra={"requestBody": _REQUEST_BODY},
-    responses=problem_responses(401, 413, 422, overrides={422: "No es un PDF legible"}),
+    responses=problem_responses(
+        401,
+        403,
+        413,
+        422,
+        429,
+        overrides={
+            403: "Sin un rol de personal que maneje documentos",
+            422: "No es un PDF legible",
+        },
+    ),
     summary="Verifica los sellos y firmas de un PDF",
 )
-async def verificar(request: Request, principal: PrincipalDep) -> VerificacionRead:
-    """Checks every signature in the uploaded PDF against our trust root."""
+async def verificar(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_any_role(*VERIFIER_ROLES))],
+) -> VerificacionRead:
+    """Checks every signature in the uploaded PDF against our trust root, off the loop."""
+    _spend(request, principal)
     sellado = request.app.state.sellado
+    cpu: CpuPool = request.app.state.cpu
     limit = int(getattr(sellado, "max_verify_bytes", DEFAULT_MAX_VERIFY_BYTES))
     pdf = await _uploaded_pdf(request, limit)
+    root = sellado.pki.root.public_bytes(Encoding.DER)
     try:
-        firmas = await verify_pdf(pdf, trust_roots=[sellado.pki.root])
+        firmas = await cpu.run(principal.tenant, verify_pdf_der_roots, pdf, [root])
     except InvalidPdf as exc:
         raise Unprocessable(str(exc), errors=[FieldError("file", str(exc))]) from exc
     return VerificacionRead(firmas=firmas)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, text
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.bootstrap import Platform, build_platform
 from services.common.bus.envelope import EventName, build_envelope, parse_envelope
@@ -45,7 +46,10 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=platform.apps["csv"])
+    # As served behind the gateway: the peer (the gateway) is a trusted proxy, so the
+    # server takes the client's address from X-Forwarded-For.
+    app = ProxyHeadersMiddleware(platform.apps["csv"], trusted_hosts=["127.0.0.1"])
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
         yield c
 
@@ -53,7 +57,7 @@ async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
 def address() -> dict[str, str]:
     """A client address of its own, so no test spends another's miss allowance."""
     n = uuid.uuid4().int
-    return {"X-Forwarded-For": f"10.{n % 250}.{n // 250 % 250}.{n // 62500 % 250}, 192.0.2.1"}
+    return {"X-Forwarded-For": f"10.{n % 250}.{n // 250 % 250}.{n // 62500 % 250}"}
 
 
 async def publish(platform: Platform, tenant: str, name: str, data: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ command, each tenant with its own seal, verification, and the TSA route."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -212,3 +213,44 @@ async def test_seal_command_with_garbage_is_refused_by_reply(sellado, new_tenant
     assert str(replies[0].name) == "sellado.documento.rechazado.v1"
     assert replies[0].data["codigo"] == "pdf-no-valido"
     assert replies[0].data["solicitud_id"] == request["data"]["solicitud_id"]
+
+
+async def test_verification_is_for_staff_and_rate_limited(
+    sellado: Platform, client, new_tenant, token
+) -> None:
+    tenant = await new_tenant()
+    pdf = minimal_pdf()
+    files = {"file": ("a.pdf", pdf, "application/pdf")}
+    refused = await client.post(
+        "/api/v1/sellado/verificaciones", files=files, headers=bearer(token(tenant, "ciudadano"))
+    )
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    allowance = sellado.runtimes["sellado"].settings.sellado_verificaciones_per_minute
+    staff = bearer(token(tenant, "registro", sub="verificadora"))
+    for _ in range(allowance):
+        ok = await client.post("/api/v1/sellado/verificaciones", files=files, headers=staff)
+        assert ok.status_code == 200, ok.text
+    limited = await client.post("/api/v1/sellado/verificaciones", files=files, headers=staff)
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+
+
+async def test_verification_parses_off_the_event_loop(sellado: Platform, client, new_tenant, token):
+    """While a large PDF is being parsed, the same loop keeps answering other requests."""
+    tenant = await new_tenant()
+    cpu = sellado.apps["sellado"].state.cpu
+    junk = b"%PDF-1.7\n" + bytes(8 * 1024 * 1024)
+    verifying = asyncio.create_task(
+        client.post(
+            "/api/v1/sellado/verificaciones",
+            files={"file": ("ceros.pdf", junk, "application/pdf")},
+            headers=bearer(token(tenant, "registro")),
+        )
+    )
+    await eventually(lambda: cpu.running > 0 or verifying.done(), timeout=60)
+    health = await client.get("/healthz")
+    assert health.status_code == 200
+    assert not verifying.done(), "the verification should still be running in its worker"
+    answer = await verifying
+    assert answer.status_code == 422, answer.text

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.common.misses import MissLimiter
 from services.csv import domain, pages
 from services.csv.api import _quiere_json
 from services.csv.domain import ALFABETO, CodigoMalFormado
-from services.csv.limiter import MissLimiter
 from services.csv.schemas import VerificacionRead
 
 

@@ -131,6 +131,7 @@ def test_identical_schemas_are_shared_and_clashing_ones_renamed_with_their_refs(
         "TramitadorInteresado",
         "TramitadorExpediente",
         "Evento",
+        "Problem",  # the gateway's own answers (401, 429, 502, 504)
     }
 
     registro_op = merged["paths"]["/api/v1/registro/asientos"]["post"]
@@ -229,9 +230,10 @@ def test_a_service_cannot_describe_paths_of_another_service() -> None:
 
     merged = merge_openapi({"registro": registro, "registro2": intruso}, title="t", version="1")
 
-    assert merged["paths"]["/api/v1/registro/x"] == {
-        "get": {"summary": "registro", "tags": ["registro"]}
-    }
+    kept = merged["paths"]["/api/v1/registro/x"]
+    assert set(kept) == {"get"}
+    assert kept["get"]["summary"] == "registro"
+    assert kept["get"]["tags"] == ["registro"]
     assert merged["paths"]["/api/v1/registro2/y"]["get"]["summary"] == "propio"
 
 
@@ -242,3 +244,18 @@ def test_inputs_are_not_modified() -> None:
     merge_openapi({"registro": registro, "tramitador": tramitador}, title="t", version="1")
 
     assert (registro, tramitador) == before
+
+
+def test_every_operation_documents_what_the_gateway_may_answer() -> None:
+    merged = merge_openapi({"registro": _registro()}, title="t", version="1")
+    operation = merged["paths"]["/api/v1/registro/asientos"]["post"]
+    for code in ("401", "413", "429", "502", "504"):
+        schema = operation["responses"][code]["content"]["application/problem+json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_merged_document_tells_clients_to_send_an_idempotency_key() -> None:
+    merged = merge_openapi({}, title="Consistorio", version="1")
+    description = merged["info"]["description"]
+    assert "Idempotency-Key" in description
+    assert "misma clave" in description

@@ -17,6 +17,7 @@ from cryptography import x509
 from fastapi import FastAPI
 
 from services.common.auth import Principal
+from services.common.cpu import CpuPool
 from services.common.deps import get_principal
 from services.common.errors import Unauthorized, install_problem_handlers
 from services.sellado import verification_api
@@ -62,8 +63,9 @@ def build_app(root: x509.Certificate, **sellado: Any) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(verification_api.router)
     app.state.sellado = _Sellado(_Pki(root), **sellado)
+    app.state.cpu = CpuPool(workers=1, per_tenant=1)
     app.dependency_overrides[get_principal] = lambda: Principal(
-        sub="ana", tenant="03014", roles=frozenset(), name="Ana"
+        sub="ana", tenant="03014", roles=frozenset({"registro"}), name="Ana"
     )
     return app
 

@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.common.inputs import DIR3
 from services.registro.anexos.domain import MAX_ANEXOS
 from services.registro.anexos.schemas import AnexoCreate, AnexoRead
 from services.registro.asientos.domain import EstadoAsiento
@@ -169,17 +170,40 @@ class Transporte(BaseModel):
 class AsientoCreate(BaseModel):
     """What staff or a citizen send to register an asiento (every SICRES 3.0 field)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tipo": "entrada",
+                    "resumen": "Solicitud de licencia de obra menor",
+                    "unidad_destino": "L01030149",
+                    "procedimiento": "generico",
+                    "interesados": [
+                        {
+                            "tipo_identificador": "NIF",
+                            "identificador": "12345678Z",
+                            "nombre": "Lucía",
+                            "apellido1": "García",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     tipo: TipoAsiento
     resumen: str = Field(min_length=1, max_length=240)
     unidad_destino: str = Field(
-        description="Código DIR3 de la unidad de destino", examples=["L01030149"]
+        description="Código DIR3 de la unidad de destino",
+        examples=["L01030149"],
+        json_schema_extra=DIR3,
     )
     oficina: str | None = Field(
         default=None,
         description="Código DIR3 de la oficina de registro donde se presenta",
         examples=["O00002741"],
+        json_schema_extra=DIR3,
     )
     origen: OrigenAsiento | None = Field(
         default=None,

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.common.inputs import DIR3
 from services.registro import domain
 from services.registro.schemas import Motivo, TextoMotivo
 
@@ -63,6 +64,7 @@ class AceptacionCreate(BaseModel):
         description="Código DIR3 de la oficina que lo registra (necesaria si la entidad "
         "numera por oficina)",
         examples=["O00002741"],
+        json_schema_extra=DIR3,
     )
 
     @field_validator("oficina")

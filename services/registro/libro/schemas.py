@@ -13,7 +13,14 @@ from services.registro.libro.domain import EstadoExportacion, Formato
 class ExportacionCreate(BaseModel):
     """What staff send to export a book: which one, as what, and the period."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"tipo": "entrada", "formato": "csv", "desde": "2026-01-01", "hasta": "2026-02-01"}
+            ]
+        },
+    )
 
     tipo: TipoAsiento
     formato: Formato

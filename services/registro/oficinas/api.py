@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import RuntimeDep, actor_of, require_role
 from services.common.errors import problem_responses
+from services.common.inputs import DIR3_OFICINA
 from services.registro.api import RegistroUser
 from services.registro.domain import TipoAsiento
 from services.registro.oficinas import service
@@ -29,6 +30,16 @@ from services.registro.oficinas.schemas import (
     OficinaCreate,
     OficinaRead,
 )
+
+# The code in the path, documented as the validator accepts it.
+CodigoOficina = Annotated[
+    str,
+    Path(
+        description="Código DIR3 de la oficina",
+        examples=["O00002741"],
+        json_schema_extra=DIR3_OFICINA,
+    ),
+]
 
 router = APIRouter(prefix="/api/v1/registro", tags=["registro", "oficinas y libros"])
 
@@ -90,7 +101,7 @@ async def crear_oficina(
     summary="Consulta una oficina de registro",
 )
 async def consultar_oficina(
-    codigo: str, runtime: RuntimeDep, principal: RegistroUser
+    codigo: CodigoOficina, runtime: RuntimeDep, principal: RegistroUser
 ) -> OficinaRead:
     """One oficina of the caller's entity."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
@@ -106,7 +117,11 @@ async def consultar_oficina(
     "libros conservan su estado. Cerrar una oficina ya cerrada es un 409.",
 )
 async def cerrar_oficina(
-    codigo: str, body: CierreCreate, request: Request, runtime: RuntimeDep, principal: AdminUser
+    codigo: CodigoOficina,
+    body: CierreCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: AdminUser,
 ) -> OficinaRead:
     """Closes an oficina, saying why."""
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
@@ -120,7 +135,7 @@ async def cerrar_oficina(
     summary="Reabre una oficina de registro cerrada",
 )
 async def abrir_oficina(
-    codigo: str, request: Request, runtime: RuntimeDep, principal: AdminUser
+    codigo: CodigoOficina, request: Request, runtime: RuntimeDep, principal: AdminUser
 ) -> OficinaRead:
     """Reopens a closed oficina."""
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:

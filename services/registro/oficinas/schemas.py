@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.common.inputs import DIR3_OFICINA
 from services.registro.domain import TipoAsiento
 from services.registro.oficinas.domain import (
     EstadoLibro,
@@ -22,7 +23,9 @@ class OficinaCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     codigo: str = Field(
-        description="Código DIR3 de la oficina (empieza por O)", examples=["O00002741"]
+        description="Código DIR3 de la oficina (empieza por O)",
+        examples=["O00002741"],
+        json_schema_extra=DIR3_OFICINA,
     )
     nombre: str = Field(min_length=1, max_length=80, examples=["Oficina de registro central"])
     electronica: bool = Field(
@@ -77,6 +80,7 @@ class LibroCreate(BaseModel):
         default=None,
         description="Código DIR3 de la oficina del libro; sin él, el libro central del tipo",
         examples=["O00002741"],
+        json_schema_extra=DIR3_OFICINA,
     )
 
     @field_validator("oficina")

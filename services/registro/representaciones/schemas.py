@@ -31,7 +31,26 @@ class _Parte(BaseModel):
 class RepresentacionCreate(BaseModel):
     """What staff record: who grants, who holds, for how long, and the proof seen."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "poderdante": {
+                        "tipo_identificador": "NIF",
+                        "identificador": "12345678Z",
+                        "nombre": "Lucía García",
+                    },
+                    "representante": {
+                        "tipo_identificador": "NIF",
+                        "identificador": "00000000T",
+                        "nombre": "Pedro Pérez",
+                    },
+                    "documento": "Apoderamiento apud acta",
+                }
+            ]
+        },
+    )
 
     poderdante: _Parte
     representante: _Parte

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.common.auth import Principal
@@ -28,7 +28,7 @@ from services.common.idempotency import Created, run_idempotent
 from services.repositorio import service
 from services.repositorio.download import content_response
 from services.repositorio.emision import service as emision
-from services.repositorio.emision.domain import EstadoEmision, normalizar_csv
+from services.repositorio.emision.domain import PATRON_CSV, EstadoEmision, normalizar_csv
 from services.repositorio.emision.schemas import DocumentoEmitido, EmisionRead, EmitirRequest
 from services.repositorio.storage import BlobStore
 
@@ -193,7 +193,7 @@ async def consultar_emision(
     summary="Descarga pública del documento emitido con un CSV",
 )
 async def documento_por_csv(
-    csv: str,
+    csv: Annotated[str, Path(json_schema_extra={"pattern": PATRON_CSV})],
     runtime: RuntimeDep,
     store: BlobStoreDep,
     range_header: Annotated[str | None, Header(alias="Range")] = None,

@@ -11,6 +11,8 @@ from services.repositorio.domain import _NOMBRE_MAX
 # misread in print) in five groups of five. Its check character is the csv service's
 # business; a code of the right shape that was never issued is simply not found.
 _CSV = re.compile(r"^[2-9A-HJ-NP-Z]{5}(-[2-9A-HJ-NP-Z]{5}){4}$")
+# The same, as documented in OpenAPI: what normalizar_csv accepts (case, spaces around).
+PATRON_CSV = r"^\s*[2-9A-HJ-NP-Za-hj-np-z]{5}(-[2-9A-HJ-NP-Za-hj-np-z]{5}){4}\s*$"
 
 
 class EstadoEmision(StrEnum):

@@ -5,9 +5,11 @@ is trying to, and is told to stop (429) after a few misses a minute. Hits are
 free: a person checking many genuine documents is never slowed down.
 
 The window is kept in this process's memory (a sliding window of miss times per
-client). With several replicas a client gets at most that many times the
-allowance; the gateway's anonymous per-address limit, shared through Redis, is
-the platform-wide bound on top.
+client). The gateway keeps one for every public path that looks codes up
+(``/verificar/{csv}`` and ``/verificar/{csv}/documento`` spend the same allowance);
+the csv service keeps its own for callers that reach it directly. With several
+replicas a client gets at most that many times the allowance; the gateway's
+anonymous per-address limit, shared through Redis, is the platform-wide bound on top.
 """
 
 from __future__ import annotations

@@ -1,0 +1,70 @@
+"""CPU-heavy work (parsing, validating, rendering large inputs) off the event loop.
+
+A coroutine that parses a 19 MB PDF on the loop stops every other request of the
+process for seconds. :class:`CpuPool` runs such work in worker processes (threads
+would still hold the GIL while parsing), and bounds how many jobs one tenant may
+have running at once, so one tenant's uploads cannot take every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import ParamSpec, TypeVar
+
+__all__ = ["CpuPool"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class CpuPool:
+    """Worker processes for CPU-bound functions, at most ``per_tenant`` jobs per tenant.
+
+    Workers are started on first use with ``spawn`` (a fork of a process running an
+    event loop and threads is unsafe) and live until :meth:`close`.
+    """
+
+    def __init__(self, *, workers: int, per_tenant: int) -> None:
+        self.workers = workers
+        self.per_tenant = per_tenant
+        self._executor: ProcessPoolExecutor | None = None
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._waiting: dict[str, int] = {}
+        self.running = 0
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._executor
+
+    async def run(self, tenant: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs ``fn(*args)`` in a worker once ``tenant`` has a free slot; awaits its result."""
+        if kwargs:
+            raise TypeError("CpuPool.run takes positional arguments only (they are pickled)")
+        slot = self._slots.setdefault(tenant, asyncio.Semaphore(self.per_tenant))
+        self._waiting[tenant] = self._waiting.get(tenant, 0) + 1
+        try:
+            async with slot:
+                self.running += 1
+                try:
+                    loop = asyncio.get_running_loop()
+                    return await loop.run_in_executor(self._pool(), fn, *args)
+                finally:
+                    self.running -= 1
+        finally:
+            self._waiting[tenant] -= 1
+            if not self._waiting[tenant]:
+                # Idle tenants leave nothing behind.
+                del self._waiting[tenant]
+                del self._slots[tenant]
+
+    def close(self) -> None:
+        """Stops the workers (running jobs are abandoned)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
