@@ -40,6 +40,17 @@ _PAGADA = {
     "pagado_en": "2026-03-05T12:00:00+01:00",
 }
 
+# What notificaciones publishes when the interesado opens the notification.
+_PRACTICADA = {
+    "notificacion_id": "0195a3e1-5c2d-7a4b-9e10-3f4a5b6c7d8f",
+    "documento_id": "0195a3e1-5c2d-7a4b-9e10-3f4a5b6c7d90",
+    "canal": "electronico",
+    "destinatario": {"tipo_identificador": "NIF", "identificador": "12345678Z"},
+    "fecha": "2026-05-21T09:30:00+02:00",
+    "fecha_legal": "2026-05-21",
+    "via": "acceso",
+}
+
 T = "/api/v1/tramitador"
 PAGO_REQUERIR = "tramitador.pago.requerir.v1"
 NOTIFICACION_SOLICITAR = "tramitador.notificacion.solicitar.v1"
@@ -236,7 +247,7 @@ async def walk(
                     NOTIFICACION_SOLICITAR,
                     "notificaciones.notificacion.practicada.v1",
                     expediente_id,
-                    {"resultado": "aceptada", "practicada_en": "2026-05-21T09:30:00+02:00"},
+                    _PRACTICADA,
                 )
 
             async def moved(fase: str = fase) -> bool:
