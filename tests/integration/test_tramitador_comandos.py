@@ -16,7 +16,7 @@ import pytest
 from services.bootstrap import Platform
 from services.common.bus.envelope import ReceivedEvent
 from services.common.settings import Settings
-from tests.integration.test_tramitador_motor import PLAN, T, issue_documents, open_by_asiento
+from tests.integration.test_tramitador_motor import T, issue_documents, open_by_asiento, step
 from tests.support.pagos import configurar, fichero_cobros, linea_cobro
 from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
@@ -72,18 +72,7 @@ async def _hasta(
         detalle = (await client.get(url, headers=headers)).json()
         if detalle["fase"] == fase:
             return
-        acciones = {a["codigo"]: a for a in detalle["acciones"]}
-        for codigo, body in PLAN:
-            accion = acciones.get(codigo)
-            if accion is None or (accion["condiciones_pendientes"] and not body.get("renuncia")):
-                continue
-            if accion["sentidos"] and "sentido" not in body:
-                body = {"sentido": accion["sentidos"][0]}
-            response = await client.post(f"{url}/acciones/{codigo}", json=body, headers=headers)
-            assert response.status_code == 200, response.text
-            break
-        else:
-            raise AssertionError(f"nothing to do in {detalle['fase']}: {detalle['acciones']}")
+        await step(client, headers, detalle)
     raise AssertionError(f"never reached {fase}")
 
 
