@@ -29,7 +29,8 @@ NAME = "notificaciones"
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
     """Builds the notificaciones app around its runtime, with its clock and scheduler."""
     if runtime.tenants is not None:
-        runtime.consumers = handlers.consumers(runtime.tenants)
+        # The consumers read the app's clock when they run: tests may replace it.
+        runtime.consumers = handlers.consumers(runtime.tenants, lambda: app.state.clock)
     app = create_service_app(
         runtime,
         title="Consistorio · notificaciones",

@@ -2,18 +2,22 @@
 
 The sellado's replies need nothing but the unit of work (static ``CONSUMERS``);
 the acuses need the tenant directory (the entity's name and DIR3 code go on the
-document), so :func:`consumers` binds them when the app is built. The command
-``tramitador.notificacion.solicitar.v1`` belongs to the tramitador's contracts,
-and its consumer comes with them.
+document), so :func:`consumers` binds them when the app is built. ``solicitudes``
+takes the tramitador's command ``tramitador.notificacion.solicitar.v1`` (the council's
+name is the notification's emisor, the app's clock its instant).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
 from services.notificaciones import acuses, evidencias, service
+from services.notificaciones.clock import Clock
 
 __all__ = ["CONSUMERS", "consumers"]
 
@@ -26,8 +30,17 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 )
 
 
-def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
-    """Every consumer of the service, the acuses bound to the tenant directory."""
+def consumers(tenants: TenantDirectory, reloj: Callable[[], Clock]) -> tuple[ConsumerSpec, ...]:
+    """Every consumer of the service, bound to the tenant directory and the app's clock."""
+
+    async def on_solicitud(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """The tramitador asks for a document of an expediente to be notified."""
+        entidad = await tenants.get(uow.tenant_id)
+        if entidad is None:
+            raise PermanentFailure(f"la entidad {uow.tenant_id} no existe")
+        await service.solicitar_notificacion(
+            uow, datos=event.data, emisor=entidad.nombre, ahora=reloj().now()
+        )
 
     async def on_resultado(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """A notification reached its outcome: its acuse is to be issued."""
@@ -35,6 +48,9 @@ def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
 
     return (
         *CONSUMERS,
+        ConsumerSpec(
+            name="solicitudes", events=(service.SOLICITAR_NOTIFICACION,), handler=on_solicitud
+        ),
         ConsumerSpec(
             name="acuses",
             events=(service.PRACTICADA, service.RECHAZADA, service.EXPIRADA),

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.bus.consumer import PermanentFailure
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.uow import UnitOfWork
 from services.notificaciones.avisos import filas_de_avisos
@@ -52,6 +53,7 @@ __all__ = [
     "EVENTOS",
     "Filtros",
     "acceder",
+    "SOLICITAR_NOTIFICACION",
     "crear_notificaciones",
     "get_notificacion",
     "listar_mias",
@@ -231,6 +233,89 @@ async def crear_notificaciones(
     if filas:
         uow.defer(insert(sellos).values(solicitar_sellos(uow, filas, en=ahora)))
     return [_read(fila) for fila in filas]
+
+
+# --- the tramitador's command ---------------------------------------------------------------
+
+SOLICITAR_NOTIFICACION = "tramitador.notificacion.solicitar.v1"
+
+
+async def solicitar_notificacion(
+    uow: UnitOfWork, *, datos: dict[str, Any], emisor: str, ahora: datetime
+) -> list[NotificacionRead]:
+    """The tramitador asks for a document to be notified: one notification per interesado.
+
+    ``datos`` is the command as its contract (tramitador.notificacion.solicitar.v1)
+    defines it. A redelivered command answers the notifications it already created
+    (unique on tenant, solicitud and interesado). The document is taken on the
+    command's word (see docs/notificaciones.md); a command without a documento_id,
+    or with an interesado that cannot be notified, is refused whole.
+    """
+    solicitud_id = _uuid(str(datos.get("solicitud_id") or ""))
+    if solicitud_id is None:
+        raise PermanentFailure(f"{SOLICITAR_NOTIFICACION} sin solicitud_id válido")
+    previas = (
+        await uow.session.execute(
+            select(notificaciones)
+            .where(
+                notificaciones.c.tenant_id == uow.tenant_id,
+                notificaciones.c.solicitud_id == solicitud_id,
+            )
+            .order_by(notificaciones.c.creada_en, notificaciones.c.id)
+        )
+    ).all()
+    if previas:
+        return [_read(dict(row._mapping)) for row in previas]
+    documento = datos.get("documento")
+    documento_id = documento.get("documento_id") if isinstance(documento, dict) else None
+    if documento_id is None or _uuid(str(documento_id)) is None:
+        raise PermanentFailure(
+            f"{SOLICITAR_NOTIFICACION} sin documento.documento_id: no hay documento que notificar"
+        )
+    interesados = datos.get("interesados")
+    if not isinstance(interesados, list) or not interesados:
+        raise PermanentFailure(f"{SOLICITAR_NOTIFICACION} sin interesados")
+    try:
+        pedido = NotificacionCreate.model_validate(
+            {
+                "documento_id": str(documento_id),
+                "expediente_id": datos.get("expediente_id"),
+                "concepto": datos.get("asunto"),
+                "interesados": [_interesado_del_comando(i) for i in interesados],
+            }
+        )
+    except (ValueError, TypeError) as exc:
+        raise PermanentFailure(f"{SOLICITAR_NOTIFICACION} no válido: {exc}") from exc
+    try:
+        return await crear_notificaciones(
+            uow,
+            datos=pedido,
+            documento=DocumentoNotificado(documento_id=pedido.documento_id.lower()),
+            emisor=emisor,
+            ahora=ahora,
+            origen="tramitador",
+            solicitud_id=solicitud_id,
+        )
+    except Unprocessable as exc:
+        campos = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+        raise PermanentFailure(f"{SOLICITAR_NOTIFICACION}: {exc.detail} {campos}") from exc
+
+
+def _interesado_del_comando(interesado: Any) -> dict[str, Any]:
+    """The contract's interesado as the REST body's: surnames join the name.
+
+    The contract leaves properties open, so a requester may send the channel data
+    (``eligio_electronico``, ``email``, ``direccion_postal``...) the REST body has.
+    """
+    if not isinstance(interesado, dict):
+        raise TypeError("un interesado es un objeto")
+    partes = [interesado.get(k) for k in ("nombre", "apellido1", "apellido2")]
+    campos = {
+        k: v
+        for k, v in interesado.items()
+        if k in InteresadoNotificado.model_fields and v is not None
+    }
+    return {**campos, "nombre": " ".join(str(p) for p in partes if p)}
 
 
 def _uuid(value: str) -> str | None:

@@ -33,7 +33,7 @@ PUBLIC_PATHS = (
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
     """Builds the pagos app around its runtime, with its document consumers."""
     if runtime.tenants is not None:
-        runtime.consumers = handlers.consumers(runtime.tenants, runtime.contracts)
+        runtime.consumers = handlers.consumers(runtime.tenants)
     app = create_service_app(
         runtime,
         title="Consistorio · pagos",

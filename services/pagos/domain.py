@@ -38,7 +38,9 @@ __all__ = [
     "Exencion",
     "ReglaConcepto",
     "ReglaNoAplicable",
+    "ImporteSinFijar",
     "calcular",
+    "importe_requerido",
     "normalizar_identificador",
     "puede_pasar",
     "tipo_de_identificador",
@@ -275,3 +277,28 @@ def normalizar_identificador(tipo: str, valor: str) -> str:
 def tipo_de_identificador(valor: str) -> Literal["NIF", "NIE"]:
     """The kind of a NIF claim of a citizen's token (NIE when it starts with X, Y or Z)."""
     return "NIE" if valor[:1] in ("X", "Y", "Z") else "NIF"
+
+
+class ImporteSinFijar(ValueError):
+    """A fee the tramitador asked for without an amount: it must be assessed, not charged."""
+
+    def __init__(self, concepto: str) -> None:
+        super().__init__(
+            f"el concepto {concepto} no tiene importe fijo: hay que liquidarlo, "
+            "no puede cobrarse por comando"
+        )
+        self.concepto = concepto
+
+
+def importe_requerido(conceptos: list[dict[str, Any]]) -> int:
+    """Whole cents of the fees of a ``pago.requerir`` command: the sum of their importes.
+
+    A concepto whose importe is null must be assessed by staff (a tasa on a base, an
+    ICIO...), so the whole command is refused rather than charging part of it.
+    """
+    total = 0
+    for concepto in conceptos:
+        if concepto.get("importe") is None:
+            raise ImporteSinFijar(str(concepto.get("concepto")))
+        total += a_centimos(concepto["importe"])
+    return total

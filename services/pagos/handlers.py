@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
-from services.common.contracts import ContractRegistry
 from services.common.runtime import ConsumerSpec
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
@@ -27,15 +26,15 @@ _TIPO_DE_EVENTO = {
 }
 
 
-def consumers(tenants: TenantDirectory, contratos: ContractRegistry) -> tuple[ConsumerSpec, ...]:
+def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
     """pagos' consumers, bound to the tenant directory.
 
-    The tramitador's ``pago.requerir`` command is consumed once its contract is
-    published (the tramitador owns it); until then the queue is not even declared.
+    ``requerimientos`` takes the tramitador's ``pago.requerir`` command (its
+    contract is the tramitador's) and issues one liquidación per solicitud.
     """
 
     async def on_requerir(uow: UnitOfWork, event: ReceivedEvent) -> None:
-        """The tramitador asks for a fee in an expediente."""
+        """The tramitador asks for the fees of an expediente."""
         await service.requerir_pago(uow, datos=event.data)
 
     async def on_liquidacion(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -54,11 +53,8 @@ def consumers(tenants: TenantDirectory, contratos: ContractRegistry) -> tuple[Co
         """The repositorio issued one of our documents, or could not."""
         await documentos.registrar_respuesta(uow, evento=str(event.name), datos=event.data)
 
-    requerir = (
-        ConsumerSpec(name="requerimientos", events=(service.REQUERIR_PAGO,), handler=on_requerir),
-    )
     return (
-        *(requerir if service.REQUERIR_PAGO in contratos.names() else ()),
+        ConsumerSpec(name="requerimientos", events=(service.REQUERIR_PAGO,), handler=on_requerir),
         ConsumerSpec(
             name="documentos",
             events=(service.LIQUIDACION_EMITIDA, service.PAGO_COMPLETADO),

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -78,6 +79,9 @@ liquidaciones = Table(
     Column("canal", String(12)),
     Column("justificante_pago", String(64)),
     Column("motivo_anulacion", Text),
+    # The command that asked for it (tramitador.pago.requerir.v1), answered in pago.completado.
+    Column("solicitud_id", UUID(as_uuid=False)),
+    Column("solicitante", String(100)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("pagada_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -86,6 +90,15 @@ liquidaciones = Table(
     Index("uq_liquidaciones_referencia", "tenant_id", "emisora", "referencia", unique=True),
     Index("ix_liquidaciones_obligado", "tenant_id", "obligado_identificador"),
     Index("ix_liquidaciones_created", "tenant_id", "created_at"),
+    # A redelivered command answers the liquidación it already issued.
+    Index(
+        "uq_liquidaciones_solicitud",
+        "tenant_id",
+        "solicitante",
+        "solicitud_id",
+        unique=True,
+        postgresql_where=text("solicitud_id IS NOT NULL"),
+    ),
 )
 
 intentos = Table(

@@ -31,6 +31,7 @@ from services.pagos.domain import (
     ReglaConcepto,
     ReglaNoAplicable,
     calcular,
+    importe_requerido,
     puede_pasar,
 )
 from services.pagos.models import conceptos, configuracion, liquidaciones
@@ -249,6 +250,8 @@ async def emitir_liquidacion(
     hoy: date | None = None,
     concepto_codigo: str | None = None,
     calculo: Calculo | None = None,
+    solicitud_id: str | None = None,
+    solicitante: str | None = None,
 ) -> LiquidacionRead:
     """Issues a liquidación with its number and Cuaderno 60 reference; emits ``emitida``."""
     try:
@@ -307,6 +310,8 @@ async def emitir_liquidacion(
         "referencia": c60.referencia,
         "identificacion": c60.identificacion,
         "calculo": calculo.desglose if calculo else None,
+        "solicitud_id": solicitud_id,
+        "solicitante": solicitante,
     }
     creada = (
         await uow.session.execute(liquidaciones.insert().values(**row).returning(liquidaciones))
@@ -495,6 +500,12 @@ async def marcar_pagada(
             "canal": canal,
             "justificante": justificante,
             "pagado_en": pagada_at.isoformat(),
+            # Only a liquidación a command asked for answers a solicitud.
+            **(
+                {"solicitud_id": liquidacion.solicitud_id, "solicitante": liquidacion.solicitante}
+                if liquidacion.solicitud_id is not None
+                else {}
+            ),
         },
         subject=liquidacion.id,
     )
@@ -658,45 +669,71 @@ REQUERIR_PAGO = "tramitador.pago.requerir.v1"
 
 
 async def requerir_pago(uow: UnitOfWork, *, datos: dict[str, Any]) -> LiquidacionRead:
-    """The tramitador asks for a fee in an expediente: issue it (once) with origen tramitador.
+    """The tramitador asks for the fees of an expediente: one liquidación per solicitud.
 
-    Expected data: ``concepto``, ``importe`` (decimal string), ``obligado`` (the
-    interesado shape), ``expediente_id`` and, optionally, ``vencimiento`` and
-    ``tributo``. The same fee asked again for the same expediente (same concepto and
-    importe, not annulled) answers the liquidación already issued.
+    ``datos`` is the command as its contract (tramitador.pago.requerir.v1) defines
+    it, already validated against it. The liquidación charges the sum of the
+    conceptos to the obligado; a redelivered command (same solicitante and
+    solicitud_id) answers the liquidación already issued.
     """
-    campos = {
-        k: datos[k]
-        for k in ("concepto", "importe", "obligado", "expediente_id", "vencimiento", "tributo")
-        if datos.get(k) is not None
-    }
-    if isinstance(campos.get("obligado"), dict):
-        campos["obligado"] = {
-            k: v
-            for k, v in campos["obligado"].items()
-            if k in Obligado.model_fields and v is not None
-        }
+    solicitud_id = str(datos.get("solicitud_id") or "").lower()
+    solicitante = str(datos.get("solicitante") or "")
     try:
-        solicitud = LiquidacionCreate.model_validate(campos)
-        importe = a_centimos(solicitud.importe)
-    except (ValueError, ImporteNoValido) as exc:
-        raise PermanentFailure(f"{REQUERIR_PAGO} no válido: {exc}") from exc
-    if solicitud.expediente_id is None:
-        raise PermanentFailure(f"{REQUERIR_PAGO} sin expediente_id")
+        uuid.UUID(solicitud_id)
+    except ValueError as exc:
+        raise PermanentFailure(f"{REQUERIR_PAGO} sin solicitud_id válido") from exc
+    if not solicitante:
+        raise PermanentFailure(f"{REQUERIR_PAGO} sin solicitante")
     previa = (
         await uow.session.execute(
             select(liquidaciones).where(
                 liquidaciones.c.tenant_id == uow.tenant_id,
-                liquidaciones.c.expediente_id == solicitud.expediente_id.lower(),
-                liquidaciones.c.concepto == solicitud.concepto,
-                liquidaciones.c.importe_centimos == importe,
-                liquidaciones.c.estado != Estado.ANULADA,
+                liquidaciones.c.solicitante == solicitante,
+                liquidaciones.c.solicitud_id == solicitud_id,
             )
         )
     ).first()
     if previa is not None:
         return vista(previa)
+    lineas = datos.get("conceptos")
+    if not isinstance(lineas, list) or not lineas or not all(isinstance(c, dict) for c in lineas):
+        raise PermanentFailure(f"{REQUERIR_PAGO} sin conceptos")
+    obligado = datos.get("obligado")
+    if not isinstance(obligado, dict):
+        raise PermanentFailure(f"{REQUERIR_PAGO} sin obligado")
     try:
-        return await emitir_liquidacion(uow, datos=solicitud, origen="tramitador")
+        importe = importe_requerido(lineas)
+        solicitud = LiquidacionCreate.model_validate(
+            {
+                "concepto": _concepto_requerido(lineas),
+                "importe": str(a_euros(importe)),
+                "obligado": {
+                    k: v
+                    for k, v in obligado.items()
+                    if k in Obligado.model_fields and v is not None
+                },
+                "expediente_id": datos.get("expediente_id"),
+            }
+        )
+    except (ValueError, ImporteNoValido) as exc:
+        raise PermanentFailure(f"{REQUERIR_PAGO} no válido: {exc}") from exc
+    if solicitud.expediente_id is None:
+        raise PermanentFailure(f"{REQUERIR_PAGO} sin expediente_id")
+    codigos = [str(c["concepto"]) for c in lineas]
+    try:
+        return await emitir_liquidacion(
+            uow,
+            datos=solicitud,
+            origen="tramitador",
+            concepto_codigo=codigos[0] if len(codigos) == 1 and len(codigos[0]) <= 20 else None,
+            solicitud_id=solicitud_id,
+            solicitante=solicitante,
+        )
     except (Unprocessable, Conflict) as exc:
         raise PermanentFailure(f"{REQUERIR_PAGO}: {exc.detail}") from exc
+
+
+def _concepto_requerido(lineas: list[dict[str, Any]]) -> str:
+    """The liquidación's concepto text: the fees' names, cut to the column's 200 characters."""
+    texto = "; ".join(f"{c.get('nombre') or c.get('concepto')}" for c in lineas)
+    return texto if len(texto) <= 200 else texto[:199] + "…"

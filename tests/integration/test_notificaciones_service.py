@@ -16,8 +16,11 @@ import pytest
 from sqlalchemy import func, select
 
 from services.bootstrap import Platform
+from services.common.bus.consumer import PermanentFailure
 from services.common.db import tenant_transaction
 from services.common.settings import Settings
+from services.common.uow import Actor
+from services.notificaciones import service
 from services.notificaciones.clock import ControlledClock
 from services.notificaciones.documentos import DocumentosClient
 from services.notificaciones.models import kernel, notificaciones
@@ -648,3 +651,61 @@ async def test_staff_print_the_postal_notification_and_its_acuse(
     ).status_code == 409
     ciudadana = ciudadano(token, tenant, papel["interesado"]["identificador"])
     assert (await client.get(f"{URL}/{papel['id']}/impreso", headers=ciudadana)).status_code == 403
+
+
+async def test_the_tramitador_command_creates_one_notification_per_interesado_once(
+    platform: Platform, tenant: str
+) -> None:
+    runtime = platform.runtimes["notificaciones"]
+    empresa = {"tipo_identificador": "CIF", "identificador": CIF, "nombre": "Garajes SL"}
+    electronica = {
+        "tipo_identificador": "NIF",
+        "identificador": nif(),
+        "nombre": "Lucía",
+        "apellido1": "García",
+        "apellido2": None,
+        "eligio_electronico": True,
+    }
+    datos = {
+        "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-0000000000a1",
+        "solicitante": "tramitador",
+        "expediente_id": "0195a3c5-1a2b-7c3d-9e4f-5a6b7c8d9e0f",
+        "numero": "EXP/2026/000001",
+        "asunto": "Resolución del expediente EXP/2026/000001: estimada",
+        "documento": {
+            "plantilla": "resolucion",
+            "documento_id": "0195a3c5-0000-7000-8000-00000000d0c1",
+        },
+        "interesados": [empresa, electronica],
+    }
+    runtime.contracts.validate(service.SOLICITAR_NOTIFICACION, datos)
+    actor = Actor.system("tramitador")
+    async with runtime.unit_of_work(tenant, actor) as uow:
+        primeras = await service.solicitar_notificacion(
+            uow, datos=datos, emisor="Ayuntamiento", ahora=INICIO
+        )
+    async with runtime.unit_of_work(tenant, actor) as uow:
+        otra_vez = await service.solicitar_notificacion(
+            uow, datos=datos, emisor="Ayuntamiento", ahora=INICIO
+        )
+    assert sorted(n.id for n in primeras) == sorted(n.id for n in otra_vez)
+    assert len(primeras) == 2
+    assert {(n.origen, n.canal, n.estado) for n in primeras} == {
+        ("tramitador", "electronico", "puesta_disposicion")
+    }
+    assert {n.interesado.nombre for n in primeras} == {"Garajes SL", "Lucía García"}
+    # Nothing to notify, or somebody who can only be notified on paper without an address.
+    sin_documento = {**datos, "documento": {"plantilla": "resolucion", "documento_id": None}}
+    sin_direccion = {**datos, "interesados": [{**electronica, "eligio_electronico": False}]}
+    for n, (malo, motivo) in enumerate(
+        ((sin_documento, "documento_id"), (sin_direccion, "direccion_postal"))
+    ):
+        with pytest.raises(PermanentFailure, match=motivo):
+            async with runtime.unit_of_work(tenant, actor) as uow:
+                await service.solicitar_notificacion(
+                    uow,
+                    datos={**malo, "solicitud_id": f"0195a3c5-1a2b-7c3d-9e4f-00000000000{n}"},
+                    emisor="Ayuntamiento",
+                    ahora=INICIO,
+                )
+    assert "solicitudes" in [c.name for c in runtime.consumers]

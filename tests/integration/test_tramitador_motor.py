@@ -40,6 +40,17 @@ _PAGADA = {
     "pagado_en": "2026-03-05T12:00:00+01:00",
 }
 
+# What notificaciones publishes when the interesado opens the notification.
+_PRACTICADA = {
+    "notificacion_id": "0195a3e1-5c2d-7a4b-9e10-3f4a5b6c7d8f",
+    "documento_id": "0195a3e1-5c2d-7a4b-9e10-3f4a5b6c7d90",
+    "canal": "electronico",
+    "destinatario": {"tipo_identificador": "NIF", "identificador": "12345678Z"},
+    "fecha": "2026-05-21T09:30:00+02:00",
+    "fecha_legal": "2026-05-21",
+    "via": "acceso",
+}
+
 T = "/api/v1/tramitador"
 PAGO_REQUERIR = "tramitador.pago.requerir.v1"
 NOTIFICACION_SOLICITAR = "tramitador.notificacion.solicitar.v1"
@@ -236,7 +247,7 @@ async def walk(
                     NOTIFICACION_SOLICITAR,
                     "notificaciones.notificacion.practicada.v1",
                     expediente_id,
-                    {"resultado": "aceptada", "practicada_en": "2026-05-21T09:30:00+02:00"},
+                    _PRACTICADA,
                 )
 
             async def moved(fase: str = fase) -> bool:
@@ -245,21 +256,26 @@ async def walk(
             await eventually(moved)
             taken.append(f"({fase})")
             continue
-        acciones = {a["codigo"]: a for a in detalle["acciones"]}
-        for codigo, body in PLAN:
-            accion = acciones.get(codigo)
-            # The interesados' renuncia (art. 82.3) ends an audiencia before its plazo.
-            if accion is None or (accion["condiciones_pendientes"] and not body.get("renuncia")):
-                continue
-            if accion["sentidos"] and "sentido" not in body:
-                body = {"sentido": accion["sentidos"][0]}
-            response = await client.post(f"{url}/acciones/{codigo}", json=body, headers=headers)
-            assert response.status_code == 200, response.text
-            taken.append(codigo)
-            break
-        else:
-            raise AssertionError(f"nothing to do in {fase}: {detalle['acciones']}")
+        taken.append(await step(client, headers, detalle))
     raise AssertionError(f"not archived after 40 steps: {taken}")
+
+
+async def step(client: httpx.AsyncClient, headers: dict[str, str], detalle: dict[str, Any]) -> str:
+    """Takes the first action of PLAN the expediente offers; returns its code."""
+    acciones = {a["codigo"]: a for a in detalle["acciones"]}
+    for codigo, body in PLAN:
+        accion = acciones.get(codigo)
+        # The interesados' renuncia (art. 82.3) ends an audiencia before its plazo.
+        if accion is None or (accion["condiciones_pendientes"] and not body.get("renuncia")):
+            continue
+        if accion["sentidos"] and "sentido" not in body:
+            body = {"sentido": accion["sentidos"][0]}
+        response = await client.post(
+            f"{T}/expedientes/{detalle['id']}/acciones/{codigo}", json=body, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        return codigo
+    raise AssertionError(f"nothing to do in {detalle['fase']}: {detalle['acciones']}")
 
 
 async def test_every_seeded_procedure_walks_from_start_to_archive(

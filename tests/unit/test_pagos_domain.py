@@ -19,9 +19,11 @@ from services.pagos.domain import (
     Condicion,
     Estado,
     Exencion,
+    ImporteSinFijar,
     ReglaConcepto,
     ReglaNoAplicable,
     calcular,
+    importe_requerido,
     puede_pasar,
 )
 from services.pagos.schemas import LiquidacionRead
@@ -497,3 +499,16 @@ def test_the_carta_de_pago_renders_the_same_bytes_for_the_same_liquidacion() -> 
     assert cartas.solicitud_id(liquidacion.id, "carta_de_pago") != cartas.solicitud_id(
         liquidacion.id, "justificante_pago"
     )
+
+
+def test_the_fees_of_a_command_add_up_in_cents_and_an_unassessed_one_is_named() -> None:
+    conceptos = [
+        {"concepto": "tasa-vado", "nombre": "Tasa", "importe": "95.10"},
+        {"concepto": "placa", "nombre": "Placa", "importe": "0.20"},
+    ]
+    assert importe_requerido(conceptos) == 9530
+    with pytest.raises(ImporteSinFijar, match="icio") as error:
+        importe_requerido([*conceptos, {"concepto": "icio", "nombre": "ICIO", "importe": None}])
+    assert error.value.concepto == "icio"
+    with pytest.raises(ImporteNoValido):
+        importe_requerido([{"concepto": "x", "nombre": "X", "importe": 95.1}])

@@ -373,22 +373,29 @@ async def test_autoliquidacion_from_the_ordenanza(
     assert respuesta.status_code == 403
 
 
-async def test_the_tramitador_asks_for_a_fee_once_per_expediente(
+async def test_the_tramitador_asks_for_a_fee_once_per_solicitud(
     platform: Platform, entidad: Entidad
 ) -> None:
     runtime = platform.runtimes["pagos"]
     expediente = "0195a3c5-1a2b-7c3d-9e4f-5a6b7c8d9e0f"
     datos = {
-        "concepto": "Tasa por licencia de actividad",
-        "importe": "230.50",
+        "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000001",
+        "solicitante": "tramitador",
+        "expediente_id": expediente,
+        "numero": "EXP/2026/000001",
+        "conceptos": [
+            {"concepto": "TLA", "nombre": "Tasa por licencia de actividad", "importe": "230.50"},
+            {"concepto": "TPU", "nombre": "Tasa de publicación", "importe": "19.45"},
+        ],
         "obligado": {
             "tipo_identificador": "NIF",
             "identificador": "12345678Z",
             "nombre": "María",
             "apellido1": None,
         },
-        "expediente_id": expediente,
     }
+    # The consumer takes the command exactly as its contract defines it.
+    runtime.contracts.validate(service.REQUERIR_PAGO, datos)
     async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
         primera = await service.requerir_pago(uow, datos=datos)
     async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
@@ -396,13 +403,44 @@ async def test_the_tramitador_asks_for_a_fee_once_per_expediente(
     assert primera.id == segunda.id
     assert (primera.origen, primera.importe, primera.expediente_id) == (
         "tramitador",
-        "230.50",
+        "249.95",
         expediente,
     )
-    for malo in ({**datos, "importe": 230.5}, {**datos, "expediente_id": None}):
-        with pytest.raises(PermanentFailure):
+    assert primera.concepto == "Tasa por licencia de actividad; Tasa de publicación"
+    async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
+        otra = await service.requerir_pago(
+            uow, datos={**datos, "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000002"}
+        )
+    assert otra.id != primera.id
+    a_liquidar = {**datos["conceptos"][1], "concepto": "ICIO", "importe": None}  # type: ignore[dict-item]
+    for malo, motivo in (
+        (
+            {
+                **datos,
+                "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000003",
+                "conceptos": [datos["conceptos"][0], a_liquidar],
+            },
+            "ICIO",
+        ),  # type: ignore[index]
+        (
+            {
+                **datos,
+                "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000004",
+                "conceptos": [{"concepto": "X", "nombre": "X", "importe": 230.5}],
+            },
+            "coma flotante",
+        ),
+        (
+            {
+                **datos,
+                "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000005",
+                "expediente_id": None,
+            },
+            "expediente_id",
+        ),
+    ):
+        with pytest.raises(PermanentFailure, match=motivo):
             async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
                 await service.requerir_pago(uow, datos=malo)
-    # Until the tramitador publishes the command's contract, nothing consumes it.
     nombres = [c.name for c in runtime.consumers]
-    assert "requerimientos" not in nombres and "documentos" in nombres
+    assert "requerimientos" in nombres and "documentos" in nombres
