@@ -22,6 +22,7 @@ import json
 import re
 import types
 from collections.abc import Iterator
+from datetime import date, datetime
 from typing import Any, Union, get_args, get_origin
 
 from fastapi import Request
@@ -62,6 +63,10 @@ DIR3: dict[str, Any] = {"pattern": r"^\s*[A-Za-z][A-Za-z0-9]{8}\s*$"}
 DIR3_OFICINA: dict[str, Any] = {"pattern": r"^\s*[Oo][A-Za-z0-9]{8}\s*$"}
 _MESSAGE_CONTROL = "contiene caracteres de control no admitidos"
 _MESSAGE_RANGE = f"debe ser un entero entre {INT_MIN} y {INT_MAX}"
+
+
+_NUMBER = re.compile(r"\s*[+-]?([0-9_]+(\.[0-9_]*)?|\.[0-9_]+)([eE][+-]?[0-9]+)?\s*")
+_MESSAGE_ISO = "debe ser una fecha ISO 8601 (AAAA-MM-DD o AAAA-MM-DDThh:mm:ss±hh:mm)"
 
 
 def _join(prefix: str, key: str | int) -> str:
@@ -111,28 +116,30 @@ def check_json_text(raw: bytes, *, field: str) -> None:
     _refuse(json_errors(raw, field=field))
 
 
-def _is_int(annotation: Any) -> bool:
-    if annotation is int:
+def _is_a(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    if annotation in kinds:
         return True
     origin = get_origin(annotation)
-    # int | None, Optional[int], list[int]: any integer inside counts.
+    # int | None, Optional[date], list[int]: any such type inside counts.
     return origin in (Union, types.UnionType, list, tuple, set) and any(
-        _is_int(arg) for arg in get_args(annotation)
+        _is_a(arg, kinds) for arg in get_args(annotation)
     )
 
 
-def _integer_params(route: Any) -> set[str]:
+def _params_of(route: Any, kinds: tuple[type, ...]) -> set[str]:
     if not isinstance(route, APIRoute):
         return set()
     params = [*route.dependant.path_params, *route.dependant.query_params]
     for sub in route.dependant.dependencies:
         params.extend([*sub.path_params, *sub.query_params])
-    return {p.alias for p in params if _is_int(p.field_info.annotation)}
+    return {p.alias for p in params if _is_a(p.field_info.annotation, kinds)}
 
 
 def _param_errors(request: Request) -> list[FieldError]:
     errors: list[FieldError] = []
-    integers = _integer_params(request.scope.get("route"))
+    route = request.scope.get("route")
+    integers = _params_of(route, (int,))
+    instants = _params_of(route, (date, datetime))
     values = [*request.path_params.items(), *request.query_params.multi_items()]
     for name, value in values:
         if not isinstance(value, str):
@@ -143,6 +150,9 @@ def _param_errors(request: Request) -> list[FieldError]:
             number = int(value.replace("_", ""))
             if not INT_MIN <= number <= INT_MAX:
                 errors.append(FieldError(name, _MESSAGE_RANGE))
+        elif name in instants and _NUMBER.fullmatch(value):
+            # pydantic reads a bare number as a Unix time; the documents promise ISO 8601.
+            errors.append(FieldError(name, _MESSAGE_ISO))
     return errors
 
 

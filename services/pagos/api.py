@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -118,7 +119,7 @@ async def listar_liquidaciones(
     runtime: RuntimeDep,
     principal: PagosOCiudadano,
     estado: EstadoFiltro | None = None,
-    expediente_id: str | None = Query(default=None, pattern=r"^[0-9a-fA-F-]{36}$"),
+    expediente_id: uuid.UUID | None = None,
     limite: int = Query(default=50, ge=1, le=200),
     desplazamiento: int = Query(default=0, ge=0),
 ) -> LiquidacionPage:
@@ -130,7 +131,7 @@ async def listar_liquidaciones(
             tenant_id=principal.tenant,
             obligado=obligado,
             estado=estado,
-            expediente_id=expediente_id,
+            expediente_id=None if expediente_id is None else str(expediente_id),
             limite=limite,
             desplazamiento=desplazamiento,
         )

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -160,6 +161,9 @@ async def test_gateway_openapi_holds_under_schemathesis(
             str(reports),
             "--output-truncate",
             "true",
+            # A developer narrows a run while mending one operation, e.g.
+            # FUZZ_EXTRA_ARGS="--include-path-regex /pagos/liquidaciones$".
+            *shlex.split(os.environ.get("FUZZ_EXTRA_ARGS", "")),
         ]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"}
         process = await asyncio.create_subprocess_exec(

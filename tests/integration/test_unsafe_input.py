@@ -103,6 +103,13 @@ async def test_control_characters_and_huge_integers_in_parameters(
     edge = await registro.get(asientos, params={"page": str(INT_MAX)}, headers=headers)
     assert edge.status_code == 200, edge.text
 
+    # A date is ISO 8601: pydantic alone would read a bare number as a Unix time.
+    for value in ("0", "0.5", "1700000000"):
+        numeric = await registro.get(asientos, params={"desde": value}, headers=headers)
+        assert _fields(numeric) == {"desde"}, numeric.text
+    iso = await registro.get(asientos, params={"desde": "2026-03-01"}, headers=headers)
+    assert iso.status_code == 200, iso.text
+
 
 async def test_repositorio_path_integers_and_multipart_names(
     repositorio: httpx.AsyncClient, new_tenant: Callable[..., object], token: Callable[..., str]
