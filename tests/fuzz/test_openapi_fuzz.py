@@ -94,6 +94,36 @@ NOT_YET_2XX = {
     "GET /api/v1/documentos/{documento_id}/emisiones/{emision_id}",
     "GET /api/v1/csv/verificar/{csv}",
     "GET /api/v1/documentos/verificar/{csv}/documento",
+    # The tramitador, pagos and notificaciones were built beside the fuzzing: their
+    # operations hold every check, but their schemas carry no whole examples and no
+    # OpenAPI links yet, so generated bodies rarely pass their rules (a valid NIF, a
+    # published procedure, an existing liquidación or notificación).
+    "GET /api/v1/tramitador/mis-expedientes/{expediente_id}",
+    "GET /api/v1/tramitador/procedimientos/{codigo}/versiones",
+    "GET /api/v1/tramitador/procedimientos/{codigo}/versiones/{version}",
+    "GET /api/v1/tramitador/procedimientos/{codigo}/versiones/{version}/yaml",
+    "POST /api/v1/tramitador/expedientes/{expediente_id}/acciones/{codigo}",
+    "POST /api/v1/tramitador/procedimientos",
+    "POST /api/v1/tramitador/procedimientos/{codigo}/versiones/{version}/publicar",
+    "POST /api/v1/tramitador/procedimientos/{codigo}/versiones/{version}/retirar",
+    "GET /api/v1/pagos/liquidaciones/{liquidacion_id}",
+    "GET /api/v1/pagos/liquidaciones/{liquidacion_id}/carta-de-pago",
+    "GET /api/v1/pagos/liquidaciones/{liquidacion_id}/justificante-pago",
+    "GET /api/v1/pagos/redsys/vuelta",
+    "POST /api/v1/pagos/autoliquidaciones",
+    "POST /api/v1/pagos/cobros",
+    "POST /api/v1/pagos/liquidaciones",
+    "POST /api/v1/pagos/liquidaciones/{liquidacion_id}/anular",
+    "POST /api/v1/pagos/liquidaciones/{liquidacion_id}/devolucion",
+    "POST /api/v1/pagos/liquidaciones/{liquidacion_id}/pago-tarjeta",
+    "POST /api/v1/pagos/redsys/notificacion",
+    "GET /api/v1/notificaciones",
+    "GET /api/v1/notificaciones/{notificacion_id}/impreso",
+    "POST /api/v1/notificaciones",
+    "POST /api/v1/notificaciones/{notificacion_id}/acceder",
+    "POST /api/v1/notificaciones/{notificacion_id}/intentos",
+    "POST /api/v1/notificaciones/{notificacion_id}/publicacion",
+    "POST /api/v1/notificaciones/{notificacion_id}/rechazar",
 }
 
 
