@@ -37,7 +37,6 @@ __all__ = [
     "identificador_valido",
     "transicion",
     "vencimiento",
-    "zona_de_entidad",
 ]
 
 # Art. 43.2: "transcurrieran diez días naturales desde la puesta a disposición".
@@ -48,7 +47,6 @@ _DIAS_SEGUNDO_INTENTO = 3
 _FRONTERA = time(15, 0)
 _MARGEN = timedelta(hours=3)
 # INE province codes of Canarias, which keeps its own hour (Atlantic/Canary).
-_CANARIAS = frozenset({"35", "38"})
 
 
 class Canal(StrEnum):
@@ -170,11 +168,6 @@ def canal_de(
 
 
 # --- legal time ---
-
-
-def zona_de_entidad(ine_code: str) -> ZoneInfo:
-    """The legal time zone of a council: Canarias keeps its own hour."""
-    return ZoneInfo("Atlantic/Canary" if ine_code[:2] in _CANARIAS else "Europe/Madrid")
 
 
 def _aware(instante: datetime) -> datetime:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
+from services.common.timezones import tenant_timezone
 from services.common.uow import UnitOfWork
 from services.notificaciones.avisos import filas_de_avisos
 from services.notificaciones.domain import (
@@ -33,7 +34,6 @@ from services.notificaciones.domain import (
     fecha_legal,
     transicion,
     vencimiento,
-    zona_de_entidad,
 )
 from services.notificaciones.evidencias import solicitar_sellos
 from services.notificaciones.models import avisos, intentos, notificaciones, sellos
@@ -158,7 +158,7 @@ async def crear_notificaciones(
     A postal addressee without a postal address is a 422 for the whole request:
     nothing is written, so staff fix it and send it again.
     """
-    zona = zona_de_entidad(uow.tenant_id)
+    zona = tenant_timezone(uow.tenant_id)
     filas: list[dict[str, Any]] = []
     errores: list[FieldError] = []
     for i, interesado in enumerate(datos.interesados):
@@ -380,7 +380,7 @@ def _cambiar(
         raise Conflict(
             f"La notificación está {row['estado']}: no admite '{accion.value}'."
         ) from exc
-    zona = zona_de_entidad(uow.tenant_id)
+    zona = tenant_timezone(uow.tenant_id)
     valores: dict[str, Any] = {"estado": nuevo.value, "actualizada_en": ahora, **(cambios or {})}
     if nuevo in _EVENTO_DE and nuevo is not Estado.FALLIDA:
         valores["efectos_en"] = efectos_en
@@ -499,7 +499,7 @@ async def vencer(uow: UnitOfWork, *, ids: Sequence[str], ahora: datetime) -> int
     filas = [dict(r._mapping) for r in found]
     if not filas:
         return 0
-    zona = zona_de_entidad(uow.tenant_id)
+    zona = tenant_timezone(uow.tenant_id)
     nuevo = transicion(Estado.PUESTA_DISPOSICION, Accion.VENCER)
     # A batch is written at once, the inserts as executemany: one compiled statement each
     # instead of thousands of deferred VALUES (see vencimientos.LOTE_MAXIMO).
@@ -570,7 +570,7 @@ async def registrar_intento(
         raise Unprocessable(
             "Un intento no puede ser futuro.", errors=[FieldError("en", "fecha futura")]
         )
-    zona = zona_de_entidad(uow.tenant_id)
+    zona = tenant_timezone(uow.tenant_id)
     previos = await _intentos(uow.session, row["id"])
     decision = decidir_intento(
         [Intento(ResultadoIntento(p["resultado"]), p["en"], p["valido"]) for p in previos],
@@ -615,7 +615,7 @@ async def publicar_edicto(
 ) -> NotificacionRead:
     """Records the BOE anuncio (art. 44): the notification is practicada on that day."""
     row = await _fila(uow.session, notificacion_id, for_update=True)
-    zona = zona_de_entidad(uow.tenant_id)
+    zona = tenant_timezone(uow.tenant_id)
     if publicacion.fecha > fecha_legal(ahora, zona):
         raise Unprocessable(
             "La publicación no puede ser futura.", errors=[FieldError("fecha", "fecha futura")]

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.common.timezones import tenant_timezone
 from services.notificaciones.clock import ControlledClock
 from services.notificaciones.domain import (
     Accion,
@@ -22,7 +23,6 @@ from services.notificaciones.domain import (
     identificador_valido,
     transicion,
     vencimiento,
-    zona_de_entidad,
 )
 from tests.support.factories import nif
 
@@ -148,8 +148,8 @@ def test_expiry_falling_in_the_autumn_repeat_is_the_later_one() -> None:
 
 
 def test_expiry_is_in_the_councils_time_zone() -> None:
-    assert zona_de_entidad("35016") == CANARIAS  # Las Palmas de Gran Canaria
-    assert zona_de_entidad("03014") == MADRID
+    assert tenant_timezone("35016") == CANARIAS  # Las Palmas de Gran Canaria
+    assert tenant_timezone("03014") == MADRID
     # Canarias changes hour at 01:00 local (not 02:00): 01:30 on 29 March does not exist.
     puesta = _local(CANARIAS, 2026, 3, 19, 1, 30, 0)
     assert vencimiento(puesta, CANARIAS) == datetime(2026, 3, 29, 1, 0, 0, tzinfo=UTC)

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.common.timezones import tenant_timezone
 from services.tramitador.calendario.domain import (
     Calendario,
     Unidad,
@@ -15,7 +16,6 @@ from services.tramitador.calendario.domain import (
     dias_habiles_entre,
     sumar_meses,
     vencimiento,
-    zona_horaria_de,
 )
 
 # València: San Vicente Mártir (22 January) and San Vicente Ferrer (Monday after Easter week).
@@ -47,7 +47,7 @@ def test_the_ine_province_gives_the_comunidad_and_time_zone(
     ine: str, comunidad: str | None, zona: str
 ) -> None:
     assert comunidad_de(ine) == comunidad
-    assert str(zona_horaria_de(ine)) == zona
+    assert str(tenant_timezone(ine)) == zona
 
 
 def test_easter_2025_valencia_counts_regional_and_local_holidays() -> None:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import holidays
+
+from services.common.timezones import tenant_timezone
 
 __all__ = [
     "Calendario",
@@ -25,7 +26,6 @@ __all__ = [
     "dias_habiles_entre",
     "sumar_meses",
     "vencimiento",
-    "zona_horaria_de",
 ]
 
 
@@ -60,19 +60,12 @@ _COMUNIDAD_POR_PROVINCIA: dict[str, str] = {
     "51": "CE",
     "52": "ML",
 }
-_CANARIAS = ZoneInfo("Atlantic/Canary")
-_PENINSULA = ZoneInfo("Europe/Madrid")
 
 
 def comunidad_de(ine: str) -> str | None:
     """The comunidad autónoma of a municipality by its INE code (``03014`` → ``VC``);
     None for a code whose province does not exist (only national holidays then)."""
     return _COMUNIDAD_POR_PROVINCIA.get(ine[:2])
-
-
-def zona_horaria_de(ine: str) -> ZoneInfo:
-    """The legal time of the municipality: Canarias keeps one hour less (RD 2781/1976)."""
-    return _CANARIAS if comunidad_de(ine) == "CN" else _PENINSULA
 
 
 @lru_cache(maxsize=64)
@@ -167,5 +160,5 @@ def dia_de_computo(instante: datetime, ine: str, calendario: Calendario) -> date
     """The day a plazo counts from for something that happened at ``instante``: the
     council's local date (art. 31.1: the official date and time of the sede), and, for a
     presentation on an inhábil day, the first hábil day after it (art. 31.2.b)."""
-    local = instante.astimezone(zona_horaria_de(ine)).date()
+    local = instante.astimezone(tenant_timezone(ine)).date()
     return calendario.siguiente_habil(local)

@@ -17,8 +17,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
+from services.common.timezones import tenant_timezone
 from services.common.uow import UnitOfWork
-from services.tramitador.calendario.domain import Calendario, zona_horaria_de
+from services.tramitador.calendario.domain import Calendario
 from services.tramitador.calendario.service import calendario_de
 from services.tramitador.documentos.service import emitir_documento
 from services.tramitador.expedientes import domain
@@ -52,7 +53,7 @@ SOLICITANTE = "tramitador"
 
 def hoy_de(tenant_id: str) -> date:
     """Today in the council's legal time (art. 31.1)."""
-    return datetime.now(zona_horaria_de(tenant_id)).date()
+    return datetime.now(tenant_timezone(tenant_id)).date()
 
 
 @dataclass
