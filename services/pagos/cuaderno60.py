@@ -14,14 +14,17 @@ Check digits (both modalidades, as the norm states them)::
 "the first two decimals of N/97" is ⌊(N mod 97)·100 / 97⌋, computed here in
 integers so no rounding of a float can change a digit. The importe is in cents.
 
-Modalidad 1 (recibos, ``90502``): identificación of six digits, tributo (3),
-ejercicio (2) and remesa (1); the barcode carries the importe in ten digits.
-Modalidad 2 (liquidaciones and autoliquidaciones, formato ``90521``):
-identificación of ten digits, ``1`` (the discriminante), tributo (3), ejercicio
-(2), the last digit of the year of the fecha límite and its day of the year (3);
-the barcode carries the importe in eight digits. Both barcodes end in a ``0``
-(the parity digit the norm keeps) and are printed as GS1-128, the ``90`` being
-its application identifier for internally agreed data.
+Modalidad 1 (recibos, formato ``502``): identificación of seven digits, tributo
+(3), ejercicio (2) and remesa (2); its barcode is 38 digits, ``90502``, emisora,
+referencia, identificación and the importe in eight digits, with no digit after it.
+Modalidad 2 (liquidaciones and autoliquidaciones, formato ``521``): identificación
+of ten digits, ``1`` (the discriminante of a single payment period), tributo (3),
+ejercicio (2), the last digit of the year of the fecha límite and its day of the
+year (3); its barcode is 42 digits, ``90521``, emisora, referencia, identificación,
+the importe in eight digits and a final ``0`` (the parity digit the norm keeps). Both
+are printed as GS1-128, the ``90`` being its application identifier for internally
+agreed data. docs/pagos.md names the public sources these layouts were checked
+against, and where they leave room for doubt.
 """
 
 from __future__ import annotations
@@ -47,9 +50,12 @@ __all__ = [
 ]
 
 _SEIS_DIGITOS = re.compile(r"^\d{6}$")
-# Importe field width in the barcode of each modalidad.
-_ANCHO_IMPORTE = {1: 10, 2: 8}
+# The importe has eight digits (cents) in the barcode of both modalidades.
+_ANCHO_IMPORTE = 8
 _FORMATO = {1: "90502", 2: "90521"}
+# What follows the importe: modalidad 2 keeps a parity digit, always 0; modalidad 1 ends there.
+_COLA = {1: "", 2: "0"}
+_LONGITUD_CODIGO = {1: 38, 2: 42}
 
 
 class ReferenciaNoValida(ValueError):
@@ -98,10 +104,10 @@ def digitos_control(emisora: str, referencia: str, identificacion: str, importe:
 
 
 def identificacion_modalidad1(tributo: str, ejercicio: int, remesa: int) -> str:
-    """Six digits: tributo (3), last two digits of the ejercicio, remesa (1)."""
-    if not re.fullmatch(r"\d{3}", tributo) or not 0 <= remesa <= 9:
-        raise ReferenciaNoValida("tributo de tres dígitos y remesa de uno")
-    return f"{tributo}{ejercicio % 100:02d}{remesa}"
+    """Seven digits: tributo (3), last two digits of the ejercicio, remesa (2)."""
+    if not re.fullmatch(r"\d{3}", tributo) or not 0 <= remesa <= 99:
+        raise ReferenciaNoValida("tributo de tres dígitos y remesa de dos")
+    return f"{tributo}{ejercicio % 100:02d}{remesa:02d}"
 
 
 def identificacion_modalidad2(tributo: str, ejercicio: int, fecha_limite: date) -> str:
@@ -118,7 +124,7 @@ def liquidacion_modalidad2(
     """The Cuaderno 60 data of a liquidación: its number as the referencia, modalidad 2."""
     if not 0 < numero < 10**10:
         raise ReferenciaNoValida("el número de la liquidación no cabe en diez dígitos")
-    if importe >= 10 ** _ANCHO_IMPORTE[2]:
+    if importe >= 10**_ANCHO_IMPORTE:
         raise ReferenciaNoValida("el importe no cabe en el código de barras de la modalidad 2")
     base = f"{numero:010d}"
     identificacion = identificacion_modalidad2(tributo, ejercicio, fecha_limite)
@@ -128,13 +134,18 @@ def liquidacion_modalidad2(
 
 def codigo_barras(datos: DatosCuaderno60) -> str:
     """The digits of the GS1-128 barcode (formato, emisora, referencia, identificación, importe)."""
-    ancho = _ANCHO_IMPORTE[datos.modalidad]
-    if datos.importe_centimos >= 10**ancho:
+    if datos.importe_centimos >= 10**_ANCHO_IMPORTE:
         raise ReferenciaNoValida("el importe no cabe en el código de barras")
-    return (
+    codigo = (
         f"{_FORMATO[datos.modalidad]}{datos.emisora}{datos.referencia}"
-        f"{datos.identificacion}{datos.importe_centimos:0{ancho}d}0"
+        f"{datos.identificacion}{datos.importe_centimos:0{_ANCHO_IMPORTE}d}{_COLA[datos.modalidad]}"
     )
+    if len(codigo) != _LONGITUD_CODIGO[datos.modalidad]:
+        raise ReferenciaNoValida(
+            f"el código de barras de la modalidad {datos.modalidad} tiene "
+            f"{_LONGITUD_CODIGO[datos.modalidad]} dígitos"
+        )
+    return codigo
 
 
 # --- the bank's cobros file ---------------------------------------------------------------

@@ -7,7 +7,7 @@ import base64
 import json
 import random
 from datetime import date
-from decimal import Decimal, getcontext
+from decimal import ROUND_FLOOR, Decimal, getcontext
 
 import pytest
 from barcode.charsets.code128 import CODES
@@ -106,11 +106,141 @@ def test_one_wrong_digit_changes_the_check_digits() -> None:
 
 
 def test_modalidad_1_identification_and_barcode() -> None:
+    """Formato 502: identificación tributo-ejercicio-remesa (3+2+2) and 38 digits, the importe
+    in eight and nothing after it (the lengths the public sources in docs/pagos.md agree on)."""
     ident = cuaderno60.identificacion_modalidad1("123", 2026, 1)
-    assert ident == "123261"
+    assert ident == "1232601"
     dc = cuaderno60.digitos_control("030140", "0000000042", ident, 15900)
     datos = cuaderno60.DatosCuaderno60(1, "030140", "0000000042" + dc, ident, 15900)
-    assert datos.codigo_barras == f"90502030140{'0000000042' + dc}{ident}00000159000"
+    assert datos.codigo_barras == f"90502030140{'0000000042' + dc}{ident}00015900"
+    assert len(datos.codigo_barras) == 38
+
+
+@pytest.mark.parametrize("remesa", [-1, 100])
+def test_modalidad_1_remesa_is_two_digits(remesa: int) -> None:
+    with pytest.raises(cuaderno60.ReferenciaNoValida):
+        cuaderno60.identificacion_modalidad1("123", 2026, remesa)
+
+
+# --- Cuaderno 60 against public implementations (docs/pagos.md, "Sources") ---------------
+
+
+def _dc_bigdecimal(emisora: str, referencia: str, identificacion: str, importe: int) -> str:
+    """Transcription of a public municipal system's check digits (BigDecimal, Java): N mod 97;
+    0 gives 99; else 99 − (N mod 97)/97 floored to two decimals, as a two-digit string."""
+    n = int(emisora) * 76 + int(referencia) * 9 + (int(identificacion) + importe - 1) * 55
+    resto = n % 97
+    if resto == 0:
+        return "99"
+    decimales = (Decimal(resto) / Decimal(97)).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
+    return f"{99 - int(decimales * 100):02d}"
+
+
+def test_check_digits_agree_with_a_public_bigdecimal_implementation() -> None:
+    azar = random.Random(521)
+    for _ in range(5000):
+        emisora = f"{azar.randrange(10**6):06d}"
+        referencia = f"{azar.randrange(10**10):010d}"
+        identificacion = f"{azar.randrange(10**10):010d}"
+        importe = azar.randrange(10**8)
+        assert cuaderno60.digitos_control(
+            emisora, referencia, identificacion, importe
+        ) == _dc_bigdecimal(emisora, referencia, identificacion, importe)
+
+
+# Vectors worked out from the formula (N = emisora·76 + referencia·9 + (identificación +
+# importe − 1)·55; r = N mod 97; dc = 99 − ⌊r·100/97⌋, 99 when r = 0):
+VECTORES_DC = [
+    # emisora, referencia, identificación, importe (cents), check digits
+    ("030140", "2600000042", "1123266365", 15900, "93"),  # N = 85 182 815 538, r = 6
+    ("030140", "0000000042", "1123266365", 15900, "34"),  # N = 61 782 815 538, r = 64
+    ("280796", "2600012345", "1210260031", 4875, "97"),  # N = 89 986 021 376, r = 2
+    ("000000", "0000000097", "1", 0, "99"),  # N = 873 = 9·97, r = 0
+]
+
+
+@pytest.mark.parametrize(("emisora", "referencia", "identificacion", "importe", "dc"), VECTORES_DC)
+def test_check_digit_vectors(
+    emisora: str, referencia: str, identificacion: str, importe: int, dc: str
+) -> None:
+    assert _dc_bigdecimal(emisora, referencia, identificacion, importe) == dc
+    assert cuaderno60.digitos_control(emisora, referencia, identificacion, importe) == dc
+
+
+def _modalidad2_como_el_sistema_municipal(
+    emisora: str, ejercicio: int, numero: int, tributo: str, limite: date, importe: int
+) -> str:
+    """The public municipal system's modalidad 2 barcode, step by step: referencia = year (2) +
+    number (8) + check digits; identificación = 1 + tributo + year (2) + last digit of the
+    límite's year + its day of the year; "90521" + … + importe (8) + "0"."""
+    base = f"{ejercicio % 100:02d}{numero:08d}"
+    ident = f"1{tributo}{ejercicio % 100:02d}{limite.year % 10}{limite.timetuple().tm_yday:03d}"
+    referencia = base + _dc_bigdecimal(emisora, base, ident, importe)
+    return f"90521{emisora}{referencia}{ident}{importe:08d}0"
+
+
+def _leer_como_la_app_del_banco(codigo: str) -> dict[str, str]:
+    """Field offsets of a Spanish bank's public mobile app when it scans a tax barcode."""
+    if codigo.startswith("90521"):
+        assert len(codigo) == 42
+        return {
+            "emisora": codigo[5:11],
+            "referencia": codigo[11:23],
+            "identificacion": codigo[23:33],
+            "importe": codigo[33:41],
+        }
+    assert codigo.startswith("90502")
+    assert len(codigo) == 38
+    return {
+        "emisora": codigo[5:11],
+        "referencia": codigo[11:23],
+        "identificacion": codigo[23:30],
+        "importe": codigo[30:38],
+    }
+
+
+@pytest.mark.parametrize(
+    ("emisora", "numero", "tributo", "limite", "importe"),
+    [
+        ("030140", 42, "123", date(2026, 12, 31), 15900),
+        ("280796", 12345, "210", date(2027, 1, 31), 4875),
+        ("461250", 99999999, "001", date(2026, 2, 28), 99999999),
+        ("350168", 1, "999", date(2028, 12, 31), 1),  # leap year: day 366
+    ],
+)
+def test_modalidad_2_barcode_is_the_public_systems_and_the_banks_read_it_back(
+    emisora: str, numero: int, tributo: str, limite: date, importe: int
+) -> None:
+    datos = cuaderno60.liquidacion_modalidad2(
+        emisora=emisora,
+        numero=int(f"26{numero:08d}"),
+        tributo=tributo,
+        ejercicio=2026,
+        fecha_limite=limite,
+        importe=importe,
+    )
+    esperado = _modalidad2_como_el_sistema_municipal(
+        emisora, 2026, numero, tributo, limite, importe
+    )
+    assert datos.codigo_barras == esperado
+    assert _leer_como_la_app_del_banco(datos.codigo_barras) == {
+        "emisora": emisora,
+        "referencia": datos.referencia,
+        "identificacion": datos.identificacion,
+        "importe": f"{importe:08d}",
+    }
+
+
+def test_modalidad_1_barcode_is_read_back_with_the_banks_offsets() -> None:
+    ident = cuaderno60.identificacion_modalidad1("100", 2007, 1)
+    dc = cuaderno60.digitos_control("280796", "0000004992", ident, 5500)
+    datos = cuaderno60.DatosCuaderno60(1, "280796", "0000004992" + dc, ident, 5500)
+    assert _leer_como_la_app_del_banco(datos.codigo_barras) == {
+        "emisora": "280796",
+        "referencia": "0000004992" + dc,
+        "identificacion": "1000701",
+        "importe": "00005500",
+    }
 
 
 def test_modalidad_2_identification_uses_the_day_of_the_year() -> None:
