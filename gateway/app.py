@@ -336,7 +336,7 @@ def create_gateway(
     misses = MissLimiter(settings.verificar_misses_per_minute)
     for public in public_paths:
         _add_public_path(
-            app, public, settings, urls, upstreams, anonymous_quota, authenticated, misses
+            app, public, settings, urls, upstreams, spend, anonymous_quota, authenticated, misses
         )
 
     @app.api_route("/api/v1/{service}", methods=_PROXY_METHODS, include_in_schema=False)
@@ -370,12 +370,31 @@ def _add_public_path(
     settings: Settings,
     urls: dict[str, str],
     upstreams: _Upstreams,
+    spend: Callable[[Request, str, int], Awaitable[None]],
     anonymous_quota: Callable[[Request], Awaitable[None]],
     authenticated: Callable[[Request], Awaitable[Principal]],
     misses: MissLimiter,
 ) -> None:
-    """Exposes a service's public path, anonymously (rate-limited) unless configured not to."""
-    guard = authenticated if public.requires_token(settings) else anonymous_quota
+    """Exposes a service's public path, anonymously (rate-limited) unless configured not to.
+
+    A path with its own :class:`RateLimitPolicy` spends that bucket (per address), not
+    the anonymous one: Redsys' notifications neither throttle nor are throttled by
+    citizens behind the same address.
+    """
+    guard: Callable[[Request], Awaitable[object]]
+    if public.requires_token(settings):
+        guard = authenticated
+    elif public.rate_limit is not None:
+        policy = public.rate_limit
+
+        async def own_quota(request: Request) -> None:
+            await spend(
+                request, f"{policy.bucket}:ip:{_client_ip(request)}", policy.per_minute(settings)
+            )
+
+        guard = own_quota
+    else:
+        guard = anonymous_quota
 
     async def forward_public(request: Request) -> Response:
         client = _client_ip(request)

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
     rate_limit_anonymous_per_minute: int = 60
+    # Redsys' payment notifications (POST /pagos/redsys/notificacion) spend their own
+    # bucket per address: a council taking many card payments is not throttled with
+    # the citizens, nor are citizens behind Redsys' addresses (docs/pagos.md).
+    rate_limit_redsys_per_minute: int = 600
     redis_url: str | None = None
     proxy_timeout_seconds: float = 30.0
     # The largest request body the gateway forwards (the largest any service takes:

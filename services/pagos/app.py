@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
-from services.common.public_paths import PublicPath
+from services.common.public_paths import PublicPath, RateLimitPolicy
 from services.common.runtime import ServiceRuntime
 from services.pagos import api, handlers
 from services.pagos.simulador import router_simulador
@@ -19,7 +19,14 @@ NAME = "pagos"
 # Redsys posts the outcome of a card payment here, without any account: the
 # signature with the council's merchant key is the credential.
 PUBLIC_PATHS = (
-    PublicPath("/pagos/redsys/notificacion", NAME, "redsys/notificacion", methods=("POST",)),
+    # Its own rate-limit bucket: a bank's notifications must not queue behind citizens.
+    PublicPath(
+        "/pagos/redsys/notificacion",
+        NAME,
+        "redsys/notificacion",
+        methods=("POST",),
+        rate_limit=RateLimitPolicy("redsys", lambda s: s.rate_limit_redsys_per_minute),
+    ),
     # Where Redsys sends the payer's browser back (signed; shows the stored state).
     PublicPath("/pagos/redsys/vuelta", NAME, "redsys/vuelta"),
     # The Redsys simulator's pages, served only in development (404 elsewhere).

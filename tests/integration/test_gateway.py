@@ -28,7 +28,7 @@ from gateway.app import create_gateway
 from gateway.ratelimit import RedisRateLimiter
 from services.common.auth import JwksKeySource, TokenVerifier
 from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
-from services.common.public_paths import PublicPath
+from services.common.public_paths import PublicPath, RateLimitPolicy
 from services.common.settings import Settings
 from tests.support.servers import REDIS_URL, require_server
 
@@ -174,6 +174,7 @@ class Platform:
     gateway: str
     gateway_down: str
     gateway_limited: str
+    gateway_per_path: str
 
     def token(self, *, tenant: str = "03014", sub: str = "ana", **kwargs: Any) -> str:
         return issue_dev_token(self.keys_dir, tenant=tenant, sub=sub, roles=["registro"], **kwargs)
@@ -247,12 +248,28 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
             service_urls=urls,
             public_routes=public,
         )
+        gateway_per_path = create_gateway(
+            settings=_settings(rate_limit_anonymous_per_minute=3, rate_limit_redsys_per_minute=5),
+            verifier=verifier,
+            service_urls=urls,
+            public_paths=(
+                PublicPath("/ciudadano/eco", "registro", "eco"),
+                PublicPath(
+                    "/banco/eco",
+                    "registro",
+                    "eco",
+                    methods=("POST",),
+                    rate_limit=RateLimitPolicy("banco", lambda s: s.rate_limit_redsys_per_minute),
+                ),
+            ),
+        )
         yield Platform(
             keys_dir=keys_dir,
             upstreams=upstreams,
             gateway=await stack.enter_async_context(_serve(gateway)),
             gateway_down=await stack.enter_async_context(_serve(gateway_down)),
             gateway_limited=await stack.enter_async_context(_serve(gateway_limited)),
+            gateway_per_path=await stack.enter_async_context(_serve(gateway_per_path)),
         )
 
 
@@ -492,6 +509,44 @@ async def test_anonymous_calls_get_429_after_the_limit(
     # Failed authentication spends the same address quota.
     unauthenticated = await client.get(f"{platform.gateway_limited}/api/v1/registro/eco")
     _assert_problem(unauthenticated, 429)
+
+
+async def test_a_path_with_its_own_policy_does_not_share_the_anonymous_bucket(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """The Redsys case: a bank's notifications and citizens behind one address each keep
+    their quota; exhausting one leaves the other whole."""
+    ciudadano = f"{platform.gateway_per_path}/ciudadano/eco"
+    banco = f"{platform.gateway_per_path}/banco/eco"
+
+    assert [(await client.get(ciudadano)).status_code for _ in range(3)] == [200] * 3
+    _assert_problem(await client.get(ciudadano), 429)
+
+    # The citizens' bucket is empty; the bank's path still has its five.
+    answers = [await client.post(banco, content=b"Ds_Signature=x") for _ in range(5)]
+    assert [r.status_code for r in answers] == [200] * 5
+    assert [r.headers["ratelimit-limit"] for r in answers] == ["5"] * 5
+    assert [r.headers["ratelimit-remaining"] for r in answers] == ["4", "3", "2", "1", "0"]
+    assert answers[0].json()["raw_path"] == "/api/v1/registro/eco"
+    refused = await client.post(banco, content=b"Ds_Signature=x")
+    _assert_problem(refused, 429)
+    assert int(refused.headers["retry-after"]) >= 1
+
+    # And the bank's exhausted bucket did not spend the citizens' (still refused: its own).
+    assert (await client.get(ciudadano)).headers["ratelimit-limit"] == "3"
+
+
+def test_redsys_notifications_have_their_own_bucket() -> None:
+    """pagos declares its notification path with the Redsys policy; its other public paths
+    (the payer's browser coming back) stay on the anonymous one."""
+    from services.pagos.app import PUBLIC_PATHS
+
+    por_ruta = {p.path: p for p in PUBLIC_PATHS}
+    politica = por_ruta["/pagos/redsys/notificacion"].rate_limit
+    assert politica is not None
+    assert politica.bucket == "redsys"
+    assert politica.per_minute(_settings(rate_limit_redsys_per_minute=1234)) == 1234
+    assert por_ruta["/pagos/redsys/vuelta"].rate_limit is None
 
 
 async def test_authenticated_calls_are_limited_per_tenant_and_subject(
