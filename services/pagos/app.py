@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from services.common.app_factory import create_service_app
 from services.common.public_paths import PublicPath, RateLimitPolicy
 from services.common.runtime import ServiceRuntime
-from services.pagos import api, handlers
+from services.pagos import api, claves, handlers
+from services.pagos.settings import PagosSettings
 from services.pagos.simulador import router_simulador
 
 NAME = "pagos"
@@ -38,7 +39,12 @@ PUBLIC_PATHS = (
 
 
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
-    """Builds the pagos app around its runtime, with its document consumers."""
+    """Builds the pagos app around its runtime, with its document consumers.
+
+    Production refuses to start without a key-encryption key for the Redsys merchant
+    keys (PAGOS_KEKS or PAGOS_KEKS_FILE): :func:`claves.llavero_de` raises.
+    """
+    claves.instalar(claves.llavero_de(PagosSettings(), runtime.settings.environment))
     if runtime.tenants is not None:
         runtime.consumers = handlers.consumers(runtime.tenants)
     app = create_service_app(

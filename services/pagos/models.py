@@ -37,8 +37,9 @@ configuracion = Table(
     Column("tenant_id", String(5), primary_key=True),
     Column("redsys_comercio", String(9)),
     Column("redsys_terminal", String(3)),
-    # Write-only: no route or log ever shows it.
-    Column("redsys_clave", Text),
+    # The merchant key, write-only and only ever stored encrypted (services/pagos/claves.py:
+    # envelope encryption, "v1.<kek id>.…"); no route or log shows it.
+    Column("redsys_clave_cifrada", Text),
     Column("redsys_url", Text),
     Column("emisora", String(6)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

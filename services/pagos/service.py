@@ -7,6 +7,7 @@ Redsys attempt and its notification) are in :mod:`services.pagos.tarjeta`.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,9 +19,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.consumer import PermanentFailure
-from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
+from services.common.errors import Conflict, FieldError, NotFound, ProblemError, Unprocessable
 from services.common.uow import UnitOfWork
-from services.pagos import cuaderno60, redsys
+from services.pagos import claves, cuaderno60, redsys
 from services.pagos.dinero import ImporteNoValido, a_centimos, a_euros
 from services.pagos.domain import (
     Bonificacion,
@@ -50,6 +51,7 @@ from services.pagos.schemas import (
 )
 
 __all__ = [
+    "ClaveIlegible",
     "LIQUIDACION_ANULADA",
     "LIQUIDACION_EMITIDA",
     "PAGO_COMPLETADO",
@@ -82,6 +84,8 @@ PAGO_COMPLETADO = "pagos.pago.completado.v1"
 PAGO_FALLIDO = "pagos.pago.fallido.v1"
 
 # Without a date the obligado has a month to pay.
+_log = logging.getLogger("consistorio.pagos")
+
 PLAZO_POR_DEFECTO = timedelta(days=30)
 _SERIE = "liquidacion"
 
@@ -101,6 +105,12 @@ class Configuracion:
         return bool(self.comercio and self.terminal and self.clave and self.url)
 
 
+class ClaveIlegible(ProblemError):
+    """The stored Redsys key does not decrypt with the configured KEKs: an operator's fix."""
+
+    status = 503
+
+
 async def cargar_configuracion(session: AsyncSession, tenant_id: str) -> Configuracion:
     """The tenant's configuration (all None when never configured)."""
     row = (
@@ -108,8 +118,18 @@ async def cargar_configuracion(session: AsyncSession, tenant_id: str) -> Configu
     ).first()
     if row is None:
         return Configuracion(None, None, None, None, None)
+    clave = None
+    if row.redsys_clave_cifrada:
+        try:
+            clave = claves.vigente().descifrar(row.redsys_clave_cifrada, tenant_id=tenant_id)
+        except claves.ClaveNoDescifrable as exc:
+            # The message names the KEK id, never a key: safe to log and to answer.
+            _log.error("Redsys key of tenant %s cannot be decrypted: %s", tenant_id, exc)
+            raise ClaveIlegible(
+                f"La clave de Redsys de la entidad no puede usarse: {exc}."
+            ) from exc
     return Configuracion(
-        row.emisora, row.redsys_comercio, row.redsys_terminal, row.redsys_clave, row.redsys_url
+        row.emisora, row.redsys_comercio, row.redsys_terminal, clave, row.redsys_url
     )
 
 
@@ -156,7 +176,7 @@ async def configurar(uow: UnitOfWork, *, datos: ConfiguracionUpdate) -> Configur
         valores |= {
             "redsys_comercio": datos.redsys.comercio,
             "redsys_terminal": datos.redsys.terminal.zfill(3),
-            "redsys_clave": clave,
+            "redsys_clave_cifrada": claves.vigente().cifrar(clave, tenant_id=uow.tenant_id),
             "redsys_url": datos.redsys.url,
         }
     if not valores:
@@ -168,7 +188,7 @@ async def configurar(uow: UnitOfWork, *, datos: ConfiguracionUpdate) -> Configur
         .on_conflict_do_update(index_elements=[configuracion.c.tenant_id], set_=valores)
     )
     # The audit trail says the key changed, never what it is.
-    auditado = {k: v for k, v in valores.items() if k not in ("redsys_clave", "updated_at")}
+    auditado = {k: v for k, v in valores.items() if k not in ("redsys_clave_cifrada", "updated_at")}
     if datos.redsys is not None:
         auditado["redsys_clave"] = "cambiada" if datos.redsys.clave else "conservada"
     uow.audit(action="configurar", entity="configuracion", entity_id=uow.tenant_id, new=auditado)
