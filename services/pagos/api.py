@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -58,6 +58,7 @@ from services.pagos.schemas import (
     Obligado,
     PagoTarjetaRead,
 )
+from services.pagos.vencimientos import Vencedor
 
 __all__ = ["router"]
 
@@ -253,9 +254,10 @@ async def devolver_liquidacion(
 async def marcar_vencidas(
     request: Request, runtime: RuntimeDep, principal: PagosUser
 ) -> dict[str, int]:
-    """Run daily (or by hand): pendientes past their vencimiento become ``vencida``."""
-    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        n = await service.marcar_vencidas(uow, hoy=datetime.now(UTC).date())
+    """By hand (the scheduler does it every hour): the council's pendientes past their
+    vencimiento, on its local day, become ``vencida``, each with its event."""
+    vencedor: Vencedor = request.app.state.vencedor
+    n = await vencedor.vencer_entidad(principal.tenant, actor=actor_of(request, principal))
     return {"vencidas": n}
 
 

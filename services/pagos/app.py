@@ -1,10 +1,15 @@
 """The pagos service app: liquidaciones, Cuaderno 60 references and card payments via Redsys.
 
-In development it also serves the Redsys simulator, so ``make dev`` runs the whole
-card flow without a bank.
+When the app manages its runtime it runs the vencimiento scheduler (every replica one;
+services/pagos/vencimientos.py). In development it also serves the Redsys simulator,
+so ``make dev`` runs the whole card flow without a bank.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,6 +19,7 @@ from services.common.runtime import ServiceRuntime
 from services.pagos import api, claves, handlers
 from services.pagos.settings import PagosSettings
 from services.pagos.simulador import router_simulador
+from services.pagos.vencimientos import Vencedor
 
 NAME = "pagos"
 
@@ -44,7 +50,8 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
     Production refuses to start without a key-encryption key for the Redsys merchant
     keys (PAGOS_KEKS or PAGOS_KEKS_FILE): :func:`claves.llavero_de` raises.
     """
-    claves.instalar(claves.llavero_de(PagosSettings(), runtime.settings.environment))
+    ajustes = PagosSettings()
+    claves.instalar(claves.llavero_de(ajustes, runtime.settings.environment))
     if runtime.tenants is not None:
         runtime.consumers = handlers.consumers(runtime.tenants)
     app = create_service_app(
@@ -55,6 +62,24 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         routers=[api.router],
         manage_runtime=manage_runtime,
     )
+    app.state.vencedor = Vencedor(
+        runtime,
+        lote=ajustes.vencimientos_lote,
+        intervalo_segundos=ajustes.vencimientos_intervalo_segundos,
+    )
+    if manage_runtime:
+        inner = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+            async with inner(app) as state:
+                app.state.vencedor.start()
+                try:
+                    yield state
+                finally:
+                    await app.state.vencedor.stop()
+
+        app.router.lifespan_context = lifespan
     if runtime.settings.environment == "development":
         # `make dev` pays against a stand-in for Redsys' page: configure a tenant's Redsys
         # URL as <public base URL>/simulador-redsys/sis/realizarPago (docs/pagos.md).

@@ -100,6 +100,12 @@ liquidaciones = Table(
         unique=True,
         postgresql_where=text("solicitud_id IS NOT NULL"),
     ),
+    # The vencimiento scheduler's question (only pendientes can expire).
+    Index(
+        "ix_liquidaciones_pendientes_vencimiento",
+        "vencimiento",
+        postgresql_where=text("estado = 'pendiente'"),
+    ),
 )
 
 intentos = Table(
@@ -127,6 +133,9 @@ intentos = Table(
 # The one way across tenants: the tenant of a card attempt, from its order number.
 TENANT_DE_ORDEN_FN = f"{SCHEMA}.tenant_de_orden"
 ORDEN_SEQ = f"{SCHEMA}.orden_seq"
+# The vencimiento scheduler's one way across tenants (migration pagos_0006): which councils
+# have pendientes with a vencimiento before a date, nothing else.
+ENTIDADES_CON_VENCIDAS_FN = f"{SCHEMA}.entidades_con_vencidas"
 
 # One row per NRC the council's banks reported: the unique key that makes a payment
 # apply once, whatever file or how many times it comes in.

@@ -53,6 +53,7 @@ from services.pagos.schemas import (
 __all__ = [
     "ClaveIlegible",
     "LIQUIDACION_ANULADA",
+    "LIQUIDACION_VENCIDA",
     "LIQUIDACION_EMITIDA",
     "PAGO_COMPLETADO",
     "PAGO_FALLIDO",
@@ -80,6 +81,7 @@ __all__ = [
 
 LIQUIDACION_EMITIDA = "pagos.liquidacion.emitida.v1"
 LIQUIDACION_ANULADA = "pagos.liquidacion.anulada.v1"
+LIQUIDACION_VENCIDA = "pagos.liquidacion.vencida.v1"
 PAGO_COMPLETADO = "pagos.pago.completado.v1"
 PAGO_FALLIDO = "pagos.pago.fallido.v1"
 
@@ -532,29 +534,56 @@ async def marcar_pagada(
     return True
 
 
-async def marcar_vencidas(uow: UnitOfWork, *, hoy: date) -> int:
-    """Moves the tenant's pendientes whose vencimiento passed to ``vencida``; how many."""
-    vencidas = (
+async def marcar_vencidas(uow: UnitOfWork, *, hoy: date, limite: int = 500) -> int:
+    """Moves pendientes whose vencimiento is before ``hoy`` (the council's local day) to
+    ``vencida``, at most ``limite`` of them; audits and emits ``liquidacion.vencida`` each.
+
+    Rows another transaction holds are skipped (``SKIP LOCKED``): that one is paying,
+    annulling or expiring them, and whichever commits first wins. A row expired by a
+    transaction that committed meanwhile is no longer ``pendiente`` when this one locks
+    it, so it is left alone: two schedulers expire and announce each liquidación once.
+    """
+    c = liquidaciones.c
+    filas = (
         await uow.session.execute(
-            update(liquidaciones)
+            select(c.id, c.expediente_id, c.referencia, c.importe_centimos, c.vencimiento)
             .where(
-                liquidaciones.c.tenant_id == uow.tenant_id,
-                liquidaciones.c.estado == Estado.PENDIENTE,
-                liquidaciones.c.vencimiento < hoy,
+                c.tenant_id == uow.tenant_id,
+                c.estado == Estado.PENDIENTE,
+                c.vencimiento < hoy,
             )
-            .values(estado=Estado.VENCIDA, updated_at=func.now())
-            .returning(liquidaciones.c.id)
+            .order_by(c.vencimiento, c.id)
+            .limit(limite)
+            .with_for_update(skip_locked=True)
         )
     ).all()
-    for (liquidacion_id,) in vencidas:
+    if not filas:
+        return 0
+    await uow.session.execute(
+        update(liquidaciones)
+        .where(c.tenant_id == uow.tenant_id, c.id.in_([f.id for f in filas]))
+        .values(estado=Estado.VENCIDA, updated_at=func.now())
+    )
+    for fila in filas:
         uow.audit(
             action="vencer",
             entity="liquidacion",
-            entity_id=liquidacion_id,
+            entity_id=fila.id,
             old={"estado": Estado.PENDIENTE},
-            new={"estado": Estado.VENCIDA},
+            new={"estado": Estado.VENCIDA, "hoy": hoy.isoformat()},
         )
-    return len(vencidas)
+        uow.emit(
+            LIQUIDACION_VENCIDA,
+            {
+                "liquidacion_id": fila.id,
+                "expediente_id": fila.expediente_id,
+                "referencia": fila.referencia,
+                "importe": euros(fila.importe_centimos),
+                "vencimiento": fila.vencimiento.isoformat(),
+            },
+            subject=fila.id,
+        )
+    return len(filas)
 
 
 # --- ordenanza conceptos and autoliquidación ---------------------------------------------

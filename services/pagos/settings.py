@@ -1,4 +1,4 @@
-"""Settings only pagos needs: the key-encryption keys (KEKs) of the Redsys merchant keys.
+"""Settings only pagos needs: the KEKs of the Redsys merchant keys and the vencimiento pass.
 
 Read from the environment with the prefix ``PAGOS_``, apart from the platform's
 settings because no other service needs them. The KEKs are secrets: they come from
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PagosSettings"]
@@ -26,6 +26,11 @@ class PagosSettings(BaseSettings):
     keks: SecretStr | None = None
     # The same, read from a file (a mounted secret); used when ``keks`` is unset.
     keks_file: Path | None = None
+
+    # How often each replica's vencimiento pass runs (services/pagos/vencimientos.py);
+    # 0 turns the scheduler off in that replica.
+    vencimientos_intervalo_segundos: float = Field(default=3600.0, ge=0)
+    vencimientos_lote: int = Field(default=500, ge=1, le=500)
 
     def keks_texto(self) -> str | None:
         """The configured keyring text, from the variable or the file (None: not configured)."""

@@ -60,9 +60,16 @@ SELLO_EMITIDO = "sellado.sellotiempo.emitido.v1"
 SELLO_RECHAZADO = "sellado.sellotiempo.rechazado.v1"
 LIQUIDACION_EMITIDA = "pagos.liquidacion.emitida.v1"
 LIQUIDACION_ANULADA = "pagos.liquidacion.anulada.v1"
+LIQUIDACION_VENCIDA = "pagos.liquidacion.vencida.v1"
 PAGO_COMPLETADO = "pagos.pago.completado.v1"
 PAGO_FALLIDO = "pagos.pago.fallido.v1"
-PAGOS_CONTRACTS = [LIQUIDACION_EMITIDA, LIQUIDACION_ANULADA, PAGO_COMPLETADO, PAGO_FALLIDO]
+PAGOS_CONTRACTS = [
+    LIQUIDACION_EMITIDA,
+    LIQUIDACION_ANULADA,
+    LIQUIDACION_VENCIDA,
+    PAGO_COMPLETADO,
+    PAGO_FALLIDO,
+]
 FASE_CAMBIADA = "tramitador.expediente.fase-cambiada.v1"
 TRAMITE_ASIGNADO = "tramitador.tramite.asignado.v1"
 RESOLUCION_DICTADA = "tramitador.resolucion.dictada.v1"
@@ -796,6 +803,7 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "pagoCompletado"),
         ("send", "pagoFallido"),
         ("send", "liquidacionAnulada"),
+        ("send", "liquidacionVencida"),
         ("send", "codigoReservado"),
         ("receive", "codigoReservado"),
         ("send", "documentoEmitir"),
