@@ -174,6 +174,7 @@ async def main() -> None:
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_PER_MINUTE": "100000000",
         "RATE_LIMIT_ANONYMOUS_PER_MINUTE": "100000000",
+        "RATE_LIMIT_REDSYS_PER_MINUTE": "100000000",
     }
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -165,6 +165,7 @@ async def test_gateway_openapi_holds_under_schemathesis(
         update={
             "rate_limit_per_minute": 10_000_000,
             "rate_limit_anonymous_per_minute": 10_000_000,
+            "rate_limit_redsys_per_minute": 10_000_000,
             "verificar_misses_per_minute": 10_000_000,
             "sellado_verificaciones_per_minute": 10_000_000,
             "data_dir": tmp_path / "var",
