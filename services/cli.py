@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.common.bus.amqp import QueueType
 from services.common.settings import Settings, load_settings
 from services.tramitador.procedimientos.cli import app as procedimientos_app
 
@@ -293,7 +294,10 @@ def broker_definitions(
         ),
     ] = False,
     vhost: Annotated[str, typer.Option(help="Host virtual.")] = "consistorio",
-    queue_type: Annotated[str, typer.Option(help="quorum (producción) o classic.")] = "quorum",
+    queue_type: Annotated[
+        QueueType,
+        typer.Option(help="quorum (producción) o classic; el BUS_QUEUE_TYPE de los servicios."),
+    ] = "quorum",
 ) -> None:
     """Escribe las definiciones de RabbitMQ (colas de cada servicio, usuarios, políticas)."""
     import os
