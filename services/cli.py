@@ -13,20 +13,21 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.bus.amqp import QueueType
 from services.common.settings import Settings, load_settings
+from services.common.typer_es import SpanishTyper
 from services.tramitador.procedimientos.cli import app as procedimientos_app
 
 if TYPE_CHECKING:
     from services.backup import BackupManifest
 
-app = typer.Typer(
+app = SpanishTyper(
     help="Consistorio: e-administración para entidades locales.",
     no_args_is_help=True,
     # Shell completion would add English help lines; every help text of ours is Spanish.
     add_completion=False,
 )
-tenants_app = typer.Typer(help="Entidades locales (tenants).", no_args_is_help=True)
-dlq_app = typer.Typer(help="Mensajes en la cola de mensajes muertos.", no_args_is_help=True)
-broker_app = typer.Typer(help="Definiciones de RabbitMQ.", no_args_is_help=True)
+tenants_app = SpanishTyper(help="Entidades locales (tenants).", no_args_is_help=True)
+dlq_app = SpanishTyper(help="Mensajes en la cola de mensajes muertos.", no_args_is_help=True)
+broker_app = SpanishTyper(help="Definiciones de RabbitMQ.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(broker_app, name="broker")
