@@ -87,7 +87,12 @@ def up(
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="registro, tramitador o gateway.")],
+    service: Annotated[
+        str,
+        typer.Argument(
+            help="registro, tramitador, sellado, csv, repositorio, pagos, notificaciones o gateway."
+        ),
+    ],
     port: Annotated[int, typer.Option(help="Puerto de escucha.")] = 8080,
     host: Annotated[str, typer.Option(help="Dirección de escucha.")] = "0.0.0.0",
 ) -> None:

@@ -90,3 +90,10 @@ def test_services_declare_the_queue_type_of_the_broker_definitions(
     types = {q["arguments"]["x-queue-type"] for q in definitions["queues"]}
     for name in (*SERVICES, "gateway"):
         assert {compose["services"][name]["environment"]["BUS_QUEUE_TYPE"]} == types, name
+
+
+def test_every_image_is_pinned_to_a_release(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        image = service["image"]
+        tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+        assert tag and tag != "latest", f"{name}: {image}"
