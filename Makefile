@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install dev test test-unit lint format openapi bench clean rabbitmq-definitions \
-	deploy-tools k8s k8s-validate image test-image check-wheels
+	deploy-tools k8s k8s-validate image test-image check-wheels constraints
 
 install: $(STAMP)
 
@@ -90,6 +90,12 @@ k8s-validate: k8s
 	cp deploy/Containerfile k8s/rendered/Dockerfile
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework dockerfile \
 		-f k8s/rendered/Dockerfile
+
+# The image's exact versions (deploy/constraints.txt), resolved by pip for Python 3.11
+# preferring those installed in .venv, where the suite ran. Refresh after changing a
+# dependency in pyproject.toml (a test fails until then) or to take upgrades.
+constraints: install
+	$(BIN)/python deploy/constraints.py --output deploy/constraints.txt
 
 # The container image (deploy/Containerfile). BASE defaults to the official slim Python
 # 3.11; BUILD_CA is a CA bundle for pip behind a TLS-inspecting proxy.

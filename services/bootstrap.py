@@ -33,7 +33,10 @@ def build_transport(settings: Settings) -> Transport:
     """RabbitMQ when AMQP_URL is set, else the in-process bus of embedded mode."""
     if settings.amqp_url:
         return AmqpTransport(
-            settings.amqp_url, exchange=settings.bus_exchange, prefetch=settings.bus_prefetch
+            settings.amqp_url,
+            exchange=settings.bus_exchange,
+            prefetch=settings.bus_prefetch,
+            queue_type=settings.bus_queue_type,
         )
     return InProcessTransport(prefetch=settings.bus_prefetch)
 

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from services.catalog import SERVICES
+from services.common.bus.amqp import QueueType
 from services.common.bus.envelope import EventName
 from services.common.settings import Settings
 
@@ -126,9 +127,12 @@ def definitions(
     *,
     vhost: str = VHOST,
     user_prefix: str = USER_PREFIX,
-    queue_type: str = "quorum",
+    queue_type: QueueType = "quorum",
 ) -> dict[str, Any]:
     """The broker definitions (RabbitMQ's import format) for ``queues``, without passwords.
+
+    ``queue_type`` is the services' ``BUS_QUEUE_TYPE``: they declare their queues with
+    it, and RabbitMQ refuses a declaration whose type differs from the queue it holds.
 
     Every user's ``password_hash`` is empty, which RabbitMQ reads as "cannot log in
     with a password" until :func:`with_password_hashes` fills it in.

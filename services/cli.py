@@ -11,21 +11,23 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.common.bus.amqp import QueueType
 from services.common.settings import Settings, load_settings
+from services.common.typer_es import SpanishTyper
 from services.tramitador.procedimientos.cli import app as procedimientos_app
 
 if TYPE_CHECKING:
     from services.backup import BackupManifest
 
-app = typer.Typer(
+app = SpanishTyper(
     help="Consistorio: e-administración para entidades locales.",
     no_args_is_help=True,
     # Shell completion would add English help lines; every help text of ours is Spanish.
     add_completion=False,
 )
-tenants_app = typer.Typer(help="Entidades locales (tenants).", no_args_is_help=True)
-dlq_app = typer.Typer(help="Mensajes en la cola de mensajes muertos.", no_args_is_help=True)
-broker_app = typer.Typer(help="Definiciones de RabbitMQ.", no_args_is_help=True)
+tenants_app = SpanishTyper(help="Entidades locales (tenants).", no_args_is_help=True)
+dlq_app = SpanishTyper(help="Mensajes en la cola de mensajes muertos.", no_args_is_help=True)
+broker_app = SpanishTyper(help="Definiciones de RabbitMQ.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(broker_app, name="broker")
@@ -85,7 +87,12 @@ def up(
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="registro, tramitador o gateway.")],
+    service: Annotated[
+        str,
+        typer.Argument(
+            help="registro, tramitador, sellado, csv, repositorio, pagos, notificaciones o gateway."
+        ),
+    ],
     port: Annotated[int, typer.Option(help="Puerto de escucha.")] = 8080,
     host: Annotated[str, typer.Option(help="Dirección de escucha.")] = "0.0.0.0",
 ) -> None:
@@ -293,7 +300,10 @@ def broker_definitions(
         ),
     ] = False,
     vhost: Annotated[str, typer.Option(help="Host virtual.")] = "consistorio",
-    queue_type: Annotated[str, typer.Option(help="quorum (producción) o classic.")] = "quorum",
+    queue_type: Annotated[
+        QueueType,
+        typer.Option(help="quorum (producción) o classic; el BUS_QUEUE_TYPE de los servicios."),
+    ] = "quorum",
 ) -> None:
     """Escribe las definiciones de RabbitMQ (colas de cada servicio, usuarios, políticas)."""
     import os

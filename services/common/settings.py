@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # Prefix of queue names, so two deployments (or test runs) can share a vhost.
     bus_queue_prefix: str = ""
     bus_prefetch: int = 20
+    # The type of the consumer queues this process declares. It must be the type the
+    # broker's definitions gave them (deploy/rabbitmq/definitions.json: quorum), or the
+    # broker refuses the declaration; classic for development and tests on a bare broker.
+    bus_queue_type: Literal["classic", "quorum"] = "classic"
     bus_max_attempts: int = 5
     bus_retry_base_seconds: float = 0.2
     outbox_poll_seconds: float = 1.0

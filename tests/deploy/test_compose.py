@@ -81,3 +81,19 @@ def test_no_password_is_written_in_the_file() -> None:
         assert password.startswith("${"), url
     for line in re.findall(r"(?:PASSWORD|PASS|SECRET_KEY|PASSPHRASE)[A-Z_]*: (.+)", text):
         assert line.startswith("${"), line
+
+
+def test_services_declare_the_queue_type_of_the_broker_definitions(
+    compose: dict[str, Any],
+) -> None:
+    definitions = json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+    types = {q["arguments"]["x-queue-type"] for q in definitions["queues"]}
+    for name in (*SERVICES, "gateway"):
+        assert {compose["services"][name]["environment"]["BUS_QUEUE_TYPE"]} == types, name
+
+
+def test_every_image_is_pinned_to_a_release(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        image = service["image"]
+        tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+        assert tag and tag != "latest", f"{name}: {image}"

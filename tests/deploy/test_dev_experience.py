@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer.main
+from typer import _click as click
 from typer.testing import CliRunner
 
 from services.cli import app as cli
@@ -53,16 +55,129 @@ def test_logs_are_json_unless_a_person_reads_them() -> None:
     assert wants_json(production, _Terminal()) is True
 
 
-def test_version_and_one_language_help() -> None:
+# Typer's and Click's own English, as they print it (help, usage line, errors).
+CLICK_ENGLISH = (
+    "Usage",
+    "Options",
+    "Commands",
+    "Arguments",
+    "Show this message",
+    "[default",
+    "[required",
+    "env var",
+    "Try '",
+    "for help",
+    "[OPTIONS]",
+    "COMMAND",
+    "[ARGS]",
+    "Missing",
+    "No such",
+    "Invalid value",
+    "Got unexpected",
+    "Did you mean",
+    "Possible options",
+    "does not exist",
+    "requires an argument",
+    "is not one of",
+    "Input should be",
+    "Aborted",
+)
+# Our own help written in English by mistake (a docstring is a command's help).
+OUR_ENGLISH = (
+    "Runs ",
+    "Prints ",
+    "Lists ",
+    "Adds ",
+    "Applies ",
+    "Imports ",
+    "Writes ",
+    "completion",
+)
+
+
+def _english(text: str) -> list[str]:
+    return [word for word in (*CLICK_ENGLISH, *OUR_ENGLISH) if word in text]
+
+
+def _consistorio(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed ``consistorio`` command (this checkout's code first), in its own process."""
+    script = Path(sys.executable).with_name("consistorio")
+    fallback = "import sys; from services.cli import main; sys.argv[0] = 'consistorio'; main()"
+    command = [str(script)] if script.exists() else [sys.executable, "-c", fallback]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
+    env.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def test_version() -> None:
     from importlib.metadata import version
 
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"consistorio {version('consistorio')}"
-    english = ("Runs ", "Prints ", "Lists ", "Adds ", "Applies ", "Sends ", "completion")
-    for args in ([], ["tenants"], ["dlq"], ["broker"]):
-        text = CliRunner().invoke(cli, [*args, "--help"], terminal_width=200).output
-        assert not [w for w in english if w in text], text
+
+
+def test_help_speaks_spanish_only() -> None:
+    main = _consistorio("--help")
+    assert main.returncode == 0, main.stderr
+    assert "Uso: consistorio [OPCIONES] ORDEN [ARGUMENTOS]..." in main.stdout
+    for spanish in ("Opciones", "Órdenes", "Muestra esta ayuda y sale.", "Muestra la versión"):
+        assert spanish in main.stdout, main.stdout
+    assert not _english(main.stdout), main.stdout
+    sub = _consistorio("procedimientos", "import", "--help")
+    assert sub.returncode == 0, sub.stderr
+    for spanish in ("Uso: consistorio procedimientos import", "Argumentos", "[obligatorio]"):
+        assert spanish in sub.stdout, sub.stdout
+    assert "[por defecto: no-publicar]" in sub.stdout
+    assert not _english(sub.stdout), sub.stdout
+    wrong = _consistorio("serve")
+    assert wrong.returncode == 2
+    assert "Pruebe 'consistorio serve --help' para ver la ayuda." in wrong.stderr
+    assert "Falta el argumento 'service'." in wrong.stderr
+    assert not _english(wrong.stderr), wrong.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "spanish"),
+    [
+        (["nada"], "No existe la orden 'nada'."),
+        (["tenants", "lst"], "¿Quería decir 'list'?"),
+        (["up", "--port", "abc"], "Valor no válido para '--port': debe ser un número entero"),
+        (["up", "--nada"], "No existe la opción --nada."),
+        (["up", "sobra"], "Sobran argumentos: sobra"),
+        (["token", "--tenant"], "La opción '--tenant' necesita un valor."),
+        (["broker", "definitions", "--queue-type", "x"], "'x' no es ninguno de 'classic',"),
+        (["procedimientos", "import", "--tenant", "03014", "/no/existe.yaml"], "no existe."),
+        (["tenants", "list"], "Valor no válido: DATABASE_URL no está definida."),
+    ],
+)
+def test_usage_errors_speak_spanish(args: list[str], spanish: str) -> None:
+    result = CliRunner().invoke(
+        cli, args, prog_name="consistorio", env={"COLUMNS": "200", "DATABASE_URL": ""}
+    )
+    assert result.exit_code == 2, result.output
+    assert spanish in result.stderr, result.stderr
+    assert not _english(result.stderr), result.stderr
+
+
+def test_every_command_help_speaks_spanish() -> None:
+    group = typer.main.get_command(cli)
+    assert isinstance(group, click.Command)
+
+    def paths(command: click.Command, prefix: list[str]) -> Iterator[list[str]]:
+        yield prefix
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, [*prefix, name])
+
+    seen = 0
+    for path in paths(group, []):
+        text = CliRunner().invoke(cli, [*path, "--help"], terminal_width=200).output
+        assert "Uso: " in text, path
+        assert not _english(text), (path, text)
+        seen += 1
+    assert seen > 15
 
 
 def _free_port() -> int:

@@ -25,7 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
+from packaging.utils import canonicalize_name
 
+from tests.deploy.test_constraints import pins
 from tests.support.servers import require_tool
 
 pytestmark = pytest.mark.image
@@ -133,6 +135,30 @@ def test_version_runs_inside_the_image(mounted: Path) -> None:
         "--version",
     )
     assert out.stdout.strip().startswith("consistorio ")
+
+
+def test_the_image_holds_the_pinned_versions(mounted: Path) -> None:
+    listing = (
+        "import json, importlib.metadata as m; "
+        "print(json.dumps({d.name: d.version for d in m.distributions()}))"
+    )
+    out = run(
+        "chroot",
+        "--userspec=10001:10001",
+        str(mounted),
+        "/opt/consistorio/bin/python",
+        "-c",
+        listing,
+    )
+    installed = {
+        canonicalize_name(name): version for name, version in json.loads(out.stdout).items()
+    }
+    installed.pop("consistorio")
+    # The venv's own seed (python -m venv), not something the build resolved.
+    installed.pop("setuptools", None)
+    pinned = pins()
+    unpinned = {n: v for n, v in installed.items() if n not in pinned or str(pinned[n]) != v}
+    assert not unpinned, f"installed outside deploy/constraints.txt: {unpinned}"
 
 
 def _free_port() -> int:

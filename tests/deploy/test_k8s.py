@@ -8,6 +8,7 @@ Ingress publishes the public paths and nothing else, and no secret value is writ
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -149,3 +150,16 @@ def test_only_the_gateway_takes_traffic_from_outside(rendered: list[dict[str, An
                     assert component in ("gateway", "registro"), name
                 else:
                     assert namespace == "monitoring", name
+
+
+def test_services_declare_the_queue_type_of_the_broker_definitions(
+    rendered: list[dict[str, Any]],
+) -> None:
+    definitions = json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+    types = {q["arguments"]["x-queue-type"] for q in definitions["queues"]}
+    (config,) = of_kind(rendered, "ConfigMap").values()
+    assert {config["data"]["BUS_QUEUE_TYPE"]} == types
+    for deployment in of_kind(rendered, "Deployment").values():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        sources = [s.get("configMapRef", {}).get("name") for s in container["envFrom"]]
+        assert config["metadata"]["name"] in sources

@@ -1,8 +1,10 @@
 """The committed RabbitMQ definitions match the code, and load into a real broker.
 
-The broker test imports the definitions into a vhost of its own, logs in as a
+The broker tests import the definitions into a vhost of their own. One logs in as a
 service user and as a council backoffice user, and shows what each may do: the
-backoffice reads its council's events and is refused another council's keys.
+backoffice reads its council's events and is refused another council's keys. Another
+runs a service on the definitions' quorum queues (``BUS_QUEUE_TYPE=quorum``) and
+shows an event delivered, and a process configured for classic queues refused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from aiormq.exceptions import ChannelAccessRefused
 from typer.testing import CliRunner
 
+from services.bootstrap import build_platform
 from services.broker import (
     DEAD_LETTER_QUEUE,
     backoffice_user,
@@ -30,7 +33,13 @@ from services.broker import (
     with_password_hashes,
 )
 from services.cli import app as cli
+from services.common.bus.amqp import AmqpTransport, QueueMismatch
+from services.common.bus.transport import Delivery
+from services.common.settings import Settings
+from services.tramitador import handlers
+from tests.integration.test_bus_reliability import asiento_event, count_expedientes, publish
 from tests.support.servers import require_server
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "deploy" / "rabbitmq" / "definitions.json"
@@ -186,6 +195,64 @@ async def test_definitions_load_and_backoffice_sees_only_its_council(
             await own_exchange.publish(
                 aio_pika.Message(body=b"no"), routing_key="03015.tributos.pago.registrado.v1"
             )
+
+
+async def test_services_consume_the_quorum_queues_of_the_definitions(
+    broker_vhost: tuple[str, str], settings: Settings, new_tenant
+) -> None:
+    vhost, prefix = broker_vhost
+    defs = definitions(await load_consumer_queues(), vhost=vhost, user_prefix=prefix)
+    passwords = {u["name"]: uuid.uuid4().hex for u in defs["users"]}
+    with httpx.Client(base_url=MANAGEMENT, auth=ADMIN, timeout=30) as client:
+        client.post(
+            "/api/definitions", json=with_password_hashes(defs, passwords)
+        ).raise_for_status()
+    tramitador = _amqp(f"{prefix}tramitador", passwords[f"{prefix}tramitador"], vhost)
+    registro = _amqp(f"{prefix}registro", passwords[f"{prefix}registro"], vhost)
+    queue = f"tramitador.{handlers.CONSUMERS[0].name}"
+    tenant = await new_tenant()
+
+    # The tramitador, as its own broker user, consumes the quorum queue the definitions made.
+    quorum = settings.model_copy(update={"amqp_url": tramitador, "bus_queue_type": "quorum"})
+    platform = await build_platform(quorum, ["tramitador"])
+    publisher = AmqpTransport(registro, queue_type="quorum")
+    try:
+        await platform.start()
+        with httpx.Client(base_url=MANAGEMENT, auth=ADMIN, timeout=10) as client:
+            listed = client.get(f"/api/queues/{vhost}/{queue}").json()
+        assert listed["type"] == "quorum"
+        await publish(publisher, asiento_event(tenant))
+        await eventually(
+            lambda: _equals(count_expedientes(platform.runtimes["tramitador"].db, tenant), 1)
+        )
+    finally:
+        await publisher.close()
+        await platform.close()
+
+    # A process left on classic queues is refused, and says which setting to fix.
+    classic = settings.model_copy(update={"amqp_url": tramitador, "bus_queue_type": "classic"})
+    refused = await build_platform(classic, ["tramitador"])
+    try:
+        with pytest.raises(QueueMismatch, match=rf"{queue}.*BUS_QUEUE_TYPE.*PRECONDITION_FAILED"):
+            await refused.start()
+    finally:
+        await refused.close()
+
+    # The transport alone: declaring the quorum queue as classic is refused the same way.
+    transport = AmqpTransport(tramitador, queue_type="classic")
+
+    async def never(delivery: Delivery) -> None:
+        raise AssertionError("no delivery expected")
+
+    try:
+        with pytest.raises(QueueMismatch, match="x-queue-type 'classic'"):
+            await transport.subscribe(queue, ["*.registro.asiento.registrado.v1"], never)
+    finally:
+        await transport.close()
+
+
+async def _equals(value, expected: int) -> bool:
+    return (await value) == expected
 
 
 def test_compose_reads_the_passwords_from_the_environment(tmp_path: Path) -> None:

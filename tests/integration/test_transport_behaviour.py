@@ -1,6 +1,7 @@
 """One behaviour suite for every bus transport, so embedded and distributed mode agree.
 
-Each test runs against the in-process transport and against RabbitMQ. Queue names
+Each test runs against the in-process transport and against RabbitMQ, on classic
+queues and on quorum queues (``BUS_QUEUE_TYPE``, what production uses). Queue names
 and routing-key words are unique per test, so runs sharing one broker do not see
 each other's messages; every queue a test declares is deleted when it ends.
 """
@@ -68,6 +69,7 @@ class Bus:
                 connect_timeout=2.0,
                 publish_timeout=3.0,
                 retry_delay=RETRY_DELAY,
+                queue_type="quorum" if self.kind == "amqp-quorum" else "classic",
             )
         self._transports.append(made)
         return made
@@ -96,10 +98,10 @@ class Bus:
             await cleaner.close()
 
 
-@pytest.fixture(params=["inprocess", "amqp"])
+@pytest.fixture(params=["inprocess", "amqp", "amqp-quorum"])
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     """The transport kind under test; AMQP needs the broker (and fails without it in CI)."""
-    if request.param == "amqp":
+    if request.param != "inprocess":
         require_server("RabbitMQ", BROKER_HOST, BROKER_PORT)
     made = Bus(request.param)
     try:

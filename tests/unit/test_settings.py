@@ -101,3 +101,10 @@ def test_development_may_use_an_anonymous_s3(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("ENVIRONMENT", raising=False)
     settings = Settings(s3_endpoint="127.0.0.1:9000", s3_access_key=None, s3_secret_key=None)
     assert settings.s3_endpoint == "127.0.0.1:9000"
+
+
+def test_bus_queue_type_is_classic_by_default_and_only_a_type_rabbitmq_has() -> None:
+    assert Settings().bus_queue_type == "classic"
+    assert Settings(bus_queue_type="quorum").bus_queue_type == "quorum"
+    with pytest.raises(ValidationError, match="bus_queue_type"):
+        Settings(bus_queue_type="stream")

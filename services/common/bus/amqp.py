@@ -14,6 +14,12 @@ they need different failure handling:
 Messages are published persistent to a durable topic exchange with publisher
 confirms; queues are durable and consumed with manual acks, so a message leaves its
 queue only once a handler has acked it.
+
+Every queue is declared with its ``x-queue-type`` (``BUS_QUEUE_TYPE``): RabbitMQ
+compares a redeclaration with the queue it holds, so a process must name the type the
+deployment's definitions gave the queue (quorum in production). A mismatch is a
+configuration error, raised as :class:`QueueMismatch` naming the setting, not an
+outage to retry.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import aio_pika
 import aiormq
@@ -45,7 +52,9 @@ from services.common.bus.transport import (
     TransportUnavailable,
 )
 
-__all__ = ["AmqpTransport"]
+__all__ = ["AmqpTransport", "QueueMismatch", "QueueType"]
+
+QueueType = Literal["classic", "quorum"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,14 @@ def _header_value(value: object) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", errors="replace")
     return str(value)
+
+
+class QueueMismatch(Exception):
+    """The broker holds the queue with other arguments (its type) than this process declares.
+
+    Retrying cannot help: the process is configured for another queue type than the
+    broker's definitions (``BUS_QUEUE_TYPE``), so it must stop and say so.
+    """
 
 
 class _AmqpDelivery(Delivery):
@@ -127,14 +144,19 @@ class AmqpTransport(Transport):
         connect_timeout: float = 5.0,
         publish_timeout: float = 5.0,
         retry_delay: float = 1.0,
+        queue_type: QueueType = "classic",
     ) -> None:
         """``connect_timeout`` and ``publish_timeout`` bound every wait on the broker.
 
         ``retry_delay`` is how long a message whose handler raised without settling
         it waits before it is requeued, so that a failing handler is not a hot loop.
+        ``queue_type`` is the ``x-queue-type`` every queue is declared with.
         """
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1")
+        if queue_type not in ("classic", "quorum"):
+            raise ValueError(f"unknown queue type {queue_type!r}: classic or quorum")
+        self._queue_type = queue_type
         self._url = url
         self._exchange_name = exchange
         self._prefetch = prefetch
@@ -211,8 +233,13 @@ class AmqpTransport(Transport):
             ) from exc
 
     async def subscribe(self, queue: str, bindings: list[str], handler: Handler) -> None:
-        """Declares the durable ``queue``, binds each pattern, adds one consumer to it."""
+        """Declares the durable ``queue`` of this transport's type, binds each pattern, and
+        adds one consumer to it.
+
+        Raises :class:`QueueMismatch` when the broker holds ``queue`` with another type.
+        """
         connection = await self._consumer_connection()
+        channel: AbstractChannel | None = None
         try:
             async with asyncio.timeout(self._connect_timeout):
                 channel = await connection.channel()
@@ -220,11 +247,24 @@ class AmqpTransport(Transport):
                 exchange = await channel.declare_exchange(
                     self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
                 )
-                declared = await channel.declare_queue(queue, durable=True, arguments=None)
+                declared = await channel.declare_queue(
+                    queue, durable=True, arguments={"x-queue-type": self._queue_type}
+                )
                 for pattern in bindings:
                     await declared.bind(exchange, routing_key=pattern)
                 tag = await declared.consume(self._on_message_for(queue, handler), no_ack=False)
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            # A robust channel the broker closed would be reopened in the background.
+            if channel is not None:
+                await _close_quietly(channel)
+            raise QueueMismatch(
+                f"RabbitMQ holds queue {queue!r} with other arguments than this process "
+                f"declares (x-queue-type {self._queue_type!r}): set BUS_QUEUE_TYPE to the "
+                f"type of the broker's definitions. The broker said: {exc}"
+            ) from exc
         except _BROKER_ERRORS as exc:
+            if channel is not None:
+                await _close_quietly(channel)
             raise TransportUnavailable(f"could not subscribe {queue!r}: {exc!r}") from exc
         self._subscriptions.append(_Subscription(queue, channel, declared, tag))
 

@@ -13,6 +13,7 @@ from services.common.contracts import ContractRegistry
 from services.common.db import Database, tenant_transaction
 from services.common.errors import ProblemError
 from services.common.settings import load_settings
+from services.common.typer_es import SpanishTyper
 from services.common.uow import Actor, UnitOfWork
 from services.tramitador.metadata import kernel
 from services.tramitador.procedimientos import service
@@ -20,7 +21,7 @@ from services.tramitador.procedimientos.domain import EstadoVersion
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Catálogo de procedimientos del tramitador.", no_args_is_help=True)
+app = SpanishTyper(help="Catálogo de procedimientos del tramitador.", no_args_is_help=True)
 
 Tenant = Annotated[str, typer.Option("--tenant", help="Código INE de la entidad.")]
 
@@ -38,7 +39,7 @@ def importar(
     tenant: Tenant,
     publicar: Annotated[bool, typer.Option(help="Publica cada versión importada.")] = False,
 ) -> None:
-    """Imports each YAML file as a new borrador version (and publishes it if asked)."""
+    """Importa cada fichero YAML como una versión en borrador (y la publica si se pide)."""
 
     async def _run() -> None:
         db = _database()
@@ -74,7 +75,7 @@ def exportar(
     directorio: Annotated[Path, typer.Option("--dir", help="Carpeta de destino.")] = Path("."),
     codigo: Annotated[str | None, typer.Option(help="Solo este procedimiento.")] = None,
 ) -> None:
-    """Writes the published version of each procedure as ``<codigo>.yaml``."""
+    """Escribe la versión publicada de cada procedimiento como <codigo>.yaml."""
 
     async def _run() -> None:
         db = _database()
