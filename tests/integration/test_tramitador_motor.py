@@ -755,3 +755,26 @@ async def test_an_asiento_naming_an_oficio_only_procedure_opens_nothing(
         f"{T}/expedientes", headers=bearer(token(tenant, "tramitador"))
     )
     assert [e["id"] for e in listed.json()["items"]] == [marker]
+
+
+async def test_every_expediente_is_announced_once_by_its_start_event(
+    clients, platform: Platform, new_tenant, token
+) -> None:
+    """``iniciado`` says how the expediente started: from an asiento (solicitud) or by the
+    council's acuerdo de inicio (oficio, art. 58), which has no asiento."""
+    tenant = await new_tenant()
+    events = await collect_events(platform.transport, f"{tenant}.tramitador.#")
+    solicitud = await open_by_asiento(clients, tenant, token, "generico")
+    oficio = await open_de_oficio(clients["tramitador"], tenant, token, "expediente-sancionador")
+    iniciado = "tramitador.expediente.iniciado.v1"
+    [de_oficio] = await eventually(lambda: _for(events, iniciado, oficio))
+    [por_asiento] = await eventually(lambda: _for(events, iniciado, solicitud))
+    assert de_oficio.data["iniciacion"] == "oficio"
+    assert (de_oficio.data["asiento_id"], de_oficio.data["asiento_numero"]) == (None, None)
+    assert de_oficio.data["procedimiento"] == "expediente-sancionador"
+    assert de_oficio.data["estado"] == "iniciado"
+    assert de_oficio.data["interesados"][0]["identificador"]
+    assert por_asiento.data["iniciacion"] == "solicitud"
+    assert por_asiento.data["asiento_numero"].startswith("E/")
+    await asyncio.sleep(0.2)
+    assert len([e for e in events if str(e.name) == iniciado]) == 2

@@ -184,6 +184,13 @@ async def abrir_expediente_por_asiento(
     if expediente is None:
         _log.info("asiento %s names no published procedure %s", asiento["numero"], codigo)
         return None
+    _anunciar_inicio(uow, expediente, iniciacion="solicitud")
+    return expediente
+
+
+def _anunciar_inicio(uow: UnitOfWork, expediente: ExpedienteRead, *, iniciacion: str) -> None:
+    """``tramitador.expediente.iniciado.v1``, in the transaction that opened it: the one
+    event that tells backoffices a new expediente exists, however it started."""
     snapshot = expediente.model_dump(mode="json")
     uow.emit(
         EXPEDIENTE_INICIADO,
@@ -193,7 +200,8 @@ async def abrir_expediente_por_asiento(
             "anio": expediente.anio,
             "secuencia": expediente.secuencia,
             "procedimiento": expediente.procedimiento,
-            "estado": expediente.estado.value,
+            "estado": domain.EstadoExpediente.INICIADO.value,
+            "iniciacion": iniciacion,
             "asiento_id": expediente.asiento_id,
             "asiento_numero": expediente.asiento_numero,
             "fecha_inicio": snapshot["fecha_inicio"],
@@ -201,7 +209,6 @@ async def abrir_expediente_por_asiento(
         },
         subject=expediente.numero,
     )
-    return expediente
 
 
 async def abrir_expediente_de_oficio(uow: UnitOfWork, *, datos: ExpedienteCreate) -> ExpedienteRead:
@@ -222,6 +229,7 @@ async def abrir_expediente_de_oficio(uow: UnitOfWork, *, datos: ExpedienteCreate
             f"No hay ninguna versión publicada del procedimiento {datos.procedimiento}.",
             errors=[FieldError("procedimiento", "no existe o no está publicado")],
         )
+    _anunciar_inicio(uow, expediente, iniciacion="oficio")
     return expediente
 
 
