@@ -778,3 +778,50 @@ async def test_every_expediente_is_announced_once_by_its_start_event(
     assert por_asiento.data["asiento_numero"].startswith("E/")
     await asyncio.sleep(0.2)
     assert len([e for e in events if str(e.name) == iniciado]) == 2
+
+
+async def test_two_schedulers_move_an_expired_audiencia_on_to_the_propuesta_once(
+    clients, platform: Platform, new_tenant, token
+) -> None:
+    """Art. 82: when the plazo de audiencia ends the procedure goes on. The definition's
+    ``al_vencer`` (cerrar-audiencia) takes the expediente to the propuesta, once."""
+    tenant = await new_tenant()
+    client = clients["tramitador"]
+    headers = bearer(token(tenant, "tramitador"))
+    ids = [await open_by_asiento(clients, tenant, token, "generico") for _ in range(2)]
+    for expediente_id in ids:
+        for _ in range(10):
+            detalle = (await client.get(f"{T}/expedientes/{expediente_id}", headers=headers)).json()
+            if detalle["fase"] == "audiencia":
+                break
+            await step(
+                client,
+                headers,
+                {
+                    **detalle,
+                    "acciones": [
+                        a for a in detalle["acciones"] if a["codigo"] != "cerrar-audiencia"
+                    ],
+                },
+            )
+        assert detalle["fase"] == "audiencia"
+        audiencia = {p["tipo"]: p for p in detalle["plazos"]}["audiencia"]
+        assert audiencia["estado"] == "abierto"
+    runtime = platform.runtimes["tramitador"]
+    replicas = [Programador(runtime), Programador(runtime)]
+    vencida = date.fromisoformat(audiencia["vencimiento"]) + timedelta(days=1)
+    # The day it ends the plazo still runs: nothing moves.
+    on_the_day = vencida - timedelta(days=1)
+    assert await replicas[0].pasada(hoy=on_the_day, entidades=[tenant]) == 0
+    hechos = await asyncio.gather(*(r.pasada(hoy=vencida, entidades=[tenant]) for r in replicas))
+    assert sum(hechos) == 2
+    assert await replicas[1].pasada(hoy=vencida, entidades=[tenant]) == 0
+    for expediente_id in ids:
+        detalle = (await client.get(f"{T}/expedientes/{expediente_id}", headers=headers)).json()
+        assert detalle["fase"] == "propuesta"
+        plazos = {p["tipo"]: p for p in detalle["plazos"]}
+        assert plazos["audiencia"]["estado"] == "vencido"
+        cerradas = [h for h in detalle["historial"] if h["accion"] == "cerrar-audiencia"]
+        assert len(cerradas) == 1 and cerradas[0]["actor"] == "sistema:plazos"
+        assert cerradas[0]["fase_hacia"] == "propuesta"
+        assert "formular-propuesta" in {a["codigo"] for a in detalle["acciones"]}

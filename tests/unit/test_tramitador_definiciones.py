@@ -54,6 +54,22 @@ def test_references_between_parts_are_checked() -> None:
     }
 
 
+def test_an_audiencia_says_what_happens_when_its_plazo_ends() -> None:
+    generico = next(d for d in definiciones_incluidas() if d.codigo == "generico")
+    assert generico.acciones["abrir-audiencia"]["al_vencer"] == "cerrar-audiencia"
+    acciones = generico.data["flujo"]["acciones"]
+    i = next(n for n, a in enumerate(acciones) if a["codigo"] == "abrir-audiencia")
+    sin = copy.deepcopy(generico.data)
+    del sin["flujo"]["acciones"][i]["al_vencer"]
+    # An action the expediente cannot take where the audiencia leaves it never fires.
+    imposible = copy.deepcopy(generico.data)
+    imposible["flujo"]["acciones"][i]["al_vencer"] = "formular-propuesta"
+    for data in (sin, imposible):
+        with pytest.raises(DefinicionInvalida) as caught:
+            validar(data)
+        assert [p.ruta for p in caught.value.problemas] == [f"flujo.acciones[{i}].al_vencer"]
+
+
 def test_yaml_that_is_not_a_mapping_is_refused() -> None:
     with pytest.raises(DefinicionInvalida):
         leer_yaml("- uno\n- dos\n")

@@ -200,10 +200,22 @@ def _referencias(data: dict[str, Any]) -> Iterator[Problema]:
         if accion["tipo"] in _CON_SENTIDO and not accion.get("sentidos"):
             yield Problema(f"{ruta}.sentidos", f"una acción {accion['tipo']} necesita sentidos")
         if "al_vencer" in accion:
-            if accion["al_vencer"] not in acciones:
+            siguiente = acciones.get(accion["al_vencer"])
+            if siguiente is None:
                 yield Problema(f"{ruta}.al_vencer", f"no existe la acción {accion['al_vencer']}")
+            elif hacia is not None and hacia not in siguiente["desde"]:
+                # At expiry the expediente is where this action left it: an action that
+                # cannot be taken there would leave the expediente waiting for nothing.
+                yield Problema(
+                    f"{ruta}.al_vencer",
+                    f"{accion['al_vencer']} no se puede realizar desde la fase {hacia}",
+                )
             if "plazo" not in accion:
                 yield Problema(f"{ruta}.plazo", "al_vencer necesita un plazo")
+        elif accion["tipo"] == "abrir-audiencia":
+            # Art. 82.2 and 82.4: once the plazo de audiencia ends, the procedure goes on
+            # to the propuesta; the definition says by which action.
+            yield Problema(f"{ruta}.al_vencer", "el trámite de audiencia necesita al_vencer")
         if accion.get("documento") and accion["documento"] not in plantillas:
             yield Problema(f"{ruta}.documento", f"no existe la plantilla {accion['documento']}")
 
