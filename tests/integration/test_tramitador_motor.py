@@ -23,7 +23,10 @@ from services.common.bus.envelope import EventName, ReceivedEvent, build_envelop
 from services.common.bus.transport import OutgoingMessage
 from services.common.db import Database, tenant_transaction
 from services.common.settings import Settings
+from services.common.uow import Actor
+from services.tramitador.expedientes import service as expedientes
 from services.tramitador.expedientes.scheduler import Programador
+from tests.integration.test_tramitador_calendario import tenant_in_province
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
@@ -825,3 +828,39 @@ async def test_two_schedulers_move_an_expired_audiencia_on_to_the_propuesta_once
         assert len(cerradas) == 1 and cerradas[0]["actor"] == "sistema:plazos"
         assert cerradas[0]["fase_hacia"] == "propuesta"
         assert "formular-propuesta" in {a["codigo"] for a in detalle["acciones"]}
+
+
+async def test_an_expedientes_plazos_count_the_holidays_where_its_interesado_lives(
+    clients, platform: Platform, database_url, token
+) -> None:
+    """Art. 30.6: a council in Alicante, an interesado who lives in Madrid. 2 November 2026
+    is a holiday in Madrid only, so the tenth día hábil of a subsanación requested on
+    19 October is 3 November for them, 2 November for a neighbour."""
+    tenant = await tenant_in_province(database_url, "03")
+    madrileno = await open_by_asiento(
+        clients, tenant, token, "generico", municipio="28079", provincia="28", pais="724"
+    )
+    vecino = await open_by_asiento(
+        clients, tenant, token, "generico", municipio="03014", provincia="03", pais="724"
+    )
+    runtime = platform.runtimes["tramitador"]
+    for expediente_id in (madrileno, vecino):
+        async with runtime.unit_of_work(tenant, Actor(sub="ana")) as uow:
+            await expedientes.realizar_accion(
+                uow,
+                expediente_id=expediente_id,
+                codigo="requerir-subsanacion",
+                datos={},
+                roles=frozenset({"tramitador"}),
+                hoy=date(2026, 10, 19),
+            )
+    headers = bearer(token(tenant, "tramitador"))
+    vencen = {}
+    for expediente_id in (madrileno, vecino):
+        detalle = (
+            await clients["tramitador"].get(f"{T}/expedientes/{expediente_id}", headers=headers)
+        ).json()
+        vencen[expediente_id] = {p["tipo"]: p for p in detalle["plazos"]}["subsanacion"][
+            "vencimiento"
+        ]
+    assert vencen == {madrileno: "2026-11-03", vecino: "2026-11-02"}

@@ -108,7 +108,9 @@ async def abrir(
         codigo=data["procedimiento"],
         version=data["procedimiento_version"],
     )
-    calendario = await calendario_de(uow.session, tenant_id=uow.tenant_id)
+    calendario = await calendario_de(
+        uow.session, tenant_id=uow.tenant_id, interesados=data["interesados"]
+    )
     return Contexto(uow, data, definicion, calendario, hoy or hoy_de(uow.tenant_id))
 
 

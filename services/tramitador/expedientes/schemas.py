@@ -33,6 +33,11 @@ class InteresadoCreate(BaseModel):
     nombre: str = Field(min_length=1, max_length=200)
     apellido1: str | None = Field(default=None, max_length=100)
     apellido2: str | None = Field(default=None, max_length=100)
+    municipio: str | None = Field(
+        default=None,
+        pattern=r"^\d{5}$",
+        description="Código INE del municipio de residencia: sus festivos cuentan (art. 30.6)",
+    )
 
     @field_validator("identificador")
     @classmethod

@@ -118,7 +118,7 @@ async def _abrir(
         "plazo_ampliado": False,
     }
     await session.execute(insert(expedientes).values(**row))
-    calendario = await calendario_de(session, tenant_id=uow.tenant_id)
+    calendario = await calendario_de(session, tenant_id=uow.tenant_id, interesados=interesados)
     ctx = motor.Contexto(uow, dict(row), definicion, calendario, motor.hoy_de(uow.tenant_id))
     # Art. 21.3: the resolution plazo runs from the entry in the register (solicitud) or
     # from the acuerdo de inicio (de oficio); a presentation on an inhábil day counts
@@ -378,7 +378,7 @@ async def consultar_expediente(
         codigo=data["procedimiento"],
         version=data["procedimiento_version"],
     )
-    calendario = await calendario_de(session, tenant_id=tenant_id)
+    calendario = await calendario_de(session, tenant_id=tenant_id, interesados=data["interesados"])
     hoy = motor.hoy_de(tenant_id)
     abiertos = (
         await session.execute(
