@@ -1,9 +1,11 @@
 """The tramitador's commands answered by the real services, on real PostgreSQL and the
 in-process bus: a licencia de vado reaches its payment phase, pagos issues the
 liquidación from ``tramitador.pago.requerir.v1``, a Cuaderno 60 cobros file pays it
-and the expediente moves on; its resolution is notified by notificaciones from
-``tramitador.notificacion.solicitar.v1``, the interesado opens it and the expediente
-moves on again."""
+and the expediente moves on; its resolution, issued by the real repositorio with CSV
+and seal, is notified by notificaciones from ``tramitador.notificacion.solicitar.v1``
+(after asking the repositorio that it exists), the interesado opens it, downloads it by
+its CSV, and the expediente moves on again. And what cannot be notified or charged
+becomes an incidencia that staff resolve."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 from services.bootstrap import Platform
 from services.common.bus.envelope import ReceivedEvent
 from services.common.settings import Settings
-from tests.integration.test_tramitador_motor import T, issue_documents, open_by_asiento, step
+from tests.integration.test_tramitador_motor import T, open_by_asiento, step
 from tests.support.pagos import configurar, fichero_cobros, linea_cobro
 from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
@@ -34,7 +36,8 @@ CIF = "B12345674"
 @pytest.fixture
 async def platform(settings: Settings) -> AsyncIterator[Platform]:
     async with running_platform(
-        settings, ["registro", "tramitador", "pagos", "notificaciones"]
+        settings,
+        ["registro", "tramitador", "pagos", "notificaciones", "repositorio", "csv", "sellado"],
     ) as built:
         yield built
 
@@ -46,12 +49,14 @@ async def clients(platform: Platform) -> AsyncIterator[dict[str, httpx.AsyncClie
         asgi_client(platform.apps["tramitador"]) as tramitador,
         asgi_client(platform.apps["pagos"]) as pagos,
         asgi_client(platform.apps["notificaciones"]) as notificaciones,
+        asgi_client(platform.apps["repositorio"]) as repositorio,
     ):
         yield {
             "registro": registro,
             "tramitador": tramitador,
             "pagos": pagos,
             "notificaciones": notificaciones,
+            "repositorio": repositorio,
         }
 
 
@@ -66,9 +71,7 @@ async def _hasta(
 ) -> None:
     """Takes the expediente through the preferred actions until it waits in ``fase``."""
     url = f"{T}/expedientes/{expediente_id}"
-    answered: set[str] = set()
     for _ in range(20):
-        await issue_documents(platform, tenant, events, answered)
         detalle = (await client.get(url, headers=headers)).json()
         if detalle["fase"] == fase:
             return
@@ -81,10 +84,10 @@ async def test_a_fee_and_a_resolution_answered_by_pagos_and_notificaciones(
 ) -> None:
     entidad = await configurar(clients["pagos"], lambda: new_tenant(), token, nif=CIF)
     tenant = entidad.tenant
+    # The repositorio issues the documents for real: the test answers no emitir command.
     events = await collect_events(
         platform.transport,
         f"{tenant}.tramitador.#",
-        f"{tenant}.repositorio.documento.emitir.v1",
         f"{tenant}.{COMPLETADO}",
         f"{tenant}.{PRACTICADA}",
     )
@@ -163,13 +166,9 @@ async def test_a_fee_and_a_resolution_answered_by_pagos_and_notificaciones(
 
     # The resolution, once issued, is notified by notificaciones from the real command.
     await _hasta(tramitador, platform, tenant, headers, events, expediente_id, "notificacion")
-    answered: set[str] = set()
-
-    async def solicitada() -> list[ReceivedEvent]:
-        await issue_documents(platform, tenant, events, answered)
-        return [e for e in events if str(e.name) == NOTIFICACION_SOLICITAR]
-
-    (solicitud,) = await eventually(solicitada)
+    (solicitud,) = await eventually(
+        lambda: [e for e in events if str(e.name) == NOTIFICACION_SOLICITAR], timeout=60
+    )
     ciudadano = bearer(token(tenant, "ciudadano", sub="garajes", nif=CIF))
 
     async def mias() -> list[dict[str, Any]]:
@@ -184,6 +183,15 @@ async def test_a_fee_and_a_resolution_answered_by_pagos_and_notificaciones(
         f"/api/v1/notificaciones/{notificacion['id']}/acceder", headers=ciudadano
     )
     assert abierta.status_code == 200, abierta.text
+    # Opened, the document can be downloaded by its CSV: the very PDF the repositorio issued.
+    documento = abierta.json()["documento"]
+    assert documento["documento_id"] == solicitud.data["documento"]["documento_id"]
+    assert documento["descarga"] == f"{documento['url_verificacion']}/documento"
+    assert documento["url_verificacion"].endswith(f"/verificar/{documento['csv']}")
+    pdf = await clients["repositorio"].get(
+        f"/api/v1/documentos/verificar/{documento['csv']}/documento"
+    )
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
     (practicada,) = await eventually(lambda: [e for e in events if str(e.name) == PRACTICADA])
     assert (practicada.data["solicitud_id"], practicada.data["expediente_id"]) == (
         solicitud.data["solicitud_id"],
