@@ -723,22 +723,11 @@ async def responder_consulta(uow: UnitOfWork, event: ReceivedEvent) -> None:
     except NotFound:
         actual = None
     if actual is not None:
-        version = actual.version_actual
-        emitida = (
-            await uow.session.execute(
-                select(emisiones.c.csv, emisiones.c.url_verificacion).where(
-                    emisiones.c.tenant_id == uow.tenant_id,
-                    emisiones.c.documento_id == documento_id,
-                    emisiones.c.version_emitida == version.version,
-                    emisiones.c.estado == EstadoEmision.EMITIDA.value,
-                )
-            )
-        ).first()
         respuesta.update(
             encontrado=True,
-            version=version.version,
-            nombre=version.nombre,
-            csv=emitida.csv if emitida else None,
-            url_verificacion=emitida.url_verificacion if emitida else None,
+            version=actual.version_actual.version,
+            nombre=actual.version_actual.nombre,
+            csv=actual.csv,
+            url_verificacion=actual.url_verificacion,
         )
     uow.emit(DOCUMENTO_CONSULTADO, respuesta, subject=documento_id or None)
