@@ -70,6 +70,17 @@ def test_an_audiencia_says_what_happens_when_its_plazo_ends() -> None:
         assert [p.ruta for p in caught.value.problemas] == [f"flujo.acciones[{i}].al_vencer"]
 
 
+def test_a_resolution_names_the_document_that_is_notified() -> None:
+    generico = next(d for d in definiciones_incluidas() if d.codigo == "generico")
+    acciones = generico.data["flujo"]["acciones"]
+    i = next(n for n, a in enumerate(acciones) if a["codigo"] == "resolver")
+    sin = copy.deepcopy(generico.data)
+    del sin["flujo"]["acciones"][i]["documento"]
+    with pytest.raises(DefinicionInvalida) as caught:
+        validar(sin)
+    assert [p.ruta for p in caught.value.problemas] == [f"flujo.acciones[{i}].documento"]
+
+
 def test_yaml_that_is_not_a_mapping_is_refused() -> None:
     with pytest.raises(DefinicionInvalida):
         leer_yaml("- uno\n- dos\n")

@@ -216,6 +216,10 @@ def _referencias(data: dict[str, Any]) -> Iterator[Problema]:
             # Art. 82.2 and 82.4: once the plazo de audiencia ends, the procedure goes on
             # to the propuesta; the definition says by which action.
             yield Problema(f"{ruta}.al_vencer", "el trámite de audiencia necesita al_vencer")
+        if accion["tipo"] == "resolver" and not accion.get("documento"):
+            # Art. 40.1: the resolution is notified with its text; without a document the
+            # notification could never be made and the expediente would wait for nothing.
+            yield Problema(f"{ruta}.documento", "una resolución necesita su documento")
         if accion.get("documento") and accion["documento"] not in plantillas:
             yield Problema(f"{ruta}.documento", f"no existe la plantilla {accion['documento']}")
 
