@@ -63,6 +63,8 @@ class DocumentosClient:
                 documento_id=str(body["id"]),
                 version=int(actual["version"]),
                 nombre=actual["nombre"],
+                csv=body.get("csv"),
+                url_verificacion=body.get("url_verificacion"),
             )
         if response.status_code == 404:
             raise Unprocessable(

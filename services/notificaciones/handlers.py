@@ -4,7 +4,9 @@ The sellado's replies need nothing but the unit of work (static ``CONSUMERS``);
 the acuses need the tenant directory (the entity's name and DIR3 code go on the
 document), so :func:`consumers` binds them when the app is built. ``solicitudes``
 takes the tramitador's command ``tramitador.notificacion.solicitar.v1`` (the council's
-name is the notification's emisor, the app's clock its instant).
+name is the notification's emisor, the app's clock its instant) and asks the repositorio
+about its document; ``consultas`` takes the answer and creates the notifications, or fails
+them when the document does not exist.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def consumers(tenants: TenantDirectory, reloj: Callable[[], Clock]) -> tuple[Con
             uow, datos=event.data, emisor=entidad.nombre, ahora=reloj().now()
         )
 
+    async def on_consultado(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """The repositorio answered whether the document of a waiting command exists."""
+        await service.atender_consulta(uow, datos=event.data, ahora=reloj().now())
+
     async def on_resultado(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """A notification reached its outcome: its acuse is to be issued."""
         await acuses.pedir_acuse(uow, event, tenants=tenants)
@@ -50,6 +56,9 @@ def consumers(tenants: TenantDirectory, reloj: Callable[[], Clock]) -> tuple[Con
         *CONSUMERS,
         ConsumerSpec(
             name="solicitudes", events=(service.SOLICITAR_NOTIFICACION,), handler=on_solicitud
+        ),
+        ConsumerSpec(
+            name="consultas", events=(service.DOCUMENTO_CONSULTADO,), handler=on_consultado
         ),
         ConsumerSpec(
             name="acuses",

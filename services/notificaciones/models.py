@@ -44,6 +44,10 @@ notificaciones = Table(
     Column("documento_id", UUID(as_uuid=False), nullable=False),
     Column("documento_version", Integer),
     Column("documento_nombre", String(255)),
+    # The CSV of the version notified, when it was issued with one (migration 0005): the
+    # addressee downloads it, once practicada, at the public /verificar/{csv}/documento.
+    Column("documento_csv", String(29)),
+    Column("documento_url", Text),
     Column("expediente_id", String(100)),
     Column("concepto", String(500), nullable=False),
     Column("emisor", String(200), nullable=False),
@@ -179,4 +183,19 @@ acuses = Table(
     Column("motivo", Text),
     Column("solicitado_en", DateTime(timezone=True), nullable=False),
     Column("actualizado_en", DateTime(timezone=True), nullable=False),
+)
+
+# A command of the tramitador waiting for the repositorio's answer about its document
+# (repositorio.documento.consultar.v1): one per solicitud, answered once (migration 0005).
+consultas = Table(
+    "consultas",
+    metadata,
+    Column("tenant_id", String(5), primary_key=True),
+    Column("solicitud_id", UUID(as_uuid=False), primary_key=True),
+    Column("documento_id", UUID(as_uuid=False), nullable=False),
+    Column("datos", JSONB, nullable=False),
+    Column("emisor", String(200), nullable=False),
+    Column("estado", String(12), nullable=False),
+    Column("creada_en", DateTime(timezone=True), nullable=False),
+    Column("atendida_en", DateTime(timezone=True)),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from services.notificaciones.domain import (
     Canal,
@@ -118,11 +118,25 @@ class NotificacionCreate(BaseModel):
 
 
 class DocumentoNotificado(BaseModel):
-    """The exact version of the document a notification carries."""
+    """The exact version of the document a notification carries, and, when it was issued
+    with a CSV, where its addressee downloads it once practicada."""
 
     documento_id: str
     version: int | None = None
     nombre: str | None = None
+    csv: str | None = Field(default=None, description="Código Seguro de Verificación")
+    url_verificacion: str | None = Field(
+        default=None, description="Dirección pública de verificación del CSV"
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Descarga pública del documento por su CSV (art. 27.3.c de la Ley 39/2015)"
+    )
+    @property
+    def descarga(self) -> str | None:
+        """The public download of a document issued with a CSV: anybody holding the code
+        may check and download the document, which is why it is shown only once opened."""
+        return f"{self.url_verificacion}/documento" if self.url_verificacion else None
 
 
 class IntentoCreate(BaseModel):

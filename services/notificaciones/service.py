@@ -36,7 +36,7 @@ from services.notificaciones.domain import (
     vencimiento,
 )
 from services.notificaciones.evidencias import solicitar_sellos
-from services.notificaciones.models import avisos, intentos, notificaciones, sellos
+from services.notificaciones.models import avisos, consultas, intentos, notificaciones, sellos
 from services.notificaciones.schemas import (
     AvisoRead,
     DocumentoNotificado,
@@ -50,9 +50,11 @@ from services.notificaciones.schemas import (
 )
 
 __all__ = [
+    "DOCUMENTO_CONSULTADO",
     "EVENTOS",
     "Filtros",
     "acceder",
+    "atender_consulta",
     "SOLICITAR_NOTIFICACION",
     "crear_notificaciones",
     "get_notificacion",
@@ -107,6 +109,16 @@ def _datos_evento(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _documento(row: dict[str, Any]) -> DocumentoNotificado:
+    return DocumentoNotificado(
+        documento_id=row["documento_id"],
+        version=row["documento_version"],
+        nombre=row["documento_nombre"],
+        csv=row.get("documento_csv"),
+        url_verificacion=row.get("documento_url"),
+    )
+
+
 def _read(
     row: dict[str, Any],
     filas_intentos: Sequence[dict[str, Any]] = (),
@@ -115,11 +127,7 @@ def _read(
     return NotificacionRead.model_validate(
         {
             **row,
-            "documento": {
-                "documento_id": row["documento_id"],
-                "version": row["documento_version"],
-                "nombre": row["documento_nombre"],
-            },
+            "documento": _documento(row),
             "intentos": [IntentoRead.model_validate(i) for i in filas_intentos],
             "avisos": [AvisoRead.model_validate(a) for a in filas_avisos],
         }
@@ -132,13 +140,7 @@ def vista_ciudadano(row: dict[str, Any]) -> NotificacionCiudadano:
     return NotificacionCiudadano.model_validate(
         {
             **row,
-            "documento": {
-                "documento_id": row["documento_id"],
-                "version": row["documento_version"],
-                "nombre": row["documento_nombre"],
-            }
-            if practicada
-            else None,
+            "documento": _documento(row) if practicada else None,
         }
     )
 
@@ -159,51 +161,30 @@ async def crear_notificaciones(
     nothing is written, so staff fix it and send it again.
     """
     zona = tenant_timezone(uow.tenant_id)
+    errores = sin_datos_de_canal(datos)
+    if errores:
+        raise Unprocessable("Hay interesados que no se pueden notificar así.", errors=errores)
     filas: list[dict[str, Any]] = []
-    errores: list[FieldError] = []
-    for i, interesado in enumerate(datos.interesados):
+    for interesado in datos.interesados:
         canal = _canal(interesado)
-        if canal is Canal.POSTAL and interesado.direccion_postal is None:
-            errores.append(
-                FieldError(
-                    f"interesados[{i}].direccion_postal",
-                    "quien no se relaciona electrónicamente se notifica en papel: falta la "
-                    "dirección postal",
-                )
-            )
-            continue
         electronica = canal is Canal.ELECTRONICO
         filas.append(
             {
-                "id": str(uuid.uuid4()),
-                "tenant_id": uow.tenant_id,
-                "estado": (Estado.PUESTA_DISPOSICION if electronica else Estado.EN_REPARTO).value,
-                "canal": canal.value,
-                "documento_id": documento.documento_id,
-                "documento_version": documento.version,
-                "documento_nombre": documento.nombre,
-                "expediente_id": datos.expediente_id,
-                "concepto": datos.concepto,
-                "emisor": emisor,
-                "interesado": interesado.model_dump(mode="json"),
-                "interesado_identificador": interesado.identificador,
-                "representante_identificador": (
-                    interesado.representante.identificador if interesado.representante else None
+                **_fila_nueva(
+                    uow,
+                    interesado,
+                    datos=datos,
+                    documento=documento,
+                    emisor=emisor,
+                    ahora=ahora,
+                    origen=origen,
+                    solicitud_id=solicitud_id,
                 ),
-                "origen": origen,
-                "solicitud_id": solicitud_id,
-                "creada_en": ahora,
+                "estado": (Estado.PUESTA_DISPOSICION if electronica else Estado.EN_REPARTO).value,
                 "puesta_en": ahora,
                 "vence_en": vencimiento(ahora, zona) if electronica else None,
-                "efectos_en": None,
-                "fecha_legal": None,
-                "publicacion": None,
-                "motivo": None,
-                "actualizada_en": ahora,
             }
         )
-    if errores:
-        raise Unprocessable("Hay interesados que no se pueden notificar así.", errors=errores)
     for fila in filas:
         uow.add(notificaciones, fila)
         if fila["canal"] == Canal.ELECTRONICO.value:
@@ -235,37 +216,151 @@ async def crear_notificaciones(
     return [_read(fila) for fila in filas]
 
 
+_SIN_DIRECCION = (
+    "quien no se relaciona electrónicamente se notifica en papel: falta la dirección postal"
+)
+
+
+def _sin_canal(interesado: InteresadoNotificado) -> bool:
+    """A person notified on paper (art. 14.1: they did not choose the electronic channel)
+    with no postal address cannot be notified by any channel."""
+    return _canal(interesado) is Canal.POSTAL and interesado.direccion_postal is None
+
+
+def sin_datos_de_canal(datos: NotificacionCreate) -> list[FieldError]:
+    """The interesados who cannot be notified by any channel, as 422 field errors."""
+    return [
+        FieldError(f"interesados[{i}].direccion_postal", _SIN_DIRECCION)
+        for i, interesado in enumerate(datos.interesados)
+        if _sin_canal(interesado)
+    ]
+
+
+def _fila_nueva(
+    uow: UnitOfWork,
+    interesado: InteresadoNotificado,
+    *,
+    datos: NotificacionCreate,
+    documento: DocumentoNotificado,
+    emisor: str,
+    ahora: datetime,
+    origen: str,
+    solicitud_id: str | None,
+) -> dict[str, Any]:
+    """A new notification's row, before the state its creation gives it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "tenant_id": uow.tenant_id,
+        "canal": _canal(interesado).value,
+        "documento_id": documento.documento_id,
+        "documento_version": documento.version,
+        "documento_nombre": documento.nombre,
+        "documento_csv": documento.csv,
+        "documento_url": documento.url_verificacion,
+        "expediente_id": datos.expediente_id,
+        "concepto": datos.concepto,
+        "emisor": emisor,
+        "interesado": interesado.model_dump(mode="json"),
+        "interesado_identificador": interesado.identificador,
+        "representante_identificador": (
+            interesado.representante.identificador if interesado.representante else None
+        ),
+        "origen": origen,
+        "solicitud_id": solicitud_id,
+        "creada_en": ahora,
+        "puesta_en": None,
+        "vence_en": None,
+        "efectos_en": None,
+        "fecha_legal": None,
+        "publicacion": None,
+        "motivo": None,
+        "actualizada_en": ahora,
+    }
+
+
+def _fallidas(
+    uow: UnitOfWork,
+    *,
+    datos: NotificacionCreate,
+    documento: DocumentoNotificado,
+    emisor: str,
+    ahora: datetime,
+    solicitud_id: str,
+    causas: dict[int, tuple[str, str]],
+) -> list[NotificacionRead]:
+    """Notifications that could not be made at all, one per interesado in ``causas``
+    (index → codigo, motivo): recorded as ``fallida``, time-stamped and announced with
+    ``notificaciones.notificacion.fallida.v1`` so the requester does not wait in silence."""
+    filas = []
+    for i, (codigo, motivo) in sorted(causas.items()):
+        fila = {
+            **_fila_nueva(
+                uow,
+                datos.interesados[i],
+                datos=datos,
+                documento=documento,
+                emisor=emisor,
+                ahora=ahora,
+                origen="tramitador",
+                solicitud_id=solicitud_id,
+            ),
+            "estado": Estado.FALLIDA.value,
+            "motivo": motivo,
+        }
+        filas.append(fila)
+        uow.add(notificaciones, fila)
+        uow.audit(
+            action="notificacion-fallida",
+            entity="notificacion",
+            entity_id=fila["id"],
+            new=_read(fila).model_dump(mode="json", exclude={"interesado"}),
+        )
+        uow.emit(
+            FALLIDA,
+            {**_datos_evento(fila), "fecha": ahora.isoformat(), "motivo": motivo, "codigo": codigo},
+            subject=fila["id"],
+        )
+    if filas:
+        uow.defer(insert(sellos).values(solicitar_sellos(uow, filas, en=ahora)))
+    return [_read(fila) for fila in filas]
+
+
 # --- the tramitador's command ---------------------------------------------------------------
 
 SOLICITAR_NOTIFICACION = "tramitador.notificacion.solicitar.v1"
+CONSULTAR_DOCUMENTO = "repositorio.documento.consultar.v1"
+DOCUMENTO_CONSULTADO = "repositorio.documento.consultado.v1"
+SOLICITANTE = "notificaciones"
 
 
 async def solicitar_notificacion(
     uow: UnitOfWork, *, datos: dict[str, Any], emisor: str, ahora: datetime
 ) -> list[NotificacionRead]:
-    """The tramitador asks for a document to be notified: one notification per interesado.
+    """The tramitador asks for a document to be notified: first ask the repositorio
+    whether the document exists (``repositorio.documento.consultar.v1``; services hold no
+    credential of each other), and create the notifications on its answer.
 
     ``datos`` is the command as its contract (tramitador.notificacion.solicitar.v1)
-    defines it. A redelivered command answers the notifications it already created
-    (unique on tenant, solicitud and interesado). The document is taken on the
-    command's word (see docs/notificaciones.md); a command without a documento_id,
-    or with an interesado that cannot be notified, is refused whole.
+    defines it. A redelivered command changes nothing (the consulta and the
+    notifications are unique per solicitud). A command naming an interesado who cannot
+    be notified by any channel is refused whole, answered with a ``fallida`` per such
+    interesado (codigo ``sin-datos-de-canal``), so the tramitador can ask staff for the
+    data. Only a command that cannot be answered at all (no solicitud, no document, no
+    interesados, malformed) is dead-lettered.
     """
     solicitud_id = _uuid(str(datos.get("solicitud_id") or ""))
     if solicitud_id is None:
         raise PermanentFailure(f"{SOLICITAR_NOTIFICACION} sin solicitud_id válido")
-    previas = (
-        await uow.session.execute(
-            select(notificaciones)
-            .where(
-                notificaciones.c.tenant_id == uow.tenant_id,
-                notificaciones.c.solicitud_id == solicitud_id,
-            )
-            .order_by(notificaciones.c.creada_en, notificaciones.c.id)
-        )
-    ).all()
+    previas = await _de_la_solicitud(uow, solicitud_id)
     if previas:
-        return [_read(dict(row._mapping)) for row in previas]
+        return previas
+    consultada = await uow.session.execute(
+        select(consultas.c.estado).where(
+            consultas.c.tenant_id == uow.tenant_id, consultas.c.solicitud_id == solicitud_id
+        )
+    )
+    if consultada.first() is not None:
+        return []
     documento = datos.get("documento")
     documento_id = documento.get("documento_id") if isinstance(documento, dict) else None
     if documento_id is None or _uuid(str(documento_id)) is None:
@@ -286,19 +381,114 @@ async def solicitar_notificacion(
         )
     except (ValueError, TypeError) as exc:
         raise PermanentFailure(f"{SOLICITAR_NOTIFICACION} no válido: {exc}") from exc
-    try:
-        return await crear_notificaciones(
+    documento_id = pedido.documento_id.lower()
+    causas = {
+        i: ("sin-datos-de-canal", f"{interesado.identificador}: {_SIN_DIRECCION}")
+        for i, interesado in enumerate(pedido.interesados)
+        if _sin_canal(interesado)
+    }
+    if causas:
+        return _fallidas(
             uow,
             datos=pedido,
-            documento=DocumentoNotificado(documento_id=pedido.documento_id.lower()),
+            documento=DocumentoNotificado(documento_id=documento_id),
             emisor=emisor,
             ahora=ahora,
-            origen="tramitador",
             solicitud_id=solicitud_id,
+            causas=causas,
         )
-    except Unprocessable as exc:
-        campos = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
-        raise PermanentFailure(f"{SOLICITAR_NOTIFICACION}: {exc.detail} {campos}") from exc
+    uow.add(
+        consultas,
+        {
+            "tenant_id": uow.tenant_id,
+            "solicitud_id": solicitud_id,
+            "documento_id": documento_id,
+            "datos": pedido.model_dump(mode="json"),
+            "emisor": emisor,
+            "estado": "consultando",
+            "creada_en": ahora,
+            "atendida_en": None,
+        },
+    )
+    uow.emit(
+        CONSULTAR_DOCUMENTO,
+        {"solicitud_id": solicitud_id, "solicitante": SOLICITANTE, "documento_id": documento_id},
+        subject=documento_id,
+    )
+    return []
+
+
+async def atender_consulta(
+    uow: UnitOfWork, *, datos: dict[str, Any], ahora: datetime
+) -> list[NotificacionRead]:
+    """The repositorio answered about the document of a waiting command: the notifications
+    are created with the version, name and CSV it named, or, when the document does not
+    exist, every interesado's notification is ``fallida`` (``documento-no-encontrado``).
+    Another service's answer, or a second answer, changes nothing."""
+    if datos.get("solicitante") != SOLICITANTE:
+        return []
+    solicitud_id = _uuid(str(datos.get("solicitud_id") or ""))
+    if solicitud_id is None:
+        return []
+    consulta = (
+        await uow.session.execute(
+            select(consultas)
+            .where(
+                consultas.c.tenant_id == uow.tenant_id,
+                consultas.c.solicitud_id == solicitud_id,
+                consultas.c.estado == "consultando",
+            )
+            .with_for_update()
+        )
+    ).first()
+    if consulta is None:
+        return []
+    await uow.session.execute(
+        update(consultas)
+        .where(consultas.c.tenant_id == uow.tenant_id, consultas.c.solicitud_id == solicitud_id)
+        .values(estado="atendida", atendida_en=ahora)
+    )
+    pedido = NotificacionCreate.model_validate(consulta.datos)
+    if not datos.get("encontrado"):
+        motivo = f"El documento {consulta.documento_id} no existe en el repositorio de la entidad."
+        return _fallidas(
+            uow,
+            datos=pedido,
+            documento=DocumentoNotificado(documento_id=consulta.documento_id),
+            emisor=consulta.emisor,
+            ahora=ahora,
+            solicitud_id=solicitud_id,
+            causas={i: ("documento-no-encontrado", motivo) for i in range(len(pedido.interesados))},
+        )
+    return await crear_notificaciones(
+        uow,
+        datos=pedido,
+        documento=DocumentoNotificado(
+            documento_id=consulta.documento_id,
+            version=datos.get("version"),
+            nombre=datos.get("nombre"),
+            csv=datos.get("csv"),
+            url_verificacion=datos.get("url_verificacion"),
+        ),
+        emisor=consulta.emisor,
+        ahora=ahora,
+        origen="tramitador",
+        solicitud_id=solicitud_id,
+    )
+
+
+async def _de_la_solicitud(uow: UnitOfWork, solicitud_id: str) -> list[NotificacionRead]:
+    previas = (
+        await uow.session.execute(
+            select(notificaciones)
+            .where(
+                notificaciones.c.tenant_id == uow.tenant_id,
+                notificaciones.c.solicitud_id == solicitud_id,
+            )
+            .order_by(notificaciones.c.creada_en, notificaciones.c.id)
+        )
+    ).all()
+    return [_read(dict(row._mapping)) for row in previas]
 
 
 def _interesado_del_comando(interesado: Any) -> dict[str, Any]:

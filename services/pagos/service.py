@@ -57,6 +57,7 @@ __all__ = [
     "LIQUIDACION_EMITIDA",
     "PAGO_COMPLETADO",
     "PAGO_FALLIDO",
+    "REQUERIMIENTO_RECHAZADO",
     "REQUERIR_PAGO",
     "Configuracion",
     "anular_liquidacion",
@@ -715,15 +716,21 @@ async def autoliquidar(
 # --- the tramitador's command ---------------------------------------------------------------
 
 REQUERIR_PAGO = "tramitador.pago.requerir.v1"
+REQUERIMIENTO_RECHAZADO = "pagos.requerimiento.rechazado.v1"
 
 
-async def requerir_pago(uow: UnitOfWork, *, datos: dict[str, Any]) -> LiquidacionRead:
+async def requerir_pago(uow: UnitOfWork, *, datos: dict[str, Any]) -> LiquidacionRead | None:
     """The tramitador asks for the fees of an expediente: one liquidación per solicitud.
 
     ``datos`` is the command as its contract (tramitador.pago.requerir.v1) defines
     it, already validated against it. The liquidación charges the sum of the
     conceptos to the obligado; a redelivered command (same solicitante and
     solicitud_id) answers the liquidación already issued.
+
+    A command that cannot be charged (a concepto without importe, which staff must
+    assess, or another fault) is answered with ``pagos.requerimiento.rechazado.v1``
+    naming why, so the expediente does not wait in silence; answered None. Only a
+    command that names no solicitud, requester or expediente to answer is dead-lettered.
     """
     solicitud_id = str(datos.get("solicitud_id") or "").lower()
     solicitante = str(datos.get("solicitante") or "")
@@ -733,6 +740,10 @@ async def requerir_pago(uow: UnitOfWork, *, datos: dict[str, Any]) -> Liquidacio
         raise PermanentFailure(f"{REQUERIR_PAGO} sin solicitud_id válido") from exc
     if not solicitante:
         raise PermanentFailure(f"{REQUERIR_PAGO} sin solicitante")
+    try:
+        expediente_id = str(uuid.UUID(str(datos.get("expediente_id"))))
+    except ValueError as exc:
+        raise PermanentFailure(f"{REQUERIR_PAGO} sin expediente_id") from exc
     previa = (
         await uow.session.execute(
             select(liquidaciones).where(
@@ -744,12 +755,38 @@ async def requerir_pago(uow: UnitOfWork, *, datos: dict[str, Any]) -> Liquidacio
     ).first()
     if previa is not None:
         return vista(previa)
+
+    def rechazar(codigo: str, motivo: str, conceptos: list[str] | None = None) -> None:
+        uow.emit(
+            REQUERIMIENTO_RECHAZADO,
+            {
+                "solicitud_id": solicitud_id,
+                "solicitante": solicitante,
+                "expediente_id": expediente_id,
+                "codigo": codigo,
+                "motivo": motivo[:1000],
+                **({"conceptos": conceptos} if conceptos else {}),
+            },
+            subject=solicitud_id,
+        )
+
     lineas = datos.get("conceptos")
     if not isinstance(lineas, list) or not lineas or not all(isinstance(c, dict) for c in lineas):
-        raise PermanentFailure(f"{REQUERIR_PAGO} sin conceptos")
+        rechazar("requerimiento-no-valido", f"{REQUERIR_PAGO} sin conceptos")
+        return None
     obligado = datos.get("obligado")
     if not isinstance(obligado, dict):
-        raise PermanentFailure(f"{REQUERIR_PAGO} sin obligado")
+        rechazar("requerimiento-no-valido", f"{REQUERIR_PAGO} sin obligado")
+        return None
+    sin_importe = [str(c.get("concepto")) for c in lineas if c.get("importe") is None]
+    if sin_importe:
+        rechazar(
+            "importe-desconocido",
+            f"Sin importe fijo: {', '.join(sin_importe)}. Hay que liquidarlo caso a caso y "
+            "pedir el pago con su importe.",
+            sin_importe,
+        )
+        return None
     try:
         importe = importe_requerido(lineas)
         solicitud = LiquidacionCreate.model_validate(
@@ -761,13 +798,12 @@ async def requerir_pago(uow: UnitOfWork, *, datos: dict[str, Any]) -> Liquidacio
                     for k, v in obligado.items()
                     if k in Obligado.model_fields and v is not None
                 },
-                "expediente_id": datos.get("expediente_id"),
+                "expediente_id": expediente_id,
             }
         )
     except (ValueError, ImporteNoValido) as exc:
-        raise PermanentFailure(f"{REQUERIR_PAGO} no válido: {exc}") from exc
-    if solicitud.expediente_id is None:
-        raise PermanentFailure(f"{REQUERIR_PAGO} sin expediente_id")
+        rechazar("requerimiento-no-valido", f"{REQUERIR_PAGO} no válido: {exc}")
+        return None
     codigos = [str(c["concepto"]) for c in lineas]
     try:
         return await emitir_liquidacion(

@@ -1,5 +1,5 @@
-"""Bus consumers of the repositorio: the almacenar and emitir commands, and the replies of the
-issuing saga.
+"""Bus consumers of the repositorio: the almacenar, emitir and consultar commands, and the
+replies of the issuing saga.
 
 Built per app by :func:`consumers` because they need the app's blob store,
 which exists only once the app is wired (and which tests may swap on the app).
@@ -52,6 +52,11 @@ def consumers(store: Callable[[], BlobStore], settings: Settings) -> tuple[Consu
         ),
         ConsumerSpec(name="emitir", events=(emision.EMITIR_DOCUMENTO,), handler=on_emitir),
         ConsumerSpec(name="codigos", events=(emision.CODIGO_RESERVADO,), handler=on_reservado),
+        ConsumerSpec(
+            name="consultas",
+            events=(emision.CONSULTAR_DOCUMENTO,),
+            handler=emision.responder_consulta,
+        ),
         ConsumerSpec(
             name="sellos",
             events=(emision.DOCUMENTO_SELLADO, emision.DOCUMENTO_RECHAZADO),

@@ -120,6 +120,12 @@ class DocumentoRead(BaseModel):
     creado_por: str
     versiones: int = Field(description="Cuántas versiones tiene")
     version_actual: VersionRead
+    csv: str | None = Field(
+        default=None, description="CSV de la versión actual, si se emitió con uno"
+    )
+    url_verificacion: str | None = Field(
+        default=None, description="Dirección pública de verificación y descarga por el CSV"
+    )
 
 
 class VersionList(BaseModel):

@@ -27,6 +27,8 @@ from services.common.nti import resolver_formato
 from services.common.uow import UnitOfWork
 from services.repositorio import domain
 from services.repositorio.domain import Contenido
+from services.repositorio.emision.domain import EstadoEmision
+from services.repositorio.emision.models import emisiones
 from services.repositorio.models import documentos, versiones
 from services.repositorio.schemas import (
     DocumentoRead,
@@ -209,10 +211,23 @@ async def consultar_documento(
             .limit(1)
         )
     ).one()
+    # The current version is an issued one when an emisión made it: its CSV names it.
+    emitida = (
+        await session.execute(
+            select(emisiones.c.csv, emisiones.c.url_verificacion).where(
+                emisiones.c.tenant_id == tenant_id,
+                emisiones.c.documento_id == documento_id,
+                emisiones.c.version_emitida == latest.version,
+                emisiones.c.estado == EstadoEmision.EMITIDA.value,
+            )
+        )
+    ).first()
     return DocumentoRead(
         **documento,
         versiones=latest.total,
         version_actual=_version_read(latest._mapping),
+        csv=emitida.csv if emitida else None,
+        url_verificacion=emitida.url_verificacion if emitida else None,
     )
 
 

@@ -13,6 +13,7 @@ from services.tramitador.documentos.models import documentos
 from services.tramitador.expedientes.models import (
     expedientes,
     historial,
+    incidencias,
     plazos,
     tramites,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "expedientes",
     "festivos_locales",
     "historial",
+    "incidencias",
     "kernel",
     "metadata",
     "miembros_unidad",

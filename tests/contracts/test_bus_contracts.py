@@ -63,13 +63,17 @@ LIQUIDACION_ANULADA = "pagos.liquidacion.anulada.v1"
 LIQUIDACION_VENCIDA = "pagos.liquidacion.vencida.v1"
 PAGO_COMPLETADO = "pagos.pago.completado.v1"
 PAGO_FALLIDO = "pagos.pago.fallido.v1"
+REQUERIMIENTO_RECHAZADO = "pagos.requerimiento.rechazado.v1"
 PAGOS_CONTRACTS = [
     LIQUIDACION_EMITIDA,
     LIQUIDACION_ANULADA,
     LIQUIDACION_VENCIDA,
     PAGO_COMPLETADO,
     PAGO_FALLIDO,
+    REQUERIMIENTO_RECHAZADO,
 ]
+CONSULTAR = "repositorio.documento.consultar.v1"
+CONSULTADO = "repositorio.documento.consultado.v1"
 FASE_CAMBIADA = "tramitador.expediente.fase-cambiada.v1"
 TRAMITE_ASIGNADO = "tramitador.tramite.asignado.v1"
 RESOLUCION_DICTADA = "tramitador.resolucion.dictada.v1"
@@ -109,6 +113,8 @@ CONTRACTS = [
     SELLO_EMITIDO,
     SELLO_RECHAZADO,
     ALMACENAR,
+    CONSULTAR,
+    CONSULTADO,
     *PAGOS_CONTRACTS,
     *TRAMITADOR_CONTRACTS,
     *NOTIFICACION_EVENTS,
@@ -827,6 +833,13 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "notificacionPracticada"),
         ("receive", "notificacionRechazada"),
         ("receive", "notificacionExpirada"),
+        ("send", "documentoConsultar"),
+        ("receive", "documentoConsultar"),
+        ("send", "documentoConsultado"),
+        ("receive", "documentoConsultado"),
+        ("send", "requerimientoRechazado"),
+        ("receive", "requerimientoRechazado"),
+        ("receive", "notificacionFallida"),
     }
 
 

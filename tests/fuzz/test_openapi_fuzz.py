@@ -111,6 +111,8 @@ NOT_YET_2XX = {
     "GET /api/v1/tramitador/procedimientos/{codigo}/versiones/{version}",
     "GET /api/v1/tramitador/procedimientos/{codigo}/versiones/{version}/yaml",
     "POST /api/v1/tramitador/expedientes/{expediente_id}/acciones/{codigo}",
+    # Needs an open incidencia, which only another service's failure answer creates.
+    "POST /api/v1/tramitador/expedientes/{expediente_id}/incidencias/{incidencia_id}/resolver",
     "POST /api/v1/tramitador/procedimientos",
     "POST /api/v1/tramitador/procedimientos/{codigo}/versiones/{version}/publicar",
     "POST /api/v1/tramitador/procedimientos/{codigo}/versiones/{version}/retirar",

@@ -28,6 +28,7 @@ from services.notificaciones.vencimientos import Vencedor
 from services.repositorio.storage.filesystem import FilesystemBlobStore
 from tests.support.factories import nif
 from tests.support.platforms import asgi_client, bearer, running_platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -170,6 +171,7 @@ async def filas(platform: Platform, tenant: str) -> int:
 
 PUESTA = "notificaciones.notificacion.puesta-disposicion.v1"
 PRACTICADA = "notificaciones.notificacion.practicada.v1"
+FALLIDA = "notificaciones.notificacion.fallida.v1"
 RECHAZADA = "notificaciones.notificacion.rechazada.v1"
 EXPIRADA = "notificaciones.notificacion.expirada.v1"
 
@@ -194,10 +196,14 @@ async def test_a_company_is_notified_electronically_and_expires_ten_days_later(
     )
     assert creada["canal"] == "electronico"
     assert creada["estado"] == "puesta_disposicion"
+    # Stored but never issued: no CSV, so no public download.
     assert creada["documento"] == {
         "documento_id": documento,
         "version": 1,
         "nombre": "resolucion.pdf",
+        "csv": None,
+        "url_verificacion": None,
+        "descarga": None,
     }
     assert datetime.fromisoformat(creada["vence_en"]) == INICIO + PLAZO
     [evento] = await eventos(platform, tenant, PUESTA)
@@ -653,10 +659,15 @@ async def test_staff_print_the_postal_notification_and_its_acuse(
     assert (await client.get(f"{URL}/{papel['id']}/impreso", headers=ciudadana)).status_code == 403
 
 
-async def test_the_tramitador_command_creates_one_notification_per_interesado_once(
-    platform: Platform, tenant: str
+async def test_the_tramitador_command_is_checked_with_the_repositorio_over_the_bus(
+    platform: Platform, tenant: str, personal: dict[str, str]
 ) -> None:
+    """The command names a document: notificaciones asks the repositorio about it over
+    the bus (services hold no credential of each other) and notifies it once it is known
+    to exist, pinning the version; a document that does not exist, or an interesado with
+    no channel, is answered with ``fallida`` naming why, never a silent dead letter."""
     runtime = platform.runtimes["notificaciones"]
+    documento = await subir_documento(platform, personal)
     empresa = {"tipo_identificador": "CIF", "identificador": CIF, "nombre": "Garajes SL"}
     electronica = {
         "tipo_identificador": "NIF",
@@ -672,40 +683,88 @@ async def test_the_tramitador_command_creates_one_notification_per_interesado_on
         "expediente_id": "0195a3c5-1a2b-7c3d-9e4f-5a6b7c8d9e0f",
         "numero": "EXP/2026/000001",
         "asunto": "Resolución del expediente EXP/2026/000001: estimada",
-        "documento": {
-            "plantilla": "resolucion",
-            "documento_id": "0195a3c5-0000-7000-8000-00000000d0c1",
-        },
+        "documento": {"plantilla": "resolucion", "documento_id": documento},
         "interesados": [empresa, electronica],
     }
     runtime.contracts.validate(service.SOLICITAR_NOTIFICACION, datos)
     actor = Actor.system("tramitador")
-    async with runtime.unit_of_work(tenant, actor) as uow:
-        primeras = await service.solicitar_notificacion(
-            uow, datos=datos, emisor="Ayuntamiento", ahora=INICIO
-        )
-    async with runtime.unit_of_work(tenant, actor) as uow:
-        otra_vez = await service.solicitar_notificacion(
-            uow, datos=datos, emisor="Ayuntamiento", ahora=INICIO
-        )
-    assert sorted(n.id for n in primeras) == sorted(n.id for n in otra_vez)
+
+    async def solicitar(data: dict[str, Any]) -> list[Any]:
+        async with runtime.unit_of_work(tenant, actor) as uow:
+            return await service.solicitar_notificacion(
+                uow, datos=data, emisor="Ayuntamiento", ahora=INICIO
+            )
+
+    # Nothing is put at disposal before the repositorio answers.
+    assert await solicitar(datos) == []
+    assert await solicitar(datos) == []
+    [consulta] = await eventually(
+        lambda: eventos(platform, tenant, service.CONSULTAR_DOCUMENTO), timeout=30
+    )
+    assert consulta == {
+        "solicitud_id": datos["solicitud_id"],
+        "solicitante": "notificaciones",
+        "documento_id": documento,
+    }
+
+    async def puestas() -> list[dict[str, Any]]:
+        found = await eventos(platform, tenant, PUESTA)
+        return found if len(found) == 2 else []
+
+    await eventually(puestas, timeout=30)
+    primeras = await solicitar(datos)  # a redelivery answers what exists
     assert len(primeras) == 2
     assert {(n.origen, n.canal, n.estado) for n in primeras} == {
         ("tramitador", "electronico", "puesta_disposicion")
     }
     assert {n.interesado.nombre for n in primeras} == {"Garajes SL", "Lucía García"}
-    # Nothing to notify, or somebody who can only be notified on paper without an address.
-    sin_documento = {**datos, "documento": {"plantilla": "resolucion", "documento_id": None}}
-    sin_direccion = {**datos, "interesados": [{**electronica, "eligio_electronico": False}]}
-    for n, (malo, motivo) in enumerate(
-        ((sin_documento, "documento_id"), (sin_direccion, "direccion_postal"))
-    ):
-        with pytest.raises(PermanentFailure, match=motivo):
-            async with runtime.unit_of_work(tenant, actor) as uow:
-                await service.solicitar_notificacion(
-                    uow,
-                    datos={**malo, "solicitud_id": f"0195a3c5-1a2b-7c3d-9e4f-00000000000{n}"},
-                    emisor="Ayuntamiento",
-                    ahora=INICIO,
-                )
+    assert {(n.documento.version, n.documento.nombre) for n in primeras} == {(1, "resolucion.pdf")}
+    assert await filas(platform, tenant) == 2
+
+    # A document the council's repositorio does not hold: fallida for each interesado.
+    inexistente = "0195a3c5-0000-7000-8000-00000000d0c1"
+    otra = {
+        **datos,
+        "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-0000000000a2",
+        "documento": {"plantilla": "resolucion", "documento_id": inexistente},
+    }
+    assert await solicitar(otra) == []
+
+    async def fallidas() -> list[dict[str, Any]]:
+        found = await eventos(platform, tenant, FALLIDA)
+        return found if len(found) == 2 else []
+
+    for fallida in await eventually(fallidas, timeout=30):
+        assert fallida["codigo"] == "documento-no-encontrado"
+        assert inexistente in fallida["motivo"]
+        assert fallida["solicitud_id"] == otra["solicitud_id"]
+        assert fallida["expediente_id"] == datos["expediente_id"]
+    assert len(await eventos(platform, tenant, PUESTA)) == 2
+
+    # Somebody who can only be notified on paper and has no address: fallida at once.
+    sin_direccion = {
+        **datos,
+        "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-0000000000a3",
+        "interesados": [empresa, {**electronica, "eligio_electronico": False}],
+    }
+    [sin_canal] = await solicitar(sin_direccion)
+    assert (sin_canal.estado, sin_canal.interesado.identificador) == (
+        "fallida",
+        electronica["identificador"],
+    )
+    ultima = (await eventos(platform, tenant, FALLIDA))[-1]
+    assert ultima["codigo"] == "sin-datos-de-canal"
+    assert electronica["identificador"] in ultima["motivo"]
+    assert [n.id for n in await solicitar(sin_direccion)] == [sin_canal.id]
+    assert len(await eventos(platform, tenant, PUESTA)) == 2
+
+    # A command naming no document cannot be answered at all: dead-lettered.
+    sin_documento = {
+        **datos,
+        "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-0000000000a4",
+        "documento": {"plantilla": "resolucion", "documento_id": None},
+    }
+    with pytest.raises(PermanentFailure, match="documento_id"):
+        await solicitar(sin_documento)
+    assert "consultas" in [c.name for c in runtime.consumers]
     assert "solicitudes" in [c.name for c in runtime.consumers]

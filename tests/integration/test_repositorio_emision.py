@@ -308,6 +308,11 @@ async def test_emitir_issues_a_stamped_sealed_version_served_publicly_byte_for_b
     )
     assert cached.status_code == 304
 
+    # The documento now names the CSV of its current, issued version.
+    actual = (await client.get(f"{URL}/{documento_id}", headers=auth(user))).json()
+    assert (actual["csv"], actual["url_verificacion"]) == (csv, body["url_verificacion"])
+    assert documento["csv"] is None  # as uploaded, before the emisión
+
     state = await client.get(
         f"{URL}/{documento_id}/emisiones/{body['emision_id']}", headers=auth(user)
     )

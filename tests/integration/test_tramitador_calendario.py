@@ -101,6 +101,30 @@ async def test_month_plazo_ending_on_a_holiday(client: httpx.AsyncClient, databa
     assert "2026-10-09" in nombres
 
 
+async def test_art_30_6_the_interesados_residence_counts(
+    client: httpx.AsyncClient, database_url, token
+) -> None:
+    alicante = await tenant_in_province(database_url, "03")
+    headers = bearer(token(alicante, "tramitador"))
+    # 2 November 2026 is a holiday in the Comunidad de Madrid, not in Valencia.
+    seat = await plazo(client, headers, desde="2026-10-30", cantidad=1, unidad="dias_habiles")
+    assert (seat["vencimiento"], seat["residencia"]) == ("2026-11-02", [])
+    both = await plazo(
+        client, headers, desde="2026-10-30", cantidad=1, unidad="dias_habiles", residencia="28079"
+    )
+    assert (both["vencimiento"], both["residencia"], both["comunidad"]) == (
+        "2026-11-03",
+        ["MD"],
+        "VC",
+    )
+    bad = await client.get(
+        f"{BASE}/plazos",
+        params={"desde": "2026-10-30", "cantidad": 1, "unidad": "meses", "residencia": "Madrid"},
+        headers=headers,
+    )
+    assert bad.status_code == 422 and "residencia" in bad.text
+
+
 async def test_bad_input_names_the_field(client: httpx.AsyncClient, new_tenant, token) -> None:
     tenant = await new_tenant()
     admin = bearer(token(tenant, "admin"))

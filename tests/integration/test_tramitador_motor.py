@@ -23,7 +23,10 @@ from services.common.bus.envelope import EventName, ReceivedEvent, build_envelop
 from services.common.bus.transport import OutgoingMessage
 from services.common.db import Database, tenant_transaction
 from services.common.settings import Settings
+from services.common.uow import Actor
+from services.tramitador.expedientes import service as expedientes
 from services.tramitador.expedientes.scheduler import Programador
+from tests.integration.test_tramitador_calendario import tenant_in_province
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
@@ -755,3 +758,109 @@ async def test_an_asiento_naming_an_oficio_only_procedure_opens_nothing(
         f"{T}/expedientes", headers=bearer(token(tenant, "tramitador"))
     )
     assert [e["id"] for e in listed.json()["items"]] == [marker]
+
+
+async def test_every_expediente_is_announced_once_by_its_start_event(
+    clients, platform: Platform, new_tenant, token
+) -> None:
+    """``iniciado`` says how the expediente started: from an asiento (solicitud) or by the
+    council's acuerdo de inicio (oficio, art. 58), which has no asiento."""
+    tenant = await new_tenant()
+    events = await collect_events(platform.transport, f"{tenant}.tramitador.#")
+    solicitud = await open_by_asiento(clients, tenant, token, "generico")
+    oficio = await open_de_oficio(clients["tramitador"], tenant, token, "expediente-sancionador")
+    iniciado = "tramitador.expediente.iniciado.v1"
+    [de_oficio] = await eventually(lambda: _for(events, iniciado, oficio))
+    [por_asiento] = await eventually(lambda: _for(events, iniciado, solicitud))
+    assert de_oficio.data["iniciacion"] == "oficio"
+    assert (de_oficio.data["asiento_id"], de_oficio.data["asiento_numero"]) == (None, None)
+    assert de_oficio.data["procedimiento"] == "expediente-sancionador"
+    assert de_oficio.data["estado"] == "iniciado"
+    assert de_oficio.data["interesados"][0]["identificador"]
+    assert por_asiento.data["iniciacion"] == "solicitud"
+    assert por_asiento.data["asiento_numero"].startswith("E/")
+    await asyncio.sleep(0.2)
+    assert len([e for e in events if str(e.name) == iniciado]) == 2
+
+
+async def test_two_schedulers_move_an_expired_audiencia_on_to_the_propuesta_once(
+    clients, platform: Platform, new_tenant, token
+) -> None:
+    """Art. 82: when the plazo de audiencia ends the procedure goes on. The definition's
+    ``al_vencer`` (cerrar-audiencia) takes the expediente to the propuesta, once."""
+    tenant = await new_tenant()
+    client = clients["tramitador"]
+    headers = bearer(token(tenant, "tramitador"))
+    ids = [await open_by_asiento(clients, tenant, token, "generico") for _ in range(2)]
+    for expediente_id in ids:
+        for _ in range(10):
+            detalle = (await client.get(f"{T}/expedientes/{expediente_id}", headers=headers)).json()
+            if detalle["fase"] == "audiencia":
+                break
+            await step(
+                client,
+                headers,
+                {
+                    **detalle,
+                    "acciones": [
+                        a for a in detalle["acciones"] if a["codigo"] != "cerrar-audiencia"
+                    ],
+                },
+            )
+        assert detalle["fase"] == "audiencia"
+        audiencia = {p["tipo"]: p for p in detalle["plazos"]}["audiencia"]
+        assert audiencia["estado"] == "abierto"
+    runtime = platform.runtimes["tramitador"]
+    replicas = [Programador(runtime), Programador(runtime)]
+    vencida = date.fromisoformat(audiencia["vencimiento"]) + timedelta(days=1)
+    # The day it ends the plazo still runs: nothing moves.
+    on_the_day = vencida - timedelta(days=1)
+    assert await replicas[0].pasada(hoy=on_the_day, entidades=[tenant]) == 0
+    hechos = await asyncio.gather(*(r.pasada(hoy=vencida, entidades=[tenant]) for r in replicas))
+    assert sum(hechos) == 2
+    assert await replicas[1].pasada(hoy=vencida, entidades=[tenant]) == 0
+    for expediente_id in ids:
+        detalle = (await client.get(f"{T}/expedientes/{expediente_id}", headers=headers)).json()
+        assert detalle["fase"] == "propuesta"
+        plazos = {p["tipo"]: p for p in detalle["plazos"]}
+        assert plazos["audiencia"]["estado"] == "vencido"
+        cerradas = [h for h in detalle["historial"] if h["accion"] == "cerrar-audiencia"]
+        assert len(cerradas) == 1 and cerradas[0]["actor"] == "sistema:plazos"
+        assert cerradas[0]["fase_hacia"] == "propuesta"
+        assert "formular-propuesta" in {a["codigo"] for a in detalle["acciones"]}
+
+
+async def test_an_expedientes_plazos_count_the_holidays_where_its_interesado_lives(
+    clients, platform: Platform, database_url, token
+) -> None:
+    """Art. 30.6: a council in Alicante, an interesado who lives in Madrid. 2 November 2026
+    is a holiday in Madrid only, so the tenth día hábil of a subsanación requested on
+    19 October is 3 November for them, 2 November for a neighbour."""
+    tenant = await tenant_in_province(database_url, "03")
+    madrileno = await open_by_asiento(
+        clients, tenant, token, "generico", municipio="28079", provincia="28", pais="724"
+    )
+    vecino = await open_by_asiento(
+        clients, tenant, token, "generico", municipio="03014", provincia="03", pais="724"
+    )
+    runtime = platform.runtimes["tramitador"]
+    for expediente_id in (madrileno, vecino):
+        async with runtime.unit_of_work(tenant, Actor(sub="ana")) as uow:
+            await expedientes.realizar_accion(
+                uow,
+                expediente_id=expediente_id,
+                codigo="requerir-subsanacion",
+                datos={},
+                roles=frozenset({"tramitador"}),
+                hoy=date(2026, 10, 19),
+            )
+    headers = bearer(token(tenant, "tramitador"))
+    vencen = {}
+    for expediente_id in (madrileno, vecino):
+        detalle = (
+            await clients["tramitador"].get(f"{T}/expedientes/{expediente_id}", headers=headers)
+        ).json()
+        vencen[expediente_id] = {p["tipo"]: p for p in detalle["plazos"]}["subsanacion"][
+            "vencimiento"
+        ]
+    assert vencen == {madrileno: "2026-11-03", vecino: "2026-11-02"}

@@ -84,7 +84,7 @@ async def test_import_publish_and_retire_versions(client, new_tenant, token) -> 
     definicion = yaml.safe_load(await export(client, admin, "licencia-vado", 1))
     # A council's local override: its own unit and fee.
     definicion["unidad_tramitadora"] = "movilidad-urbana"
-    definicion["tasas"][0]["importe"] = 110.0
+    definicion["tasas"][0]["importe"] = "110.00"
     staff = await client.post(
         BASE,
         content=yaml.safe_dump(definicion, allow_unicode=True),

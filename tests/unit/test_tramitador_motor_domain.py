@@ -9,6 +9,7 @@ import pytest
 
 from services.tramitador.calendario.domain import Calendario
 from services.tramitador.documentos.domain import nombre_fichero, rellenar, renderizar_pdf
+from services.tramitador.expedientes import domain
 from services.tramitador.expedientes.domain import (
     Situacion,
     acciones_posibles,
@@ -135,3 +136,84 @@ def test_templates_fill_plain_names_only() -> None:
     assert nombre_fichero("resolucion", "EXP/2026/000001") == "resolucion-EXP-2026-000001.pdf"
     pdf = renderizar_pdf(entidad="Ajuntament", titulo="Resolución", numero="EXP/1", cuerpo="«ñ» ✓")
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+
+
+def test_an_interesado_for_notifying_carries_the_channel_the_asiento_said() -> None:
+    asiento = {
+        "tipo_identificador": "NIF",
+        "identificador": "12345678Z",
+        "nombre": "Lucía",
+        "apellido1": "Núñez",
+        "canal_preferente": "02",
+        "email": "lucia@example.org",
+        "telefono": "+34 600 000 000",
+        "direccion": "Calle Mayor 1, 2º B",
+        "codigo_postal": "03001",
+        "municipio": "03014",
+        "provincia": "03",
+        "representante": {
+            "tipo_identificador": "NIF",
+            "identificador": "00000000T",
+            "nombre": "Ana",
+            "apellido1": "Pérez",
+            "direccion": "x",
+        },
+    }
+    salida = domain.para_notificar(asiento)
+    assert salida["eligio_electronico"] is True
+    assert salida["email"] == "lucia@example.org"
+    assert salida["direccion_postal"] == {
+        "direccion": "Calle Mayor 1, 2º B",
+        "codigo_postal": "03001",
+        "municipio": "03014",
+        "provincia": "03",
+    }
+    assert salida["representante"] == {
+        "tipo_identificador": "NIF",
+        "identificador": "00000000T",
+        "nombre": "Ana Pérez",
+    }
+    assert "telefono" not in salida and "canal_preferente" not in salida
+    # Postal by choice (01), a bad email and an incomplete address: left out, not sent wrong.
+    papel = domain.para_notificar(
+        {**asiento, "canal_preferente": "01", "email": "no", "codigo_postal": "3001"}
+    )
+    assert "eligio_electronico" not in papel
+    assert "email" not in papel and "direccion_postal" not in papel
+    # What staff gave wins over the asiento.
+    dado = domain.para_notificar({**asiento, "eligio_electronico": False})
+    assert dado["eligio_electronico"] is False
+
+
+def test_staff_channel_data_patch_only_the_interesados_they_name() -> None:
+    interesados = [
+        {"identificador": "12345678Z", "nombre": "Lucía"},
+        {"identificador": "B12345674", "nombre": "Garajes SL"},
+    ]
+    nuevos, ajenos = domain.con_datos_de_canal(
+        interesados,
+        [
+            {"identificador": "12345678Z", "eligio_electronico": True, "nombre": "Otra"},
+            {"identificador": "00000000T", "email": "x@example.org"},
+        ],
+    )
+    assert nuevos[0] == {
+        "identificador": "12345678Z",
+        "nombre": "Lucía",
+        "eligio_electronico": True,
+    }
+    assert nuevos[1] == interesados[1]
+    assert ajenos == ["00000000T"]
+
+
+def test_assessed_importes_fill_the_fees_without_one() -> None:
+    tasas = [
+        {"concepto": "icio", "nombre": "ICIO", "importe": None},
+        {"concepto": "tasa", "nombre": "Tasa", "importe": "40.00"},
+    ]
+    assert domain.tasas_sin_importe(tasas, None) == ["icio"]
+    assert domain.tasas_sin_importe(tasas, {"icio": "312.40"}) == []
+    assert [t["importe"] for t in domain.importes_de_tasas(tasas, {"icio": "312.40"})] == [
+        "312.40",
+        "40.00",
+    ]

@@ -12,6 +12,7 @@ from services.tramitador.calendario.domain import (
     Calendario,
     Unidad,
     comunidad_de,
+    comunidades_de_residencia,
     dia_de_computo,
     dias_habiles_entre,
     sumar_meses,
@@ -162,3 +163,52 @@ def test_holiday_list_names_local_and_regional_days() -> None:
     assert date(2026, 10, 9) in festivos
     assert date(2026, 10, 9) not in MADRID.festivos(2026)
     assert MADRID.festivos(2026)[date(2026, 5, 15)] == "Fiesta local"
+
+
+ALICANTE = Calendario.de("03014")
+
+
+def test_residence_abroad_or_unknown_adds_no_comunidad() -> None:
+    interesados = [
+        {"municipio": "28079"},
+        {"provincia": "08", "municipio": "19"},  # a short municipio: the province decides
+        {"pais": "250", "municipio": "28079"},  # lives in France
+        {"identificador": "12345678Z"},  # no address
+        {"municipio": "99999"},  # no such province
+    ]
+    assert comunidades_de_residencia(interesados) == {"MD", "CT"}
+
+
+def test_art_30_6_a_holiday_where_the_interesado_lives_is_inhabil() -> None:
+    # 2 November 2026 (Monday) is a holiday in Madrid, a working day in Alicante.
+    desde = date(2026, 10, 30)
+    assert vencimiento(desde, 1, H, ALICANTE) == date(2026, 11, 2)
+    madrileno = ALICANTE.con_residencias(comunidades_de_residencia([{"municipio": "28079"}]))
+    assert madrileno.residencias == {"MD"}
+    assert vencimiento(desde, 1, H, madrileno) == date(2026, 11, 3)
+    # A neighbour of the same comunidad changes nothing.
+    vecino = ALICANTE.con_residencias(comunidades_de_residencia([{"municipio": "46250"}]))
+    assert vecino.residencias == frozenset()
+    assert vencimiento(desde, 1, H, vecino) == date(2026, 11, 2)
+
+
+def test_art_30_6_the_other_way_round_a_holiday_at_the_seat_only() -> None:
+    # Easter Monday 2026 (6 April) is inhábil in Valencia, hábil in Madrid: a council of
+    # Madrid counting for an interesado who lives in València skips it.
+    desde = date(2026, 4, 2)
+    assert vencimiento(desde, 1, H, MADRID) == date(2026, 4, 6)
+    valenciano = MADRID.con_residencias(comunidades_de_residencia([{"municipio": "46250"}]))
+    assert vencimiento(desde, 1, H, valenciano) == date(2026, 4, 7)
+    assert dias_habiles_entre(desde, date(2026, 4, 7), valenciano) == 1
+    # And the council's own local holidays stay inhábiles (San Isidro).
+    assert not valenciano.es_habil(date(2026, 5, 15))
+
+
+def test_art_30_6_a_month_plazo_ending_on_the_residences_holiday_moves_on() -> None:
+    # 2 October + 1 month = 2 November 2026: hábil in Alicante, a holiday in Madrid (30.5).
+    madrileno = ALICANTE.con_residencias({"MD"})
+    assert vencimiento(date(2026, 10, 2), 1, M, ALICANTE) == date(2026, 11, 2)
+    assert vencimiento(date(2026, 10, 2), 1, M, madrileno) == date(2026, 11, 3)
+    # Natural days too: 7 December 2026 is a holiday in Madrid only.
+    assert vencimiento(date(2026, 11, 27), 10, N, ALICANTE) == date(2026, 12, 7)
+    assert vencimiento(date(2026, 11, 27), 10, N, madrileno) == date(2026, 12, 9)

@@ -32,6 +32,9 @@ from services.repositorio.schemas import MetadatosCreate, VersionRead
 from services.repositorio.storage import BlobCorrupted, BlobNotFound, BlobStore
 
 __all__ = [
+    "CONSULTAR_DOCUMENTO",
+    "DOCUMENTO_CONSULTADO",
+    "responder_consulta",
     "CODIGO_RESERVADO",
     "DOCUMENTO_EMITIDO",
     "DOCUMENTO_RECHAZADO",
@@ -685,3 +688,46 @@ def _emision_read(row: Any) -> EmisionRead:
         if values.get(key) is not None:
             values[key] = str(values[key])
     return EmisionRead.model_validate(values)
+
+
+# --- consultar: does a documento exist, and with which CSV ---------------------------------
+
+CONSULTAR_DOCUMENTO = "repositorio.documento.consultar.v1"
+DOCUMENTO_CONSULTADO = "repositorio.documento.consultado.v1"
+
+
+async def responder_consulta(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """Answers whether a documento of the council exists, with its current version, name
+    and, when that version was issued, its CSV and public verification URL.
+
+    Services hold no credential of each other, so another service (notificaciones, before
+    it notifies a document the tramitador named) asks over the bus. A malformed id is
+    simply not found: the requester learns why from the answer, not from a dead letter.
+    """
+    data = event.data
+    documento_id = str(data.get("documento_id") or "")
+    respuesta: dict[str, Any] = {
+        "solicitud_id": data["solicitud_id"],
+        "solicitante": data["solicitante"],
+        "documento_id": documento_id,
+        "encontrado": False,
+        "version": None,
+        "nombre": None,
+        "csv": None,
+        "url_verificacion": None,
+    }
+    try:
+        actual = await service.consultar_documento(
+            uow.session, tenant_id=uow.tenant_id, documento_id=documento_id
+        )
+    except NotFound:
+        actual = None
+    if actual is not None:
+        respuesta.update(
+            encontrado=True,
+            version=actual.version_actual.version,
+            nombre=actual.version_actual.nombre,
+            csv=actual.csv,
+            url_verificacion=actual.url_verificacion,
+        )
+    uow.emit(DOCUMENTO_CONSULTADO, respuesta, subject=documento_id or None)

@@ -69,10 +69,23 @@ async def calcular_plazo(
     desde: date,
     cantidad: Annotated[int, Query(ge=0, le=3650)],
     unidad: Unidad,
+    residencia: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{5}$",
+            description="Código INE del municipio donde reside el interesado (art. 30.6)",
+        ),
+    ] = None,
 ) -> PlazoCalculado:
     """Ley 39/2015, art. 30, with the caller's council calendar: counting starts the day
-    after ``desde`` and a plazo ending on an inhábil day moves to the next hábil day."""
+    after ``desde`` and a plazo ending on an inhábil day moves to the next hábil day; a
+    day inhábil where the interesado resides is inhábil too (art. 30.6)."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
         return await service.calcular_plazo(
-            session, tenant_id=principal.tenant, desde=desde, cantidad=cantidad, unidad=unidad
+            session,
+            tenant_id=principal.tenant,
+            desde=desde,
+            cantidad=cantidad,
+            unidad=unidad,
+            residencia=residencia,
         )

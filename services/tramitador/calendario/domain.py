@@ -8,11 +8,12 @@ from the INE code: its first two digits are the province.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 import holidays
 
@@ -22,6 +23,7 @@ __all__ = [
     "Calendario",
     "Unidad",
     "comunidad_de",
+    "comunidades_de_residencia",
     "dia_de_computo",
     "dias_habiles_entre",
     "sumar_meses",
@@ -75,17 +77,44 @@ def _oficiales(comunidad: str | None, anio: int) -> dict[date, str]:
     return dict(found.items())
 
 
+def comunidades_de_residencia(interesados: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The comunidades autónomas where the interesados live, from the INE code of their
+    ``municipio`` (five digits) or else their ``provincia`` (two); a residence
+    abroad (``pais`` other than 724, Spain) or unknown adds none."""
+    found: set[str] = set()
+    for interesado in interesados:
+        pais = str(interesado.get("pais") or "724")
+        municipio = str(interesado.get("municipio") or "")
+        codigo = municipio if len(municipio) == 5 else str(interesado.get("provincia") or "")
+        if pais != "724" or not codigo[:2].isdigit():
+            continue
+        comunidad = comunidad_de(codigo)
+        if comunidad is not None:
+            found.add(comunidad)
+    return frozenset(found)
+
+
 @dataclass(frozen=True)
 class Calendario:
-    """The días inhábiles of one council: weekends, official and local holidays."""
+    """The días inhábiles of one council: weekends, official and local holidays; and,
+    for the plazos of an expediente, those of the comunidades where its interesados live
+    (art. 30.6)."""
 
     comunidad: str | None
     festivos_locales: frozenset[date] = field(default_factory=frozenset)
+    residencias: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def de(cls, ine: str, locales: Iterable[date] = ()) -> Calendario:
         """The calendar of the council with this INE code and these local holidays."""
         return cls(comunidad_de(ine), frozenset(locales))
+
+    def con_residencias(self, comunidades: Iterable[str]) -> Calendario:
+        """Art. 30.6: a day hábil where the interesado lives and inhábil at the body's
+        seat, or the other way round, is inhábil in every case. The calendar of the seat
+        joined with the official holidays of the interesados' comunidades."""
+        otras = frozenset(c for c in comunidades if c != self.comunidad)
+        return Calendario(self.comunidad, self.festivos_locales, self.residencias | otras)
 
     def festivos(self, anio: int) -> dict[date, str]:
         """Every holiday of a year (national, regional and local), by date."""
@@ -99,7 +128,9 @@ class Calendario:
         """Art. 30.2: Saturdays, Sundays and declared holidays are inhábiles."""
         if dia.weekday() >= 5 or dia in self.festivos_locales:
             return False
-        return dia not in _oficiales(self.comunidad, dia.year)
+        if dia in _oficiales(self.comunidad, dia.year):
+            return False
+        return not any(dia in _oficiales(c, dia.year) for c in self.residencias)
 
     def siguiente_habil(self, dia: date) -> date:
         """``dia`` itself when hábil, else the first hábil day after it (art. 30.5)."""

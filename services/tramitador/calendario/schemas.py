@@ -40,5 +40,10 @@ class PlazoCalculado(BaseModel):
     unidad: Unidad
     vencimiento: date
     comunidad: str | None
+    residencia: list[str] = Field(
+        default_factory=list,
+        description="Otras comunidades cuyos festivos se contaron como inhábiles porque reside "
+        "allí el interesado (art. 30.6)",
+    )
     dias_naturales: int = Field(description="Días naturales de `desde` a `vencimiento`")
     dias_habiles: int = Field(description="Días hábiles después de `desde` hasta `vencimiento`")

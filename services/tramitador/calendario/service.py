@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +14,7 @@ from services.common.uow import UnitOfWork
 from services.tramitador.calendario.domain import (
     Calendario,
     Unidad,
+    comunidades_de_residencia,
     dias_habiles_entre,
     vencimiento,
 )
@@ -21,12 +24,16 @@ from services.tramitador.calendario.schemas import FestivoRead, FestivosRead, Pl
 __all__ = ["calcular_plazo", "calendario_de", "consultar_festivos", "fijar_festivos_locales"]
 
 
-async def calendario_de(session: AsyncSession, *, tenant_id: str) -> Calendario:
-    """The council's calendar: its comunidad's holidays and every local one it set."""
+async def calendario_de(
+    session: AsyncSession, *, tenant_id: str, interesados: Iterable[Mapping[str, Any]] = ()
+) -> Calendario:
+    """The council's calendar: its comunidad's holidays and every local one it set; with
+    ``interesados``, also the holidays of the comunidades where they live (art. 30.6)."""
     rows = await session.execute(
         select(festivos_locales.c.fecha).where(festivos_locales.c.tenant_id == tenant_id)
     )
-    return Calendario.de(tenant_id, rows.scalars())
+    calendario = Calendario.de(tenant_id, rows.scalars())
+    return calendario.con_residencias(comunidades_de_residencia(interesados))
 
 
 async def fijar_festivos_locales(uow: UnitOfWork, *, anio: int, fechas: list[date]) -> FestivosRead:
@@ -83,10 +90,19 @@ def _festivos(calendario: Calendario, anio: int) -> FestivosRead:
 
 
 async def calcular_plazo(
-    session: AsyncSession, *, tenant_id: str, desde: date, cantidad: int, unidad: Unidad
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    desde: date,
+    cantidad: int,
+    unidad: Unidad,
+    residencia: str | None = None,
 ) -> PlazoCalculado:
-    """When a plazo that starts counting the day after ``desde`` ends, for this council."""
-    calendario = await calendario_de(session, tenant_id=tenant_id)
+    """When a plazo that starts counting the day after ``desde`` ends, for this council;
+    with ``residencia`` (the INE code of the interesado's municipio), also counting the
+    holidays of the comunidad where the interesado lives as inhábiles (art. 30.6)."""
+    interesados = [{"municipio": residencia}] if residencia else []
+    calendario = await calendario_de(session, tenant_id=tenant_id, interesados=interesados)
     fin = vencimiento(desde, cantidad, unidad, calendario)
     return PlazoCalculado(
         desde=desde,
@@ -94,6 +110,7 @@ async def calcular_plazo(
         unidad=unidad,
         vencimiento=fin,
         comunidad=calendario.comunidad,
+        residencia=sorted(calendario.residencias),
         dias_naturales=(fin - desde).days,
         dias_habiles=dias_habiles_entre(desde, fin, calendario),
     )

@@ -1,5 +1,5 @@
 """HTTP routes of the expedientes: search, open de oficio, read with the caller's actions,
-act, and the citizen's own expedientes."""
+act, resolve incidencias, and the citizen's own expedientes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from services.tramitador.expedientes.schemas import (
     ExpedienteCreate,
     ExpedienteDetalle,
     ExpedienteList,
+    IncidenciaResolver,
 )
 
 router = APIRouter(prefix="/api/v1/tramitador", tags=["tramitador", "expedientes"])
@@ -128,6 +129,31 @@ async def realizar_accion(
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         await service.realizar_accion(
             uow, expediente_id=expediente_id, codigo=codigo, datos=datos, roles=principal.roles
+        )
+    return await _detalle(runtime, principal, expediente_id)
+
+
+@router.post(
+    "/expedientes/{expediente_id}/incidencias/{incidencia_id}/resolver",
+    response_model=ExpedienteDetalle,
+    responses=problem_responses(
+        401, 403, 404, 409, 422, overrides={409: "La incidencia ya no está abierta"}
+    ),
+    summary="Resuelve una incidencia y repite la petición",
+)
+async def resolver_incidencia(
+    expediente_id: str,
+    incidencia_id: str,
+    body: IncidenciaResolver,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: TramitadorUser,
+) -> ExpedienteDetalle:
+    """Gives what a failed notification or fee lacked (an interesado's channel data, a
+    fee's importe) and sends the request again; the expediente goes on waiting for it."""
+    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+        await service.resolver_incidencia(
+            uow, expediente_id=expediente_id, incidencia_id=incidencia_id, datos=body
         )
     return await _detalle(runtime, principal, expediente_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -17,16 +18,21 @@ __all__ = [
     "AccionPosible",
     "EstadoExpediente",
     "EstadoPlazo",
+    "DATOS_DE_CANAL",
     "SERIE_EXPEDIENTES",
     "Situacion",
     "abre_expediente",
     "codificar_cursor",
     "decodificar_cursor",
     "acciones_posibles",
+    "con_datos_de_canal",
     "condiciones_incumplidas",
     "format_numero",
+    "importes_de_tasas",
+    "para_notificar",
     "plazo_ampliado",
     "reanudar",
+    "tasas_sin_importe",
 ]
 
 SERIE_EXPEDIENTES = "expediente"
@@ -222,3 +228,99 @@ def decodificar_cursor(cursor: str, partes: int) -> list[str]:
     if not isinstance(valores, list) or len(valores) != partes:
         raise ValueError("cursor no válido: use el next_cursor de una respuesta")
     return [str(v) for v in valores]
+
+
+# --- what notificaciones and pagos need from the expediente ---------------------------------
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# SICRES 3.0 canal preferente: 01 postal address, 02 DEH, 03 comparecencia en sede.
+_CANALES_ELECTRONICOS = {"02", "03"}
+# What staff may give to reach an interesado, and which the notification command carries.
+DATOS_DE_CANAL = ("eligio_electronico", "email", "movil", "direccion_postal")
+
+
+def _nombre_completo(persona: dict[str, Any]) -> str:
+    partes = (persona.get("nombre"), persona.get("apellido1"), persona.get("apellido2"))
+    return " ".join(str(p) for p in partes if p)
+
+
+def para_notificar(interesado: dict[str, Any]) -> dict[str, Any]:
+    """An interesado as the notification command carries them: identity, and how to reach
+    them (art. 41), from what staff gave (``DATOS_DE_CANAL``) or else what the asiento
+    said (SICRES ``canal_preferente``, ``email``, the postal address fields).
+
+    A field that would not pass the notificaciones service's checks is left out rather
+    than sent wrong: then the notification fails with its reason and staff give it.
+    """
+    salida: dict[str, Any] = {
+        k: interesado.get(k)
+        for k in ("tipo_identificador", "identificador", "nombre", "apellido1", "apellido2")
+        if k in interesado
+    }
+    electronico = interesado.get("eligio_electronico")
+    if electronico is None and interesado.get("canal_preferente") in _CANALES_ELECTRONICOS:
+        electronico = True
+    if electronico is not None:
+        salida["eligio_electronico"] = bool(electronico)
+    email = interesado.get("email")
+    if isinstance(email, str) and _EMAIL.match(email) and len(email) <= 254:
+        salida["email"] = email
+    movil = interesado.get("movil")
+    if isinstance(movil, str) and re.fullmatch(r"\+?\d{9,15}", movil):
+        salida["movil"] = movil
+    direccion = interesado.get("direccion_postal") or _direccion_del_asiento(interesado)
+    if direccion is not None:
+        salida["direccion_postal"] = direccion
+    representante = interesado.get("representante")
+    if isinstance(representante, dict) and representante.get("identificador"):
+        salida["representante"] = {
+            "tipo_identificador": representante.get("tipo_identificador", "NIF"),
+            "identificador": representante["identificador"],
+            "nombre": _nombre_completo(representante) or representante["identificador"],
+        }
+    return salida
+
+
+def _direccion_del_asiento(interesado: dict[str, Any]) -> dict[str, str] | None:
+    """The postal address SICRES fields of an asiento's interesado, when complete."""
+    direccion, cp = interesado.get("direccion"), interesado.get("codigo_postal")
+    municipio = interesado.get("municipio")
+    if not (direccion and municipio and isinstance(cp, str) and re.fullmatch(r"\d{5}", cp)):
+        return None
+    return {
+        "direccion": str(direccion)[:200],
+        "codigo_postal": cp,
+        "municipio": str(municipio)[:100],
+        "provincia": str(interesado.get("provincia") or cp[:2])[:100],
+    }
+
+
+def con_datos_de_canal(
+    interesados: list[dict[str, Any]], cambios: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The interesados with the channel data staff gave, matched by identificador; and
+    the identificadores given that name no interesado of the expediente."""
+    por_id = {c["identificador"]: c for c in cambios}
+    nuevos = []
+    for interesado in interesados:
+        cambio = por_id.pop(interesado.get("identificador"), None)
+        if cambio is None:
+            nuevos.append(interesado)
+            continue
+        datos = {k: v for k, v in cambio.items() if k in DATOS_DE_CANAL and v is not None}
+        nuevos.append({**interesado, **datos})
+    return nuevos, sorted(por_id)
+
+
+def importes_de_tasas(
+    tasas: list[dict[str, Any]], fijados: dict[str, str] | None
+) -> list[dict[str, Any]]:
+    """The definition's fees with the importes staff assessed for this expediente (a fee
+    computed case by case, such as the ICIO of an obra) put in place of a null one."""
+    fijados = fijados or {}
+    return [{**t, "importe": fijados.get(t["concepto"], t.get("importe"))} for t in tasas]
+
+
+def tasas_sin_importe(tasas: list[dict[str, Any]], fijados: dict[str, str] | None) -> list[str]:
+    """The concepto codes still without an importe once staff's are counted."""
+    return [t["concepto"] for t in importes_de_tasas(tasas, fijados) if t["importe"] is None]

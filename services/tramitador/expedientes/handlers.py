@@ -1,4 +1,5 @@
-"""Bus consumers of the expedientes: asientos that open them, answers they wait for."""
+"""Bus consumers of the expedientes: asientos that open them, answers they wait for, and
+the failures of what they asked for (incidencias)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
 from services.tramitador.expedientes import service
 
-__all__ = ["CONSUMERS", "RESPUESTAS"]
+__all__ = ["CONSUMERS", "FALLOS", "RESPUESTAS"]
 
 # Answers of later services (pagos, notificaciones) a phase may wait for.
 RESPUESTAS = ("pagos.pago.completado.v1", "notificaciones.notificacion.practicada.v1")
+# What they answer when they cannot carry a request out.
+FALLOS = (service.NOTIFICACION_FALLIDA, service.REQUERIMIENTO_RECHAZADO)
 
 
 async def on_asiento_registrado(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -23,6 +26,11 @@ async def on_respuesta(uow: UnitOfWork, event: ReceivedEvent) -> None:
     await service.atender_respuesta(uow, event)
 
 
+async def on_fallo(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """A notification or a fee that could not be made: the expediente records an incidencia."""
+    await service.registrar_incidencia(uow, event)
+
+
 CONSUMERS = (
     ConsumerSpec(
         name="asientos",
@@ -30,4 +38,5 @@ CONSUMERS = (
         handler=on_asiento_registrado,
     ),
     ConsumerSpec(name="respuestas", events=RESPUESTAS, handler=on_respuesta),
+    ConsumerSpec(name="incidencias", events=FALLOS, handler=on_fallo),
 )

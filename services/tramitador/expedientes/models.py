@@ -1,10 +1,11 @@
-"""Tables of the expedientes: the case file, its trámites, plazos and history."""
+"""Tables of the expedientes: the case file, its trámites, plazos, history and incidencias."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -53,6 +54,8 @@ expedientes = Table(
     Column("espera_evento", String(100)),
     Column("espera_solicitud", UUID(as_uuid=False)),
     Column("plazo_ampliado", Boolean, nullable=False, server_default="false"),
+    # Fees staff assessed for this expediente ({concepto: "123.45"}), over the definition's.
+    Column("importes", JSONB),
     Column("actualizado_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("tenant_id", "anio", "secuencia", name="uq_expedientes_numero"),
@@ -135,4 +138,29 @@ historial = Table(
     Column("fase_hacia", String(60)),
     Column("datos", JSONB, nullable=False, server_default="{}"),
     Index("ix_historial_expediente", "expediente_id", "id"),
+)
+
+# A request another service answered it could not carry out (a notification without a
+# channel or a document, a fee without importe): the expediente does not wait in silence.
+incidencias = Table(
+    "incidencias",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("expediente_id", UUID(as_uuid=False), nullable=False),
+    Column("solicitud_id", UUID(as_uuid=False), nullable=False),
+    Column("origen", String(12), nullable=False),
+    Column("codigo", String(40), nullable=False),
+    Column("motivo", Text, nullable=False),
+    Column("detalles", JSONB, nullable=False, server_default="[]"),
+    Column("documento_id", UUID(as_uuid=False)),
+    Column("estado", String(10), nullable=False),
+    Column("tramite_id", UUID(as_uuid=False)),
+    Column("creada_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("resuelta_at", DateTime(timezone=True)),
+    Column("resuelta_por", String(200)),
+    CheckConstraint("origen IN ('notificacion', 'pago')", name="ck_incidencias_origen"),
+    CheckConstraint("estado IN ('abierta', 'resuelta')", name="ck_incidencias_estado"),
+    UniqueConstraint("tenant_id", "solicitud_id", name="uq_incidencias_solicitud"),
+    Index("ix_incidencias_expediente", "expediente_id"),
 )

@@ -39,6 +39,8 @@ __all__ = [
     "aplicar_accion",
     "entrar_en_fase",
     "hoy_de",
+    "nuevo_tramite",
+    "requerir_pago",
     "situacion_de",
     "solicitar_notificacion",
 ]
@@ -108,7 +110,9 @@ async def abrir(
         codigo=data["procedimiento"],
         version=data["procedimiento_version"],
     )
-    calendario = await calendario_de(uow.session, tenant_id=uow.tenant_id)
+    calendario = await calendario_de(
+        uow.session, tenant_id=uow.tenant_id, interesados=data["interesados"]
+    )
     return Contexto(uow, data, definicion, calendario, hoy or hoy_de(uow.tenant_id))
 
 
@@ -174,8 +178,8 @@ def _historial(
     )
 
 
-async def _nuevo_tramite(ctx: Contexto, fase: str, t: dict[str, Any]) -> None:
-    """Creates a trámite and announces whom it is assigned to."""
+async def nuevo_tramite(ctx: Contexto, fase: str, t: dict[str, Any]) -> str:
+    """Creates a trámite and announces whom it is assigned to; answers its id."""
     asignado = t["asignado"]
     vence = domain.vence(ctx.hoy, t["plazo"], ctx.calendario) if t.get("plazo") else None
     row = {
@@ -210,6 +214,7 @@ async def _nuevo_tramite(ctx: Contexto, fase: str, t: dict[str, Any]) -> None:
         },
         subject=row["id"],
     )
+    return str(row["id"])
 
 
 async def _cerrar_tramites(ctx: Contexto, *, fase: str | None = None, estado: str) -> None:
@@ -238,7 +243,7 @@ async def entrar_en_fase(ctx: Contexto, fase: str, *, accion: str | None) -> Non
         cambios["espera_evento"] = definicion_fase["espera"]["evento"]
     ctx.cambiar(**cambios)
     for t in definicion_fase.get("tramites", []):
-        await _nuevo_tramite(ctx, fase, t)
+        await nuevo_tramite(ctx, fase, t)
     ctx.uow.emit(
         FASE_CAMBIADA,
         {
@@ -427,7 +432,7 @@ async def _efectos(ctx: Contexto, accion: dict[str, Any], datos: dict[str, Any])
     elif tipo == "cerrar-audiencia":
         await _terminar_plazo(ctx, TipoPlazo.AUDIENCIA, EstadoPlazo.CUMPLIDO)
     elif tipo == "solicitar-informe":
-        await _nuevo_tramite(
+        await nuevo_tramite(
             ctx,
             ctx.row["fase"],
             {
@@ -450,7 +455,7 @@ async def _efectos(ctx: Contexto, accion: dict[str, Any], datos: dict[str, Any])
         await _terminar_plazo(ctx, TipoPlazo.SUBSANACION, EstadoPlazo.CANCELADO)
         await _terminar_plazo(ctx, TipoPlazo.AUDIENCIA, EstadoPlazo.CANCELADO)
     elif tipo == "requerir-pago":
-        _requerir_pago(ctx)
+        requerir_pago(ctx)
     elif tipo == "confirmar-pago":
         conceptos = [t["concepto"] for t in ctx.definicion.data.get("tasas", [])]
         ctx.cambiar(tasas_pagadas=sorted(set(ctx.row["tasas_pagadas"]) | set(conceptos)))
@@ -560,14 +565,16 @@ def solicitar_notificacion(
             "numero": ctx.row["numero"],
             "asunto": f"Resolución del expediente {ctx.row['numero']}: {ctx.row['resolucion']}",
             "documento": {"plantilla": plantilla, "documento_id": documento_id},
-            "interesados": ctx.row["interesados"],
+            "interesados": [domain.para_notificar(i) for i in ctx.row["interesados"]],
         },
         subject=solicitud,
     )
 
 
-def _requerir_pago(ctx: Contexto) -> None:
-    tasas = ctx.definicion.data.get("tasas", [])
+def requerir_pago(ctx: Contexto) -> None:
+    """Asks pagos for the procedure's fees, with the importes staff assessed for this
+    expediente; the phase waits for this solicitud's answer."""
+    tasas = domain.importes_de_tasas(ctx.definicion.data.get("tasas", []), ctx.row["importes"])
     solicitud = str(uuid.uuid4())
     ctx.cambiar(espera_solicitud=solicitud)
     ctx.uow.emit(

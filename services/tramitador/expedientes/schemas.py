@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from stdnum.es import cif, nie, nif
 
 from services.tramitador.documentos.schemas import DocumentoRead
@@ -33,6 +34,11 @@ class InteresadoCreate(BaseModel):
     nombre: str = Field(min_length=1, max_length=200)
     apellido1: str | None = Field(default=None, max_length=100)
     apellido2: str | None = Field(default=None, max_length=100)
+    municipio: str | None = Field(
+        default=None,
+        pattern=r"^\d{5}$",
+        description="Código INE del municipio de residencia: sus festivos cuentan (art. 30.6)",
+    )
 
     @field_validator("identificador")
     @classmethod
@@ -127,6 +133,22 @@ class AccionRead(BaseModel):
     condiciones_pendientes: list[str]
 
 
+class IncidenciaRead(BaseModel):
+    """A request another service could not carry out (a notification, a fee), which staff
+    must resolve: the expediente waits for it, visibly."""
+
+    id: str
+    origen: str = Field(description="notificacion o pago")
+    codigo: str = Field(examples=["sin-datos-de-canal", "importe-desconocido"])
+    motivo: str
+    detalles: list[dict[str, Any]]
+    solicitud_id: str
+    estado: str = Field(description="abierta o resuelta")
+    creada_at: datetime
+    resuelta_at: datetime | None
+    resuelta_por: str | None
+
+
 class ExpedienteDetalle(ExpedienteRead):
     """An expediente with its phase, open trámites, plazos, history and the caller's actions."""
 
@@ -136,6 +158,57 @@ class ExpedienteDetalle(ExpedienteRead):
     historial: list[HistorialRead]
     acciones: list[AccionRead]
     documentos: list[DocumentoRead]
+    incidencias: list[IncidenciaRead] = Field(
+        default_factory=list, description="Incidencias del expediente (sólo para el personal)"
+    )
+
+
+class DireccionPostal(BaseModel):
+    """Where a paper notification is delivered (as the notificaciones service asks it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    direccion: str = Field(min_length=1, max_length=200, examples=["Calle Mayor 1, 2º B"])
+    codigo_postal: str = Field(pattern=r"^\d{5}$", examples=["03001"])
+    municipio: str = Field(min_length=1, max_length=100, examples=["Alicante/Alacant"])
+    provincia: str = Field(min_length=1, max_length=100, examples=["Alicante"])
+
+
+class DatosDeCanal(BaseModel):
+    """How to reach one interesado of the expediente (art. 41): what staff add to notify."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identificador: str = Field(min_length=1, max_length=20, examples=["12345678Z"])
+    eligio_electronico: bool | None = Field(
+        default=None, description="Eligió relacionarse electrónicamente (art. 14.1)"
+    )
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    movil: str | None = Field(default=None, pattern=r"^\+?\d{9,15}$")
+    direccion_postal: DireccionPostal | None = None
+
+
+class IncidenciaResolver(BaseModel):
+    """What staff give to resolve an incidencia; the request is then sent again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interesados: list[DatosDeCanal] = Field(
+        default_factory=list, max_length=50, description="Datos de canal (notificación)"
+    )
+    importes: dict[str, Annotated[str, Field(pattern=r"^(0|[1-9]\d{0,8})(\.\d{1,2})?$")]] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="Importe en euros por concepto de tasa, cadena decimal (pago)",
+        examples=[{"icio": "312.40"}],
+    )
+    motivo: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("importes")
+    @classmethod
+    def _centimos(cls, value: dict[str, str]) -> dict[str, str]:
+        """Two decimals always, as money travels on the bus ("312.4" → "312.40")."""
+        return {k: f"{Decimal(v):.2f}" for k, v in value.items()}
 
 
 class ExpedienteList(BaseModel):

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.envelope import ReceivedEvent
-from services.common.errors import FieldError, NotFound, Unprocessable
+from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.uow import UnitOfWork
 from services.tramitador.calendario.domain import Calendario, dia_de_computo, dias_habiles_entre
 from services.tramitador.calendario.service import calendario_de
@@ -26,6 +26,7 @@ from services.tramitador.expedientes.domain import EstadoPlazo, TipoPlazo
 from services.tramitador.expedientes.models import (
     expedientes,
     historial,
+    incidencias,
     plazos,
     tramites,
 )
@@ -35,6 +36,8 @@ from services.tramitador.expedientes.schemas import (
     ExpedienteDetalle,
     ExpedienteRead,
     HistorialRead,
+    IncidenciaRead,
+    IncidenciaResolver,
     PlazoRead,
     TramiteRead,
 )
@@ -50,6 +53,8 @@ __all__ = [
     "documento_emitido",
     "listar_expedientes",
     "realizar_accion",
+    "registrar_incidencia",
+    "resolver_incidencia",
     "vencer_plazo",
 ]
 
@@ -118,7 +123,7 @@ async def _abrir(
         "plazo_ampliado": False,
     }
     await session.execute(insert(expedientes).values(**row))
-    calendario = await calendario_de(session, tenant_id=uow.tenant_id)
+    calendario = await calendario_de(session, tenant_id=uow.tenant_id, interesados=interesados)
     ctx = motor.Contexto(uow, dict(row), definicion, calendario, motor.hoy_de(uow.tenant_id))
     # Art. 21.3: the resolution plazo runs from the entry in the register (solicitud) or
     # from the acuerdo de inicio (de oficio); a presentation on an inhábil day counts
@@ -184,6 +189,13 @@ async def abrir_expediente_por_asiento(
     if expediente is None:
         _log.info("asiento %s names no published procedure %s", asiento["numero"], codigo)
         return None
+    _anunciar_inicio(uow, expediente, iniciacion="solicitud")
+    return expediente
+
+
+def _anunciar_inicio(uow: UnitOfWork, expediente: ExpedienteRead, *, iniciacion: str) -> None:
+    """``tramitador.expediente.iniciado.v1``, in the transaction that opened it: the one
+    event that tells backoffices a new expediente exists, however it started."""
     snapshot = expediente.model_dump(mode="json")
     uow.emit(
         EXPEDIENTE_INICIADO,
@@ -193,7 +205,8 @@ async def abrir_expediente_por_asiento(
             "anio": expediente.anio,
             "secuencia": expediente.secuencia,
             "procedimiento": expediente.procedimiento,
-            "estado": expediente.estado.value,
+            "estado": domain.EstadoExpediente.INICIADO.value,
+            "iniciacion": iniciacion,
             "asiento_id": expediente.asiento_id,
             "asiento_numero": expediente.asiento_numero,
             "fecha_inicio": snapshot["fecha_inicio"],
@@ -201,7 +214,6 @@ async def abrir_expediente_por_asiento(
         },
         subject=expediente.numero,
     )
-    return expediente
 
 
 async def abrir_expediente_de_oficio(uow: UnitOfWork, *, datos: ExpedienteCreate) -> ExpedienteRead:
@@ -222,6 +234,7 @@ async def abrir_expediente_de_oficio(uow: UnitOfWork, *, datos: ExpedienteCreate
             f"No hay ninguna versión publicada del procedimiento {datos.procedimiento}.",
             errors=[FieldError("procedimiento", "no existe o no está publicado")],
         )
+    _anunciar_inicio(uow, expediente, iniciacion="oficio")
     return expediente
 
 
@@ -370,7 +383,7 @@ async def consultar_expediente(
         codigo=data["procedimiento"],
         version=data["procedimiento_version"],
     )
-    calendario = await calendario_de(session, tenant_id=tenant_id)
+    calendario = await calendario_de(session, tenant_id=tenant_id, interesados=data["interesados"])
     hoy = motor.hoy_de(tenant_id)
     abiertos = (
         await session.execute(
@@ -417,6 +430,7 @@ async def consultar_expediente(
         historial=[HistorialRead.model_validate(h._mapping) for h in eventos],
         acciones=acciones,
         documentos=[DocumentoRead.model_validate(d._mapping) for d in docs],
+        incidencias=await _incidencias_de(session, expediente_id) if interesado is None else [],
     )
 
 
@@ -548,3 +562,222 @@ async def adjuntar_documento(
         },
     )
     return documento
+
+
+# --- incidencias: a request another service could not carry out ----------------------------
+
+NOTIFICACION_FALLIDA = "notificaciones.notificacion.fallida.v1"
+REQUERIMIENTO_RECHAZADO = "pagos.requerimiento.rechazado.v1"
+_TRAMITE_INCIDENCIA = "resolver-incidencia"
+
+
+async def registrar_incidencia(uow: UnitOfWork, event: ReceivedEvent) -> bool:
+    """notificaciones could not notify (``fallida``) or pagos could not charge
+    (``requerimiento.rechazado``) what the expediente waits for: the expediente records an
+    incidencia, once per request, with a trámite in its unit's bandeja, instead of waiting
+    in silence. Answers for a request nobody waits for any more are ignored."""
+    data = event.data
+    solicitud = data.get("solicitud_id")
+    expediente_id = data.get("expediente_id")
+    if not solicitud or not expediente_id:
+        return False
+    try:
+        ctx = await motor.abrir(uow, str(expediente_id))
+    except NotFound:
+        _log.info("incidencia %s for unknown expediente %s", event.name, expediente_id)
+        return False
+    if ctx.row["espera_solicitud"] != solicitud:
+        _log.info("expediente %s does not wait for %s", ctx.row["numero"], solicitud)
+        return False
+    origen = "notificacion" if str(event.name) == NOTIFICACION_FALLIDA else "pago"
+    detalle = {
+        k: data[k]
+        for k in ("notificacion_id", "destinatario", "codigo", "motivo", "conceptos")
+        if data.get(k) is not None
+    }
+    previa = (
+        await uow.session.execute(
+            select(incidencias)
+            .where(
+                incidencias.c.tenant_id == uow.tenant_id, incidencias.c.solicitud_id == solicitud
+            )
+            .with_for_update()
+        )
+    ).first()
+    if previa is not None:
+        # One incidencia per request: each interesado's fallida adds its detail, once.
+        if detalle not in previa.detalles:
+            await uow.session.execute(
+                update(incidencias)
+                .where(incidencias.c.id == previa.id)
+                .values(detalles=[*previa.detalles, detalle])
+            )
+        return True
+    incidencia_id = str(uuid.uuid4())
+    unidad = ctx.row["unidad"]
+    tramite_id = await motor.nuevo_tramite(
+        ctx,
+        ctx.row["fase"],
+        {
+            "codigo": _TRAMITE_INCIDENCIA,
+            "nombre": f"Resolver la incidencia: {data['motivo']}"[:300],
+            "asignado": {"unidad": unidad} if unidad else {"rol": "tramitador"},
+        },
+    )
+    fila = {
+        "id": incidencia_id,
+        "tenant_id": uow.tenant_id,
+        "expediente_id": ctx.id,
+        "solicitud_id": solicitud,
+        "origen": origen,
+        "codigo": str(data["codigo"]),
+        "motivo": str(data["motivo"]),
+        "detalles": [detalle],
+        "documento_id": data.get("documento_id"),
+        "estado": "abierta",
+        "tramite_id": tramite_id,
+    }
+    await uow.session.execute(insert(incidencias).values(**fila))
+    uow.audit(action="registrar-incidencia", entity="expediente", entity_id=ctx.id, new=fila)
+    uow.add(
+        historial,
+        {
+            "tenant_id": uow.tenant_id,
+            "expediente_id": ctx.id,
+            "actor": uow.actor.sub,
+            "accion": "incidencia",
+            "fase_desde": ctx.row["fase"],
+            "fase_hacia": None,
+            "datos": {"incidencia": incidencia_id, "origen": origen, "codigo": fila["codigo"]},
+        },
+    )
+    return True
+
+
+async def resolver_incidencia(
+    uow: UnitOfWork,
+    *,
+    expediente_id: str,
+    incidencia_id: str,
+    datos: IncidenciaResolver,
+) -> ExpedienteRead:
+    """Staff give what was missing (an interesado's channel data, a fee's importe) and the
+    request is sent again under a new solicitud: the expediente goes on waiting for its
+    answer, and the incidencia and its trámite are closed, in one transaction."""
+    ctx = await motor.abrir(uow, expediente_id)
+    try:
+        uuid.UUID(incidencia_id)
+    except ValueError:
+        raise NotFound(f"No existe la incidencia {incidencia_id}.") from None
+    fila = (
+        await uow.session.execute(
+            select(incidencias)
+            .where(
+                incidencias.c.tenant_id == uow.tenant_id,
+                incidencias.c.expediente_id == ctx.id,
+                incidencias.c.id == incidencia_id,
+            )
+            .with_for_update()
+        )
+    ).first()
+    if fila is None:
+        raise NotFound(f"No existe la incidencia {incidencia_id}.")
+    if fila.estado != "abierta" or ctx.row["espera_solicitud"] != fila.solicitud_id:
+        raise Conflict(
+            "La incidencia ya no está abierta, o el expediente ya no espera esa petición.",
+            errors=[FieldError("estado", f"la incidencia está {fila.estado}")],
+        )
+    if fila.origen == "pago":
+        tasas = ctx.definicion.data.get("tasas", [])
+        conceptos = {t["concepto"] for t in tasas}
+        ajenos = sorted(set(datos.importes) - conceptos)
+        if ajenos:
+            raise Unprocessable(
+                "Hay conceptos que no son tasas del procedimiento.",
+                errors=[
+                    FieldError(f"importes.{c}", "no es una tasa del procedimiento") for c in ajenos
+                ],
+            )
+        importes = {**(ctx.row["importes"] or {}), **datos.importes}
+        faltan = domain.tasas_sin_importe(tasas, importes)
+        if faltan:
+            raise Unprocessable(
+                "Falta el importe de alguna tasa.",
+                errors=[FieldError(f"importes.{c}", "falta el importe") for c in faltan],
+            )
+        ctx.cambiar(importes=importes)
+        motor.requerir_pago(ctx)
+    else:
+        cambios = [d.model_dump(mode="json", exclude_none=True) for d in datos.interesados]
+        interesados, ajenos = domain.con_datos_de_canal(ctx.row["interesados"], cambios)
+        if ajenos:
+            raise Unprocessable(
+                "Hay identificadores que no son interesados del expediente.",
+                errors=[
+                    FieldError(f"interesados[{i}].identificador", "no es interesado del expediente")
+                    for i, d in enumerate(datos.interesados)
+                    if d.identificador in ajenos
+                ],
+            )
+        documento = (
+            await uow.session.execute(
+                select(documentos.c.plantilla).where(
+                    documentos.c.expediente_id == ctx.id,
+                    documentos.c.documento_id == fila.documento_id,
+                )
+            )
+        ).first()
+        ctx.cambiar(interesados=interesados)
+        motor.solicitar_notificacion(
+            ctx,
+            plantilla=documento.plantilla if documento else None,
+            documento_id=fila.documento_id,
+        )
+    ahora = datetime.now(UTC)
+    await uow.session.execute(
+        update(incidencias)
+        .where(incidencias.c.id == fila.id)
+        .values(estado="resuelta", resuelta_at=ahora, resuelta_por=uow.actor.sub)
+    )
+    if fila.tramite_id is not None:
+        await uow.session.execute(
+            update(tramites)
+            .where(tramites.c.id == fila.tramite_id, tramites.c.estado == "abierto")
+            .values(estado="completado", completado_at=ahora, completado_por=uow.actor.sub)
+        )
+    await ctx.guardar()
+    resumen = {
+        "incidencia": fila.id,
+        "origen": fila.origen,
+        "solicitud": ctx.row["espera_solicitud"],
+        **({"motivo": datos.motivo} if datos.motivo else {}),
+    }
+    uow.audit(
+        action="resolver-incidencia",
+        entity="expediente",
+        entity_id=ctx.id,
+        old={"incidencia": fila.id, "estado": fila.estado},
+        new={**resumen, **datos.model_dump(mode="json", exclude_none=True)},
+    )
+    uow.add(
+        historial,
+        {
+            "tenant_id": uow.tenant_id,
+            "expediente_id": ctx.id,
+            "actor": uow.actor.sub,
+            "accion": "resolver-incidencia",
+            "fase_desde": ctx.row["fase"],
+            "fase_hacia": None,
+            "datos": resumen,
+        },
+    )
+    return ExpedienteRead.model_validate(ctx.row)
+
+
+async def _incidencias_de(session: AsyncSession, expediente_id: str) -> list[IncidenciaRead]:
+    filas = await session.execute(
+        select(incidencias)
+        .where(incidencias.c.expediente_id == expediente_id)
+        .order_by(incidencias.c.creada_at, incidencias.c.id)
+    )
+    return [IncidenciaRead.model_validate(f._mapping) for f in filas]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -86,10 +87,21 @@ def _ruta(path: Any) -> str:
     return out or "(raíz)"
 
 
+class _CargadorExacto(yaml.SafeLoader):
+    """A safe YAML loader that reads a float as the Decimal its text says (``95.10`` stays
+    95.10, never the binary float 95.09999…), so a fee written as a number converts exactly."""
+
+
+_CargadorExacto.add_constructor(
+    "tag:yaml.org,2002:float",
+    lambda loader, node: Decimal(str(loader.construct_scalar(node)).replace("_", "")),  # type: ignore[arg-type]
+)
+
+
 def leer_yaml(texto: str) -> dict[str, Any]:
     """Parses a YAML definition; a syntax error or a non-mapping is a DefinicionInvalida."""
     try:
-        data = yaml.safe_load(texto)
+        data = _sin_decimales(yaml.load(texto, Loader=_CargadorExacto))  # noqa: S506 (safe loader)
     except yaml.YAMLError as exc:
         raise DefinicionInvalida([Problema("(yaml)", str(exc))]) from None
     if not isinstance(data, dict):
@@ -97,8 +109,51 @@ def leer_yaml(texto: str) -> dict[str, Any]:
     return data
 
 
+def _sin_decimales(valor: Any) -> Any:
+    """Every Decimal the exact loader made, back to a float, except a fee's ``importe``
+    (kept as Decimal for :func:`_importes_exactos`); JSON has no decimal type."""
+    if isinstance(valor, dict):
+        return {
+            k: (v if k == "importe" and isinstance(v, Decimal) else _sin_decimales(v))
+            for k, v in valor.items()
+        }
+    if isinstance(valor, list):
+        return [_sin_decimales(v) for v in valor]
+    return float(valor) if isinstance(valor, Decimal) else valor
+
+
+def _importe_exacto(importe: Any) -> Any:
+    """A fee given as a number, as the decimal string the schema asks for: an integer or a
+    YAML decimal converts exactly; a JSON float by its shortest text (what was written).
+    Anything else is left for the schema to refuse."""
+    if isinstance(importe, bool) or not isinstance(importe, int | float | Decimal):
+        return importe
+    exacto = Decimal(repr(importe)) if isinstance(importe, float) else Decimal(importe)
+    if exacto.is_finite() and abs(exacto) < 10**9:
+        centimos = exacto.quantize(Decimal("0.01"))
+        if centimos == exacto:
+            return f"{centimos}"
+    return str(exacto)  # more than two decimals or too large: the pattern refuses it
+
+
+def _importes_exactos(data: dict[str, Any]) -> dict[str, Any]:
+    """Fees written as numbers (older files, JSON clients) become decimal strings."""
+    tasas = data.get("tasas")
+    if not isinstance(tasas, list):
+        return data
+    convertidas = [
+        {**t, "importe": _importe_exacto(t["importe"])}
+        if isinstance(t, dict) and "importe" in t
+        else t
+        for t in tasas
+    ]
+    return {**data, "tasas": convertidas}
+
+
 def validar(data: dict[str, Any]) -> Definicion:
-    """Checks a definition against the JSON Schema, then its internal references."""
+    """Checks a definition against the JSON Schema, then its internal references. A fee's
+    ``importe`` given as a number is first converted exactly to its decimal string."""
+    data = _importes_exactos(data)
     problemas = [
         Problema(_ruta(e.absolute_path), e.message)
         for e in sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
@@ -145,10 +200,26 @@ def _referencias(data: dict[str, Any]) -> Iterator[Problema]:
         if accion["tipo"] in _CON_SENTIDO and not accion.get("sentidos"):
             yield Problema(f"{ruta}.sentidos", f"una acción {accion['tipo']} necesita sentidos")
         if "al_vencer" in accion:
-            if accion["al_vencer"] not in acciones:
+            siguiente = acciones.get(accion["al_vencer"])
+            if siguiente is None:
                 yield Problema(f"{ruta}.al_vencer", f"no existe la acción {accion['al_vencer']}")
+            elif hacia is not None and hacia not in siguiente["desde"]:
+                # At expiry the expediente is where this action left it: an action that
+                # cannot be taken there would leave the expediente waiting for nothing.
+                yield Problema(
+                    f"{ruta}.al_vencer",
+                    f"{accion['al_vencer']} no se puede realizar desde la fase {hacia}",
+                )
             if "plazo" not in accion:
                 yield Problema(f"{ruta}.plazo", "al_vencer necesita un plazo")
+        elif accion["tipo"] == "abrir-audiencia":
+            # Art. 82.2 and 82.4: once the plazo de audiencia ends, the procedure goes on
+            # to the propuesta; the definition says by which action.
+            yield Problema(f"{ruta}.al_vencer", "el trámite de audiencia necesita al_vencer")
+        if accion["tipo"] == "resolver" and not accion.get("documento"):
+            # Art. 40.1: the resolution is notified with its text; without a document the
+            # notification could never be made and the expediente would wait for nothing.
+            yield Problema(f"{ruta}.documento", "una resolución necesita su documento")
         if accion.get("documento") and accion["documento"] not in plantillas:
             yield Problema(f"{ruta}.documento", f"no existe la plantilla {accion['documento']}")
 

@@ -413,34 +413,53 @@ async def test_the_tramitador_asks_for_a_fee_once_per_solicitud(
         )
     assert otra.id != primera.id
     a_liquidar = {**datos["conceptos"][1], "concepto": "ICIO", "importe": None}  # type: ignore[dict-item]
-    for malo, motivo in (
+    # What pagos cannot charge is answered, not only dead-lettered: the expediente hears why.
+    for malo, codigo, motivo in (
         (
             {
                 **datos,
                 "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000003",
-                "conceptos": [datos["conceptos"][0], a_liquidar],
+                "conceptos": [datos["conceptos"][0], a_liquidar],  # type: ignore[index]
             },
+            "importe-desconocido",
             "ICIO",
-        ),  # type: ignore[index]
+        ),
         (
             {
                 **datos,
                 "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000004",
                 "conceptos": [{"concepto": "X", "nombre": "X", "importe": 230.5}],
             },
+            "requerimiento-no-valido",
             "coma flotante",
         ),
-        (
-            {
-                **datos,
-                "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000005",
-                "expediente_id": None,
-            },
-            "expediente_id",
-        ),
     ):
-        with pytest.raises(PermanentFailure, match=motivo):
-            async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
-                await service.requerir_pago(uow, datos=malo)
+        async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
+            assert await service.requerir_pago(uow, datos=malo) is None
+        async with runtime.db.engine.connect() as conn:
+            rows = await conn.execute(
+                select(kernel.outbox.c.envelope).where(
+                    kernel.outbox.c.routing_key
+                    == f"{entidad.tenant}.{service.REQUERIMIENTO_RECHAZADO}",
+                    kernel.outbox.c.envelope["subject"].astext == malo["solicitud_id"],
+                )
+            )
+            [rechazo] = [r.envelope["data"] for r in rows]
+        runtime.contracts.validate(service.REQUERIMIENTO_RECHAZADO, rechazo)
+        assert (rechazo["codigo"], rechazo["expediente_id"]) == (codigo, expediente)
+        assert motivo in rechazo["motivo"]
+        if codigo == "importe-desconocido":
+            assert rechazo["conceptos"] == ["ICIO"]
+    # Nothing names an expediente to answer: dead-lettered.
+    with pytest.raises(PermanentFailure, match="expediente_id"):
+        async with runtime.unit_of_work(entidad.tenant, Actor.system("tramitador")) as uow:
+            await service.requerir_pago(
+                uow,
+                datos={
+                    **datos,
+                    "solicitud_id": "0195a3c5-1a2b-7c3d-9e4f-000000000005",
+                    "expediente_id": None,
+                },
+            )
     nombres = [c.name for c in runtime.consumers]
     assert "requerimientos" in nombres and "documentos" in nombres
