@@ -58,6 +58,8 @@ RECHAZADO_INTERCAMBIO = "registro.intercambio.rechazado.v1"
 SOLICITAR_SELLO = "sellado.sellotiempo.solicitar.v1"
 SELLO_EMITIDO = "sellado.sellotiempo.emitido.v1"
 SELLO_RECHAZADO = "sellado.sellotiempo.rechazado.v1"
+# The XAdES signature of an XML (the tramitador's índice electrónico).
+XML_CONTRACTS = ["sellado.xml.firmar.v1", "sellado.xml.firmado.v1", "sellado.xml.rechazado.v1"]
 LIQUIDACION_EMITIDA = "pagos.liquidacion.emitida.v1"
 LIQUIDACION_ANULADA = "pagos.liquidacion.anulada.v1"
 PAGO_COMPLETADO = "pagos.pago.completado.v1"
@@ -101,6 +103,7 @@ CONTRACTS = [
     SOLICITAR_SELLO,
     SELLO_EMITIDO,
     SELLO_RECHAZADO,
+    *XML_CONTRACTS,
     ALMACENAR,
     *PAGOS_CONTRACTS,
     *TRAMITADOR_CONTRACTS,
@@ -787,6 +790,12 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("receive", "sellotiempoEmitido"),
         ("send", "sellotiempoRechazado"),
         ("receive", "sellotiempoRechazado"),
+        ("send", "xmlFirmar"),
+        ("receive", "xmlFirmar"),
+        ("send", "xmlFirmado"),
+        ("receive", "xmlFirmado"),
+        ("send", "xmlRechazado"),
+        ("receive", "xmlRechazado"),
         ("send", "documentoAlmacenar"),
         ("receive", "documentoAlmacenar"),
         ("send", "codigoReservar"),
