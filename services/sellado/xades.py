@@ -19,7 +19,6 @@ import asyncio
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,7 +29,16 @@ from signxml.xades import XAdESSigner
 from services.sellado.pki import KeyPair
 from services.sellado.sello_tiempo import SelloTiempo, TimeStamper, sellar_huella
 
-__all__ = ["DS", "EXC_C14N", "XADES", "FirmaXml", "XmlNoValido", "firmar_xml", "sigvalue_c14n"]
+__all__ = [
+    "DS",
+    "EXC_C14N",
+    "XADES",
+    "FirmaXml",
+    "XmlNoValido",
+    "find_signature",
+    "firmar_xml",
+    "sigvalue_c14n",
+]
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
@@ -120,8 +128,3 @@ async def firmar_xml(xml: bytes, *, keypair: KeyPair, tsa: TimeStamper) -> Firma
     _add_timestamp(signature, sello.token)
     out = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return FirmaXml(xml=out, sha256=hashlib.sha256(out).hexdigest(), sello_tiempo=sello)
-
-
-def gen_time(firma: FirmaXml) -> datetime:
-    """When the TSA stamped the signature."""
-    return firma.sello_tiempo.gen_time

@@ -10,6 +10,7 @@ from __future__ import annotations
 from services.tramitador.bandeja.models import miembros_unidad
 from services.tramitador.calendario.models import festivos_locales
 from services.tramitador.documentos.models import documentos
+from services.tramitador.eni.models import foliado, indices
 from services.tramitador.expedientes.models import (
     expedientes,
     historial,
@@ -24,7 +25,9 @@ __all__ = [
     "documentos",
     "expedientes",
     "festivos_locales",
+    "foliado",
     "historial",
+    "indices",
     "kernel",
     "metadata",
     "miembros_unidad",

@@ -1,0 +1,114 @@
+"""tramitador: the expediente electrónico (ENI) - foliado and signed versions of the índice.
+
+``eni_foliado`` numbers every document that enters an expediente; the app role may only
+insert into it (a withdrawal is a new row). ``eni_indices`` keeps each frozen version of
+the índice electrónico and, once the sellado answers, its XAdES-T signed bytes; a
+signed version cannot change (trigger).
+
+Revision ID: tramitador_eni_0005
+Revises: tramitador_0004
+Create Date: 2026-12-07
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from services.common.migrations_support import enable_tenant_rls, migration_attr
+
+revision = "tramitador_eni_0005"
+down_revision = "tramitador_0004"
+branch_labels = None
+depends_on = None
+
+SCHEMA = "tramitador"
+
+
+def upgrade() -> None:
+    role = migration_attr("app_role") or "consistorio_app"
+    op.create_table(
+        "eni_foliado",
+        sa.Column("id", UUID(as_uuid=False), primary_key=True),
+        sa.Column("tenant_id", sa.String(5), nullable=False),
+        sa.Column("expediente_id", UUID(as_uuid=False), nullable=False),
+        sa.Column("orden", sa.Integer, nullable=False),
+        sa.Column("origen", sa.String(10), nullable=False),
+        sa.Column("retira", sa.Integer),
+        sa.Column("documento_id", UUID(as_uuid=False)),
+        sa.Column("version", sa.Integer),
+        sa.Column("identificador", sa.String(60)),
+        sa.Column("titulo", sa.String(300), nullable=False),
+        sa.Column("nombre", sa.String(255)),
+        sa.Column("mime", sa.String(255)),
+        sa.Column("tamano", sa.BigInteger),
+        sa.Column("funcion_resumen", sa.String(10)),
+        sa.Column("huella", sa.String(128)),
+        sa.Column("metadatos", JSONB, nullable=False, server_default="{}"),
+        sa.Column("notificado", sa.String(20)),
+        sa.Column("motivo", sa.Text),
+        sa.Column("incorporado_por", sa.String(200), nullable=False),
+        sa.Column(
+            "incorporado_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+        ),
+        sa.UniqueConstraint("expediente_id", "orden", name="uq_eni_foliado_orden"),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "ix_eni_foliado_documento",
+        "eni_foliado",
+        ["expediente_id", "documento_id"],
+        schema=SCHEMA,
+    )
+    op.create_table(
+        "eni_indices",
+        sa.Column("id", UUID(as_uuid=False), primary_key=True),
+        sa.Column("tenant_id", sa.String(5), nullable=False),
+        sa.Column("expediente_id", UUID(as_uuid=False), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("causa", sa.String(20), nullable=False),
+        sa.Column("fase", sa.String(60)),
+        sa.Column("estado", sa.String(10), nullable=False),
+        sa.Column("solicitud_id", UUID(as_uuid=False), nullable=False),
+        sa.Column("hasta_orden", sa.Integer, nullable=False),
+        sa.Column("xml", sa.LargeBinary),
+        sa.Column("sha256", sa.String(64)),
+        sa.Column("firmante", sa.String(500)),
+        sa.Column("sello_tiempo", sa.DateTime(timezone=True)),
+        sa.Column("motivo", sa.Text),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("firmado_at", sa.DateTime(timezone=True)),
+        sa.UniqueConstraint("expediente_id", "version", name="uq_eni_indices_version"),
+        schema=SCHEMA,
+    )
+    op.create_index("ix_eni_indices_solicitud", "eni_indices", ["solicitud_id"], schema=SCHEMA)
+    op.execute(
+        f"""
+        CREATE FUNCTION "{SCHEMA}".indice_firmado_inmutable() RETURNS trigger AS $$
+        BEGIN
+          IF OLD.estado = 'firmado' THEN
+            RAISE EXCEPTION 'la versión % del índice está firmada: es inmutable', OLD.version;
+          END IF;
+          RETURN NEW;
+        END $$ LANGUAGE plpgsql
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER indice_firmado_inmutable BEFORE UPDATE OR DELETE "
+        f'ON "{SCHEMA}".eni_indices FOR EACH ROW '
+        f'EXECUTE FUNCTION "{SCHEMA}".indice_firmado_inmutable()'
+    )
+    for table in ("eni_foliado", "eni_indices"):
+        enable_tenant_rls(SCHEMA, table)
+    op.execute(f'GRANT SELECT, INSERT ON "{SCHEMA}"."eni_foliado" TO "{role}"')
+    op.execute(f'GRANT SELECT, INSERT, UPDATE ON "{SCHEMA}"."eni_indices" TO "{role}"')
+
+
+def downgrade() -> None:
+    op.drop_table("eni_indices", schema=SCHEMA)
+    op.drop_table("eni_foliado", schema=SCHEMA)
+    op.execute(f'DROP FUNCTION "{SCHEMA}".indice_firmado_inmutable()')
