@@ -148,9 +148,10 @@ def indice_sin_firmar(
         raise ValueError("un índice electrónico lista al menos un documento")
     nsmap = {k: NS[k] for k in ("eniexp", "eniexpind", "eniconexpind", "eniexpmeta", "enids")}
     raiz = etree.Element(_q("eniexp", "expediente"), nsmap=nsmap)
-    raiz.set("Id", f"EXP_{meta.identificador}")
+    # No Id on the root: the signature's reference is then URI="" (the whole document).
     indice = _sub(raiz, "eniexpind", "indice")
-    contenido = _sub(indice, "eniconexpind", "IndiceContenido")
+    # The element is the índice schema's own; its children are the contenido schema's.
+    contenido = _sub(indice, "eniexpind", "IndiceContenido")
     contenido.set("Id", "INDICE_CONTENIDO")
     _sub(contenido, "eniconexpind", "FechaIndiceElectronico", _ts(fecha))
     for doc in sorted(documentos, key=lambda d: d.orden):

@@ -72,6 +72,11 @@ async def expediente_de(
     return dict(row._mapping)
 
 
+def _json(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as the audit log keeps it (dates as ISO 8601 text)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
 async def _siguiente_orden(uow: UnitOfWork, expediente_id: str) -> int:
     # Entries of one expediente are numbered one at a time: a transaction lock per
     # expediente, then the next number (the unique key is the last guard).
@@ -100,7 +105,7 @@ async def _foliar(uow: UnitOfWork, *, expediente_id: str, fila: dict[str, Any]) 
         **fila,
     }
     await uow.session.execute(insert(foliado).values(**row))
-    uow.audit(action="foliar", entity="expediente", entity_id=expediente_id, new=row)
+    uow.audit(action="foliar", entity="expediente", entity_id=expediente_id, new=_json(row))
     return row
 
 

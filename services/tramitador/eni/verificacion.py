@@ -20,7 +20,7 @@ import zipfile
 from datetime import datetime
 from typing import Any
 
-from asn1crypto import cms
+from asn1crypto import cms, tsp
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -89,7 +89,9 @@ def _verificar_cms(token: bytes, datos: bytes) -> datetime:
     """Checks an RFC 3161 token over ``datos``; its genTime, or ValueError saying why."""
     signed = cms.ContentInfo.load(token)["content"]
     encap = signed["encap_content_info"]
-    tst = encap["content"].parsed
+    # Read as TSTInfo explicitly: a worker process may never have loaded asn1crypto.tsp,
+    # and without it the content type is not known to asn1crypto.
+    tst = tsp.TSTInfo.load(encap["content"].contents)
     imprint = tst["message_imprint"]
     algoritmo = imprint["hash_algorithm"]["algorithm"].native
     if hashlib.new(algoritmo, datos).digest() != imprint["hashed_message"].native:
