@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -15,12 +16,20 @@ from services.common.auth import Principal
 from services.common.cpu import CpuPool
 from services.common.db import tenant_transaction
 from services.common.deps import RuntimeDep, actor_of, require_role
-from services.common.errors import FieldError, PayloadTooLarge, Unprocessable, problem_responses
+from services.common.errors import (
+    FieldError,
+    Forbidden,
+    PayloadTooLarge,
+    Unprocessable,
+    problem_responses,
+)
 from services.tramitador.documentos import service as documentos
 from services.tramitador.eni import service
 from services.tramitador.eni.exportacion import exportar_zip, nombre_zip
 from services.tramitador.eni.repositorio_client import RepositorioClient, repositorio_de
 from services.tramitador.eni.schemas import (
+    ArchivoList,
+    ArchivoRead,
     DocumentoIncorporar,
     FoliadoList,
     FoliadoRead,
@@ -34,6 +43,7 @@ from services.tramitador.eni.verificacion import verificar_zip
 router = APIRouter(prefix="/api/v1/tramitador", tags=["tramitador", "expediente electrónico"])
 
 TramitadorUser = Annotated[Principal, Depends(require_role("tramitador"))]
+CiudadanoUser = Annotated[Principal, Depends(require_role("ciudadano"))]
 Orden = Annotated[int, Path(ge=1, le=1_000_000)]
 MAX_VERIFICACION_BYTES = 1024 * 1024 * 1024
 _XML: dict[int | str, dict[str, Any]] = {
@@ -277,3 +287,154 @@ async def verificar_exportacion(request: Request, principal: TramitadorUser) -> 
             resultado["motivo"], errors=[FieldError("body", str(resultado["motivo"]))]
         )
     return VerificacionRead.de(resultado)
+
+
+@router.get(
+    "/archivo",
+    response_model=ArchivoList,
+    responses=problem_responses(401, 403, 422),
+    summary="Expedientes del archivo",
+)
+async def listar_archivo(
+    runtime: RuntimeDep,
+    principal: TramitadorUser,
+    antes_de: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ArchivoList:
+    """Expedientes transferred to the archive (read-only), most recent first."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        filas = await service.listar_archivo(
+            session, tenant_id=principal.tenant, antes_de=antes_de, limit=limit
+        )
+    siguiente = filas[-1]["archivado_at"] if len(filas) == limit else None
+    return ArchivoList(
+        items=[ArchivoRead.model_validate(f) for f in filas], next_antes_de=siguiente
+    )
+
+
+@router.get(
+    "/archivo/{expediente_id}",
+    response_model=ArchivoRead,
+    responses=problem_responses(401, 403, 404),
+    summary="Un expediente del archivo",
+)
+async def consultar_archivo(
+    expediente_id: str, runtime: RuntimeDep, principal: TramitadorUser
+) -> ArchivoRead:
+    """An archived expediente's entry: when, by whom, and how long it is kept; its índice
+    and export are at …/expedientes/{id}/indice and …/eni."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        fila = await service.consultar_archivo(
+            session, tenant_id=principal.tenant, expediente_id=expediente_id
+        )
+    return ArchivoRead.model_validate(fila)
+
+
+def _nif(principal: Principal) -> str:
+    if not principal.nif:
+        raise Forbidden("El token del ciudadano no lleva NIF.")
+    return principal.nif.upper()
+
+
+@router.get(
+    "/mis-expedientes/{expediente_id}/indice",
+    response_class=Response,
+    responses={**_XML, **problem_responses(401, 403, 404, 409)},
+    summary="Copia del índice electrónico firmado (ciudadano)",
+)
+async def mi_indice(expediente_id: str, runtime: RuntimeDep, principal: CiudadanoUser) -> Response:
+    """The interesado's copy of the latest signed índice of their expediente."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        await service.expediente_de(
+            session,
+            tenant_id=principal.tenant,
+            expediente_id=expediente_id,
+            interesado=_nif(principal),
+        )
+        fila = await service.consultar_indice(session, expediente_id=expediente_id)
+    return Response(
+        fila["xml"],
+        media_type="application/xml",
+        headers={"ETag": f'"{fila["sha256"]}"', "X-Indice-Version": str(fila["version"])},
+    )
+
+
+@router.get(
+    "/mis-expedientes/{expediente_id}/documentos",
+    response_model=FoliadoList,
+    responses=problem_responses(401, 403, 404),
+    summary="Documentos notificados de uno de mis expedientes (ciudadano)",
+)
+async def mis_documentos(
+    expediente_id: str, runtime: RuntimeDep, principal: CiudadanoUser
+) -> FoliadoList:
+    """The documents of the expediente that were notified to its interesados."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        await service.expediente_de(
+            session,
+            tenant_id=principal.tenant,
+            expediente_id=expediente_id,
+            interesado=_nif(principal),
+        )
+        filas = await service.documentos_del_indice(
+            session, expediente_id=expediente_id, hasta_orden=2**31 - 1, notificados=True
+        )
+    return FoliadoList(items=[FoliadoRead.model_validate(f) for f in filas])
+
+
+@router.get(
+    "/mis-expedientes/{expediente_id}/documentos/{orden}",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "El documento notificado"},
+        **problem_responses(401, 403, 404, 503),
+    },
+    summary="Descarga un documento notificado (ciudadano)",
+)
+async def mi_documento(
+    expediente_id: str,
+    orden: Orden,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: CiudadanoUser,
+) -> StreamingResponse:
+    """The interesado's copy of a notified document: the issued PDF, read from its public
+    verification address (its CSV), streamed."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        await service.expediente_de(
+            session,
+            tenant_id=principal.tenant,
+            expediente_id=expediente_id,
+            interesado=_nif(principal),
+        )
+        fila = await service.documento_notificado(session, expediente_id=expediente_id, orden=orden)
+    csv = (fila["metadatos"] or {}).get("csv")
+    if not csv:
+        raise service.SinDocumentos("El documento no tiene CSV con el que descargarlo.")
+    repositorio = repositorio_de(request)
+    client = repositorio.client()
+    chunks = repositorio.publico(client, csv)
+    # The first chunk is read before answering, so a refusal is a problem, not a cut body.
+    try:
+        primero = await anext(chunks)
+    except StopAsyncIteration:
+        primero = b""
+    except BaseException:
+        await client.aclose()
+        raise
+
+    async def cuerpo() -> AsyncIterator[bytes]:
+        try:
+            yield primero
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await client.aclose()
+
+    return StreamingResponse(
+        cuerpo(),
+        media_type=fila["mime"] or "application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{fila["nombre"] or "documento.pdf"}"'
+        },
+    )

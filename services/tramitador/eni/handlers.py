@@ -1,5 +1,7 @@
 """Bus consumers of the expediente electrónico: the sellado's answers to our signature
-commands, and our own phase changes and resolutions, which freeze a signed índice."""
+commands; our own phase changes and resolutions, which freeze a signed índice (and
+archive or reopen); our own notification requests, which let the interesados download
+the notified document."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
 from services.tramitador.eni import service
 
-__all__ = ["CONSUMERS", "FASE_CAMBIADA", "RESOLUCION_DICTADA"]
+__all__ = ["CONSUMERS", "FASE_CAMBIADA", "NOTIFICACION_SOLICITAR", "RESOLUCION_DICTADA"]
 
 FASE_CAMBIADA = "tramitador.expediente.fase-cambiada.v1"
 RESOLUCION_DICTADA = "tramitador.resolucion.dictada.v1"
+NOTIFICACION_SOLICITAR = "tramitador.notificacion.solicitar.v1"
 
 
 async def on_firma(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -23,13 +26,29 @@ async def on_hito(uow: UnitOfWork, event: ReceivedEvent) -> None:
     """Each closing of a phase, and the resolution, freezes a signed version of the índice
     (NTI de Expediente electrónico: the índice guarantees the expediente's integrity)."""
     data = event.data
+    expediente_id = str(data["expediente_id"])
     if str(event.name) == RESOLUCION_DICTADA:
-        causa, fase = "resolucion", None
-    else:
-        causa, fase = "fase", data.get("fase_anterior")
-    await service.congelar_indice(
-        uow, expediente_id=str(data["expediente_id"]), causa=causa, fase=fase
-    )
+        await service.congelar_indice(uow, expediente_id=expediente_id, causa="resolucion")
+        return
+    # Entering a phase of state archivado transfers it to the archive (which freezes the
+    # last índice); any other phase change freezes one, and reopens an archived one.
+    if data.get("estado") == "archivado":
+        await service.registrar_archivo(uow, expediente_id=expediente_id)
+        return
+    await service.registrar_reapertura(uow, expediente_id=expediente_id)
+    if data.get("fase_anterior") is not None:
+        await service.congelar_indice(
+            uow, expediente_id=expediente_id, causa="fase", fase=data["fase_anterior"]
+        )
+
+
+async def on_notificacion(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """A document sent to be notified becomes the interesados' to download."""
+    documento_id = (event.data.get("documento") or {}).get("documento_id")
+    if documento_id:
+        await service.marcar_notificado(
+            uow, expediente_id=str(event.data["expediente_id"]), documento_id=str(documento_id)
+        )
 
 
 CONSUMERS = (
@@ -37,4 +56,5 @@ CONSUMERS = (
         name="eni-firmas", events=(service.XML_FIRMADO, service.XML_RECHAZADO), handler=on_firma
     ),
     ConsumerSpec(name="eni-indices", events=(FASE_CAMBIADA, RESOLUCION_DICTADA), handler=on_hito),
+    ConsumerSpec(name="eni-notificados", events=(NOTIFICACION_SOLICITAR,), handler=on_notificacion),
 )

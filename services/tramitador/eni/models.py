@@ -1,5 +1,5 @@
-"""Tables of the expediente electrónico: the foliado (documents in order, never removed)
-and the frozen, signed versions of the índice."""
+"""Tables of the expediente electrónico: the foliado (documents in order, never removed),
+the frozen, signed versions of the índice, and the archive."""
 
 from __future__ import annotations
 
@@ -76,4 +76,22 @@ indices = Table(
     Column("firmado_at", DateTime(timezone=True)),
     UniqueConstraint("expediente_id", "version", name="uq_eni_indices_version"),
     Index("ix_eni_indices_solicitud", "solicitud_id"),
+)
+
+# An expediente transferred to the archive (its phase of state ``archivado``), with the
+# conservation class its procedure gives; a reopened one keeps its row, dated.
+archivo = Table(
+    "eni_archivo",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("expediente_id", UUID(as_uuid=False), nullable=False),
+    Column("clase", String(20), nullable=False),
+    Column("anios", Integer),
+    Column("serie", String(100)),
+    Column("archivado_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("archivado_por", String(200), nullable=False),
+    Column("reabierto_at", DateTime(timezone=True)),
+    Index("ix_eni_archivo_fecha", "tenant_id", "archivado_at", "id"),
+    Index("ix_eni_archivo_expediente", "expediente_id"),
 )

@@ -111,6 +111,23 @@ class RepositorioClient:
                 headers={"Retry-After": "5"},
             ) from exc
 
+    async def publico(self, client: httpx.AsyncClient, csv: str) -> AsyncIterator[bytes]:
+        """An issued document's bytes from its public verification address (no token):
+        what anybody holding the CSV may download, as a citizen gets a notified one."""
+        try:
+            async with client.stream(
+                "GET", f"/api/v1/{RUTA}/verificar/{csv}/documento"
+            ) as response:
+                if response.status_code != 200:
+                    raise _refusal(response, csv)
+                async for chunk in response.aiter_bytes(CHUNK):
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise RepositorioNoDisponible(
+                f"No se pudo leer el documento {csv}: {exc.__class__.__name__}.",
+                headers={"Retry-After": "5"},
+            ) from exc
+
 
 def repositorio_de(request: Request) -> RepositorioClient:
     """The repositorio client of the request's app; 503 when it has no address."""

@@ -117,3 +117,24 @@ class VerificacionRead(BaseModel):
     def de(cls, data: dict[str, Any]) -> VerificacionRead:
         """From what :func:`services.tramitador.eni.verificacion.verificar_zip` returns."""
         return cls.model_validate(data)
+
+
+class ArchivoRead(BaseModel):
+    """An expediente in the archive, with the conservation class of its procedure."""
+
+    expediente_id: str
+    numero: str
+    procedimiento: str
+    asunto: str | None
+    clase: str = Field(description="`permanente` o `temporal`")
+    anios: int | None = Field(description="Años de conservación (clase temporal)")
+    serie: str | None = Field(description="Serie documental")
+    archivado_at: datetime
+    archivado_por: str
+
+
+class ArchivoList(BaseModel):
+    """Archived expedientes, most recent first; ``next_antes_de`` gives the next page."""
+
+    items: list[ArchivoRead]
+    next_antes_de: datetime | None = None

@@ -21,7 +21,7 @@ from services.common.errors import Conflict, NotFound
 from services.common.tenants import tenants_table
 from services.common.uow import UnitOfWork
 from services.tramitador.eni import domain
-from services.tramitador.eni.models import foliado, indices
+from services.tramitador.eni.models import archivo, foliado, indices
 from services.tramitador.expedientes.models import expedientes
 from services.tramitador.procedimientos.service import definicion_de
 
@@ -32,16 +32,22 @@ __all__ = [
     "XML_FIRMADO",
     "XML_RECHAZADO",
     "congelar_indice",
+    "consultar_archivo",
     "consultar_indice",
+    "documento_notificado",
     "documentos_del_indice",
     "comprobar_abierto",
     "expediente_de",
     "foliar_adjunto",
     "foliar_emitido",
     "identificador_de",
+    "listar_archivo",
     "listar_foliado",
     "listar_indices",
+    "marcar_notificado",
+    "registrar_archivo",
     "registrar_firma",
+    "registrar_reapertura",
     "retirar_documento",
 ]
 
@@ -422,3 +428,119 @@ async def documentos_del_indice(
         query = query.where(foliado.c.notificado.is_not(None))
     rows = await session.execute(query.order_by(foliado.c.orden))
     return [dict(r._mapping) for r in rows]
+
+
+async def registrar_archivo(uow: UnitOfWork, *, expediente_id: str) -> dict[str, Any]:
+    """The expediente entered its archive phase: it is listed in the archive with the
+    conservation class of its procedure, and a last índice is frozen and signed."""
+    expediente = await expediente_de(
+        uow.session, tenant_id=uow.tenant_id, expediente_id=expediente_id
+    )
+    definicion = await definicion_de(
+        uow.session,
+        tenant_id=uow.tenant_id,
+        codigo=expediente["procedimiento"],
+        version=expediente["procedimiento_version"],
+    )
+    conservacion = definicion.data.get("conservacion") or {"clase": "permanente"}
+    row = {
+        "id": str(uuid.uuid4()),
+        "tenant_id": uow.tenant_id,
+        "expediente_id": expediente_id,
+        "clase": conservacion["clase"],
+        "anios": conservacion.get("anios"),
+        "serie": conservacion.get("serie"),
+        "archivado_at": datetime.now(UTC),
+        "archivado_por": (uow.actor.name or uow.actor.sub)[:200],
+    }
+    await uow.session.execute(insert(archivo).values(**row))
+    uow.audit(action="archivar", entity="expediente", entity_id=expediente_id, new=_json(row))
+    await congelar_indice(uow, expediente_id=expediente_id, causa="archivo")
+    return row
+
+
+async def registrar_reapertura(uow: UnitOfWork, *, expediente_id: str) -> None:
+    """A reopened expediente leaves the archive (its entry stays, dated)."""
+    await uow.session.execute(
+        update(archivo)
+        .where(archivo.c.expediente_id == expediente_id, archivo.c.reabierto_at.is_(None))
+        .values(reabierto_at=datetime.now(UTC))
+    )
+
+
+_ARCHIVO_COLUMNAS = (
+    archivo.c.expediente_id,
+    archivo.c.clase,
+    archivo.c.anios,
+    archivo.c.serie,
+    archivo.c.archivado_at,
+    archivo.c.archivado_por,
+    archivo.c.reabierto_at,
+    expedientes.c.numero,
+    expedientes.c.procedimiento,
+    expedientes.c.asunto,
+)
+
+
+async def listar_archivo(
+    session: AsyncSession, *, tenant_id: str, antes_de: datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """The archive's expedientes (reopened ones excluded), most recently archived first."""
+    query = (
+        select(*_ARCHIVO_COLUMNAS)
+        .join(expedientes, expedientes.c.id == archivo.c.expediente_id)
+        .where(archivo.c.tenant_id == tenant_id, archivo.c.reabierto_at.is_(None))
+    )
+    if antes_de is not None:
+        query = query.where(archivo.c.archivado_at < antes_de)
+    rows = await session.execute(query.order_by(archivo.c.archivado_at.desc()).limit(limit))
+    return [dict(r._mapping) for r in rows]
+
+
+async def consultar_archivo(
+    session: AsyncSession, *, tenant_id: str, expediente_id: str
+) -> dict[str, Any]:
+    """An archived expediente's entry; 404 when it is not in the archive."""
+    await expediente_de(session, tenant_id=tenant_id, expediente_id=expediente_id)
+    row = (
+        await session.execute(
+            select(*_ARCHIVO_COLUMNAS)
+            .join(expedientes, expedientes.c.id == archivo.c.expediente_id)
+            .where(archivo.c.expediente_id == expediente_id, archivo.c.reabierto_at.is_(None))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"El expediente {expediente_id} no está en el archivo.")
+    return dict(row._mapping)
+
+
+async def marcar_notificado(uow: UnitOfWork, *, expediente_id: str, documento_id: str) -> None:
+    """A document the tramitador sent to be notified to the interesados: they may then
+    download it from their own expedientes (the only column the app role may update)."""
+    await uow.session.execute(
+        update(foliado)
+        .where(
+            foliado.c.expediente_id == expediente_id,
+            foliado.c.documento_id == documento_id,
+            foliado.c.notificado.is_(None),
+        )
+        .values(notificado="solicitada")
+    )
+
+
+async def documento_notificado(
+    session: AsyncSession, *, expediente_id: str, orden: int
+) -> dict[str, Any]:
+    """One notified document of the expediente; any other is a 404 for the citizen."""
+    row = (
+        await session.execute(
+            select(foliado).where(
+                foliado.c.expediente_id == expediente_id,
+                foliado.c.orden == orden,
+                foliado.c.notificado.is_not(None),
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"No hay un documento notificado con el número {orden}.")
+    return dict(row._mapping)

@@ -3,7 +3,8 @@
 ``eni_foliado`` numbers every document that enters an expediente; the app role may only
 insert into it (a withdrawal is a new row). ``eni_indices`` keeps each frozen version of
 the índice electrónico and, once the sellado answers, its XAdES-T signed bytes; a
-signed version cannot change (trigger).
+signed version cannot change (trigger). ``eni_archivo`` lists the expedientes transferred
+to the archive, with the conservation class of their procedure.
 
 Revision ID: tramitador_eni_0005
 Revises: tramitador_0004
@@ -86,6 +87,28 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index("ix_eni_indices_solicitud", "eni_indices", ["solicitud_id"], schema=SCHEMA)
+    op.create_table(
+        "eni_archivo",
+        sa.Column("id", UUID(as_uuid=False), primary_key=True),
+        sa.Column("tenant_id", sa.String(5), nullable=False),
+        sa.Column("expediente_id", UUID(as_uuid=False), nullable=False),
+        sa.Column("clase", sa.String(20), nullable=False),
+        sa.Column("anios", sa.Integer),
+        sa.Column("serie", sa.String(100)),
+        sa.Column(
+            "archivado_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+        ),
+        sa.Column("archivado_por", sa.String(200), nullable=False),
+        sa.Column("reabierto_at", sa.DateTime(timezone=True)),
+        schema=SCHEMA,
+    )
+    op.create_index(
+        "ix_eni_archivo_fecha", "eni_archivo", ["tenant_id", "archivado_at", "id"], schema=SCHEMA
+    )
+    op.create_index("ix_eni_archivo_expediente", "eni_archivo", ["expediente_id"], schema=SCHEMA)
     op.execute(
         f"""
         CREATE FUNCTION "{SCHEMA}".indice_firmado_inmutable() RETURNS trigger AS $$
@@ -102,13 +125,17 @@ def upgrade() -> None:
         f'ON "{SCHEMA}".eni_indices FOR EACH ROW '
         f'EXECUTE FUNCTION "{SCHEMA}".indice_firmado_inmutable()'
     )
-    for table in ("eni_foliado", "eni_indices"):
+    for table in ("eni_foliado", "eni_indices", "eni_archivo"):
         enable_tenant_rls(SCHEMA, table)
+    op.execute(f'GRANT SELECT, INSERT, UPDATE ON "{SCHEMA}"."eni_archivo" TO "{role}"')
+    # Insert-only, but for the mark of a document sent to be notified.
     op.execute(f'GRANT SELECT, INSERT ON "{SCHEMA}"."eni_foliado" TO "{role}"')
+    op.execute(f'GRANT UPDATE (notificado) ON "{SCHEMA}"."eni_foliado" TO "{role}"')
     op.execute(f'GRANT SELECT, INSERT, UPDATE ON "{SCHEMA}"."eni_indices" TO "{role}"')
 
 
 def downgrade() -> None:
+    op.drop_table("eni_archivo", schema=SCHEMA)
     op.drop_table("eni_indices", schema=SCHEMA)
     op.drop_table("eni_foliado", schema=SCHEMA)
     op.execute(f'DROP FUNCTION "{SCHEMA}".indice_firmado_inmutable()')
