@@ -25,7 +25,7 @@ from services.common.settings import Settings
 from services.tramitador.eni.esquemas import errores
 from services.tramitador.eni.repositorio_client import RepositorioClient
 from tests.support import factories
-from tests.support.platforms import asgi_client, bearer, running_platform
+from tests.support.platforms import asgi_client, bearer, collect_events, running_platform
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -321,3 +321,92 @@ async def test_another_councils_expediente_is_a_404(platform: Platform, new_tena
         assert frozen.status_code == 404
         empty = await tramitador.post(f"{url}/indice", headers=headers)
         assert empty.status_code == 409
+
+
+async def test_an_archived_expediente_is_listed_read_only_and_its_interesado_gets_copies(
+    platform: Platform, new_tenant, token
+) -> None:
+    # Walked to the archive as the engine's own test walks it; the documents are issued by
+    # the real chain, and only the notification's answer is published by hand.
+    from tests.integration.test_tramitador_motor import walk
+
+    tenant = await new_tenant()
+    headers = bearer(token(tenant, "tramitador", "firma", "documentos"))
+    events = await collect_events(platform.transport, f"{tenant}.tramitador.#")
+    interesado = factories.interesado()
+    async with (
+        asgi_client(platform.apps["tramitador"]) as tramitador,
+        asgi_client(platform.apps["repositorio"]) as repositorio,
+    ):
+        body = {
+            "procedimiento": "expediente-sancionador",
+            "asunto": "Ruidos nocturnos",
+            "interesados": [interesado],
+        }
+        created = await tramitador.post(f"{T}/expedientes", json=body, headers=headers)
+        expediente_id = created.json()["id"]
+        url = f"{T}/expedientes/{expediente_id}"
+        await walk(tramitador, platform, tenant, headers, events, expediente_id)
+
+        async def archivado() -> dict[str, Any] | None:
+            got = await tramitador.get(f"{T}/archivo/{expediente_id}", headers=headers)
+            return got.json() if got.status_code == 200 else None
+
+        entrada = await eventually(archivado, timeout=60)
+        assert entrada["clase"] == "permanente" and entrada["numero"].startswith("EXP/")
+        listed = (await tramitador.get(f"{T}/archivo", headers=headers)).json()["items"]
+        assert [i["expediente_id"] for i in listed] == [expediente_id]
+
+        # The archive froze a last índice, signed, which says E02 (cerrado).
+        async def ultimo() -> dict[str, Any] | None:
+            items = (await tramitador.get(f"{url}/indices", headers=headers)).json()["items"]
+            return items[0] if items and items[0]["estado"] == "firmado" else None
+
+        version = await eventually(ultimo, timeout=60)
+        assert version["causa"] == "archivo"
+        xml = (await tramitador.get(f"{url}/indice", headers=headers)).content
+        assert errores(xml, "expediente") == []
+        assert b"<eniexpmeta:Estado>E02</eniexpmeta:Estado>" in xml
+
+        # Read-only: nothing enters or leaves its foliado, and no índice is frozen by hand.
+        blocked = await tramitador.post(
+            f"{url}/foliado/1/retirada", json={"motivo": "Error"}, headers=headers
+        )
+        assert blocked.status_code == 409, blocked.text
+        assert (await tramitador.post(f"{url}/indice", headers=headers)).status_code == 409
+
+        # The interesado's copy: the signed índice and the notified resolution.
+        citizen = bearer(token(tenant, "ciudadano", nif=interesado["identificador"]))
+        stranger = bearer(token(tenant, "ciudadano", nif="00000000T"))
+        copia = await tramitador.get(f"{T}/mis-expedientes/{expediente_id}/indice", headers=citizen)
+        assert copia.status_code == 200 and copia.content == xml
+        mine = await tramitador.get(
+            f"{T}/mis-expedientes/{expediente_id}/documentos", headers=citizen
+        )
+        notificados = mine.json()["items"]
+        assert [d["titulo"] for d in notificados] and all(
+            d["origen"] == "emitido" for d in notificados
+        )
+        resolucion = notificados[-1]
+        pdf = await tramitador.get(
+            f"{T}/mis-expedientes/{expediente_id}/documentos/{resolucion['orden']}",
+            headers=citizen,
+        )
+        assert pdf.status_code == 200, pdf.text
+        assert hashlib.sha256(pdf.content).hexdigest() == resolucion["huella"]
+        stored = await repositorio.get(
+            f"/api/v1/documentos/{resolucion['documento_id']}/contenido", headers=headers
+        )
+        assert stored.content == pdf.content
+        # A document that was not notified, and anybody else's expediente, are 404s.
+        foliado = (await tramitador.get(f"{url}/foliado", headers=headers)).json()["items"]
+        otro = next(f for f in foliado if f["orden"] not in {d["orden"] for d in notificados})
+        hidden = await tramitador.get(
+            f"{T}/mis-expedientes/{expediente_id}/documentos/{otro['orden']}", headers=citizen
+        )
+        assert hidden.status_code == 404
+        for path in ("indice", "documentos", f"documentos/{resolucion['orden']}"):
+            got = await tramitador.get(
+                f"{T}/mis-expedientes/{expediente_id}/{path}", headers=stranger
+            )
+            assert got.status_code == 404, path

@@ -4,6 +4,7 @@ verification of an export. Thin: the rules are in domain.py, the work in service
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -431,10 +432,9 @@ async def mi_documento(
         finally:
             await client.aclose()
 
+    nombre = re.sub(r"[^A-Za-z0-9._-]", "_", fila["nombre"] or "") or "documento.pdf"
     return StreamingResponse(
         cuerpo(),
         media_type=fila["mime"] or "application/pdf",
-        headers={
-            "Content-Disposition": f'attachment; filename="{fila["nombre"] or "documento.pdf"}"'
-        },
+        headers={"Content-Disposition": f'attachment; filename="{nombre}"'},
     )
