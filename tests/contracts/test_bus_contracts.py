@@ -819,6 +819,7 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "resolucionDictada"),
         ("receive", "resolucionDictada"),
         ("send", "notificacionSolicitar"),
+        ("receive", "notificacionSolicitar"),
         ("send", "pagoRequerir"),
         ("send", "notificacionPracticada"),
         ("receive", "notificacionPracticada"),
