@@ -77,6 +77,9 @@ def _sign(xml: bytes, keypair: KeyPair) -> etree._Element:
         root = etree.fromstring(xml, parser=_PARSER)
     except etree.XMLSyntaxError as exc:
         raise XmlNoValido(f"no es XML bien formado: {exc}") from exc
+    if root.getroottree().docinfo.doctype:
+        # No DTD, hence no entity, is ever read: what is signed is what was sent.
+        raise XmlNoValido("no se admite un documento con DTD (DOCTYPE)")
     method = (
         SignatureMethod.ECDSA_SHA256
         if isinstance(keypair.private_key, ec.EllipticCurvePrivateKey)
