@@ -410,3 +410,47 @@ async def test_an_archived_expediente_is_listed_read_only_and_its_interesado_get
                 f"{T}/mis-expedientes/{expediente_id}/{path}", headers=stranger
             )
             assert got.status_code == 404, path
+
+
+async def test_the_anexos_of_the_starting_asiento_enter_the_foliado(
+    settings: Settings, new_tenant, token
+) -> None:
+    pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\n%solicitud firmada\n%%EOF\n"
+    plano = b"<?xml version='1.0' encoding='UTF-8'?>\n<plano>Calle Mayor, 12</plano>\n"
+    async with running_platform(settings, ["registro", "tramitador", "repositorio"]) as platform:
+        tenant = await new_tenant()
+        headers = bearer(token(tenant, "registro", "tramitador", "documentos"))
+        async with (
+            asgi_client(platform.apps["registro"]) as registro,
+            asgi_client(platform.apps["tramitador"]) as tramitador,
+        ):
+            anexos = [
+                {"nombre": "solicitud.pdf", "contenido": base64.b64encode(pdf).decode()},
+                {"nombre": "plano.xml", "contenido": base64.b64encode(plano).decode()},
+            ]
+            body = factories.asiento(anexos=anexos)
+            created = await registro.post("/api/v1/registro/asientos", json=body, headers=headers)
+            assert created.status_code == 201, created.text
+            asiento_id = created.json()["id"]
+
+            async def foliado() -> list[dict[str, Any]] | None:
+                found = await tramitador.get(
+                    f"{T}/expedientes", params={"asiento_id": asiento_id}, headers=headers
+                )
+                items = found.json()["items"]
+                if not items:
+                    return None
+                got = await tramitador.get(
+                    f"{T}/expedientes/{items[0]['id']}/foliado", headers=headers
+                )
+                entradas = got.json()["items"]
+                return entradas if len(entradas) == 2 else None
+
+            entradas = await eventually(foliado, timeout=60)
+    assert [e["origen"] for e in entradas] == ["anexo", "anexo"]
+    assert [e["orden"] for e in entradas] == [1, 2]
+    assert {e["huella"] for e in entradas} == {
+        hashlib.sha256(pdf).hexdigest(),
+        hashlib.sha256(plano).hexdigest(),
+    }
+    assert all(e["identificador"].startswith("ES_") for e in entradas)

@@ -10,11 +10,13 @@ from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
 from services.tramitador.eni import service
 
-__all__ = ["CONSUMERS", "FASE_CAMBIADA", "NOTIFICACION_SOLICITAR", "RESOLUCION_DICTADA"]
+__all__ = ["CONSUMERS"]
 
 FASE_CAMBIADA = "tramitador.expediente.fase-cambiada.v1"
 RESOLUCION_DICTADA = "tramitador.resolucion.dictada.v1"
 NOTIFICACION_SOLICITAR = "tramitador.notificacion.solicitar.v1"
+DOCUMENTO_ALMACENADO = "repositorio.documento.almacenado.v1"
+EXPEDIENTE_INICIADO = "tramitador.expediente.iniciado.v1"
 
 
 async def on_firma(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -51,10 +53,26 @@ async def on_notificacion(uow: UnitOfWork, event: ReceivedEvent) -> None:
         )
 
 
+async def on_anexo(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """The anexos of the asiento that opened an expediente enter its foliado, whichever of
+    the repositorio's stored document and the expediente's opening comes first."""
+    if str(event.name) == DOCUMENTO_ALMACENADO:
+        await service.recibir_anexo(uow, event.data)
+    else:
+        await service.foliar_anexos_del_asiento(
+            uow,
+            expediente_id=str(event.data["expediente_id"]),
+            asiento_id=event.data.get("asiento_id"),
+        )
+
+
 CONSUMERS = (
     ConsumerSpec(
         name="eni-firmas", events=(service.XML_FIRMADO, service.XML_RECHAZADO), handler=on_firma
     ),
     ConsumerSpec(name="eni-indices", events=(FASE_CAMBIADA, RESOLUCION_DICTADA), handler=on_hito),
     ConsumerSpec(name="eni-notificados", events=(NOTIFICACION_SOLICITAR,), handler=on_notificacion),
+    ConsumerSpec(
+        name="eni-anexos", events=(DOCUMENTO_ALMACENADO, EXPEDIENTE_INICIADO), handler=on_anexo
+    ),
 )

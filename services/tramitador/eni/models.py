@@ -95,3 +95,20 @@ archivo = Table(
     Index("ix_eni_archivo_fecha", "tenant_id", "archivado_at", "id"),
     Index("ix_eni_archivo_expediente", "expediente_id"),
 )
+
+# The anexos of asientos as the repositorio stored them (``repositorio.documento.almacenado.v1``
+# with an asiento as referencia), kept until, and after, the expediente the asiento opens
+# foliates them: the two events may arrive in either order.
+anexos = Table(
+    "eni_anexos",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("tenant_id", String(5), nullable=False),
+    Column("asiento_id", UUID(as_uuid=False), nullable=False),
+    Column("documento_id", UUID(as_uuid=False), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("datos", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("documento_id", "version", name="uq_eni_anexos_version"),
+    Index("ix_eni_anexos_asiento", "asiento_id"),
+)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.envelope import ReceivedEvent
@@ -21,7 +22,7 @@ from services.common.errors import Conflict, NotFound
 from services.common.tenants import tenants_table
 from services.common.uow import UnitOfWork
 from services.tramitador.eni import domain
-from services.tramitador.eni.models import archivo, foliado, indices
+from services.tramitador.eni.models import anexos, archivo, foliado, indices
 from services.tramitador.expedientes.models import expedientes
 from services.tramitador.procedimientos.service import definicion_de
 
@@ -38,6 +39,7 @@ __all__ = [
     "documentos_del_indice",
     "comprobar_abierto",
     "expediente_de",
+    "foliar_anexos_del_asiento",
     "foliar_adjunto",
     "foliar_emitido",
     "identificador_de",
@@ -45,6 +47,7 @@ __all__ = [
     "listar_foliado",
     "listar_indices",
     "marcar_notificado",
+    "recibir_anexo",
     "registrar_archivo",
     "registrar_firma",
     "registrar_reapertura",
@@ -544,3 +547,86 @@ async def documento_notificado(
     if row is None:
         raise NotFound(f"No hay un documento notificado con el número {orden}.")
     return dict(row._mapping)
+
+
+async def _bloquear_asiento(uow: UnitOfWork, asiento_id: str) -> None:
+    # An anexo stored and the expediente opened arrive in either order: both consumers
+    # take this lock first, so each sees what the other committed.
+    await uow.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"eni-anexos:{asiento_id}"}
+    )
+
+
+async def _foliar_anexos(uow: UnitOfWork, *, expediente_id: str, asiento_id: str) -> int:
+    ya = {
+        (r.documento_id, r.version)
+        for r in await uow.session.execute(
+            select(foliado.c.documento_id, foliado.c.version).where(
+                foliado.c.expediente_id == expediente_id, foliado.c.origen == "anexo"
+            )
+        )
+    }
+    filas = await uow.session.execute(
+        select(anexos.c.datos)
+        .where(anexos.c.asiento_id == asiento_id)
+        .order_by(anexos.c.created_at)
+    )
+    hechos = 0
+    for (datos,) in filas:
+        if (datos["documento_id"], int(datos["version"])) in ya:
+            continue
+        await foliar_adjunto(
+            uow,
+            expediente_id=expediente_id,
+            titulo=f"Anexo: {datos['nombre']}"[:300],
+            version={
+                **datos,
+                "metadatos": {**datos["metadatos"], "identificador": datos["identificador"]},
+            },
+            origen="anexo",
+        )
+        hechos += 1
+    return hechos
+
+
+async def recibir_anexo(uow: UnitOfWork, almacenado: dict[str, Any]) -> int:
+    """A document the repositorio stored as an anexo of an asiento is kept, and foliated
+    at once when the asiento already opened an expediente; how many entries it made."""
+    referencia = almacenado.get("referencia") or {}
+    if referencia.get("tipo") != "asiento":
+        return 0
+    asiento_id = str(referencia["id"])
+    await _bloquear_asiento(uow, asiento_id)
+    await uow.session.execute(
+        pg_insert(anexos)
+        .values(
+            id=str(uuid.uuid4()),
+            tenant_id=uow.tenant_id,
+            asiento_id=asiento_id,
+            documento_id=almacenado["documento_id"],
+            version=int(almacenado["version"]),
+            datos=almacenado,
+        )
+        .on_conflict_do_nothing(constraint="uq_eni_anexos_version")
+    )
+    expediente_id = (
+        await uow.session.execute(
+            select(expedientes.c.id).where(
+                expedientes.c.tenant_id == uow.tenant_id, expedientes.c.asiento_id == asiento_id
+            )
+        )
+    ).scalar_one_or_none()
+    if expediente_id is None:
+        return 0
+    return await _foliar_anexos(uow, expediente_id=str(expediente_id), asiento_id=asiento_id)
+
+
+async def foliar_anexos_del_asiento(
+    uow: UnitOfWork, *, expediente_id: str, asiento_id: str | None
+) -> int:
+    """An expediente opened from an asiento foliates the anexos the repositorio already
+    stored for it (the rest arrive with ``recibir_anexo``)."""
+    if not asiento_id:
+        return 0
+    await _bloquear_asiento(uow, asiento_id)
+    return await _foliar_anexos(uow, expediente_id=expediente_id, asiento_id=asiento_id)

@@ -4,7 +4,8 @@
 insert into it (a withdrawal is a new row). ``eni_indices`` keeps each frozen version of
 the índice electrónico and, once the sellado answers, its XAdES-T signed bytes; a
 signed version cannot change (trigger). ``eni_archivo`` lists the expedientes transferred
-to the archive, with the conservation class of their procedure.
+to the archive, with the conservation class of their procedure; ``eni_anexos`` keeps the anexos of
+asientos the repositorio stored, until the expediente they open foliates them.
 
 Revision ID: tramitador_eni_0005
 Revises: tramitador_0004
@@ -109,6 +110,21 @@ def upgrade() -> None:
         "ix_eni_archivo_fecha", "eni_archivo", ["tenant_id", "archivado_at", "id"], schema=SCHEMA
     )
     op.create_index("ix_eni_archivo_expediente", "eni_archivo", ["expediente_id"], schema=SCHEMA)
+    op.create_table(
+        "eni_anexos",
+        sa.Column("id", UUID(as_uuid=False), primary_key=True),
+        sa.Column("tenant_id", sa.String(5), nullable=False),
+        sa.Column("asiento_id", UUID(as_uuid=False), nullable=False),
+        sa.Column("documento_id", UUID(as_uuid=False), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("datos", JSONB, nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.UniqueConstraint("documento_id", "version", name="uq_eni_anexos_version"),
+        schema=SCHEMA,
+    )
+    op.create_index("ix_eni_anexos_asiento", "eni_anexos", ["asiento_id"], schema=SCHEMA)
     op.execute(
         f"""
         CREATE FUNCTION "{SCHEMA}".indice_firmado_inmutable() RETURNS trigger AS $$
@@ -125,8 +141,9 @@ def upgrade() -> None:
         f'ON "{SCHEMA}".eni_indices FOR EACH ROW '
         f'EXECUTE FUNCTION "{SCHEMA}".indice_firmado_inmutable()'
     )
-    for table in ("eni_foliado", "eni_indices", "eni_archivo"):
+    for table in ("eni_foliado", "eni_indices", "eni_archivo", "eni_anexos"):
         enable_tenant_rls(SCHEMA, table)
+    op.execute(f'GRANT SELECT, INSERT ON "{SCHEMA}"."eni_anexos" TO "{role}"')
     op.execute(f'GRANT SELECT, INSERT, UPDATE ON "{SCHEMA}"."eni_archivo" TO "{role}"')
     # Insert-only, but for the mark of a document sent to be notified.
     op.execute(f'GRANT SELECT, INSERT ON "{SCHEMA}"."eni_foliado" TO "{role}"')
@@ -135,6 +152,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("eni_anexos", schema=SCHEMA)
     op.drop_table("eni_archivo", schema=SCHEMA)
     op.drop_table("eni_indices", schema=SCHEMA)
     op.drop_table("eni_foliado", schema=SCHEMA)
