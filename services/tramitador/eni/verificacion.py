@@ -35,6 +35,9 @@ __all__ = ["MAX_INDICE_BYTES", "verificar_zip"]
 
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
 MAX_INDICE_BYTES = 32 * 1024 * 1024
+# A documentoEni is read whole (its base64 text) to hash it: one larger than this, by its
+# declared or its real size, is reported ilegible rather than risk the worker's memory.
+MAX_DOCUMENTO_BYTES = 512 * 1024 * 1024
 _PARSER_OPTS = {"resolve_entities": False, "no_network": True, "load_dtd": False}
 _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "sha256": hashes.SHA256,
@@ -160,13 +163,29 @@ def _indizados(xml: bytes) -> list[dict[str, str]]:
     ]
 
 
+class _Limitado:
+    """A file read no further than ``limite`` bytes (a ZIP entry may lie about its size)."""
+
+    def __init__(self, raw: Any, limite: int) -> None:
+        self._raw = raw
+        self._resto = limite
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._raw.read(n if n >= 0 else self._resto + 1)
+        self._resto -= len(data)
+        if self._resto < 0:
+            raise ValueError("documento demasiado grande")
+        return data
+
+
 def _documento(archive: zipfile.ZipFile, nombre: str) -> tuple[str | None, bytes | None]:
     """The identificador and decoded content of one ``documentoEni`` in the ZIP."""
     identificador: str | None = None
     contenido: bytes | None = None
     meta = f"{{{domain.NS['enidocmeta']}}}Identificador"
     valor = f"{{{domain.NS['enifile']}}}ValorBinario"
-    with archive.open(nombre) as stream:
+    with archive.open(nombre) as abierto:
+        stream = _Limitado(abierto, MAX_DOCUMENTO_BYTES)
         for _event, element in etree.iterparse(
             stream, events=("end",), tag=(meta, valor), huge_tree=True, **_PARSER_OPTS
         ):
@@ -205,9 +224,11 @@ def verificar_zip(path: str) -> dict[str, Any]:
         contenidos: dict[str, tuple[str, bytes | None]] = {}
         for nombre in archive.namelist():
             if nombre.startswith("documentos/") and nombre.endswith(".xml"):
+                if archive.getinfo(nombre).file_size > MAX_DOCUMENTO_BYTES:
+                    continue
                 try:
                     identificador, contenido = _documento(archive, nombre)
-                except (etree.XMLSyntaxError, ValueError):
+                except (etree.XMLSyntaxError, ValueError, zipfile.BadZipFile):
                     identificador, contenido = None, None
                 if identificador:
                     contenidos[identificador] = (nombre, contenido)
