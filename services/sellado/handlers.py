@@ -1,4 +1,4 @@
-"""Bus consumers of the sellado: the seal command and the time-stamp command.
+"""Bus consumers of the sellado: the seal, XML signature and time-stamp commands.
 
 Built per process by :func:`consumers` because they need the process's trust
 services (keys, TSA), which exist only once the app is wired.
@@ -10,7 +10,7 @@ from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
-from services.sellado import sello_tiempo, service
+from services.sellado import firma_xml, sello_tiempo, service
 from services.sellado.trust import TrustServices
 
 
@@ -31,7 +31,13 @@ def consumers(
         tenant = await tenants.get(event.tenant)
         await sello_tiempo.responder_solicitar_sello(uow, event, tsa=trust.tsa, tenant=tenant)
 
+    async def on_firmar_xml(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """Signs the XML (XAdES-T) with the key of the envelope's tenant and replies."""
+        tenant = await tenants.get(event.tenant)
+        await firma_xml.responder_firmar_xml(uow, event, trust=trust, tenant=tenant)
+
     return (
+        ConsumerSpec(name="firmar-xml", events=(firma_xml.FIRMAR_XML,), handler=on_firmar_xml),
         ConsumerSpec(name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar),
         ConsumerSpec(
             name="sellar-tiempo",

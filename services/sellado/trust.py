@@ -27,7 +27,14 @@ from services.sellado.pades import InProcessTimeStamper, VisibleAppearance, seal
 from services.sellado.pki import DevPki, KeyPair, load_pkcs12
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, PostgresSerialSource, TimeStampAuthority
 
-__all__ = ["Pkcs12Pki", "SealedDocument", "TrustServices", "TrustStore", "build_trust"]
+__all__ = [
+    "Pkcs12Pki",
+    "SealedDocument",
+    "TrustServices",
+    "TrustStore",
+    "build_trust",
+    "common_name",
+]
 
 
 class TrustStore(Protocol):
@@ -93,7 +100,8 @@ def _gen_time(response_der: bytes) -> datetime:
     return gen_time
 
 
-def _common_name(certificate: x509.Certificate) -> str:
+def common_name(certificate: x509.Certificate) -> str:
+    """The certificate's common name (its subject when it has none): the signer people read."""
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else certificate.subject.rfc4514_string()
 
@@ -134,7 +142,7 @@ class TrustServices:
         return SealedDocument(
             pdf=sealed,
             sha256=hashlib.sha256(sealed).hexdigest(),
-            firmante=_common_name(keypair.certificate),
+            firmante=common_name(keypair.certificate),
             sello_tiempo=gen_times[-1],
         )
 

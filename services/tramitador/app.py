@@ -11,6 +11,7 @@ from services.common.app_factory import create_service_app
 from services.common.runtime import ServiceRuntime
 from services.tramitador.bandeja.api import router as bandeja_router
 from services.tramitador.calendario.api import router as calendario_router
+from services.tramitador.eni.api import router as eni_router
 from services.tramitador.expedientes.api import router as expedientes_router
 from services.tramitador.expedientes.scheduler import Programador
 from services.tramitador.procedimientos.api import router as procedimientos_router
@@ -24,7 +25,13 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         runtime,
         title="Consistorio · tramitador",
         description="Expedientes, catálogo de procedimientos y cómputo de plazos.",
-        routers=[expedientes_router, bandeja_router, procedimientos_router, calendario_router],
+        routers=[
+            expedientes_router,
+            eni_router,
+            bandeja_router,
+            procedimientos_router,
+            calendario_router,
+        ],
         manage_runtime=manage_runtime,
     )
     programador = Programador(runtime)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from services.tramitador.documentos.handlers import CONSUMERS as DOCUMENTOS
+from services.tramitador.eni.handlers import CONSUMERS as ENI
 from services.tramitador.expedientes.handlers import CONSUMERS as EXPEDIENTES
 
 __all__ = ["CONSUMERS"]
 
-CONSUMERS = (*EXPEDIENTES, *DOCUMENTOS)
+CONSUMERS = (*EXPEDIENTES, *DOCUMENTOS, *ENI)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from services.tramitador.bandeja.models import miembros_unidad
 from services.tramitador.calendario.models import festivos_locales
 from services.tramitador.documentos.models import documentos
+from services.tramitador.eni.models import anexos, archivo, foliado, indices
 from services.tramitador.expedientes.models import (
     expedientes,
     historial,
@@ -22,11 +23,15 @@ from services.tramitador.procedimientos.models import procedimiento_versiones
 
 __all__ = [
     "SCHEMA",
+    "anexos",
+    "archivo",
     "documentos",
     "expedientes",
     "festivos_locales",
+    "foliado",
     "historial",
     "incidencias",
+    "indices",
     "kernel",
     "metadata",
     "miembros_unidad",

@@ -58,6 +58,8 @@ RECHAZADO_INTERCAMBIO = "registro.intercambio.rechazado.v1"
 SOLICITAR_SELLO = "sellado.sellotiempo.solicitar.v1"
 SELLO_EMITIDO = "sellado.sellotiempo.emitido.v1"
 SELLO_RECHAZADO = "sellado.sellotiempo.rechazado.v1"
+# The XAdES signature of an XML (the tramitador's índice electrónico).
+XML_CONTRACTS = ["sellado.xml.firmar.v1", "sellado.xml.firmado.v1", "sellado.xml.rechazado.v1"]
 LIQUIDACION_EMITIDA = "pagos.liquidacion.emitida.v1"
 LIQUIDACION_ANULADA = "pagos.liquidacion.anulada.v1"
 LIQUIDACION_VENCIDA = "pagos.liquidacion.vencida.v1"
@@ -112,6 +114,7 @@ CONTRACTS = [
     SOLICITAR_SELLO,
     SELLO_EMITIDO,
     SELLO_RECHAZADO,
+    *XML_CONTRACTS,
     ALMACENAR,
     CONSULTAR,
     CONSULTADO,
@@ -787,6 +790,7 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "intercambioAceptado"),
         ("send", "intercambioRechazado"),
         ("send", "expedienteIniciado"),
+        ("receive", "expedienteIniciado"),
         ("send", "documentoSellar"),
         ("receive", "documentoSellar"),
         ("send", "documentoSellado"),
@@ -794,12 +798,19 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "documentoRechazado"),
         ("receive", "documentoRechazado"),
         ("send", "documentoAlmacenado"),
+        ("receive", "documentoAlmacenado"),
         ("send", "sellotiempoSolicitar"),
         ("receive", "sellotiempoSolicitar"),
         ("send", "sellotiempoEmitido"),
         ("receive", "sellotiempoEmitido"),
         ("send", "sellotiempoRechazado"),
         ("receive", "sellotiempoRechazado"),
+        ("send", "xmlFirmar"),
+        ("receive", "xmlFirmar"),
+        ("send", "xmlFirmado"),
+        ("receive", "xmlFirmado"),
+        ("send", "xmlRechazado"),
+        ("receive", "xmlRechazado"),
         ("send", "documentoAlmacenar"),
         ("receive", "documentoAlmacenar"),
         ("send", "codigoReservar"),
@@ -819,9 +830,12 @@ def test_asyncapi_operations_say_who_sends_and_receives(asyncapi: dict[str, Any]
         ("send", "emisionFallida"),
         ("receive", "emisionFallida"),
         ("send", "expedienteFaseCambiada"),
+        ("receive", "expedienteFaseCambiada"),
         ("send", "tramiteAsignado"),
         ("send", "resolucionDictada"),
+        ("receive", "resolucionDictada"),
         ("send", "notificacionSolicitar"),
+        ("receive", "notificacionSolicitar"),
         ("send", "pagoRequerir"),
         ("send", "notificacionPracticada"),
         ("receive", "notificacionPracticada"),

@@ -254,3 +254,41 @@ async def test_verification_parses_off_the_event_loop(sellado: Platform, client,
     assert not verifying.done(), "the verification should still be running in its worker"
     answer = await verifying
     assert answer.status_code == 422, answer.text
+
+
+async def test_xml_command_refuses_what_is_not_xml_and_an_inactive_council(
+    sellado, new_tenant
+) -> None:
+    """``sellado.xml.firmar.v1``: the happy path is the tramitador's índice (its own test);
+    here, the refusals, each answered once by reply."""
+    tenant, inactivo = await new_tenant(), await new_tenant(activo=False)
+    for council, xml, codigo in (
+        (tenant, b"<sin-cerrar>", "xml-no-valido"),
+        (inactivo, b"<a/>", "sin-certificado"),
+    ):
+        replies = await collect_events(
+            sellado.transport,
+            f"{council}.sellado.xml.firmado.v1",
+            f"{council}.sellado.xml.rechazado.v1",
+        )
+        request = build_envelope(
+            EventName.parse("sellado.xml.firmar.v1"),
+            tenant=council,
+            data={
+                "solicitud_id": str(uuid.uuid4()),
+                "solicitante": "pruebas",
+                "xml": base64.b64encode(xml).decode(),
+            },
+            dataschema="https://consistorio.es/bus-contracts/sellado/xml-firmar/v1.json",
+        )
+        await sellado.transport.publish(
+            OutgoingMessage(
+                routing_key=f"{council}.sellado.xml.firmar.v1",
+                body=json.dumps(request).encode(),
+                message_id=request["id"],
+            )
+        )
+        await eventually(lambda replies=replies: replies)
+        assert str(replies[0].name) == "sellado.xml.rechazado.v1"
+        assert replies[0].data["codigo"] == codigo
+        assert replies[0].data["solicitud_id"] == request["data"]["solicitud_id"]

@@ -6,6 +6,7 @@ from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
 from services.tramitador.documentos import service
+from services.tramitador.eni.service import foliar_emitido
 from services.tramitador.expedientes.service import documento_emitido
 
 __all__ = ["CONSUMERS"]
@@ -16,6 +17,10 @@ async def on_emision(uow: UnitOfWork, event: ReceivedEvent) -> None:
     issued resolution is then sent to be notified."""
     documento = await service.registrar_emision(uow, event)
     if documento is not None and documento.estado == "emitido":
+        # The issued document enters the expediente's foliado (ENI), then follows its course.
+        await foliar_emitido(
+            uow, expediente_id=documento.expediente_id, titulo=documento.titulo, emitido=event.data
+        )
         await documento_emitido(uow, documento=documento)
 
 

@@ -1,0 +1,146 @@
+"""The tramitador's HTTP client of the repositorio: a document's recorded version and bytes.
+
+The foliado records the digest and ENI metadata the repositorio holds for a version,
+and the export streams its bytes. Both are read as the caller, forwarding their
+bearer token: the repositorio then checks the tenant and the role ``documentos``
+itself, so the tramitador never reads a document its user could not.
+
+Where the repositorio is: ``app.state.eni_repositorio_client`` when something put a
+client there (tests, with a transport onto the in-process app); else the URL of the
+``documentos`` route in ``app.state.service_urls`` or ``SERVICE_URLS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import Request
+
+from services.common.errors import Conflict, Forbidden, ProblemError
+
+__all__ = ["RUTA", "RepositorioClient", "RepositorioNoDisponible", "repositorio_de"]
+
+RUTA = "documentos"
+CHUNK = 64 * 1024
+
+
+class RepositorioNoDisponible(ProblemError):
+    """503: the repositorio cannot be reached (or its address is not configured)."""
+
+    status = 503
+    slug = "repositorio-no-disponible"
+
+
+class RespuestaInesperada(ProblemError):
+    """502: the repositorio answered something the tramitador cannot use."""
+
+    status = 502
+    slug = "repositorio-respuesta-inesperada"
+
+
+def _refusal(response: httpx.Response, documento_id: str) -> ProblemError:
+    if response.status_code in (401, 403):
+        return Forbidden(
+            f"El repositorio no deja leer el documento {documento_id}: hace falta también el "
+            "rol 'documentos'."
+        )
+    if response.status_code == 404:
+        return Conflict(f"El documento {documento_id} no está en el repositorio.")
+    return RespuestaInesperada(
+        f"El repositorio respondió {response.status_code} al pedir el documento {documento_id}."
+    )
+
+
+class RepositorioClient:
+    """Reads documents' versions and content from the repositorio, as the caller."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._transport = transport
+        self._timeout = timeout
+
+    def client(self) -> httpx.AsyncClient:
+        """A client for one batch of calls (an export opens one for all its documents)."""
+        return httpx.AsyncClient(
+            base_url=self.base_url, transport=self._transport, timeout=self._timeout
+        )
+
+    async def version_actual(self, documento_id: str, token: str) -> dict[str, Any]:
+        """The current version of a documento as recorded: digest, size, ENI metadata."""
+        try:
+            async with self.client() as client:
+                response = await client.get(
+                    f"/api/v1/{RUTA}/{documento_id}", headers={"Authorization": f"Bearer {token}"}
+                )
+        except httpx.HTTPError as exc:
+            raise RepositorioNoDisponible(
+                f"No se pudo consultar el repositorio: {exc.__class__.__name__}.",
+                headers={"Retry-After": "5"},
+            ) from exc
+        if response.status_code != 200:
+            raise _refusal(response, documento_id)
+        body = response.json()
+        version: dict[str, Any] = dict(body["version_actual"])
+        version["documento_id"] = body["id"]
+        return version
+
+    async def contenido(
+        self, client: httpx.AsyncClient, documento_id: str, version: int, token: str
+    ) -> AsyncIterator[bytes]:
+        """The bytes of one version, in chunks as they arrive."""
+        path = f"/api/v1/{RUTA}/{documento_id}/versiones/{version}/contenido"
+        try:
+            async with client.stream(
+                "GET", path, headers={"Authorization": f"Bearer {token}"}
+            ) as response:
+                if response.status_code != 200:
+                    raise _refusal(response, documento_id)
+                async for chunk in response.aiter_bytes(CHUNK):
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise RepositorioNoDisponible(
+                f"No se pudo leer el documento {documento_id}: {exc.__class__.__name__}.",
+                headers={"Retry-After": "5"},
+            ) from exc
+
+    async def publico(self, client: httpx.AsyncClient, csv: str) -> AsyncIterator[bytes]:
+        """An issued document's bytes from its public verification address (no token):
+        what anybody holding the CSV may download, as a citizen gets a notified one."""
+        try:
+            async with client.stream(
+                "GET", f"/api/v1/{RUTA}/verificar/{csv}/documento"
+            ) as response:
+                if response.status_code != 200:
+                    raise _refusal(response, csv)
+                async for chunk in response.aiter_bytes(CHUNK):
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise RepositorioNoDisponible(
+                f"No se pudo leer el documento {csv}: {exc.__class__.__name__}.",
+                headers={"Retry-After": "5"},
+            ) from exc
+
+
+def repositorio_de(request: Request) -> RepositorioClient:
+    """The repositorio client of the request's app; 503 when it has no address."""
+    state = request.app.state
+    client: RepositorioClient | None = getattr(state, "eni_repositorio_client", None)
+    if client is not None:
+        return client
+    settings = state.runtime.settings
+    urls: dict[str, str] = getattr(state, "service_urls", None) or settings.service_urls
+    base_url = urls.get(RUTA)
+    if not base_url:
+        raise RepositorioNoDisponible(
+            "No se conoce la dirección del repositorio: configure SERVICE_URLS con la ruta "
+            f"'{RUTA}'."
+        )
+    return RepositorioClient(base_url, timeout=settings.proxy_timeout_seconds)
