@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python -m tests.bench.pagos
 	$(BIN)/python -m tests.bench.tramitador
 	$(BIN)/python -m tests.bench.notificaciones
+	$(BIN)/python -m tests.bench.documentos
 
 # The broker's queues, bindings, users and policies, from the services' consumers.
 rabbitmq-definitions: install
