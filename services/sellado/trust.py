@@ -130,6 +130,7 @@ class TrustServices:
             appearance=appearance,
             reason=motivo or f"Sello electrónico de {tenant.nombre}",
             location=tenant.nombre,
+            token_size_bound=self.tsa.token_size_bound(),
         )
         return SealedDocument(
             pdf=sealed,
