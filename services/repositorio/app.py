@@ -53,7 +53,7 @@ def create_app(
         current: BlobStore = app.state.blob_store
         return current
 
-    runtime.consumers = handlers.consumers(store, runtime.settings)
+    runtime.consumers = handlers.consumers(store, runtime.settings, runtime.document_workers)
     for escaner in reconciliacion.ESCANERES:
         runtime.reconciler.register(escaner)
     return app

@@ -32,7 +32,9 @@ def consumers(
         await sello_tiempo.responder_solicitar_sello(uow, event, tsa=trust.tsa, tenant=tenant)
 
     return (
-        ConsumerSpec(name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar),
+        ConsumerSpec(
+            name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar, documents=True
+        ),
         ConsumerSpec(
             name="sellar-tiempo",
             events=(sello_tiempo.SOLICITAR_SELLO,),

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import inspect
 import struct
+import threading
 import zlib
 from collections.abc import Awaitable, Callable
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO

@@ -538,6 +538,14 @@ class TimeStampAuthority:
         )
         self._certificates = _tlv(_CONTEXT_0, b"".join(members))
 
+    async def reserve_serial(self) -> int:
+        """A serial number for a token made elsewhere with this TSA's key (a document worker).
+
+        The serial source is the one place that keeps serials unique, so a worker
+        process that time-stamps a seal asks the service for its serial first.
+        """
+        return await self._serials.next()
+
     def token_size_bound(self) -> int:
         """The most DER bytes a token of this TSA takes, whatever the request.
 

@@ -100,7 +100,9 @@ def _core_font_page() -> bytes:
     pdf.add_page()
     pdf.set_font("helvetica", "", 10)
     for line in range(30):
-        pdf.cell(0, 6, f"Linea {line} de un justificante en Helvetica", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(
+            0, 6, f"Linea {line} de un justificante en Helvetica", new_x="LMARGIN", new_y="NEXT"
+        )
     return bytes(pdf.output())
 
 
@@ -129,9 +131,7 @@ def main() -> None:
                 "render (fpdf2 justificante)": _cpu_ms(
                     lambda: render_justificante(asiento, ALICANTE), args.rounds
                 ),
-                "CSV + QR stamp": _cpu_ms(
-                    lambda: stamp_csv(pdf, csv=CSV, url=URL), args.rounds
-                ),
+                "CSV + QR stamp": _cpu_ms(lambda: stamp_csv(pdf, csv=CSV, url=URL), args.rounds),
                 "seal (PAdES-B-T, TSA in process)": _cpu_ms(
                     lambda: loop.run_until_complete(trust.seal(ALICANTE, stamped)), args.rounds
                 ),
@@ -144,14 +144,14 @@ def main() -> None:
             }
         finally:
             loop.close()
-        rsa_ms = _cpu_ms(
-            lambda: key.sign(b"x" * 32, PKCS1v15(), hashes.SHA256()), args.rounds * 10
-        )
+        rsa_ms = _cpu_ms(lambda: key.sign(b"x" * 32, PKCS1v15(), hashes.SHA256()), args.rounds * 10)
         page_ms = _cpu_ms(_core_font_page, args.rounds)
 
     total = sum(rows.values())
-    print(f"# Justificante CPU by step ({platform.python_implementation()} "
-          f"{platform.python_version()}, {args.rounds} rounds, medians)\n")
+    print(
+        f"# Justificante CPU by step ({platform.python_implementation()} "
+        f"{platform.python_version()}, {args.rounds} rounds, medians)\n"
+    )
     print("| step | CPU ms | × raw RSA-2048 sign | × core-font fpdf2 page |")
     print("|---|---:|---:|---:|")
     for name, ms in [*rows.items(), ("**whole justificante**", total)]:

@@ -224,7 +224,7 @@ async def test_a_redelivered_answer_applies_once(platform, client, new_tenant, t
     commands = await commands_to_repositorio(platform, tenant)
     asiento = await register(client, token(tenant, "registro"))
     await eventually(lambda: commands)
-    spec = next(s for s in handlers.CONSUMERS if s.name == "emisiones")
+    spec = next(s for s in handlers.consumers(None) if s.name == "emisiones")
     consumer = platform.runtimes["registro"].event_consumer(spec)
     first = envelope(platform, tenant, EMITIDO, emitido(commands[0]))
     for _ in range(2):  # the broker delivers the same message again
@@ -299,7 +299,7 @@ async def test_failed_issuing_is_a_conflict_and_can_be_asked_for_again(
 
     # A late answer to the failed request is not the justificante any more; the new one is.
     stale = envelope(platform, tenant, EMITIDO, emitido(commands[0]))
-    spec = next(s for s in handlers.CONSUMERS if s.name == "emisiones")
+    spec = next(s for s in handlers.consumers(None) if s.name == "emisiones")
     consumer = platform.runtimes["registro"].event_consumer(spec)
     await consumer.on_delivery(DirectDelivery(stale, EMITIDO))
     assert (await row_of(platform, tenant, asiento["id"])).estado == "pendiente"
@@ -335,7 +335,7 @@ async def test_another_tenants_justificante_is_404_and_its_answers_do_not_cross(
     assert no_role.status_code == 403
 
     # B's bus messages cannot issue A's justificante, even naming its request.
-    spec = next(s for s in handlers.CONSUMERS if s.name == "emisiones")
+    spec = next(s for s in handlers.consumers(None) if s.name == "emisiones")
     consumer = platform.runtimes["registro"].event_consumer(spec)
     await consumer.on_delivery(
         DirectDelivery(envelope(platform, b, EMITIDO, emitido(commands[0])), EMITIDO)

@@ -210,13 +210,17 @@ class AmqpTransport(Transport):
                 f"broker did not confirm {message.message_id!r}: {exc!r}"
             ) from exc
 
-    async def subscribe(self, queue: str, bindings: list[str], handler: Handler) -> None:
+    async def subscribe(
+        self, queue: str, bindings: list[str], handler: Handler, *, prefetch: int | None = None
+    ) -> None:
         """Declares the durable ``queue``, binds each pattern, adds one consumer to it."""
+        if prefetch is not None and prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
         connection = await self._consumer_connection()
         try:
             async with asyncio.timeout(self._connect_timeout):
                 channel = await connection.channel()
-                await channel.set_qos(prefetch_count=self._prefetch)
+                await channel.set_qos(prefetch_count=prefetch or self._prefetch)
                 exchange = await channel.declare_exchange(
                     self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
                 )

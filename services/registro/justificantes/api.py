@@ -126,6 +126,9 @@ async def reintentar_justificante(
     """A failed or stalled justificante is asked for again, as a new request to the repositorio."""
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         await service.reintentar_justificante(
-            uow, asiento_id=asiento_id, stalled_before=stalled_before(runtime.settings)
+            uow,
+            asiento_id=asiento_id,
+            stalled_before=stalled_before(runtime.settings),
+            documents=runtime.document_workers,
         )
     return _pendiente(asiento_id)
