@@ -32,7 +32,7 @@ from services.common.settings import Settings
 from services.common.tenants import TenantDirectory
 from services.common.uow import Actor, UnitOfWork
 
-__all__ = ["ConsumerSpec", "ServiceRuntime", "document_pool"]
+__all__ = ["ConsumerSpec", "ServiceRuntime", "consumes", "document_pool"]
 
 
 def document_pool(settings: Settings) -> CpuPool:
@@ -53,6 +53,11 @@ class ConsumerSpec:
     handler: EventHandler
     # The handler waits on the document workers: few deliveries in flight at once.
     documents: bool = False
+
+
+def consumes(role: str, spec: ConsumerSpec) -> bool:
+    """Whether a process of ``role`` (``Settings.consumers_role``) consumes ``spec``'s queue."""
+    return role == "all" or (role == "documents") == spec.documents
 
 
 @dataclass
@@ -155,7 +160,8 @@ class ServiceRuntime:
             return
         self._subscribed = True
         for spec in self.consumers:
-            await self.event_consumer(spec).start(self.transport)
+            if consumes(self.settings.consumers_role, spec):
+                await self.event_consumer(spec).start(self.transport)
 
     async def start(self) -> None:
         """Subscribes the consumers, then starts the relay and the reconciler; idempotent."""

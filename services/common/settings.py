@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     document_workers: int = Field(default=2, gt=0)
     document_worker_nice: int = Field(default=10, ge=0, le=19)
     document_prefetch: int = Field(default=2, gt=0)
+    # Which consumers this process runs: every one (``all``, as ``up`` does), only the
+    # cheap ones (``cheap``: the Deployment that serves HTTP), or only the document ones
+    # (``documents``: the document-worker Deployment, scaled on its backlog).
+    consumers_role: Literal["all", "cheap", "documents"] = "all"
 
     log_level: str = "INFO"
     log_json: bool = True
