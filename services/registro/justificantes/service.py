@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.consumer import PermanentFailure
@@ -31,7 +31,7 @@ from services.registro.justificantes import domain as justificante
 from services.registro.justificantes.domain import EstadoJustificante
 from services.registro.justificantes.models import justificantes
 from services.registro.justificantes.pdf import render_justificante
-from services.registro.justificantes.schemas import JustificanteRead
+from services.registro.justificantes.schemas import JustificanteRead, JustificantesEnCola
 from services.registro.service import primera_solicitud
 
 EMITIR_DOCUMENTO = "repositorio.documento.emitir.v1"
@@ -239,6 +239,33 @@ async def consultar_justificante(
     )
     row = await _justificante_row(session, asiento_id=asiento_id)
     return JustificanteRead.model_validate(row) if row else None
+
+
+async def consultar_cola(session: AsyncSession, *, tenant_id: str) -> JustificantesEnCola:
+    """How many of the entity's justificantes wait for the issuing chain, and since when."""
+    pendientes, mas_antiguo = (
+        await session.execute(
+            select(func.count(), func.min(justificantes.c.solicitado_en)).where(
+                justificantes.c.tenant_id == tenant_id,
+                justificantes.c.estado == EstadoJustificante.PENDIENTE.value,
+            )
+        )
+    ).one()
+    fallidos = (
+        await session.execute(
+            select(func.count()).where(
+                justificantes.c.tenant_id == tenant_id,
+                justificantes.c.estado == EstadoJustificante.FALLIDO.value,
+            )
+        )
+    ).scalar_one()
+    edad = (datetime.now(UTC) - mas_antiguo).total_seconds() if mas_antiguo else 0.0
+    return JustificantesEnCola(
+        pendientes=pendientes,
+        fallidos=fallidos,
+        mas_antiguo=mas_antiguo,
+        antiguedad_segundos=max(edad, 0.0),
+    )
 
 
 async def reintentar_justificante(
