@@ -36,10 +36,15 @@ __all__ = ["ConsumerSpec", "ServiceRuntime", "consumes", "document_pool"]
 
 
 def document_pool(settings: Settings) -> CpuPool:
-    """The document workers ``settings`` ask for: started on first use, at lower priority."""
+    """The document workers ``settings`` ask for: started on first use, at lower priority.
+
+    A tenant may use every worker: documents come in the order of their queues, and a
+    council alone on its installation (or in a quiet hour) should not wait on a slot
+    that nobody else wants. What bounds one tenant is the document consumers' prefetch.
+    """
     return CpuPool(
         workers=settings.document_workers,
-        per_tenant=settings.cpu_jobs_per_tenant,
+        per_tenant=settings.document_workers,
         nice=settings.document_worker_nice,
     )
 
