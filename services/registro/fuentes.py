@@ -83,7 +83,9 @@ class Fuentes:
             fuente.fontkey = f"{familia.lower()}{estilo}"
             # fpdf2 cuts this file down to the glyphs used when it embeds it: each
             # document reads its own, lazily, from the bytes kept in memory.
-            fuente.ttfont = ttLib.TTFont(BytesIO(datos), recalcTimestamp=False, lazy=True)
+            fuente.ttfont = ttLib.TTFont(
+                BytesIO(datos), recalcTimestamp=False, recalcBBoxes=False, lazy=True
+            )
             fuente.missing_glyphs = []
             fuente.biggest_size_pt = 0
             fuente.subset = SubsetMap(fuente)
