@@ -44,3 +44,13 @@ def test_the_role_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("CONSUMERS_ROLE", "everything")
     with pytest.raises(ValueError, match="consumers_role"):
         Settings()
+
+
+def test_serve_refuses_a_role_it_does_not_know() -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "registro", "--role", "todo"])
+    assert result.exit_code == 2
+    assert "papel desconocido" in result.output
