@@ -15,6 +15,12 @@ one raw RSA-2048 PKCS#1 v1.5 signature with the same seal key, and one fpdf2 pag
 in a core font (no TrueType parsing or embedding). Each step runs once to warm up (fonts
 and keys are loaded once per process), then ``--rounds`` times; the median is printed
 with its ratio to each baseline, as a Markdown table.
+
+Then (unless ``--steps-only``) the whole chain: ``consistorio up`` on a fresh database of
+the test PostgreSQL with the bus on RabbitMQ, ``--clients`` clients registering asientos
+through the gateway for ``--seconds``, then the time until every asiento has its
+expediente, its issued justificante and its register time-stamp (at most
+``--drain-timeout``), and the platform stopped with SIGTERM. Needs both servers.
 """
 
 from __future__ import annotations
@@ -24,17 +30,21 @@ import asyncio
 import hashlib
 import platform
 import statistics
+import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from fpdf import FPDF
+from sqlalchemy.engine import make_url
 
 from services.common.tenants import Tenant
 from services.registro.asientos.schemas import AsientoRead
@@ -44,6 +54,10 @@ from services.sellado.pki import DevPki
 from services.sellado.sello_tiempo import sellar_huella
 from services.sellado.trust import TrustServices
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, InMemorySerialSource, TimeStampAuthority
+from tests.bench.registro import gateway_load
+from tests.support.broker import delete_run
+from tests.support.process import start_platform
+from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL
 
 ALICANTE = Tenant("03014", "Ayuntamiento de Alicante/Alacant", "L01030149")
 CSV = "ABCDEFGHJKLMNPQRSTUVWXYZ2"
@@ -106,10 +120,99 @@ def _core_font_page() -> bytes:
     return bytes(pdf.output())
 
 
+_DONE = """
+SELECT (SELECT count(*) FROM registro.asientos),
+       (SELECT count(*) FROM tramitador.expedientes WHERE asiento_id IS NOT NULL),
+       (SELECT count(*) FROM registro.justificantes WHERE estado = 'emitido'),
+       (SELECT count(*) FROM registro.sellos_tiempo WHERE estado = 'sellado')
+"""
+
+
+async def chain(clients: int, seconds: float, drain_timeout: float) -> None:
+    """Registers for ``seconds``, then waits for every asiento's documents; prints rates."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    name = f"consistorio_bench_{uuid.uuid4().hex[:8]}"
+    admin_dsn = admin.render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin_dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    db_url = admin.set(database=name).render_as_string(hide_password=False)
+    run = uuid.uuid4().hex[:8]
+    env = {
+        "DATABASE_URL": db_url,
+        "AMQP_URL": AMQP_URL,
+        "BUS_EXCHANGE": f"consistorio.bench.{run}",
+        "BUS_QUEUE_PREFIX": f"bench.{run}.",
+        "LOG_LEVEL": "WARNING",
+        "RATE_LIMIT_PER_MINUTE": "100000000",
+    }
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            running = start_platform(Path(tmp) / "var", env)
+            try:
+                token = running.token("03014", "registro")
+                started = time.monotonic()
+                errors, latencies = await gateway_load(running.base_url, token, clients, seconds)
+                registered_in = time.monotonic() - started
+                watch = await asyncpg.connect(db_url)
+                # When each kind of follow-up was complete for every asiento.
+                done_at: list[float | None] = [None, None, None]
+                try:
+                    counts = tuple(await watch.fetchrow(_DONE))
+                    while time.monotonic() - started < seconds + drain_timeout:
+                        counts = tuple(await watch.fetchrow(_DONE))
+                        for kind, count in enumerate(counts[1:]):
+                            if done_at[kind] is None and count >= counts[0]:
+                                done_at[kind] = time.monotonic() - started
+                        if all(at is not None for at in done_at):
+                            break
+                        await asyncio.sleep(0.25)
+                finally:
+                    await watch.close()
+                drained_in = time.monotonic() - started
+            finally:
+                stopped = time.monotonic()
+                code = running.stop()
+                stop_seconds = time.monotonic() - stopped
+    finally:
+        conn = await asyncpg.connect(admin_dsn)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+        await delete_run(
+            AMQP_URL, queue_prefix=f"bench.{run}.", exchange=f"consistorio.bench.{run}"
+        )
+    asientos, expedientes, justificantes, sellos = counts
+    print(f"\n# The whole chain ({clients} clients for {seconds:.0f} s, RabbitMQ)\n")
+    print("| what | count | all done after (s) | per second of the run |")
+    print("|---|---:|---:|---:|")
+    rate = asientos / registered_in
+    print(
+        f"| asientos registered (errors {errors}) | {asientos} | {registered_in:.1f} | {rate:.1f} |"
+    )
+    for label, count, at in (
+        ("expedientes opened", expedientes, done_at[0]),
+        ("justificantes issued", justificantes, done_at[1]),
+        ("register time-stamps kept", sellos, done_at[2]),
+    ):
+        shown = f"{at:.1f}" if at is not None else "not all"
+        print(f"| {label} | {count} | {shown} | {count / (at or drained_in):.1f} |")
+    print(
+        f"\nThe load ran {registered_in:.1f} s; the platform stopped with SIGTERM in "
+        f"{stop_seconds:.1f} s (exit {code})."
+    )
+    if latencies:
+        ordered = sorted(latencies)
+        print(f"Registration p50 {ordered[len(ordered) // 2] * 1000:.0f} ms.", file=sys.stderr)
+
+
 def main() -> None:
     """Times each step and prints the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--steps-only", action="store_true")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--drain-timeout", type=float, default=300)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,6 +261,8 @@ def main() -> None:
         print(f"| {name} | {ms:.2f} | {ms / rsa_ms:.0f} | {ms / page_ms:.1f} |")
     print(f"| baseline: raw RSA-2048 sign | {rsa_ms:.3f} | 1 | |")
     print(f"| baseline: core-font fpdf2 page | {page_ms:.2f} | | 1 |")
+    if not args.steps_only:
+        asyncio.run(chain(args.clients, args.seconds, args.drain_timeout))
 
 
 if __name__ == "__main__":
