@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python -m tests.bench.tramitador
 	$(BIN)/python -m tests.bench.notificaciones
 	$(BIN)/python -m tests.bench.eni
+	$(BIN)/python -m tests.bench.documentos
 
 # The broker's queues, bindings, users and policies, from the services' consumers.
 rabbitmq-definitions: install

@@ -19,10 +19,11 @@ from services.common.bus.amqp import AmqpTransport
 from services.common.bus.inprocess import InProcessTransport
 from services.common.bus.transport import Transport
 from services.common.contracts import ContractRegistry
+from services.common.cpu import CpuPool
 from services.common.db import Database, asyncpg_url
 from services.common.devkeys import ensure_dev_signing_key
 from services.common.migrations_support import upgrade_all
-from services.common.runtime import ServiceRuntime
+from services.common.runtime import ServiceRuntime, document_pool
 from services.common.settings import Settings
 from services.common.tenants import DEMO_TENANTS, TenantDirectory, add_tenant
 
@@ -83,6 +84,8 @@ class Platform:
     contracts: ContractRegistry
     tenants: TenantDirectory
     worker_db: Database | None = None
+    # One pool of document workers for every service of the process.
+    documents: CpuPool | None = None
     runtimes: dict[str, ServiceRuntime] = field(default_factory=dict)
     apps: dict[str, FastAPI] = field(default_factory=dict)
 
@@ -98,6 +101,8 @@ class Platform:
         for runtime in self.runtimes.values():
             await runtime.stop()
         await self.transport.close()
+        if self.documents is not None:
+            self.documents.close()
         await self.db.dispose()
         if self.worker_db is not None:
             await self.worker_db.dispose()
@@ -125,7 +130,8 @@ async def build_platform(
     bus = transport or build_transport(settings)
     await bus.start()
     contracts = ContractRegistry.load()
-    platform = Platform(settings, db, bus, verifier, contracts, tenants, worker_db)
+    documents = document_pool(settings)
+    platform = Platform(settings, db, bus, verifier, contracts, tenants, worker_db, documents)
     for name in service_names:
         definition = SERVICES[name]()
         runtime = ServiceRuntime(
@@ -139,6 +145,7 @@ async def build_platform(
             consumers=definition.consumers,
             tenants=tenants,
             worker_db=worker_db,
+            documents=documents,
         )
         platform.runtimes[name] = runtime
         platform.apps[name] = definition.create_app(runtime)

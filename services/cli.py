@@ -95,6 +95,14 @@ def serve(
     ],
     port: Annotated[int, typer.Option(help="Puerto de escucha.")] = 8080,
     host: Annotated[str, typer.Option(help="Dirección de escucha.")] = "0.0.0.0",
+    role: Annotated[
+        str,
+        typer.Option(
+            help="all: todos los consumidores; http: solo los ligeros (el Deployment que "
+            "atiende HTTP); worker: solo los que hacen documentos (el Deployment de "
+            "trabajadores de documentos). Por defecto, CONSUMERS_ROLE o all."
+        ),
+    ] = "",
 ) -> None:
     """Arranca un servicio solo contra DATABASE_URL y AMQP_URL (como en Kubernetes)."""
     from services.catalog import SERVICES
@@ -102,7 +110,13 @@ def serve(
 
     if service not in (*SERVICES, "gateway"):
         raise typer.BadParameter(f"servicio desconocido: {service}")
-    asyncio.run(run_service(_settings(None), name=service, host=host, port=port))
+    roles = {"": None, "all": "all", "http": "cheap", "worker": "documents"}
+    if role not in roles:
+        raise typer.BadParameter(f"papel desconocido: {role} (all, http o worker)")
+    settings = _settings(None)
+    if roles[role] is not None:
+        settings = settings.model_copy(update={"consumers_role": roles[role]})
+    asyncio.run(run_service(settings, name=service, host=host, port=port))
 
 
 @app.command()

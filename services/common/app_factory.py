@@ -85,10 +85,31 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
-    install_metrics(app, service=runtime.name, db=runtime.db, tables=runtime.tables, gauges=gauges)
+    install_metrics(
+        app,
+        service=runtime.name,
+        db=runtime.db,
+        tables=runtime.tables,
+        gauges=[*gauges, _document_jobs(runtime)],
+    )
     _document_inputs(app)
     instrument_app(app)
     return app
+
+
+def _document_jobs(runtime: ServiceRuntime) -> GaugeQuery:
+    """The backlog of the process's document workers (shared by the services of ``up``)."""
+
+    async def read() -> dict[tuple[str, ...], float]:
+        return {(): float(runtime.document_workers.pending)}
+
+    return GaugeQuery(
+        "consistorio_document_jobs",
+        "Document jobs (render, stamp, seal, PDF check) handed to this process's document "
+        "workers and not finished, running or waiting.",
+        (),
+        read,
+    )
 
 
 def _document_inputs(app: FastAPI) -> None:

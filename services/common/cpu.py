@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -24,12 +25,16 @@ class CpuPool:
     """Worker processes for CPU-bound functions, at most ``per_tenant`` jobs per tenant.
 
     Workers are started on first use with ``spawn`` (a fork of a process running an
-    event loop and threads is unsafe) and live until :meth:`close`.
+    event loop and threads is unsafe) and live until :meth:`close`. ``nice`` lowers
+    their scheduling priority (``os.nice``): the document workers run below the
+    processes that serve requests, so a burst of documents slows documents, not answers.
+    What a worker loads once (fonts, keys) stays loaded for the jobs that follow.
     """
 
-    def __init__(self, *, workers: int, per_tenant: int) -> None:
+    def __init__(self, *, workers: int, per_tenant: int, nice: int = 0) -> None:
         self.workers = workers
         self.per_tenant = per_tenant
+        self.nice = nice
         self._executor: ProcessPoolExecutor | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._waiting: dict[str, int] = {}
@@ -38,9 +43,17 @@ class CpuPool:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority,
+                initargs=(self.nice,),
             )
         return self._executor
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not finished, running or waiting: the pool's backlog."""
+        return sum(self._waiting.values())
 
     async def run(self, tenant: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs ``fn(*args)`` in a worker once ``tenant`` has a free slot; awaits its result."""
@@ -68,3 +81,9 @@ class CpuPool:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+def _lower_priority(nice: int) -> None:
+    """Runs in each new worker: lowers its priority by ``nice``."""
+    if nice:
+        os.nice(nice)

@@ -1,8 +1,15 @@
 """Everything one service needs at run time, wired once by the composition root.
 
 A :class:`ServiceRuntime` holds the service's database, kernel tables, contracts,
-transport, token verifier, outbox relay and reconciler; routes and consumers get it
-from the app state instead of building anything at import time.
+transport, token verifier, outbox relay and reconciler, and the document workers;
+routes and consumers get it from the app state instead of building anything at
+import time.
+
+Documents (rendering, stamping, sealing) are made in :attr:`ServiceRuntime.documents`,
+child processes at a lower priority, never on the event loop that serves requests and
+the cheap consumers. The consumers that wait on them say so (``ConsumerSpec.documents``)
+and take :attr:`Settings.document_prefetch` deliveries at a time, each on its own queue,
+so a backlog of documents waits in its queue, not in front of an expediente.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from services.common.bus.envelope import ReceivedEvent
 from services.common.bus.outbox import OutboxRelay
 from services.common.bus.transport import Transport
 from services.common.contracts import ContractRegistry
+from services.common.cpu import CpuPool
 from services.common.db import Database
 from services.common.kernel_tables import KernelTables
 from services.common.metrics import observe_consumer_lag
@@ -24,7 +32,21 @@ from services.common.settings import Settings
 from services.common.tenants import TenantDirectory
 from services.common.uow import Actor, UnitOfWork
 
-__all__ = ["ConsumerSpec", "ServiceRuntime"]
+__all__ = ["ConsumerSpec", "ServiceRuntime", "consumes", "document_pool"]
+
+
+def document_pool(settings: Settings) -> CpuPool:
+    """The document workers ``settings`` ask for: started on first use, at lower priority.
+
+    A tenant may use every worker: documents come in the order of their queues, and a
+    council alone on its installation (or in a quiet hour) should not wait on a slot
+    that nobody else wants. What bounds one tenant is the document consumers' prefetch.
+    """
+    return CpuPool(
+        workers=settings.document_workers,
+        per_tenant=settings.document_workers,
+        nice=settings.document_worker_nice,
+    )
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,13 @@ class ConsumerSpec:
     name: str
     events: Sequence[str]
     handler: EventHandler
+    # The handler waits on the document workers: few deliveries in flight at once.
+    documents: bool = False
+
+
+def consumes(role: str, spec: ConsumerSpec) -> bool:
+    """Whether a process of ``role`` (``Settings.consumers_role``) consumes ``spec``'s queue."""
+    return role == "all" or (role == "documents") == spec.documents
 
 
 @dataclass
@@ -53,12 +82,19 @@ class ServiceRuntime:
     # The pool of the relay and the consumers, apart from the one requests use, so that
     # a burst of bus work cannot starve requests of connections (nor the reverse).
     worker_db: Database | None = None
+    # The document workers; the composition root shares one pool among the services of a
+    # process, and a runtime built alone makes (and closes) its own.
+    documents: CpuPool | None = None
     relay: OutboxRelay = field(init=False)
     # Services register their stalled-request scanners on it in create_app.
     reconciler: Reconciler = field(init=False)
     _subscribed: bool = field(default=False, init=False)
+    _owns_documents: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
+        if self.documents is None:
+            self.documents = document_pool(self.settings)
+            self._owns_documents = True
         self.relay = OutboxRelay(
             db=self.workers_db,
             tables=self.tables,
@@ -72,6 +108,12 @@ class ServiceRuntime:
             period_seconds=self.settings.reconciler_period_seconds,
             stalled_after_seconds=self.settings.reconciler_stalled_after_seconds,
         )
+
+    @property
+    def document_workers(self) -> CpuPool:
+        """The pool that renders, stamps and seals documents (child processes)."""
+        assert self.documents is not None  # set in __post_init__
+        return self.documents
 
     @property
     def workers_db(self) -> Database:
@@ -109,6 +151,7 @@ class ServiceRuntime:
             max_attempts=self.settings.bus_max_attempts,
             retry_base_seconds=self.settings.bus_retry_base_seconds,
             after_commit=self.relay.wake,
+            prefetch=self.settings.document_prefetch if spec.documents else None,
         )
 
     async def subscribe(self) -> None:
@@ -122,7 +165,8 @@ class ServiceRuntime:
             return
         self._subscribed = True
         for spec in self.consumers:
-            await self.event_consumer(spec).start(self.transport)
+            if consumes(self.settings.consumers_role, spec):
+                await self.event_consumer(spec).start(self.transport)
 
     async def start(self) -> None:
         """Subscribes the consumers, then starts the relay and the reconciler; idempotent."""
@@ -134,3 +178,5 @@ class ServiceRuntime:
         """Stops the reconciler and the relay; the composition root closes transport and db."""
         await self.reconciler.stop()
         await self.relay.stop()
+        if self._owns_documents:
+            self.document_workers.close()

@@ -127,6 +127,18 @@ class Settings(BaseSettings):
     # tenant may run at once (the rest wait their turn).
     cpu_workers: int = Field(default=2, gt=0)
     cpu_jobs_per_tenant: int = Field(default=1, gt=0)
+    # Document workers: the child processes that render, stamp and seal the documents
+    # the platform issues (one pool per process, shared by its services), the niceness
+    # they run at (below the processes serving requests), and the prefetch of the
+    # consumers that make documents: a delivery waiting for a worker holds a database
+    # connection, so more than a few in flight only starve the cheap consumers.
+    document_workers: int = Field(default=2, gt=0)
+    document_worker_nice: int = Field(default=10, ge=0, le=19)
+    document_prefetch: int = Field(default=2, gt=0)
+    # Which consumers this process runs: every one (``all``, as ``up`` does), only the
+    # cheap ones (``cheap``: the Deployment that serves HTTP), or only the document ones
+    # (``documents``: the document-worker Deployment, scaled on its backlog).
+    consumers_role: Literal["all", "cheap", "documents"] = "all"
 
     log_level: str = "INFO"
     log_json: bool = True

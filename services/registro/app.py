@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
 from services.common.runtime import ServiceRuntime
+from services.registro import handlers
 from services.registro.anexos.api import LimiteCuerpo
 from services.registro.anexos.domain import Limites, max_cuerpo
 from services.registro.asientos.api import router
@@ -14,7 +15,7 @@ from services.registro.justificantes.api import router as justificantes_router
 from services.registro.justificantes.metrics import justificante_gauges
 from services.registro.libro.api import router as libro_router
 from services.registro.oficinas.api import router as oficinas_router
-from services.registro.reconciliacion import ESCANERES
+from services.registro.reconciliacion import escaneres
 from services.registro.representaciones.api import router as representaciones_router
 from services.registro.sellos_tiempo.api import router as sello_tiempo_router
 
@@ -23,6 +24,7 @@ NAME = "registro"
 
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
     """Builds the registro app around its wired runtime."""
+    runtime.consumers = handlers.consumers(runtime.document_workers)
     app = create_service_app(
         runtime,
         title="Consistorio · registro",
@@ -39,7 +41,7 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
         manage_runtime=manage_runtime,
         gauges=justificante_gauges(runtime),
     )
-    for escaner in ESCANERES:
+    for escaner in escaneres(runtime.document_workers):
         runtime.reconciler.register(escaner)
     # An asiento carries its anexos inline: a body that cannot fit them is refused unread.
     app.add_middleware(

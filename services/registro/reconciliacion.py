@@ -11,12 +11,14 @@ request id and ignored. An asiento older than the cut-off with no row at all
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import Table, select
 
+from services.common.cpu import CpuPool
 from services.common.errors import Conflict
 from services.common.reconciler import StalledScanner
 from services.common.uow import UnitOfWork
@@ -28,7 +30,7 @@ from services.registro.sellos_tiempo.domain import EstadoSello
 from services.registro.sellos_tiempo.models import sellos_tiempo
 from services.registro.sellos_tiempo.service import reintentar_sello
 
-__all__ = ["ESCANERES", "reanudar_justificantes", "reanudar_sellos_tiempo"]
+__all__ = ["escaneres", "reanudar_justificantes", "reanudar_sellos_tiempo"]
 
 _log = logging.getLogger("consistorio.registro.reconciliacion")
 
@@ -85,14 +87,16 @@ async def _reanudar(
     return hechas
 
 
-async def reanudar_justificantes(uow: UnitOfWork, cutoff: datetime) -> int:
+async def reanudar_justificantes(
+    uow: UnitOfWork, cutoff: datetime, *, documents: CpuPool | None = None
+) -> int:
     """Asks again for the tenant's justificantes stalled since before ``cutoff``."""
     return await _reanudar(
         uow,
         cutoff,
         table=justificantes,
         pendiente=EstadoJustificante.PENDIENTE.value,
-        retry=reintentar_justificante,
+        retry=functools.partial(reintentar_justificante, documents=documents),
         what="justificante",
     )
 
@@ -109,7 +113,11 @@ async def reanudar_sellos_tiempo(uow: UnitOfWork, cutoff: datetime) -> int:
     )
 
 
-ESCANERES = (
-    StalledScanner("justificantes", reanudar_justificantes),
-    StalledScanner("sellos-tiempo", reanudar_sellos_tiempo),
-)
+def escaneres(documents: CpuPool | None) -> tuple[StalledScanner, ...]:
+    """The registro's scanners; justificantes asked again render in ``documents``."""
+    return (
+        StalledScanner(
+            "justificantes", functools.partial(reanudar_justificantes, documents=documents)
+        ),
+        StalledScanner("sellos-tiempo", reanudar_sellos_tiempo),
+    )

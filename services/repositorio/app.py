@@ -11,6 +11,7 @@ from services.repositorio import handlers
 from services.repositorio.api import router
 from services.repositorio.emision import api as emision_api
 from services.repositorio.emision import reconciliacion
+from services.repositorio.emision.metrics import emision_gauges
 from services.repositorio.storage import BlobStore, build_blob_store
 
 NAME = "repositorio"
@@ -46,6 +47,7 @@ def create_app(
         "código seguro de verificación (CSV) y sello de órgano.",
         routers=[emision_api.public_router, router, emision_api.router],
         manage_runtime=manage_runtime,
+        gauges=emision_gauges(runtime),
     )
     app.state.blob_store = blob_store or build_blob_store(runtime.settings)
 
@@ -53,7 +55,7 @@ def create_app(
         current: BlobStore = app.state.blob_store
         return current
 
-    runtime.consumers = handlers.consumers(store, runtime.settings)
+    runtime.consumers = handlers.consumers(store, runtime.settings, runtime.document_workers)
     for escaner in reconciliacion.ESCANERES:
         runtime.reconciler.register(escaner)
     return app

@@ -34,7 +34,7 @@ PUBLIC_PATHS = (
 
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
     """Builds the sellado app around its runtime, with its keys and TSA attached."""
-    trust = build_trust(runtime.settings, runtime.db)
+    trust = build_trust(runtime.settings, runtime.db, runtime.document_workers)
     if runtime.tenants is not None:
         runtime.consumers = handlers.consumers(
             trust, runtime.tenants, max_bytes=runtime.settings.sellado_max_pdf_bytes

@@ -37,8 +37,15 @@ def consumers(
         await firma_xml.responder_firmar_xml(uow, event, trust=trust, tenant=tenant)
 
     return (
-        ConsumerSpec(name="firmar-xml", events=(firma_xml.FIRMAR_XML,), handler=on_firmar_xml),
-        ConsumerSpec(name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar),
+        ConsumerSpec(
+            name="firmar-xml",
+            events=(firma_xml.FIRMAR_XML,),
+            handler=on_firmar_xml,
+            documents=True,
+        ),
+        ConsumerSpec(
+            name="sellar", events=(service.SELLAR_DOCUMENTO,), handler=on_sellar, documents=True
+        ),
         ConsumerSpec(
             name="sellar-tiempo",
             events=(sello_tiempo.SOLICITAR_SELLO,),

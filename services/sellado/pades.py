@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import inspect
 import struct
+import threading
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any, Protocol
 
@@ -26,7 +28,9 @@ from asn1crypto import cms, core, tsp
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from pyhanko.pdf_utils.crypt import AuthStatus
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -34,7 +38,8 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import SigSeedSubFilter
-from pyhanko.sign.general import SigningError
+from pyhanko.sign.general import SigningError, get_pyca_cryptography_hash
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import TextStampStyle
@@ -42,8 +47,10 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 __all__ = [
     "DEFAULT_FIELD_NAME",
+    "DEFAULT_TOKEN_SIZE_BOUND",
     "InProcessTimeStamper",
     "InvalidPdf",
+    "KEY_STATS",
     "PARSE_ERRORS",
     "SealingKey",
     "TsaResponder",
@@ -53,6 +60,9 @@ __all__ = [
 ]
 
 DEFAULT_FIELD_NAME = "SelloOrgano"
+# Room for the signature time-stamp when the TSA does not say how large its tokens are:
+# ample for a token carrying a TSA certificate and an intermediate one.
+DEFAULT_TOKEN_SIZE_BOUND = 8192
 
 # Errors a malformed PDF can raise from deep inside the parser: the reader is
 # lazy and hand-rolled, so broken input surfaces as any of these, not only as
@@ -185,20 +195,104 @@ def _to_asn1_certificate(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _signer_for(keypair: SealingKey) -> signers.SimpleSigner:
-    """pyhanko's signer for a cryptography key pair (via DER, kept in memory only)."""
-    leaf = _to_asn1_certificate(keypair.certificate)
-    key_der = keypair.private_key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    others = [_to_asn1_certificate(c) for c in keypair.chain if c != keypair.certificate]
-    return signers.SimpleSigner(
-        signing_cert=leaf,
-        signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
-        cert_registry=SimpleCertificateStore.from_certs(others),
-    )
+class _LoadedKeySigner(signers.SimpleSigner):
+    """pyhanko's in-memory signer, signing with a key object loaded once.
+
+    ``SimpleSigner.sign_raw`` turns its PKCS#8 bytes back into a key object on every
+    signature, and OpenSSL checks an RSA key while loading it: about 30 ms for a
+    2048-bit key, a hundred times the signature itself. The seal keys live for the
+    whole process, so the key object is kept and used directly.
+    """
+
+    def __init__(self, *, key: CertificateIssuerPrivateKeyTypes, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._key = key
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        """Signs with the loaded key; mechanisms other than RSA and ECDSA go to pyhanko."""
+        try:
+            name = self.get_signature_mechanism_for_digest(digest_algorithm).signature_algo
+        except ValueError:
+            name = None
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey) and name == "rsassa_pkcs1v15":
+            return key.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
+        if isinstance(key, ec.EllipticCurvePrivateKey) and name == "ecdsa":
+            algorithm = ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm))
+            return key.sign(data, algorithm)
+        return super().sign_raw(data, digest_algorithm)
+
+
+@dataclass
+class _PreparedKey:
+    """A seal key ready to sign with: the signer, and the room its signatures need."""
+
+    signer: signers.SimpleSigner
+    bytes_reserved: dict[int, int]
+
+
+class _KeyStats:
+    """How many times a seal key was prepared (loaded into a signer) in this process.
+
+    An instrumentation hook: a test seals several documents with one key and checks
+    that the key was prepared once, without timing anything.
+    """
+
+    preparations = 0
+
+
+KEY_STATS = _KeyStats()
+_prepared: dict[bytes, _PreparedKey] = {}
+_prepared_lock = threading.Lock()
+
+
+def _prepared_for(keypair: SealingKey) -> _PreparedKey:
+    """The signer of ``keypair``, made on its first seal in this process and kept."""
+    fingerprint = keypair.certificate.fingerprint(hashes.SHA256())
+    prepared = _prepared.get(fingerprint)
+    if prepared is not None:
+        return prepared
+    with _prepared_lock:
+        prepared = _prepared.get(fingerprint)
+        if prepared is None:
+            leaf = _to_asn1_certificate(keypair.certificate)
+            key_der = keypair.private_key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            others = [_to_asn1_certificate(c) for c in keypair.chain if c != keypair.certificate]
+            signer = _LoadedKeySigner(
+                key=keypair.private_key,
+                signing_cert=leaf,
+                signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
+                cert_registry=SimpleCertificateStore.from_certs(others),
+            )
+            prepared = _prepared[fingerprint] = _PreparedKey(signer, {})
+            KEY_STATS.preparations += 1
+    return prepared
+
+
+async def _bytes_reserved(prepared: _PreparedKey, token_size_bound: int) -> int:
+    """The room for a signature of this key with a time-stamp token of at most that size.
+
+    Measured once per key (and bound) on a placeholder signature without a token, as
+    pyhanko's own estimate does, but with no time-stamp: pyhanko's estimate asks the
+    TSA for a token and signs twice on every seal. Twice the DER size, since the PDF
+    holds it in hexadecimal; a quarter more for the few bytes a real signature may vary.
+    """
+    reserved = prepared.bytes_reserved.get(token_size_bound)
+    if reserved is None:
+        placeholder = await prepared.signer.async_sign(
+            hashes.Hash(hashes.SHA256()).finalize(),
+            "sha256",
+            use_pades=True,
+            dry_run=True,
+            signed_attr_settings=PdfCMSSignedAttributes(signing_time=datetime.now(UTC)),
+        )
+        size = len(placeholder.dump()) + token_size_bound
+        reserved = prepared.bytes_reserved[token_size_bound] = 2 * (size + size // 4)
+    return reserved
 
 
 def _subject_name(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
@@ -232,6 +326,7 @@ async def seal_pdf(
     reason: str | None = None,
     location: str | None = None,
     field_name: str = DEFAULT_FIELD_NAME,
+    token_size_bound: int = DEFAULT_TOKEN_SIZE_BOUND,
 ) -> bytes:
     """Seals ``pdf`` with ``keypair`` at PAdES baseline B-T and returns the sealed bytes.
 
@@ -242,6 +337,10 @@ async def seal_pdf(
     keeps its own position (``appearance`` then only sets the stamp's text).
     Time-stamping failures propagate as pyhanko's ``TimestampRequestError``:
     they are an outage, not a problem with the document.
+
+    The key is prepared once per process and the signature's room once per key and
+    ``token_size_bound`` (the largest token the TSA may answer, in DER bytes), so a
+    seal signs once and asks the TSA once.
     """
     reader = open_pdf(pdf)
     if reader.encrypted:
@@ -281,16 +380,23 @@ async def seal_pdf(
             )
         stamp_style, text_params = _stamp_for(appearance, keypair)
 
+    prepared = _prepared_for(keypair)
+    bytes_reserved = await _bytes_reserved(prepared, token_size_bound)
     pdf_signer = signers.PdfSigner(
         meta,
-        _signer_for(keypair),
+        prepared.signer,
         timestamper=timestamper,
         stamp_style=stamp_style,
         new_field_spec=field_spec,
     )
     output = BytesIO()
     try:
-        await pdf_signer.async_sign_pdf(writer, output=output, appearance_text_params=text_params)
+        await pdf_signer.async_sign_pdf(
+            writer,
+            output=output,
+            appearance_text_params=text_params,
+            bytes_reserved=bytes_reserved,
+        )
     except SigningError as exc:
         # With our fixed settings, pyhanko refuses only because of the document:
         # a certification that forbids changes, seed values the seal cannot meet.

@@ -156,7 +156,9 @@ async def sellar_huella(tsa: TimeStamper, *, algoritmo: str, huella: str) -> Sel
         status = response["status"]
         granted = status["status"].native in ("granted", "granted_with_mods")
         token = response["time_stamp_token"]
-        if not granted or token.native is None:
+        # Only the parts read below are parsed: ``token.native`` would decode the whole
+        # token (certificates included) into Python objects, for nothing.
+        if not granted or isinstance(token, core.Void):
             texts = "; ".join(status["status_string"].native or []) or "sin motivo"
             failures = sorted(status["fail_info"].native or [])
             codigo = next(
@@ -175,7 +177,7 @@ async def sellar_huella(tsa: TimeStamper, *, algoritmo: str, huella: str) -> Sel
                 "El sello de tiempo emitido no corresponde a la huella pedida.",
             )
         return SelloTiempo(
-            token=token.dump(),
+            token=_received_der(raw, token),
             gen_time=tst_info["gen_time"].native,
             serial=int(tst_info["serial_number"].native),
             politica=str(tst_info["policy"].dotted),
@@ -188,6 +190,18 @@ async def sellar_huella(tsa: TimeStamper, *, algoritmo: str, huella: str) -> Sel
             CodigoRechazoSello.ERROR_INTERNO,
             "Error interno de la autoridad de sellado de tiempo.",
         ) from exc
+
+
+def _received_der(raw: bytes, token: cms.ContentInfo) -> bytes:
+    """The token's DER exactly as the TSA sent it: it is the last element of the response.
+
+    The bytes are cut from the response rather than re-encoded, so the token kept is
+    the one the TSA signed, byte for byte, whatever the ASN.1 library would write.
+    """
+    der = token.dump()
+    if not raw.endswith(der):
+        raise ValueError("la respuesta de la TSA no termina con su token")
+    return raw[len(raw) - len(der) :]
 
 
 def _reply_base(data: dict[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,20 @@ development mode the keys come from the development PKI generated under the data
 dir; in production from PKCS#12 files (``SELLADO_PKCS12_DIR``: ``tsa.p12``, one
 ``<INE>.p12`` per tenant, and ``ca.pem``, the trust root), with the passphrase from
 a secret (``SELLADO_PKCS12_PASSPHRASE``). Nothing here logs or returns key material.
+
+Sealing is CPU work (parsing the PDF, hashing it, signing twice: the seal and the
+TSA's token), so a service seals in its document workers (:class:`KeySource`,
+:func:`seal_in_worker`): each worker process opens the keys once, from the same
+files, and keeps them. The service hands the worker the token's serial number, the
+one thing that must stay unique across processes, so the worker's TSA makes exactly
+one token per seal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from services.common.cpu import CpuPool
 from services.common.db import Database
 from services.common.settings import Settings
 from services.common.tenants import Tenant
@@ -28,12 +38,14 @@ from services.sellado.pki import DevPki, KeyPair, load_pkcs12
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, PostgresSerialSource, TimeStampAuthority
 
 __all__ = [
+    "KeySource",
     "Pkcs12Pki",
     "SealedDocument",
     "TrustServices",
     "TrustStore",
     "build_trust",
     "common_name",
+    "seal_in_worker",
 ]
 
 
@@ -106,13 +118,102 @@ def common_name(certificate: x509.Certificate) -> str:
     return str(names[0].value) if names else certificate.subject.rfc4514_string()
 
 
-class TrustServices:
-    """Seals PDFs for a tenant with its own key and our TSA (PAdES-B-T)."""
+@dataclass(frozen=True)
+class KeySource:
+    """Where a document worker finds the keys: the same files the service opened.
 
-    def __init__(self, *, pki: TrustStore, tsa: TimeStampAuthority) -> None:
+    ``pki_dir`` is the development PKI's directory; ``pkcs12_dir`` and ``passphrase``
+    the production key files (the passphrase travels to the worker over its pipe,
+    never to disk or a log). ``policy_oid`` is the TSA policy written in tokens.
+    """
+
+    policy_oid: str
+    pki_dir: Path | None = None
+    pkcs12_dir: Path | None = None
+    passphrase: bytes | None = None
+
+    def open(self) -> TrustStore:
+        """The key store these files hold."""
+        if self.pkcs12_dir is not None:
+            return Pkcs12Pki(self.pkcs12_dir, self.passphrase)
+        if self.pki_dir is None:
+            raise ValueError("a KeySource names a development PKI or PKCS#12 files")
+        return DevPki.ensure(self.pki_dir)
+
+
+class _HandedSerials:
+    """The serial numbers the service handed to a worker for the seal it is making."""
+
+    def __init__(self) -> None:
+        self.available: list[int] = []
+
+    async def next(self) -> int:
+        """The serial handed for this seal; a second token in one seal finds none."""
+        if not self.available:
+            raise RuntimeError("no serial was handed for another time-stamp token")
+        return self.available.pop()
+
+
+class _Worker:
+    """What one worker process keeps between seals: keys, TSA, and an event loop."""
+
+    def __init__(self, source: KeySource) -> None:
+        pki = source.open()
+        self.serials = _HandedSerials()
+        tsa = TimeStampAuthority(pki.tsa, policy_oid=source.policy_oid, serials=self.serials)
+        self.trust = TrustServices(pki=pki, tsa=tsa)
+        self.loop = asyncio.new_event_loop()
+
+
+_workers: dict[KeySource, _Worker] = {}
+_workers_lock = threading.Lock()
+
+
+def seal_in_worker(
+    source: KeySource,
+    tenant: Tenant,
+    pdf: bytes,
+    motivo: str | None,
+    appearance: VisibleAppearance | None,
+    serial: int,
+) -> SealedDocument:
+    """Seals ``pdf`` in this (worker) process, its time-stamp token numbered ``serial``.
+
+    The keys are opened on the first seal of the process and kept for the next ones.
+    """
+    with _workers_lock:
+        worker = _workers.get(source)
+        if worker is None:
+            worker = _workers[source] = _Worker(source)
+        worker.serials.available = [serial]
+        try:
+            return worker.loop.run_until_complete(
+                worker.trust.seal(tenant, pdf, motivo=motivo, appearance=appearance)
+            )
+        finally:
+            worker.serials.available = []
+
+
+class TrustServices:
+    """Seals PDFs for a tenant with its own key and our TSA (PAdES-B-T).
+
+    With ``documents`` and ``source`` it seals in the document workers; without them,
+    in this process (a worker itself, a test, the benchmark).
+    """
+
+    def __init__(
+        self,
+        *,
+        pki: TrustStore,
+        tsa: TimeStampAuthority,
+        documents: CpuPool | None = None,
+        source: KeySource | None = None,
+    ) -> None:
         self.pki = pki
         # The time-stamping authority; the TSA routes and the sealer share it.
         self.tsa = tsa
+        self._documents = documents if source is not None else None
+        self._source = source
 
     async def seal(
         self,
@@ -123,6 +224,18 @@ class TrustServices:
         appearance: VisibleAppearance | None = None,
     ) -> SealedDocument:
         """Seals ``pdf`` with ``tenant``'s sello de órgano and a token from our TSA."""
+        if self._documents is not None and self._source is not None:
+            serial = await self.tsa.reserve_serial()
+            return await self._documents.run(
+                tenant.ine_code,
+                seal_in_worker,
+                self._source,
+                tenant,
+                pdf,
+                motivo,
+                appearance,
+                serial,
+            )
         keypair = self.pki.seal_for(tenant.ine_code, tenant.nombre)
         gen_times: list[datetime] = []
 
@@ -138,6 +251,7 @@ class TrustServices:
             appearance=appearance,
             reason=motivo or f"Sello electrónico de {tenant.nombre}",
             location=tenant.nombre,
+            token_size_bound=self.tsa.token_size_bound(),
         )
         return SealedDocument(
             pdf=sealed,
@@ -147,21 +261,29 @@ class TrustServices:
         )
 
 
-def build_trust(settings: Settings, db: Database) -> TrustServices:
-    """Loads (production) or creates (development) the keys and builds the TSA."""
-    pki: TrustStore
-    if settings.sellado_pkcs12_dir is not None:
-        secret = settings.sellado_pkcs12_passphrase
-        passphrase = secret.get_secret_value().encode() if secret else None
-        pki = Pkcs12Pki(settings.sellado_pkcs12_dir, passphrase)
-    elif settings.environment == "production":
+def build_trust(
+    settings: Settings, db: Database, documents: CpuPool | None = None
+) -> TrustServices:
+    """Loads (production) or creates (development) the keys and builds the TSA.
+
+    With ``documents``, seals are made in those worker processes.
+    """
+    if settings.sellado_pkcs12_dir is None and settings.environment == "production":
         raise ValueError("SELLADO_PKCS12_DIR is required in production (no development keys)")
-    else:
-        pki = DevPki.ensure(settings.data_dir / "pki")
     policy = settings.tsa_policy_oid
     if policy is None:
         if settings.environment == "production":
             raise ValueError("TSA_POLICY_OID is required in production")
         policy = DEVELOPMENT_POLICY_OID
+    if settings.sellado_pkcs12_dir is not None:
+        secret = settings.sellado_pkcs12_passphrase
+        source = KeySource(
+            policy,
+            pkcs12_dir=settings.sellado_pkcs12_dir,
+            passphrase=secret.get_secret_value().encode() if secret else None,
+        )
+    else:
+        source = KeySource(policy, pki_dir=settings.data_dir / "pki")
+    pki = source.open()
     tsa = TimeStampAuthority(pki.tsa, policy_oid=policy, serials=PostgresSerialSource(db))
-    return TrustServices(pki=pki, tsa=tsa)
+    return TrustServices(pki=pki, tsa=tsa, documents=documents, source=source)

@@ -538,6 +538,45 @@ class TimeStampAuthority:
         )
         self._certificates = _tlv(_CONTEXT_0, b"".join(members))
 
+    async def reserve_serial(self) -> int:
+        """A serial number for a token made elsewhere with this TSA's key (a document worker).
+
+        The serial source is the one place that keeps serials unique, so a worker
+        process that time-stamps a seal asks the service for its serial first.
+        """
+        return await self._serials.next()
+
+    def token_size_bound(self) -> int:
+        """The most DER bytes a token of this TSA takes, whatever the request.
+
+        A PAdES seal reserves room for its signature before the token exists; with this
+        bound it reserves once per key instead of asking for a trial token per seal.
+        The constant parts are counted exactly; what depends on the request (imprint up
+        to SHA-512, nonce, serial, time, the signature's own size) by its largest value.
+        """
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey):
+            signature = (key.key_size + 7) // 8
+        else:
+            signature = 2 * ((key.curve.key_size + 7) // 8 + 3) + 6
+        constant = (
+            len(self._certificates)
+            + len(self._tsa_name)
+            + len(self._policy)
+            + len(self._accuracy)
+            + self._attributes_length
+            + len(self._signer_info_head)
+            + len(self._signature_algorithm)
+            + len(self._signed_data_head)
+            + len(_OID_TST_INFO)
+            + len(_OID_SIGNED_DATA)
+            + len(_GRANTED)
+        )
+        # imprint (SHA-512 and its OID), nonce and serial (up to 64 octets each), time,
+        # and the tag-length headers of a dozen nested structures.
+        variable = 96 + 2 * 66 + 24 + 12 * 6
+        return constant + signature + variable
+
     async def respond(self, request_der: bytes) -> bytes:
         """A DER TimeStampResp for a DER TimeStampReq: a token, or a rejection saying why."""
         try:

@@ -51,13 +51,31 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+# Services whose document consumers run in a Deployment of their own (--role worker).
+DOCUMENT_WORKERS = {f"{name}-documentos": name for name in ("registro", "repositorio", "sellado")}
+
+
+def _service_of(workload: str) -> str:
+    return DOCUMENT_WORKERS.get(workload, workload)
+
+
 def test_every_service_has_its_workload(rendered: list[dict[str, Any]]) -> None:
-    for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
-        assert set(of_kind(rendered, kind)) == set(WORKLOADS), kind
+    assert set(of_kind(rendered, "Service")) == set(WORKLOADS)
+    for kind in ("Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+        assert set(of_kind(rendered, kind)) == set(WORKLOADS) | set(DOCUMENT_WORKERS), kind
     for name, deployment in of_kind(rendered, "Deployment").items():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert container["args"][:2] == ["serve", name]
+        assert container["args"][:2] == ["serve", _service_of(name)]
         assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+
+
+def test_document_consumers_run_apart_from_http(rendered: list[dict[str, Any]]) -> None:
+    deployments = of_kind(rendered, "Deployment")
+    for worker, service in DOCUMENT_WORKERS.items():
+        (http,) = deployments[service]["spec"]["template"]["spec"]["containers"]
+        (documents,) = deployments[worker]["spec"]["template"]["spec"]["containers"]
+        assert http["args"][-2:] == ["--role", "http"]
+        assert documents["args"][-2:] == ["--role", "worker"]
 
 
 def test_containers_are_probed_sized_and_hardened(rendered: list[dict[str, Any]]) -> None:
@@ -87,7 +105,7 @@ def test_secrets_are_referenced_never_written(rendered: list[dict[str, Any]]) ->
     for deployment in of_kind(rendered, "Deployment").values():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         refs = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
-        assert refs == [f"consistorio-{deployment['metadata']['name']}"]
+        assert refs == [f"consistorio-{_service_of(deployment['metadata']['name'])}"]
 
 
 def test_migrations_run_as_a_job_before_the_rollout(rendered: list[dict[str, Any]]) -> None:

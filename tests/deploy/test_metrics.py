@@ -90,6 +90,8 @@ async def test_service_metrics_follow_requests_outbox_consumers_and_dead_letters
             >= 1
         )
         assert value(scraped, "consistorio_outbox_oldest_pending_age_seconds") >= 0
+        # The document workers' backlog (the justificante was rendered there: none left).
+        assert value(scraped, "consistorio_document_jobs") == 0
 
         # A message that breaks its contract is dead-lettered: the gauge names its consumer.
         await platform.transport.publish(
@@ -109,6 +111,22 @@ async def test_service_metrics_follow_requests_outbox_consumers_and_dead_letters
 
         consumers = await eventually(dead_lettered)
         assert any("justificantes" in c for c in consumers), consumers
+
+
+async def test_the_repositorio_shows_its_emisiones_in_progress_by_stage(
+    settings: Settings,
+) -> None:
+    async with (
+        running_platform(settings, ["repositorio"]) as platform,
+        asgi_client(platform.apps["repositorio"]) as client,
+    ):
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        scraped = samples(response.text)
+        for estado in ("pendiente", "sellando"):
+            assert value(scraped, "consistorio_repositorio_emisiones_en_curso", estado=estado) >= 0
+        assert value(scraped, "consistorio_repositorio_emision_oldest_age_seconds") >= 0
+        assert value(scraped, "consistorio_document_jobs") == 0
 
 
 async def test_gateway_exposes_its_latency_histogram(settings: Settings) -> None:

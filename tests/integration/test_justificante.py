@@ -224,7 +224,7 @@ async def test_a_redelivered_answer_applies_once(platform, client, new_tenant, t
     commands = await commands_to_repositorio(platform, tenant)
     asiento = await register(client, token(tenant, "registro"))
     await eventually(lambda: commands)
-    spec = next(s for s in handlers.CONSUMERS if s.name == "emisiones")
+    spec = next(s for s in handlers.consumers(None) if s.name == "emisiones")
     consumer = platform.runtimes["registro"].event_consumer(spec)
     first = envelope(platform, tenant, EMITIDO, emitido(commands[0]))
     for _ in range(2):  # the broker delivers the same message again
@@ -299,7 +299,7 @@ async def test_failed_issuing_is_a_conflict_and_can_be_asked_for_again(
 
     # A late answer to the failed request is not the justificante any more; the new one is.
     stale = envelope(platform, tenant, EMITIDO, emitido(commands[0]))
-    spec = next(s for s in handlers.CONSUMERS if s.name == "emisiones")
+    spec = next(s for s in handlers.consumers(None) if s.name == "emisiones")
     consumer = platform.runtimes["registro"].event_consumer(spec)
     await consumer.on_delivery(DirectDelivery(stale, EMITIDO))
     assert (await row_of(platform, tenant, asiento["id"])).estado == "pendiente"
@@ -335,7 +335,7 @@ async def test_another_tenants_justificante_is_404_and_its_answers_do_not_cross(
     assert no_role.status_code == 403
 
     # B's bus messages cannot issue A's justificante, even naming its request.
-    spec = next(s for s in handlers.CONSUMERS if s.name == "emisiones")
+    spec = next(s for s in handlers.consumers(None) if s.name == "emisiones")
     consumer = platform.runtimes["registro"].event_consumer(spec)
     await consumer.on_delivery(
         DirectDelivery(envelope(platform, b, EMITIDO, emitido(commands[0])), EMITIDO)
@@ -417,3 +417,42 @@ async def test_an_asiento_without_a_request_gets_its_first_one_on_demand(
     row = await row_of(platform, tenant, asiento_id)
     assert (row.estado, row.intento) == ("pendiente", 1)
     assert await audit_actions(platform, tenant) == ["solicitar-justificante"]
+
+
+async def test_the_queue_of_justificantes_shows_what_waits_and_since_when(
+    platform, client, new_tenant, token
+) -> None:
+    tenant, other = await new_tenant(), await new_tenant()
+    commands = await commands_to_repositorio(platform, tenant)
+    for _ in range(2):
+        await register(client, token(tenant, "registro"))
+    await eventually(lambda: len(commands) == 2 or None)
+
+    async def cola(who: str) -> dict[str, Any]:
+        response = await client.get(
+            "/api/v1/registro/justificantes/cola", headers=auth(token(who, "registro"))
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    waiting = await eventually(lambda: _when_pending(cola(tenant), 2))
+    assert waiting["fallidos"] == 0
+    assert waiting["mas_antiguo"] is not None
+    assert waiting["antiguedad_segundos"] >= 0
+    # Another entity's backlog is its own.
+    assert (await cola(other))["pendientes"] == 0
+
+    await publish(platform, envelope(platform, tenant, EMITIDO, emitido(commands[0])))
+    after = await eventually(lambda: _when_pending(cola(tenant), 1))
+    assert after["pendientes"] == 1
+
+    refused = await client.get(
+        "/api/v1/registro/justificantes/cola", headers=auth(token(tenant, "ciudadano"))
+    )
+    assert refused.status_code == 403
+
+
+async def _when_pending(body: Any, count: int) -> dict[str, Any] | None:
+    answered: dict[str, Any] = await body
+    return answered if answered["pendientes"] == count else None

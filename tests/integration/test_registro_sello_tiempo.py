@@ -171,7 +171,7 @@ async def deliver(platform: Platform, consumer: str, event: ReceivedEvent | dict
     else:
         envelope = event
         name = str(EventName.from_type(envelope["type"]))
-    spec = next(s for s in handlers.CONSUMERS if s.name == consumer)
+    spec = next(s for s in handlers.consumers(None) if s.name == consumer)
     delivery = DirectDelivery(envelope, name)
     await platform.runtimes["registro"].event_consumer(spec).on_delivery(delivery)
     assert delivery.acked

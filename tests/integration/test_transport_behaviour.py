@@ -377,6 +377,34 @@ async def test_prefetch_bounds_unsettled_deliveries(bus: Bus) -> None:
         await delivery.ack()
 
 
+async def test_a_consumer_s_own_prefetch_bounds_it_alone(bus: Bus) -> None:
+    """A document consumer takes one delivery at a time; another queue keeps the default."""
+    transport = bus.transport(prefetch=20)
+    await transport.start()
+    key = f"03014.{_unique('w')}.asiento.registrado.v1"
+    slow, slow_handler = collector()
+    cheap, cheap_handler = collector()
+    await transport.subscribe(bus.queue(), [key], slow_handler, prefetch=1)
+    await transport.subscribe(bus.queue(), [key], cheap_handler)
+    sent = [message(key) for _ in range(3)]
+    for outgoing in sent:
+        await transport.publish(outgoing)
+
+    # The cheap queue gets all three at once while the document one holds its first.
+    cheap_held = [await next_delivery(cheap) for _ in sent]
+    first = await next_delivery(slow)
+    await assert_quiet(slow)
+    await first.ack()
+    second = await next_delivery(slow)
+    await assert_quiet(slow)
+    await second.ack()
+    third = await next_delivery(slow)
+    await third.ack()
+    assert {d.message_id for d in (first, second, third)} == {o.message_id for o in sent}
+    for delivery in cheap_held:
+        await delivery.ack()
+
+
 async def test_settling_twice_is_refused(bus: Bus) -> None:
     """A delivery is acked or rejected exactly once."""
     transport = bus.transport()

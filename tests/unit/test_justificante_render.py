@@ -420,3 +420,19 @@ def test_a_name_outside_the_quick_fonts_is_still_printed() -> None:
         }
     )
     assert "Олена" in set(read(render_justificante(cirilico, VALENCIA)).text.splitlines())
+
+
+def test_fonts_are_parsed_once_per_process_not_per_justificante() -> None:
+    render_justificante(asiento(), VALENCIA)
+    antes = fuentes.ESTADISTICAS.analisis
+    for numero in range(3):
+        pdf = render_justificante(asiento(numero=f"E/2026/00000{numero + 2}"), VALENCIA)
+        assert f"E/2026/00000{numero + 2}" in read(pdf).text
+    assert fuentes.ESTADISTICAS.analisis == antes
+
+
+def test_latin_text_is_set_in_the_smallest_fonts() -> None:
+    latinas = fuentes_para(["Lucía Núñez", "Françoise Çelik", "Obres SL · 12 €"])
+    griegas = fuentes_para(["Lucía", "Νίκος"])
+    assert latinas.regular != griegas.regular
+    assert latinas.regular.stat().st_size < griegas.regular.stat().st_size

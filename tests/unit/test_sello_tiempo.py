@@ -329,3 +329,21 @@ async def test_a_process_that_loads_only_the_registro_reads_a_token(
     )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().split() == ["77", DEVELOPMENT_POLICY_OID]
+
+
+async def test_the_token_kept_is_the_tsa_s_bytes_exactly(tsa: TimeStampAuthority) -> None:
+    """The token is cut from the TSA's answer, not re-encoded by the ASN.1 library."""
+    answers: list[bytes] = []
+
+    class Recording:
+        async def respond(self, request_der: bytes) -> bytes:
+            answers.append(await tsa.respond(request_der))
+            return answers[-1]
+
+    huella = hashlib.sha256(b"asiento").hexdigest()
+    sello = await sellar_huella(Recording(), algoritmo="sha256", huella=huella)
+    [answer] = answers
+    # The answer is SEQUENCE { status, token }: after its header, the status, then the token.
+    status = tsp.TimeStampResp.load(answer)["status"].dump()
+    assert answer.endswith(status + sello.token)
+    assert len(answer) - len(status) - len(sello.token) <= 4

@@ -232,18 +232,23 @@ class AmqpTransport(Transport):
                 f"broker did not confirm {message.message_id!r}: {exc!r}"
             ) from exc
 
-    async def subscribe(self, queue: str, bindings: list[str], handler: Handler) -> None:
+    async def subscribe(
+        self, queue: str, bindings: list[str], handler: Handler, *, prefetch: int | None = None
+    ) -> None:
         """Declares the durable ``queue`` of this transport's type, binds each pattern, and
-        adds one consumer to it.
+        adds one consumer to it, taking ``prefetch`` deliveries at once (the transport's
+        default when None).
 
         Raises :class:`QueueMismatch` when the broker holds ``queue`` with another type.
         """
+        if prefetch is not None and prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
         connection = await self._consumer_connection()
         channel: AbstractChannel | None = None
         try:
             async with asyncio.timeout(self._connect_timeout):
                 channel = await connection.channel()
-                await channel.set_qos(prefetch_count=self._prefetch)
+                await channel.set_qos(prefetch_count=prefetch or self._prefetch)
                 exchange = await channel.declare_exchange(
                     self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
                 )

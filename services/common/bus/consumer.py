@@ -59,11 +59,13 @@ class EventConsumer:
     max_attempts: int = 5
     retry_base_seconds: float = 0.2
     after_commit: Callable[[], None] | None = None
+    # Unsettled deliveries at once; None is the transport's default.
+    prefetch: int | None = None
 
     async def start(self, transport: Transport) -> None:
         """Subscribes the queue to every tenant's copy of the events."""
         bindings = [EventName.parse(e).binding() for e in self.events]
-        await transport.subscribe(self.queue, bindings, self.on_delivery)
+        await transport.subscribe(self.queue, bindings, self.on_delivery, prefetch=self.prefetch)
 
     async def on_delivery(self, delivery: Delivery) -> None:
         """Processes one delivery to the end: applied, skipped, or dead-lettered."""

@@ -193,14 +193,21 @@ class InProcessTransport(Transport):
                     receipt.pending += 1
                 queue.items.put_nowait(_Queued(message, receipt=receipt))
 
-    async def subscribe(self, queue: str, bindings: list[str], handler: Handler) -> None:
+    async def subscribe(
+        self, queue: str, bindings: list[str], handler: Handler, *, prefetch: int | None = None
+    ) -> None:
         """Binds ``queue`` (created on first use) and adds one consumer to it."""
+        if prefetch is not None and prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
         self._check_open()
         target = self._queues.get(queue)
         if target is None:
             target = self._queues[queue] = _Queue(queue)
         target.bindings.update(bindings)
-        task = asyncio.create_task(self._consume(target, handler), name=f"bus-consumer:{queue}")
+        task = asyncio.create_task(
+            self._consume(target, handler, prefetch or self._prefetch),
+            name=f"bus-consumer:{queue}",
+        )
         target.consumers.append(task)
 
     async def ping(self) -> bool:
@@ -230,9 +237,9 @@ class InProcessTransport(Transport):
         else:
             queued.settle()
 
-    async def _consume(self, queue: _Queue, handler: Handler) -> None:
+    async def _consume(self, queue: _Queue, handler: Handler, prefetch: int) -> None:
         """One consumer: takes messages while it has room in its prefetch window."""
-        window = asyncio.Semaphore(self._prefetch)
+        window = asyncio.Semaphore(prefetch)
         while True:
             await window.acquire()
             try:

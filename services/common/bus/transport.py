@@ -97,8 +97,14 @@ class Transport(abc.ABC):
         await self.publish(message)
 
     @abc.abstractmethod
-    async def subscribe(self, queue: str, bindings: list[str], handler: Handler) -> None:
-        """Declares a durable queue bound to ``bindings`` and starts consuming it."""
+    async def subscribe(
+        self, queue: str, bindings: list[str], handler: Handler, *, prefetch: int | None = None
+    ) -> None:
+        """Declares a durable queue bound to ``bindings`` and starts consuming it.
+
+        ``prefetch`` bounds this consumer's unsettled deliveries (the transport's
+        default when None): consumers that make documents take few at a time.
+        """
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -25,6 +25,7 @@ from services.registro.justificantes.schemas import (
     JustificanteEmitido,
     JustificantePendiente,
     JustificanteRead,
+    JustificantesEnCola,
 )
 
 router = APIRouter(prefix="/api/v1/registro", tags=["registro"])
@@ -55,6 +56,21 @@ def _fallido(request: Request, justificante: JustificanteRead) -> JSONResponse:
         slug="justificante-fallido",
         location=_justificante_url(justificante.asiento_id),
     )
+
+
+@router.get(
+    "/justificantes/cola",
+    response_model=JustificantesEnCola,
+    responses={code: PROBLEMAS[code] for code in (401, 403)},
+    summary="Justificantes de la entidad que esperan su emisión",
+    description="Cuántos justificantes de la entidad se están emitiendo y desde cuándo espera "
+    "el más antiguo (la cola de la cadena de emisión), y cuántos fallaron. La misma cifra, "
+    "para todas las entidades, está en /metrics (consistorio_registro_justificantes_pendientes).",
+)
+async def consultar_cola(runtime: RuntimeDep, principal: RegistroUser) -> JustificantesEnCola:
+    """The caller's entity's backlog of justificantes, for staff watching the chain."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        return await service.consultar_cola(session, tenant_id=principal.tenant)
 
 
 @router.get(
@@ -126,6 +142,9 @@ async def reintentar_justificante(
     """A failed or stalled justificante is asked for again, as a new request to the repositorio."""
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         await service.reintentar_justificante(
-            uow, asiento_id=asiento_id, stalled_before=stalled_before(runtime.settings)
+            uow,
+            asiento_id=asiento_id,
+            stalled_before=stalled_before(runtime.settings),
+            documents=runtime.document_workers,
         )
     return _pendiente(asiento_id)

@@ -50,8 +50,7 @@ class _Justificante(FPDF):
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self._entidad = entidad
         self._numero = numero
-        self.add_font(_FAMILY, "", fuentes.regular)
-        self.add_font(_FAMILY, "B", fuentes.negrita)
+        fuentes.registrar_en(self, _FAMILY)
         self.set_margins(_MARGIN_MM, 16.0, _MARGIN_MM)
         # A page breaks before its text could reach the area the repositorio stamps.
         self.set_auto_page_break(True, margin=FOOTER_RESERVED_MM + 5.0)

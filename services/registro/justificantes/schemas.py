@@ -40,6 +40,19 @@ class JustificanteEmitido(BaseModel):
     version: int
 
 
+class JustificantesEnCola(BaseModel):
+    """The entity's justificantes asked for and not yet issued: the issuing chain's backlog."""
+
+    pendientes: int = Field(ge=0, description="Asientos cuyo justificante aún se está emitiendo.")
+    fallidos: int = Field(ge=0, description="Justificantes cuya emisión falló (reintentables).")
+    mas_antiguo: datetime | None = Field(
+        default=None, description="Cuándo se pidió el pendiente más antiguo (nulo si no hay)."
+    )
+    antiguedad_segundos: float = Field(
+        ge=0, description="Segundos que lleva esperando el pendiente más antiguo (0 si no hay)."
+    )
+
+
 class JustificantePendiente(BaseModel):
     """A justificante still being issued: ask again after Retry-After seconds."""
 

@@ -1,4 +1,11 @@
-"""Use cases of justificantes: ask the repositorio to issue one, record its answer, retry."""
+"""Use cases of justificantes: ask the repositorio to issue one, record its answer, retry.
+
+Rendering a justificante is CPU work: the use cases that render take the process's
+document workers (``documents``, a :class:`~services.common.cpu.CpuPool` of child
+processes) and render there, so the event loop keeps serving requests and the cheap
+consumers meanwhile. Without a pool (a test calling a use case alone) it renders in
+a thread.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,12 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
+from services.common.cpu import CpuPool
 from services.common.errors import Conflict, NotFound
 from services.common.tenants import Tenant, tenants_table
 from services.common.uow import UnitOfWork
@@ -23,7 +31,7 @@ from services.registro.justificantes import domain as justificante
 from services.registro.justificantes.domain import EstadoJustificante
 from services.registro.justificantes.models import justificantes
 from services.registro.justificantes.pdf import render_justificante
-from services.registro.justificantes.schemas import JustificanteRead
+from services.registro.justificantes.schemas import JustificanteRead, JustificantesEnCola
 from services.registro.service import primera_solicitud
 
 EMITIR_DOCUMENTO = "repositorio.documento.emitir.v1"
@@ -55,12 +63,23 @@ async def _justificante_row(
     return dict(row._mapping) if row else None
 
 
+async def _render(documents: CpuPool | None, asiento: AsientoRead, entidad: Tenant) -> bytes:
+    """The justificante's PDF, rendered by a document worker (tens of ms of CPU)."""
+    if documents is None:
+        return await asyncio.to_thread(render_justificante, asiento, entidad)
+    return await documents.run(entidad.ine_code, render_justificante, asiento, entidad)
+
+
 async def _solicitar_emision(
-    uow: UnitOfWork, *, asiento: AsientoRead, entidad: Tenant, intento: int
+    uow: UnitOfWork,
+    *,
+    asiento: AsientoRead,
+    entidad: Tenant,
+    intento: int,
+    documents: CpuPool | None,
 ) -> str:
     """Renders the justificante and asks the repositorio to issue it; answers the request id."""
-    # Rendering takes tens of milliseconds of CPU: off the event loop, so requests go on.
-    pdf = await asyncio.to_thread(render_justificante, asiento, entidad)
+    pdf = await _render(documents, asiento, entidad)
     solicitud = justificante.solicitud_id(asiento.id, intento)
     uow.emit(
         EMITIR_DOCUMENTO,
@@ -98,7 +117,9 @@ def _audit_justificante(
     return new
 
 
-async def solicitar_justificante(uow: UnitOfWork, event: ReceivedEvent) -> None:
+async def solicitar_justificante(
+    uow: UnitOfWork, event: ReceivedEvent, *, documents: CpuPool | None = None
+) -> None:
     """A registered asiento gets its justificante: render it, ask the repositorio to issue it.
 
     The pending row and the command commit together, so an answer from the
@@ -117,14 +138,16 @@ async def solicitar_justificante(uow: UnitOfWork, event: ReceivedEvent) -> None:
     entidad = await _entidad(uow.session, uow.tenant_id)
     if entidad is None:
         raise PermanentFailure(f"la entidad {uow.tenant_id} no está en el registro de entidades")
-    await _primera_solicitud(uow, asiento=asiento, entidad=entidad)
+    await _primera_solicitud(uow, asiento=asiento, entidad=entidad, documents=documents)
 
 
 async def _primera_solicitud(
-    uow: UnitOfWork, *, asiento: AsientoRead, entidad: Tenant
+    uow: UnitOfWork, *, asiento: AsientoRead, entidad: Tenant, documents: CpuPool | None
 ) -> JustificanteRead:
     """The first request for an asiento's justificante, and its pending row."""
-    solicitud = await _solicitar_emision(uow, asiento=asiento, entidad=entidad, intento=1)
+    solicitud = await _solicitar_emision(
+        uow, asiento=asiento, entidad=entidad, intento=1, documents=documents
+    )
     row = primera_solicitud(uow, justificantes, asiento_id=asiento.id, solicitud_id=solicitud)
     return JustificanteRead.model_validate(row)
 
@@ -218,8 +241,39 @@ async def consultar_justificante(
     return JustificanteRead.model_validate(row) if row else None
 
 
+async def consultar_cola(session: AsyncSession, *, tenant_id: str) -> JustificantesEnCola:
+    """How many of the entity's justificantes wait for the issuing chain, and since when."""
+    pendientes, mas_antiguo = (
+        await session.execute(
+            select(func.count(), func.min(justificantes.c.solicitado_en)).where(
+                justificantes.c.tenant_id == tenant_id,
+                justificantes.c.estado == EstadoJustificante.PENDIENTE.value,
+            )
+        )
+    ).one()
+    fallidos = (
+        await session.execute(
+            select(func.count()).where(
+                justificantes.c.tenant_id == tenant_id,
+                justificantes.c.estado == EstadoJustificante.FALLIDO.value,
+            )
+        )
+    ).scalar_one()
+    edad = (datetime.now(UTC) - mas_antiguo).total_seconds() if mas_antiguo else 0.0
+    return JustificantesEnCola(
+        pendientes=pendientes,
+        fallidos=fallidos,
+        mas_antiguo=mas_antiguo,
+        antiguedad_segundos=max(edad, 0.0),
+    )
+
+
 async def reintentar_justificante(
-    uow: UnitOfWork, *, asiento_id: str, stalled_before: datetime | None = None
+    uow: UnitOfWork,
+    *,
+    asiento_id: str,
+    stalled_before: datetime | None = None,
+    documents: CpuPool | None = None,
 ) -> JustificanteRead:
     """Asks again for a justificante whose issuing failed or stalled, as a new request.
 
@@ -241,7 +295,7 @@ async def reintentar_justificante(
     if entidad is None:
         raise Conflict(f"La entidad {uow.tenant_id} no está en el registro de entidades.")
     if row is None:
-        nuevo = await _primera_solicitud(uow, asiento=asiento, entidad=entidad)
+        nuevo = await _primera_solicitud(uow, asiento=asiento, entidad=entidad, documents=documents)
         uow.audit(
             action="solicitar-justificante",
             entity="justificante",
@@ -250,7 +304,9 @@ async def reintentar_justificante(
         )
         return nuevo
     intento = int(row["intento"]) + 1
-    solicitud = await _solicitar_emision(uow, asiento=asiento, entidad=entidad, intento=intento)
+    solicitud = await _solicitar_emision(
+        uow, asiento=asiento, entidad=entidad, intento=intento, documents=documents
+    )
     now = datetime.now(UTC)
     changes: dict[str, Any] = {
         "estado": EstadoJustificante.PENDIENTE.value,

@@ -8,16 +8,17 @@ import binascii
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import Row, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.envelope import ReceivedEvent
+from services.common.cpu import CpuPool
 from services.common.db import Database, tenant_transaction
 from services.common.errors import FieldError, NotFound, Unprocessable
 from services.common.nti import resolver_formato
@@ -256,10 +257,35 @@ async def buscar_emitido(db: Database, csv: str) -> DocumentoLocalizado | None:
 # --- the saga's steps ----------------------------------------------------------------------
 
 
+_T = TypeVar("_T")
+
+
+async def _in_worker(
+    documents: CpuPool | None, tenant: str, fn: Callable[..., _T], *args: Any
+) -> _T:
+    """``fn(*args)`` in the document workers (parsing and stamping a PDF is CPU work)."""
+    if documents is None:
+        return await asyncio.to_thread(fn, *args)
+    return await documents.run(tenant, fn, *args)
+
+
+def _stamp(pdf: bytes, csv: str, url: str) -> bytes:
+    """:func:`stamping.stamp_csv` with positional arguments, as a worker job takes them."""
+    return stamping.stamp_csv(pdf, csv=csv, url=url)
+
+
 async def on_codigo_reservado(
-    uow: UnitOfWork, event: ReceivedEvent, *, store: BlobStore, max_bytes: int
+    uow: UnitOfWork,
+    event: ReceivedEvent,
+    *,
+    store: BlobStore,
+    max_bytes: int,
+    documents: CpuPool | None = None,
 ) -> None:
-    """The CSV is reserved: stamp it on the version's every page and send it to be sealed."""
+    """The CSV is reserved: stamp it on the version's every page and send it to be sealed.
+
+    The stamp is drawn by a document worker (``documents``), off the event loop.
+    """
     data = event.data
     if data["solicitante"] != SOLICITANTE:
         return
@@ -287,7 +313,7 @@ async def on_codigo_reservado(
             raise _Fallo("demasiado-grande", f"El documento supera {max_bytes} bytes.")
         pdf = await _read_blob(store, uow.tenant_id, origen.sha256)
         try:
-            stamped = await asyncio.to_thread(stamping.stamp_csv, pdf, csv=csv, url=url)
+            stamped = await _in_worker(documents, uow.tenant_id, _stamp, pdf, csv, url)
         except stamping.StampingError as exc:
             raise _Fallo("pdf-no-valido", str(exc)) from exc
         if len(stamped) > max_bytes:
@@ -436,7 +462,12 @@ async def on_documento_rechazado(uow: UnitOfWork, event: ReceivedEvent) -> None:
 
 
 async def on_emitir_documento(
-    uow: UnitOfWork, event: ReceivedEvent, *, store: BlobStore, max_bytes: int
+    uow: UnitOfWork,
+    event: ReceivedEvent,
+    *,
+    store: BlobStore,
+    max_bytes: int,
+    documents: CpuPool | None = None,
 ) -> None:
     """A service asks to issue a PDF: store it as a new documento and open its emisión.
 
@@ -461,7 +492,7 @@ async def on_emitir_documento(
         pdf = _decode_pdf(str(data["pdf"]), max_bytes=max_bytes)
         metadatos = _metadatos(data["metadatos"])
         try:
-            await asyncio.to_thread(stamping.check_pdf, pdf)
+            await _in_worker(documents, uow.tenant_id, stamping.check_pdf, pdf)
         except stamping.StampingError as exc:
             raise _Fallo("pdf-no-valido", str(exc)) from exc
     except _Fallo as fallo:

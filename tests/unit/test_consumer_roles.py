@@ -1,0 +1,56 @@
+"""Which process consumes which queue: every consumer in ``up``; in Kubernetes the
+Deployment that serves HTTP takes the cheap consumers and the document workers the rest."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.bus.envelope import ReceivedEvent
+from services.common.runtime import ConsumerSpec, consumes
+from services.common.settings import Settings
+from services.common.uow import UnitOfWork
+from services.registro import handlers as registro
+
+
+async def _nothing(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """A handler that is never called."""
+
+
+CHEAP = ConsumerSpec(name="expedientes", events=("x.y.z.v1",), handler=_nothing)
+DOCUMENTS = ConsumerSpec(
+    name="justificantes", events=("x.y.z.v1",), handler=_nothing, documents=True
+)
+
+
+@pytest.mark.parametrize(
+    ("role", "cheap", "documents"),
+    [("all", True, True), ("cheap", True, False), ("documents", False, True)],
+)
+def test_each_role_takes_its_consumers(role: str, cheap: bool, documents: bool) -> None:
+    assert consumes(role, CHEAP) is cheap
+    assert consumes(role, DOCUMENTS) is documents
+
+
+def test_the_justificante_consumer_is_a_document_consumer_and_its_answers_are_cheap() -> None:
+    specs = {spec.name: spec for spec in registro.consumers(None)}
+    assert specs["justificantes"].documents
+    assert not specs["emisiones"].documents
+    assert not specs["sellos-tiempo"].documents
+
+
+def test_the_role_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSUMERS_ROLE", "documents")
+    assert Settings().consumers_role == "documents"
+    monkeypatch.setenv("CONSUMERS_ROLE", "everything")
+    with pytest.raises(ValueError, match="consumers_role"):
+        Settings()
+
+
+def test_serve_refuses_a_role_it_does_not_know() -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "registro", "--role", "todo"])
+    assert result.exit_code == 2
+    assert "papel desconocido" in result.output
