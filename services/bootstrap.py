@@ -33,9 +33,14 @@ def build_transport(settings: Settings) -> Transport:
     """RabbitMQ when AMQP_URL is set, else the in-process bus of embedded mode."""
     if settings.amqp_url:
         return AmqpTransport(
-            settings.amqp_url, exchange=settings.bus_exchange, prefetch=settings.bus_prefetch
+            settings.amqp_url,
+            exchange=settings.bus_exchange,
+            prefetch=settings.bus_prefetch,
+            tenant_concurrency=settings.bus_tenant_concurrency,
         )
-    return InProcessTransport(prefetch=settings.bus_prefetch)
+    return InProcessTransport(
+        prefetch=settings.bus_prefetch, tenant_concurrency=settings.bus_tenant_concurrency
+    )
 
 
 def jwks_source(settings: Settings) -> str:
@@ -90,11 +95,20 @@ class Platform:
         for runtime in self.runtimes.values():
             await runtime.start()
 
-    async def close(self) -> None:
-        """Stops the runtimes, then the transport, then the database pool."""
-        for runtime in self.runtimes.values():
-            await runtime.stop()
-        await self.transport.close()
+    async def stop_runtimes(self, *, grace: float = 10.0) -> None:
+        """Stops every relay and reconciler at once; a batch still running after
+        ``grace`` s is abandoned (its rows stay in the outbox for the next start)."""
+        await asyncio.gather(*(runtime.stop(grace=grace) for runtime in self.runtimes.values()))
+
+    async def close(self, *, grace: float = 10.0) -> None:
+        """Stops the runtimes, then the transport, then the database pool.
+
+        Each step waits at most ``grace`` s: consumers' handlers still running then are
+        cancelled, their messages unacked (RabbitMQ keeps them; on the in-process bus
+        their outbox rows stay unsent), so nothing they had not committed is lost.
+        """
+        await self.stop_runtimes(grace=grace)
+        await self.transport.close(grace=grace)
         await self.db.dispose()
         if self.worker_db is not None:
             await self.worker_db.dispose()
@@ -110,7 +124,9 @@ async def build_platform(
         pool_timeout=settings.database_pool_timeout_seconds,
     )
     # Background work waits for a connection as long as it takes: it has no client.
-    worker_db = Database(settings.app_database_url(), pool_size=settings.database_worker_pool_size)
+    worker_db = Database(
+        settings.app_database_url(), pool_size=settings.database_worker_pool_size, label="workers"
+    )
     tenants = TenantDirectory(db, cache_seconds=settings.tenant_cache_seconds)
     verifier = TokenVerifier(
         JwksKeySource(jwks_source(settings)),

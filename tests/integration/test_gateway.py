@@ -433,13 +433,17 @@ async def test_unexpected_error_is_500_problem_with_request_id(
     assert "fallo provocado" not in body["detail"]
 
 
-async def test_upstream_down_is_502_problem(platform: Platform, client: httpx.AsyncClient) -> None:
+async def test_upstream_down_is_503_problem_with_retry_after(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    # Nothing reached the service: a retry is safe, so the answer says when (never 502/504).
     response = await client.get(
         f"{platform.gateway_down}/api/v1/caido/algo", headers=platform.auth()
     )
 
-    body = _assert_problem(response, 502)
+    body = _assert_problem(response, 503)
     assert "caido" in body["detail"]
+    assert int(response.headers["retry-after"]) > 0
 
 
 async def test_a_collection_url_without_trailing_slash_is_proxied(
