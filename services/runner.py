@@ -96,9 +96,12 @@ class _Serving:
 
 
 # The part of the grace kept for what comes after the requests: stopping consumers,
-# the pools and the embedded PostgreSQL.
-_RESERVE_FRACTION = 0.3
-_RESERVE_MAX_SECONDS = 8.0
+# the pools and the embedded PostgreSQL (its shutdown checkpoint takes seconds after
+# a burst of writes).
+_RESERVE_FRACTION = 0.4
+_RESERVE_MAX_SECONDS = 10.0
+# Kept for the interpreter's own exit (collecting a large heap) after the sequence.
+_EXIT_SECONDS = 2.0
 
 
 async def _stop_gracefully(
@@ -108,10 +111,10 @@ async def _stop_gracefully(
     platform: Platform | None,
     grace: float,
 ) -> None:
-    """The shutdown sequence, bounded by ``grace`` s in all (the embedded PostgreSQL's
-    fast stop comes after, and takes well under a second)."""
+    """The shutdown sequence up to the pools; with the embedded PostgreSQL's stop after
+    it (in the reserve) and the process's exit, it fits in ``grace`` s."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
+    deadline = loop.time() + max(grace - _EXIT_SECONDS, grace / 2)
     reserve = min(grace * _RESERVE_FRACTION, _RESERVE_MAX_SECONDS)
     admissions = [app.state.admission for app in apps if hasattr(app.state, "admission")]
     for admission in admissions:
@@ -131,7 +134,9 @@ async def _stop_gracefully(
     serving.exit_servers(abandon_after=1)
     await asyncio.wait(tasks, timeout=max(1.0, (deadline - loop.time()) / 2))
     if platform is not None:
-        await platform.close(grace=max(0.1, deadline - loop.time() - 1.0))
+        # Half of what is left: the other half is the embedded PostgreSQL's.
+        await platform.close(grace=max(0.1, (deadline - loop.time()) / 2))
+    _log.info("stopping: servers, consumers and pools stopped")
 
 
 def _install_signals(serving: _Serving) -> None:

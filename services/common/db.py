@@ -39,6 +39,8 @@ class _TimedPool(AsyncAdaptedQueuePool):
     """The usual async pool, recording how long each checkout waited (a metric)."""
 
     label = "requests"
+    # SQLAlchemy names a pool's logger after its class; keep the library's (quiet) name.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
 
     def _do_get(self):
         started = time.perf_counter()
