@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.db import asyncpg_url
 from services.common.settings import Settings
+from tests.deploy.test_metrics import samples, value
 from tests.support import factories
 from tests.support.platforms import asgi_client, bearer, running_platform
 from tests.support.waiting import eventually
@@ -176,3 +177,12 @@ async def test_one_tenant_at_its_bound_does_not_get_another_refused(
                 assert not any(task.done() for task in held)
             finished = await asyncio.gather(*held)
             assert [answer.status_code for answer in finished] == [201] * len(held)
+            # Overload is visible: the refusal by reason, the requests in flight, pool waits.
+            scraped = samples((await client.get("/metrics")).text)
+            refused = value(
+                scraped, "consistorio_http_refused_total", service="registro", reason="tenant_busy"
+            )
+            assert refused >= 1
+            assert value(scraped, "consistorio_http_in_flight", service="registro") == 0
+            waits = value(scraped, "consistorio_db_pool_wait_seconds_count", pool="requests")
+            assert waits > 0
