@@ -139,6 +139,14 @@ async def _stop_gracefully(
     _log.info("stopping: servers, consumers and pools stopped")
 
 
+async def _finish(tasks: list[asyncio.Task[None]]) -> None:
+    """Servers still not done after the sequence are cancelled: the grace is over."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _install_signals(serving: _Serving) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -211,7 +219,7 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
             platform,
             settings.shutdown_grace_seconds,
         )
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _finish(tasks)
         platform = None  # closed by the sequence above
     finally:
         if platform is not None:
@@ -248,7 +256,7 @@ async def run_service(settings: Settings, *, name: str, host: str, port: int) ->
         )
         await _stop_gracefully(serving, [app], [task], platform, settings.shutdown_grace_seconds)
         closed = True
-        await asyncio.gather(task, return_exceptions=True)
+        await _finish([task])
     finally:
         if not closed:
             await platform.close()

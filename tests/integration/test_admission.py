@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,11 +17,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.bootstrap import Platform, build_platform
 from services.common.db import asyncpg_url
 from services.common.settings import Settings
 from tests.deploy.test_metrics import samples, value
 from tests.support import factories
+from tests.support.broker import delete_run
 from tests.support.platforms import asgi_client, bearer, running_platform
+from tests.support.servers import AMQP_URL, require_server
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -35,6 +39,30 @@ def tight(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"admission_max_in_flight": 6, "admission_max_in_flight_per_tenant": 3}
     )
+
+
+@asynccontextmanager
+async def _on_rabbitmq(settings: Settings, services: list[str]) -> AsyncIterator[Platform]:
+    """The services with their bus on RabbitMQ (a private exchange and queues)."""
+    require_server("RabbitMQ", "127.0.0.1", 5672)
+    run = uuid.uuid4().hex[:8]
+    exchange, prefix = f"consistorio.admission.{run}", f"admission.{run}."
+    on_broker = settings.model_copy(
+        update={"amqp_url": AMQP_URL, "bus_exchange": exchange, "bus_queue_prefix": prefix}
+    )
+    platform = await build_platform(on_broker, services)
+    await platform.start()
+    try:
+        yield platform
+    finally:
+        await platform.close()
+        await delete_run(AMQP_URL, queue_prefix=prefix, exchange=exchange)
+
+
+@pytest.fixture(params=["inprocess", "rabbitmq"])
+def platform_on(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Starts the services on the bus under test."""
+    return running_platform if request.param == "inprocess" else _on_rabbitmq
 
 
 @pytest.fixture
@@ -81,13 +109,17 @@ async def _rows(owner: Any, tenant: str) -> tuple[set[str], set[str]]:
 
 
 async def test_a_burst_over_the_bounds_is_201_or_503_and_retries_complete_it(
-    tight: Settings, new_tenant: Callable[..., Any], token: Callable[..., str], owner: Any
+    tight: Settings,
+    new_tenant: Callable[..., Any],
+    token: Callable[..., str],
+    owner: Any,
+    platform_on: Callable[..., Any],
 ) -> None:
     tenant = await new_tenant()
     headers = bearer(token(tenant, "registro"))
     keys = [str(uuid.uuid4()) for _ in range(30)]
     async with (
-        running_platform(tight, ["registro"]) as platform,
+        platform_on(tight, ["registro"]) as platform,
         asgi_client(platform.apps["registro"]) as client,
     ):
         answers = await asyncio.gather(*(_post(client, headers, key) for key in keys))
