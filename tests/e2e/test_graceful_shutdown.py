@@ -23,16 +23,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.db import asyncpg_url
-from tests.e2e.test_cli import cli_env, fresh_database, run  # noqa: F401 (fixture)
-from tests.e2e.test_kill_recovery import RECOVERY_SECONDS, _complete, _postgres_on, embedded_dir
+from tests.e2e.test_cli import cli_env, run
+from tests.e2e.test_kill_recovery import RECOVERY_SECONDS, _complete
 from tests.support import factories
 from tests.support.broker import delete_run
-from tests.support.process import CONSISTORIO, RunningPlatform, free_port, start_platform
+from tests.support.process import (
+    CONSISTORIO,
+    RunningPlatform,
+    free_port,
+    postgres_on,
+    start_platform,
+)
 from tests.support.servers import AMQP_URL, require_server
 
 pytestmark = pytest.mark.e2e
-
-__all__ = ["embedded_dir"]  # the fixture, shared with the kill -9 test
 
 GRACE_SECONDS = 10
 # Past the grace: the fast stop of the embedded PostgreSQL and the interpreter's exit.
@@ -168,7 +172,7 @@ def test_sigterm_to_up_while_busy_exits_0_in_its_grace_and_loses_nothing(
     print(f"up: {len(stream.created)} created, exit {took:.1f} s after SIGTERM")
     assert first.process.returncode == 0, _shutdown_lines(first.log())
     assert took <= GRACE_SECONDS + EXIT_MARGIN_SECONDS, _shutdown_lines(first.log())
-    assert _postgres_on(embedded_dir / "postgres") == []
+    assert postgres_on(embedded_dir / "postgres") == []
 
     again = start_platform(embedded_dir, env)
     platforms.append(again)
@@ -210,7 +214,7 @@ def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[str]:
 
 
 async def test_sigterm_to_serve_registro_while_busy_exits_0_in_its_grace_and_loses_nothing(
-    fresh_database: str,  # noqa: F811 (the fixture)
+    fresh_database: str,
     tmp_path: Path,
     bodies: dict[str, dict[str, Any]],
 ) -> None:
