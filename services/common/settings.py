@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     bus_prefetch: int = 20
     bus_max_attempts: int = 5
     bus_retry_base_seconds: float = 0.2
-    # Messages of one tenant a consumer handles at once; others' proceed beside them.
-    bus_tenant_concurrency: int = Field(default=4, gt=0)
+    # Messages of one tenant a consumer handles at once (half the prefetch window by
+    # default, so a council alone still gets half of it); others' proceed beside them.
+    bus_tenant_concurrency: int = Field(default=10, gt=0)
     outbox_poll_seconds: float = 1.0
     # The reconciler picks up requests left half-way (services/common/reconciler.py):
     # it runs on start and then every period (0 turns it off); a request whose current
