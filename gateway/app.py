@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.limits import install_admission, upstream_timeout
 from gateway.openapi_merge import MergedOpenApi
 from gateway.proxy import forward, probe_readiness
 from gateway.ratelimit import MemoryRateLimiter, RateDecision, RateLimiter, RedisRateLimiter
@@ -161,11 +162,11 @@ class _Upstreams:
         return self._client
 
     @asynccontextmanager
-    async def running(self, timeout_seconds: float) -> AsyncIterator[None]:
+    async def running(self, timeout: httpx.Timeout) -> AsyncIterator[None]:
         # trust_env=False: service-to-service traffic must never follow an
         # HTTP(S)_PROXY meant for outbound internet access.
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds),
+            timeout=timeout,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             follow_redirects=False,
             trust_env=False,
@@ -226,7 +227,7 @@ def create_gateway(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            async with upstreams.running(settings.proxy_timeout_seconds):
+            async with upstreams.running(upstream_timeout(settings)):
                 yield
         finally:
             await limiter.aclose()
@@ -268,6 +269,7 @@ def create_gateway(
             expose_headers=_EXPOSED_HEADERS,
             allow_credentials=False,
         )
+    install_admission(app, settings)
     app.add_middleware(
         RequestLimitsMiddleware,
         max_headers=settings.http_max_headers,
@@ -295,6 +297,8 @@ def create_gateway(
             # Failed attempts spend the address's anonymous quota: token guessing is throttled.
             await anonymous_quota(request)
             raise
+        # The council's quota over all its users first, so the headers show the user's.
+        await spend(request, f"tenant:{principal.tenant}", settings.rate_limit_tenant_per_minute)
         await spend(
             request, f"user:{principal.tenant}:{principal.sub}", settings.rate_limit_per_minute
         )

@@ -34,18 +34,22 @@ _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"
 _DESCRIPTION = (
     "API pública de Consistorio: las operaciones de todos los servicios, servidas por la pasarela."
     "\n\n**Envíe siempre una cabecera `Idempotency-Key` (un UUID nuevo por operación) en los "
-    "POST que crean algo.** Si la respuesta no llega (un 502/504 de la pasarela, un corte de "
-    "red), la operación puede haberse completado: repita la petición con la misma clave y "
-    "recibirá la respuesta guardada (`Idempotent-Replayed: true`) sin crear nada nuevo. Sin "
-    "clave, un reintento crea otra vez."
+    "POST que crean algo.** Así es seguro repetir la petición tras cualquier 5xx o un corte de "
+    "red: si la operación llegó a completarse, la misma clave devuelve la respuesta guardada "
+    "(`Idempotent-Replayed: true`) sin crear nada nuevo. Sin clave, un reintento crea otra vez."
+    "\n\nCon carga excesiva la plataforma rechaza pronto, nunca dejando una petición esperar "
+    "hasta agotar un plazo: un `503` con `Retry-After` (la entidad o el servicio tienen todas "
+    "las peticiones que admiten a la vez, o el servicio se está deteniendo) significa que no se "
+    "ha hecho nada; vuelva a intentarlo pasados esos segundos. Un `429` es la cuota por minuto "
+    "del usuario o de la entidad. Un `504` solo llega si un servicio aceptó la petición y dejó "
+    "de responder: la operación puede haberse completado, repítala con la misma clave."
     "\n\nLímites comunes: cabeceras de hasta 16 KiB y 100 campos (431), cuerpos que llegan "
     "sin pausas largas (408), enteros entre -2147483648 y 2147483647 y textos sin caracteres "
-    "de control salvo tabulador y salto de línea (422 nombrando el campo); un 503 con "
-    "`Retry-After` pide volver a intentarlo."
+    "de control salvo tabulador y salto de línea (422 nombrando el campo)."
 )
 
 Spec = dict[str, Any]
-_GATEWAY_PROBLEMS = (401, 429, 502, 504)
+_GATEWAY_PROBLEMS = (401, 429, 502, 503, 504)
 _Renames = dict[tuple[str, str], str]
 
 

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gateway.limits import UpstreamUnavailableError
 from services.common.errors import PayloadTooLarge, ProblemError
 
 __all__ = [
@@ -199,6 +200,10 @@ async def forward(
     )
     try:
         upstream = await client.send(upstream_request, stream=True)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing reached the service: a 503 the client may retry (gateway/limits.py).
+        _log.debug("upstream %s not reachable now: %r", service, exc)
+        raise UpstreamUnavailableError(service) from exc
     except httpx.TimeoutException as exc:
         _log.warning("upstream %s timed out: %r", service, exc)
         raise GatewayTimeoutError(

@@ -38,8 +38,11 @@ def build_transport(settings: Settings) -> Transport:
             exchange=settings.bus_exchange,
             prefetch=settings.bus_prefetch,
             queue_type=settings.bus_queue_type,
+            tenant_concurrency=settings.bus_tenant_concurrency,
         )
-    return InProcessTransport(prefetch=settings.bus_prefetch)
+    return InProcessTransport(
+        prefetch=settings.bus_prefetch, tenant_concurrency=settings.bus_tenant_concurrency
+    )
 
 
 def jwks_source(settings: Settings) -> str:
@@ -96,11 +99,21 @@ class Platform:
         for runtime in self.runtimes.values():
             await runtime.start()
 
-    async def close(self) -> None:
-        """Stops the runtimes, then the transport, then the database pool."""
-        for runtime in self.runtimes.values():
-            await runtime.stop()
-        await self.transport.close()
+    async def stop_runtimes(self, *, grace: float = 10.0) -> None:
+        """Stops every relay and reconciler at once; a batch still running after
+        ``grace`` s is abandoned (its rows stay in the outbox for the next start)."""
+        await asyncio.gather(*(runtime.stop(grace=grace) for runtime in self.runtimes.values()))
+
+    async def close(self, *, grace: float = 10.0) -> None:
+        """Stops the runtimes, then the transport, then the document workers and the
+        database pool.
+
+        Each step waits at most ``grace`` s: consumers' handlers still running then are
+        cancelled, their messages unacked (RabbitMQ keeps them; on the in-process bus
+        their outbox rows stay unsent), so nothing they had not committed is lost.
+        """
+        await self.stop_runtimes(grace=grace)
+        await self.transport.close(grace=grace)
         if self.documents is not None:
             self.documents.close()
         await self.db.dispose()
@@ -118,7 +131,9 @@ async def build_platform(
         pool_timeout=settings.database_pool_timeout_seconds,
     )
     # Background work waits for a connection as long as it takes: it has no client.
-    worker_db = Database(settings.app_database_url(), pool_size=settings.database_worker_pool_size)
+    worker_db = Database(
+        settings.app_database_url(), pool_size=settings.database_worker_pool_size, label="workers"
+    )
     tenants = TenantDirectory(db, cache_seconds=settings.tenant_cache_seconds)
     verifier = TokenVerifier(
         JwksKeySource(jwks_source(settings)),

@@ -2,9 +2,14 @@
 
 ``up`` serves each service on its own loopback socket and the gateway on the
 public one, all in one event loop, so embedded mode speaks real HTTP between the
-gateway and the services exactly as Kubernetes does. Ctrl-C or SIGTERM stops
-the servers, then the services, the bus, the database pool and, last, the
-embedded PostgreSQL.
+gateway and the services exactly as Kubernetes does.
+
+Ctrl-C or SIGTERM stops the process within ``SHUTDOWN_GRACE_SECONDS`` (see
+:func:`_stop_gracefully`): readiness goes false and new requests get a 503 at once;
+requests already admitted finish (those still running near the end of the grace
+are abandoned: their transactions roll back); the relays and consumers stop without
+acking what they did not finish (it stays in the outbox or the queues for the next
+start); then the servers, the bus, the pools and, last, the embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 from collections.abc import Iterator
@@ -78,9 +84,67 @@ class _Serving:
         return asyncio.create_task(server.serve(sockets=[sock]))
 
     def request_exit(self) -> None:
-        for server in self.servers:
-            server.should_exit = True
+        """What a signal does: the shutdown sequence starts (see _stop_gracefully)."""
         self.stop.set()
+
+    def exit_servers(self, *, abandon_after: float) -> None:
+        """Closes the listening sockets; requests still running after ``abandon_after`` s
+        are cancelled (their transactions roll back)."""
+        for server in self.servers:
+            server.config.timeout_graceful_shutdown = max(1, math.ceil(abandon_after))
+            server.should_exit = True
+
+
+# The part of the grace kept for what comes after the requests: stopping consumers,
+# the pools and the embedded PostgreSQL (its shutdown checkpoint takes seconds after
+# a burst of writes).
+_RESERVE_FRACTION = 0.4
+_RESERVE_MAX_SECONDS = 10.0
+# Kept for the interpreter's own exit (collecting a large heap) after the sequence.
+_EXIT_SECONDS = 2.0
+
+
+async def _stop_gracefully(
+    serving: _Serving,
+    apps: list[FastAPI],
+    tasks: list[asyncio.Task[None]],
+    platform: Platform | None,
+    grace: float,
+) -> None:
+    """The shutdown sequence up to the pools; with the embedded PostgreSQL's stop after
+    it (in the reserve) and the process's exit, it fits in ``grace`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(grace - _EXIT_SECONDS, grace / 2)
+    reserve = min(grace * _RESERVE_FRACTION, _RESERVE_MAX_SECONDS)
+    admissions = [app.state.admission for app in apps if hasattr(app.state, "admission")]
+    for admission in admissions:
+        admission.drain()
+    busy = sum(admission.in_flight for admission in admissions)
+    _log.info("stopping: readiness false, %d requests in flight, grace %g s", busy, grace)
+    # The gateway's requests are the services' too: waiting for all of them together.
+    idle = await asyncio.gather(
+        *(a.wait_idle(max(0.0, deadline - reserve - loop.time())) for a in admissions)
+    )
+    if not all(idle):
+        left = sum(admission.in_flight for admission in admissions)
+        _log.warning("stopping: abandoning %d requests still in flight", left)
+    # Relays and reconcilers before the servers' lifespans, with the time left.
+    if platform is not None:
+        await platform.stop_runtimes(grace=max(0.1, (deadline - loop.time()) / 3))
+    serving.exit_servers(abandon_after=1)
+    await asyncio.wait(tasks, timeout=max(1.0, (deadline - loop.time()) / 2))
+    if platform is not None:
+        # Half of what is left: the other half is the embedded PostgreSQL's.
+        await platform.close(grace=max(0.1, (deadline - loop.time()) / 2))
+    _log.info("stopping: servers, consumers and pools stopped")
+
+
+async def _finish(tasks: list[asyncio.Task[None]]) -> None:
+    """Servers still not done after the sequence are cancelled: the grace is over."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _install_signals(serving: _Serving) -> None:
@@ -144,12 +208,19 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
         if wants_json(settings):
             _log.info("Consistorio listening on http://%s:%d (%s)", host, port, bus)
         print(f"Consistorio listening on http://{host}:{port} ({bus})", flush=True)
-        done, _ = await asyncio.wait(
+        await asyncio.wait(
             [*tasks, asyncio.create_task(serving.stop.wait())],
             return_when=asyncio.FIRST_COMPLETED,
         )
-        serving.request_exit()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _stop_gracefully(
+            serving,
+            [gateway, *platform.apps.values()],
+            tasks,
+            platform,
+            settings.shutdown_grace_seconds,
+        )
+        await _finish(tasks)
+        platform = None  # closed by the sequence above
     finally:
         if platform is not None:
             await platform.close()
@@ -177,7 +248,16 @@ async def run_service(settings: Settings, *, name: str, host: str, port: int) ->
     else:
         platform = await build_platform(settings, [name])
         app = platform.apps[name]
+    closed = False
     try:
-        await serving.add(app, _bind(host, port), settings)
+        task = serving.add(app, _bind(host, port), settings)
+        await asyncio.wait(
+            [task, asyncio.create_task(serving.stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        await _stop_gracefully(serving, [app], [task], platform, settings.shutdown_grace_seconds)
+        closed = True
+        await _finish([task])
     finally:
-        await platform.close()
+        if not closed:
+            await platform.close()
+        _log.info("%s stopped", name)

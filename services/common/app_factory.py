@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
+from services.common.admission import Admission, AdmissionMiddleware
 from services.common.cpu import CpuPool
 from services.common.errors import document_problems, install_problem_handlers, problem_response
 from services.common.http_server import RequestLimitsMiddleware
@@ -61,6 +62,15 @@ def create_service_app(
         workers=runtime.settings.cpu_workers, per_tenant=runtime.settings.cpu_jobs_per_tenant
     )
     install_problem_handlers(app)
+    app.state.service_name = runtime.name
+    # Inside the request limits (an early 503 keeps its connection, as a 413 does).
+    app.state.admission = Admission(
+        service=runtime.name,
+        max_in_flight=runtime.settings.admission_max_in_flight,
+        max_per_tenant=runtime.settings.admission_max_in_flight_per_tenant,
+        retry_after_seconds=runtime.settings.admission_retry_after_seconds,
+    )
+    app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
     app.add_middleware(
         RequestLimitsMiddleware,
         max_headers=runtime.settings.http_max_headers,

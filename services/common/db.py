@@ -8,6 +8,7 @@ forgets its tenant filter still sees only that tenant's rows.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from services.common.overload import POOL_WAIT
 
 __all__ = ["Database", "asyncpg_url", "tenant_transaction", "TENANT_SETTING"]
 
@@ -29,6 +33,21 @@ def asyncpg_url(url: str) -> str:
     """Accepts ``postgresql://`` or ``postgres://`` URLs and selects the asyncpg driver."""
     parsed = make_url(url.replace("postgres://", "postgresql://", 1))
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+class _TimedPool(AsyncAdaptedQueuePool):
+    """The usual async pool, recording how long each checkout waited (a metric)."""
+
+    label = "requests"
+    # SQLAlchemy names a pool's logger after its class; keep the library's (quiet) name.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
+    def _do_get(self):
+        started = time.perf_counter()
+        try:
+            return super()._do_get()
+        finally:
+            POOL_WAIT.labels(self.label).observe(time.perf_counter() - started)
 
 
 class Database:
@@ -42,7 +61,9 @@ class Database:
         max_overflow: int | None = None,
         pool_timeout: float = 30.0,
         echo: bool = False,
+        label: str = "requests",
     ) -> None:
+        """``label`` names the pool in ``consistorio_db_pool_wait_seconds``."""
         # pool_timeout bounds how long a caller waits for a connection; past it
         # SQLAlchemy raises TimeoutError, which services answer as a 503.
         self.engine: AsyncEngine = create_async_engine(
@@ -51,6 +72,7 @@ class Database:
             max_overflow=pool_size if max_overflow is None else max_overflow,
             pool_timeout=pool_timeout,
             pool_pre_ping=True,
+            poolclass=type("TimedPool", (_TimedPool,), {"label": label}),
             echo=echo,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -75,7 +75,8 @@ IdempotencyKeyDep = Annotated[
     Header(
         alias="Idempotency-Key",
         description="Clave única del cliente: un reintento con la misma clave devuelve la "
-        "primera respuesta sin crear nada nuevo.",
+        "primera respuesta sin crear nada nuevo, así que repetir tras cualquier 5xx o un corte "
+        "de red es seguro.",
     ),
 ]
 

@@ -27,6 +27,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.overload import refusals
+
 __all__ = [
     "PROBLEM_JSON",
     "Conflict",
@@ -122,7 +124,8 @@ _DESCRIPTIONS = {
     422: "Datos no válidos",
     429: "Demasiadas peticiones",
     502: "El servicio no responde",
-    503: "No disponible",
+    503: "Saturado o deteniéndose: no se ha hecho nada; reintente tras Retry-After con la "
+    "misma Idempotency-Key",
     504: "El servicio no ha respondido a tiempo",
 }
 
@@ -314,7 +317,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _pool_exhausted(request: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
         # Every connection of the request pool is busy: a short, honest "come back"
         # instead of a 500, and nothing was written.
-        logging.getLogger("consistorio.errors").warning("database pool exhausted: %s", exc)
+        # Counted and logged once per burst (services.common.overload), not per request.
+        refusals.record(getattr(request.app.state, "service_name", "?"), "pool_exhausted")
         return problem_response(
             503,
             "El servicio está saturado: vuelva a intentarlo en unos segundos.",

@@ -174,9 +174,10 @@ class ServiceRuntime:
         self.relay.start()
         self.reconciler.start()
 
-    async def stop(self) -> None:
-        """Stops the reconciler and the relay; the composition root closes transport and db."""
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Stops the reconciler and the relay (its batch abandoned after ``grace`` s);
+        the composition root closes transport and db."""
         await self.reconciler.stop()
-        await self.relay.stop()
+        await self.relay.stop(grace=grace)
         if self._owns_documents:
             self.document_workers.close()

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     bus_queue_type: Literal["classic", "quorum"] = "classic"
     bus_max_attempts: int = 5
     bus_retry_base_seconds: float = 0.2
+    # Messages of one tenant a consumer handles at once (half the prefetch window by
+    # default, so a council alone still gets half of it); others' proceed beside them.
+    bus_tenant_concurrency: int = Field(default=10, gt=0)
     outbox_poll_seconds: float = 1.0
     # The reconciler picks up requests left half-way (services/common/reconciler.py):
     # it runs on start and then every period (0 turns it off); a request whose current
@@ -74,7 +77,16 @@ class Settings(BaseSettings):
     # the citizens, nor are citizens behind Redsys' addresses (docs/pagos.md).
     rate_limit_redsys_per_minute: int = 600
     redis_url: str | None = None
+    # Per-tenant quota over every user of a council, beside the per-user one (429).
+    rate_limit_tenant_per_minute: int = Field(default=6000, gt=0)
+    # Answer wait: only an upstream silent this long is a 504 (services refuse with 503
+    # long before). Connecting or getting a pooled connection is bounded by the connect
+    # timeout, and failing that is a 503 with Retry-After: nothing reached the service.
     proxy_timeout_seconds: float = 30.0
+    proxy_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Requests the gateway forwards at once, and of one tenant (503 beyond).
+    gateway_max_in_flight: int = Field(default=512, gt=0)
+    gateway_max_in_flight_per_tenant: int = Field(default=64, gt=0)
     # The largest request body the gateway forwards (the largest any service takes:
     # a document of REPOSITORIO_MAX_BYTES in its multipart envelope); 413 beyond.
     gateway_max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
@@ -122,6 +134,16 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_body_timeout_seconds: float = Field(default=30.0, gt=0)
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Admission control in every service (services/common/admission.py): requests in
+    # flight at once in one process, and of one tenant; beyond them an immediate 503
+    # with Retry-After (seconds).
+    admission_max_in_flight: int = Field(default=64, gt=0)
+    admission_max_in_flight_per_tenant: int = Field(default=16, gt=0)
+    admission_retry_after_seconds: int = Field(default=1, gt=0)
+    # SIGTERM: readiness false at once, then in-flight requests, consumers and the
+    # embedded PostgreSQL get this long, all together, before the process exits 0.
+    shutdown_grace_seconds: float = Field(default=25.0, gt=0)
 
     # Worker processes for CPU-heavy work in each service app, and how many jobs of one
     # tenant may run at once (the rest wait their turn).

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -12,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.db import asyncpg_url
 from tests.support.broker import delete_run
-from tests.support.process import RunningPlatform
+from tests.support.process import RunningPlatform, postgres_on
 from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL, require_server
 
 
@@ -48,3 +51,30 @@ async def real_servers_env():
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await engine.dispose()
     await delete_run(AMQP_URL, queue_prefix=f"e2e.{run}.", exchange=f"consistorio.e2e.{run}")
+
+
+@pytest.fixture
+def embedded_dir() -> Iterator[Path]:
+    """A data dir the embedded PostgreSQL (its own system user when root) can reach;
+    whatever server is left on it at the end is stopped."""
+    path = Path(tempfile.mkdtemp(prefix="consistorio-kill-"))
+    path.chmod(0o755)
+    yield path / "var"
+    for process in postgres_on(path / "var" / "postgres"):
+        process.kill()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def fresh_database() -> AsyncIterator[str]:
+    """An empty database on the real PostgreSQL (the commands create everything)."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    require_server("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
+    name = f"consistorio_cli_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(asyncpg_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield admin.set(database=name).render_as_string(hide_password=False)
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()

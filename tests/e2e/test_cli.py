@@ -9,13 +9,11 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import jwt
 import pytest
-from sqlalchemy import insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.common.bus.envelope import EventName, build_envelope
@@ -23,24 +21,9 @@ from services.common.db import asyncpg_url
 from services.registro.models import kernel as registro_tables
 from tests.support.broker import delete_run
 from tests.support.process import CONSISTORIO, free_port
-from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL, require_server
+from tests.support.servers import AMQP_URL, require_server
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def fresh_database() -> AsyncIterator[str]:
-    """An empty database on the real PostgreSQL (the commands create everything)."""
-    admin = make_url(POSTGRES_ADMIN_URL)
-    require_server("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
-    name = f"consistorio_cli_{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(asyncpg_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin.set(database=name).render_as_string(hide_password=False)
-    async with engine.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
 
 
 def run(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -11,13 +11,10 @@ once on the real PostgreSQL and RabbitMQ.
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ import psutil
 import pytest
 
 from tests.support import factories
-from tests.support.process import RunningPlatform, start_platform
+from tests.support.process import RunningPlatform, postgres_on, start_platform
 
 pytestmark = pytest.mark.e2e
 
@@ -155,28 +152,6 @@ def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
     return again, recovered
 
 
-@pytest.fixture
-def embedded_dir() -> Iterator[Path]:
-    """A data dir the embedded PostgreSQL (its own system user when root) can reach;
-    whatever server is left on it at the end is stopped."""
-    path = Path(tempfile.mkdtemp(prefix="consistorio-kill-"))
-    path.chmod(0o755)
-    yield path / "var"
-    for process in _postgres_on(path / "var" / "postgres"):
-        process.kill()
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _postgres_on(pgdata: Path) -> list[psutil.Process]:
-    """The PostgreSQL postmasters serving ``pgdata``."""
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if process.info["name"] == "postgres" and str(pgdata.resolve()) in cmdline:
-            found.append(process)
-    return found
-
-
 def _postmaster_pid(pgdata: Path) -> int:
     return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
 
@@ -199,7 +174,7 @@ def test_kill_9_on_the_embedded_defaults_loses_nothing_and_leaves_no_postgres(
     # The killed up's server was not left to the next one, and the next one stopped its own.
     for pid in (first_postgres, second_postgres):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert _postgres_on(pgdata) == []
+    assert postgres_on(pgdata) == []
     assert not (pgdata / "postmaster.pid").exists()
 
 

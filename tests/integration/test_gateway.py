@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
@@ -31,6 +31,7 @@ from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
 from services.common.public_paths import PublicPath, RateLimitPolicy
 from services.common.settings import Settings
 from tests.support.servers import REDIS_URL, require_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,8 @@ class Upstream:
     ready: bool = True
     upload_started: asyncio.Event = field(default_factory=asyncio.Event)
     download_released: asyncio.Event = field(default_factory=asyncio.Event)
+    slow_started: int = 0
+    slow_released: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _block(i: int) -> bytes:
@@ -86,6 +89,21 @@ def _upstream_app(up: Upstream) -> FastAPI:
     @router.post("/documentos")
     async def crear(documento: Documento) -> Documento:
         return documento
+
+    @router.get("/lento", include_in_schema=False)
+    async def lento() -> dict[str, str]:
+        up.slow_started += 1
+        await asyncio.wait_for(up.slow_released.wait(), 10)
+        return {"service": up.name}
+
+    @router.get("/saturado", include_in_schema=False)
+    async def saturado() -> Response:
+        return Response(
+            b'{"status": 503}',
+            status_code=503,
+            media_type="application/problem+json",
+            headers={"Retry-After": "7"},
+        )
 
     @router.post("/subida")
     async def subida(request: Request) -> dict[str, Any]:
@@ -175,6 +193,8 @@ class Platform:
     gateway_down: str
     gateway_limited: str
     gateway_per_path: str
+    gateway_council: str
+    gateway_admission: str
 
     def token(self, *, tenant: str = "03014", sub: str = "ana", **kwargs: Any) -> str:
         return issue_dev_token(self.keys_dir, tenant=tenant, sub=sub, roles=["registro"], **kwargs)
@@ -263,6 +283,16 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
                 ),
             ),
         )
+        gateway_council = create_gateway(
+            settings=_settings(rate_limit_tenant_per_minute=3),
+            verifier=verifier,
+            service_urls=urls,
+        )
+        gateway_admission = create_gateway(
+            settings=_settings(gateway_max_in_flight_per_tenant=2),
+            verifier=verifier,
+            service_urls=urls,
+        )
         yield Platform(
             keys_dir=keys_dir,
             upstreams=upstreams,
@@ -270,6 +300,8 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
             gateway_down=await stack.enter_async_context(_serve(gateway_down)),
             gateway_limited=await stack.enter_async_context(_serve(gateway_limited)),
             gateway_per_path=await stack.enter_async_context(_serve(gateway_per_path)),
+            gateway_council=await stack.enter_async_context(_serve(gateway_council)),
+            gateway_admission=await stack.enter_async_context(_serve(gateway_admission)),
         )
 
 
@@ -450,13 +482,17 @@ async def test_unexpected_error_is_500_problem_with_request_id(
     assert "fallo provocado" not in body["detail"]
 
 
-async def test_upstream_down_is_502_problem(platform: Platform, client: httpx.AsyncClient) -> None:
+async def test_upstream_down_is_503_problem_with_retry_after(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    # Nothing reached the service: a retry is safe, so the answer says when (never 502/504).
     response = await client.get(
         f"{platform.gateway_down}/api/v1/caido/algo", headers=platform.auth()
     )
 
-    body = _assert_problem(response, 502)
+    body = _assert_problem(response, 503)
     assert "caido" in body["detail"]
+    assert int(response.headers["retry-after"]) > 0
 
 
 async def test_a_collection_url_without_trailing_slash_is_proxied(
@@ -562,6 +598,53 @@ async def test_authenticated_calls_are_limited_per_tenant_and_subject(
     assert other_tenant.status_code == 200
     other_subject = await client.get(url, headers=platform.auth(sub="luis-limitado"))
     assert other_subject.status_code == 200
+
+
+async def test_a_council_has_one_quota_over_all_its_users(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    url = f"{platform.gateway_council}/api/v1/registro/eco"
+    for sub in ("ana", "luis", "marta"):
+        assert (await client.get(url, headers=platform.auth(sub=sub))).status_code == 200
+    refused = await client.get(url, headers=platform.auth(sub="pepa"))
+    _assert_problem(refused, 429)
+    assert int(refused.headers["retry-after"]) >= 1
+    other_council = await client.get(url, headers=platform.auth(sub="pepa", tenant="46250"))
+    assert other_council.status_code == 200
+
+
+async def test_a_council_at_its_bound_in_flight_is_503_and_another_is_served(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    upstream = platform.upstreams["registro"]
+    upstream.slow_released.clear()
+    started = upstream.slow_started
+    slow = f"{platform.gateway_admission}/api/v1/registro/lento"
+    held = [
+        asyncio.create_task(client.get(slow, headers=platform.auth(sub=sub)))
+        for sub in ("ana", "luis")
+    ]
+    await eventually(lambda: upstream.slow_started == started + 2)
+    refused = await client.get(slow, headers=platform.auth(sub="marta"))
+    body = _assert_problem(refused, 503)
+    assert body["reason"] == "tenant_busy"
+    assert int(refused.headers["retry-after"]) >= 1
+    other = await client.get(
+        f"{platform.gateway_admission}/api/v1/registro/eco", headers=platform.auth(tenant="46250")
+    )
+    assert other.status_code == 200
+    upstream.slow_released.set()
+    assert [(await task).status_code for task in held] == [200, 200]
+
+
+async def test_a_service_503_passes_through_with_its_retry_after(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    response = await client.get(
+        f"{platform.gateway}/api/v1/registro/saturado", headers=platform.auth()
+    )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
 
 
 async def test_openapi_merges_both_services(platform: Platform, client: httpx.AsyncClient) -> None:

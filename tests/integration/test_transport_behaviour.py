@@ -56,11 +56,15 @@ class Bus:
         self._transports: list[AnyTransport] = []
         self._queues: list[str] = []
 
-    def transport(self, *, prefetch: int = 20, url: str = AMQP_URL) -> AnyTransport:
+    def transport(
+        self, *, prefetch: int = 20, url: str = AMQP_URL, tenant_concurrency: int | None = None
+    ) -> AnyTransport:
         """A new transport; for ``inprocess`` each one is a broker of its own."""
         made: AnyTransport
         if self.kind == "inprocess":
-            made = InProcessTransport(prefetch=prefetch, retry_delay=RETRY_DELAY)
+            made = InProcessTransport(
+                prefetch=prefetch, retry_delay=RETRY_DELAY, tenant_concurrency=tenant_concurrency
+            )
         else:
             made = AmqpTransport(
                 url,
@@ -70,6 +74,7 @@ class Bus:
                 publish_timeout=3.0,
                 retry_delay=RETRY_DELAY,
                 queue_type="quorum" if self.kind == "amqp-quorum" else "classic",
+                tenant_concurrency=tenant_concurrency,
             )
         self._transports.append(made)
         return made
@@ -403,6 +408,48 @@ async def test_a_consumer_s_own_prefetch_bounds_it_alone(bus: Bus) -> None:
     assert {d.message_id for d in (first, second, third)} == {o.message_id for o in sent}
     for delivery in cheap_held:
         await delivery.ack()
+
+
+async def test_one_tenant_at_its_bound_does_not_hold_back_another(bus: Bus) -> None:
+    """A consumer handles at most N messages of one tenant at once; others go past them."""
+    transport = bus.transport(prefetch=10, tenant_concurrency=2)
+    await transport.start()
+    word = _unique("w")
+    busy, other = f"03014.{word}.asiento.registrado.v1", f"46250.{word}.asiento.registrado.v1"
+    started: asyncio.Queue[Delivery] = asyncio.Queue()
+    release = asyncio.Event()
+    running: Counter[str] = Counter()
+    most: Counter[str] = Counter()
+
+    async def handler(delivery: Delivery) -> None:
+        tenant = delivery.routing_key.split(".")[0]
+        running[tenant] += 1
+        most[tenant] = max(most[tenant], running[tenant])
+        started.put_nowait(delivery)
+        try:
+            if tenant == "03014":
+                await release.wait()
+            await delivery.ack()
+        finally:
+            running[tenant] -= 1
+
+    await transport.subscribe(bus.queue(), [f"*.{word}.#"], handler)
+    burst = [message(busy) for _ in range(6)]
+    for outgoing in burst:
+        await transport.publish(outgoing)
+    first = [await next_delivery(started), await next_delivery(started)]
+    assert {d.routing_key for d in first} == {busy}
+    await assert_quiet(started)  # the third of the busy tenant waits for a slot
+    for _ in range(2):
+        await transport.publish(message(other))
+    passed = [await next_delivery(started), await next_delivery(started)]
+    assert {d.routing_key for d in passed} == {other}
+
+    release.set()
+    rest = [await next_delivery(started) for _ in range(4)]
+    got = {d.message_id for d in [*first, *rest]}
+    assert got == {outgoing.message_id for outgoing in burst}
+    assert most["03014"] == 2
 
 
 async def test_settling_twice_is_refused(bus: Bus) -> None:

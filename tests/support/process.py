@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 CONSISTORIO = str(Path(sys.executable).with_name("consistorio"))
+
+
+def postgres_on(pgdata: Path) -> list[psutil.Process]:
+    """The PostgreSQL postmasters serving ``pgdata`` (an embedded one left running)."""
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["name"] == "postgres" and str(pgdata.resolve()) in cmdline:
+            found.append(process)
+    return found
 
 
 def free_port() -> int:

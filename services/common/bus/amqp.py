@@ -48,9 +48,12 @@ from services.common.bus.transport import (
     Delivery,
     Handler,
     OutgoingMessage,
+    TenantGate,
     Transport,
     TransportUnavailable,
+    tenant_of_routing_key,
 )
+from services.common.overload import CONSUMER_IN_FLIGHT
 
 __all__ = ["AmqpTransport", "QueueMismatch", "QueueType"]
 
@@ -145,8 +148,14 @@ class AmqpTransport(Transport):
         publish_timeout: float = 5.0,
         retry_delay: float = 1.0,
         queue_type: QueueType = "classic",
+        tenant_concurrency: int | None = None,
     ) -> None:
         """``connect_timeout`` and ``publish_timeout`` bound every wait on the broker.
+
+        ``tenant_concurrency`` bounds the messages of one tenant a consumer handles at
+        once (:class:`TenantGate`). A parked delivery stays unacked, so it still holds
+        one of the ``prefetch`` places the broker gives the consumer: fairness holds
+        while one tenant's backlog is under ``prefetch``. None: no bound.
 
         ``retry_delay`` is how long a message whose handler raised without settling
         it waits before it is requeued, so that a failing handler is not a hot loop.
@@ -163,6 +172,7 @@ class AmqpTransport(Transport):
         self._connect_timeout = connect_timeout
         self._publish_timeout = publish_timeout
         self._retry_delay = retry_delay
+        self._tenant_concurrency = tenant_concurrency
         self._publisher: AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -364,11 +374,37 @@ class AmqpTransport(Transport):
             return connection
 
     def _on_message_for(self, queue: str, handler: Handler) -> _MessageCallback:
-        async def on_message(message: AbstractIncomingMessage) -> None:
+        gate = (
+            TenantGate[_AmqpDelivery](self._tenant_concurrency)
+            if self._tenant_concurrency
+            else None
+        )
+        gauge = CONSUMER_IN_FLIGHT.labels(queue)
+
+        def spawn(delivery: _AmqpDelivery) -> None:
             # Handlers run in tasks of our own so close() can wait for them.
-            task = asyncio.create_task(self._handle(handler, _AmqpDelivery(message, queue)))
+            task = asyncio.create_task(run(delivery))
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
+
+        async def run(delivery: _AmqpDelivery) -> None:
+            gauge.inc()
+            try:
+                await self._handle(handler, delivery)
+            finally:
+                gauge.dec()
+                if gate is not None:
+                    parked = gate.done(tenant_of_routing_key(delivery.routing_key))
+                    if parked is not None and not self._closed:
+                        spawn(parked)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            delivery = _AmqpDelivery(message, queue)
+            tenant = tenant_of_routing_key(delivery.routing_key)
+            if gate is not None and not gate.admit(tenant, delivery):
+                # Parked unacked: if the consumer stops first, the broker requeues it.
+                return
+            spawn(delivery)
 
         return on_message
 

@@ -25,9 +25,12 @@ from services.common.bus.transport import (
     Delivery,
     Handler,
     OutgoingMessage,
+    TenantGate,
     Transport,
     TransportUnavailable,
+    tenant_of_routing_key,
 )
+from services.common.overload import CONSUMER_IN_FLIGHT
 
 __all__ = ["InProcessTransport"]
 
@@ -121,8 +124,14 @@ class _InProcessDelivery(Delivery):
 class InProcessTransport(Transport):
     """A :class:`Transport` whose broker is a dictionary of asyncio queues."""
 
-    def __init__(self, *, prefetch: int = 20, retry_delay: float = 1.0) -> None:
+    def __init__(
+        self, *, prefetch: int = 20, retry_delay: float = 1.0, tenant_concurrency: int | None = None
+    ) -> None:
         """``prefetch`` bounds unsettled deliveries per consumer, as ``basic.qos`` does.
+
+        ``tenant_concurrency`` bounds the messages of one tenant a consumer handles at
+        once (:class:`TenantGate`); a parked message holds no place in the window, so
+        other tenants' messages go past it. None: no bound.
 
         ``retry_delay`` is how long a message whose handler raised waits before it is
         requeued, so that a handler failing on every attempt is not a hot loop.
@@ -131,6 +140,7 @@ class InProcessTransport(Transport):
             raise ValueError("prefetch must be at least 1")
         self._prefetch = prefetch
         self._retry_delay = retry_delay
+        self._tenant_concurrency = tenant_concurrency
         self._queues: dict[str, _Queue] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._receipts: set[_Receipt] = set()
@@ -240,17 +250,75 @@ class InProcessTransport(Transport):
     async def _consume(self, queue: _Queue, handler: Handler, prefetch: int) -> None:
         """One consumer: takes messages while it has room in its prefetch window."""
         window = asyncio.Semaphore(prefetch)
-        while True:
-            await window.acquire()
-            try:
-                queued = await queue.items.get()
-            except BaseException:
-                window.release()
-                raise
-            delivery = _InProcessDelivery(self, queue, queued, window)
-            task = asyncio.create_task(self._handle(handler, delivery))
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
-            # Without yielding, the first consumer would drain a full queue on its own;
-            # yielding lets the others take turns, as RabbitMQ's round-robin does.
-            await asyncio.sleep(0)
+        gate = TenantGate[_Queued](self._tenant_concurrency) if self._tenant_concurrency else None
+        try:
+            while True:
+                await window.acquire()
+                try:
+                    queued = await queue.items.get()
+                except BaseException:
+                    window.release()
+                    raise
+                tenant = tenant_of_routing_key(queued.message.routing_key)
+                if gate is not None and not gate.admit(tenant, queued):
+                    # Its tenant is at its bound: parked, it leaves its place to others.
+                    window.release()
+                else:
+                    self._spawn(queue, handler, queued, window, gate)
+                # Without yielding, the first consumer would drain a full queue on its
+                # own; yielding lets the others take turns, as RabbitMQ's round-robin does.
+                await asyncio.sleep(0)
+        finally:
+            if gate is not None:
+                # Parked copies go back to their queue (or settle with it, if it is gone).
+                for parked in gate.drain():
+                    if not self._closed and self._queues.get(queue.name) is queue:
+                        queue.items.put_nowait(parked)
+                    else:
+                        parked.settle()
+
+    def _spawn(
+        self,
+        queue: _Queue,
+        handler: Handler,
+        queued: _Queued,
+        window: asyncio.Semaphore,
+        gate: TenantGate[_Queued] | None,
+    ) -> None:
+        delivery = _InProcessDelivery(self, queue, queued, window)
+        task = asyncio.create_task(self._run(queue, handler, delivery, window, gate))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _run(
+        self,
+        queue: _Queue,
+        handler: Handler,
+        delivery: _InProcessDelivery,
+        window: asyncio.Semaphore,
+        gate: TenantGate[_Queued] | None,
+    ) -> None:
+        gauge = CONSUMER_IN_FLIGHT.labels(queue.name)
+        gauge.inc()
+        try:
+            await self._handle(handler, delivery)
+        finally:
+            gauge.dec()
+            if gate is not None:
+                parked = gate.done(tenant_of_routing_key(delivery.routing_key))
+                if parked is not None:
+                    task = asyncio.create_task(self._resume(queue, handler, parked, window, gate))
+                    self._handlers.add(task)
+                    task.add_done_callback(self._handlers.discard)
+
+    async def _resume(
+        self,
+        queue: _Queue,
+        handler: Handler,
+        queued: _Queued,
+        window: asyncio.Semaphore,
+        gate: TenantGate[_Queued],
+    ) -> None:
+        """A parked message's turn has come: it takes a place in the window again."""
+        await window.acquire()
+        self._spawn(queue, handler, queued, window, gate)

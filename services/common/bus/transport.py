@@ -23,10 +23,20 @@ import abc
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-__all__ = ["Delivery", "Handler", "OutgoingMessage", "Transport", "TransportUnavailable"]
+__all__ = [
+    "Delivery",
+    "Handler",
+    "OutgoingMessage",
+    "TenantGate",
+    "Transport",
+    "TransportUnavailable",
+    "tenant_of_routing_key",
+]
 
 log = logging.getLogger("consistorio.bus")
 
@@ -68,6 +78,58 @@ class Delivery(abc.ABC):
 
 Handler = Callable[[Delivery], Awaitable[None]]
 
+_Item = TypeVar("_Item")
+
+
+def tenant_of_routing_key(routing_key: str) -> str:
+    """The tenant of a message: the first word of its routing key (``<tenant>.<service>…``)."""
+    return routing_key.partition(".")[0]
+
+
+class TenantGate(Generic[_Item]):
+    """Fairness inside one consumer: at most ``per_tenant`` messages of one tenant at once.
+
+    A message of a tenant already at its bound is parked here (not handled, not
+    settled) and resumed when one of that tenant's messages is done, so one council's
+    burst waits behind itself while other councils' messages are handled beside it.
+    """
+
+    def __init__(self, per_tenant: int) -> None:
+        if per_tenant < 1:
+            raise ValueError("per_tenant must be at least 1")
+        self.per_tenant = per_tenant
+        self.running: dict[str, int] = {}
+        self.parked: dict[str, deque[_Item]] = {}
+
+    def admit(self, tenant: str, item: _Item) -> bool:
+        """True when ``item`` may run now (counted); otherwise it is parked."""
+        if self.running.get(tenant, 0) < self.per_tenant:
+            self.running[tenant] = self.running.get(tenant, 0) + 1
+            return True
+        self.parked.setdefault(tenant, deque()).append(item)
+        return False
+
+    def done(self, tenant: str) -> _Item | None:
+        """One of ``tenant``'s messages is done; returns its next parked one (still counted)."""
+        waiting = self.parked.get(tenant)
+        if waiting:
+            item = waiting.popleft()
+            if not waiting:
+                del self.parked[tenant]
+            return item
+        left = self.running.get(tenant, 1) - 1
+        if left > 0:
+            self.running[tenant] = left
+        else:
+            self.running.pop(tenant, None)
+        return None
+
+    def drain(self) -> list[_Item]:
+        """Forgets every parked item and returns them (the consumer is going away)."""
+        items = [item for waiting in self.parked.values() for item in waiting]
+        self.parked.clear()
+        return items
+
 
 class Transport(abc.ABC):
     """A way to move messages between services."""
@@ -81,8 +143,10 @@ class Transport(abc.ABC):
         """Connects and declares the exchange; idempotent."""
 
     @abc.abstractmethod
-    async def close(self) -> None:
-        """Stops consumers (unacked deliveries come again) and disconnects."""
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Stops consumers, lets running handlers finish for ``grace`` s, disconnects.
+
+        Deliveries not acked by then come again (unacked deliveries are requeued)."""
 
     @abc.abstractmethod
     async def publish(self, message: OutgoingMessage) -> None:
