@@ -9,6 +9,11 @@ events, stored idempotent answers) are deferred and sent at commit as one
 statement of data-modifying CTEs. That matters for gapless numbering: the
 counter row stays locked from the moment a number is taken until commit, so
 every round trip saved there is throughput for the whole tenant.
+
+PostgreSQL's protocol carries at most 32,767 parameters a statement, so a large batch
+(thousands of events, audit entries or rows) is cut into as few statements as fit: the
+deferred writes are grouped in order, and a plain multi-row INSERT larger than the
+limit by itself is split by rows. A use case of a few writes still sends one statement.
 """
 
 from __future__ import annotations
@@ -21,15 +26,20 @@ from typing import Any
 from sqlalchemy import Table, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, UpdateBase
 
 from services.common.bus.envelope import EventName, build_envelope
 from services.common.contracts import ContractRegistry
-from services.common.db import Database, bind_tenant
+from services.common.db import Database
 from services.common.kernel_tables import KernelTables
 from services.common.telemetry import current_traceparent
 
-__all__ = ["Actor", "UnitOfWork"]
+__all__ = ["MAX_PARAMETERS", "Actor", "UnitOfWork"]
+
+# The protocol's 16-bit parameter count is 32,767 for asyncpg; a margin is kept for
+# the parameters an estimate does not see (ON CONFLICT clauses, expressions).
+MAX_PARAMETERS = 32_000
+_MARGIN_PER_STATEMENT = 32
 
 
 @dataclass(frozen=True)
@@ -76,9 +86,7 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> UnitOfWork:
-        self._session = self._db.sessions()
-        await self._session.begin()
-        await bind_tenant(self._session, self.tenant_id)
+        self._session = await self._db.begin_tenant(self.tenant_id)
         return self
 
     async def __aexit__(
@@ -190,9 +198,68 @@ class UnitOfWork:
         )
 
     async def _flush(self) -> None:
-        """Sends every deferred write in one round trip (PostgreSQL runs each CTE once)."""
-        if not self._deferred:
-            return
-        ctes = [stmt.cte(f"w{i}") for i, stmt in enumerate(self._deferred)]
-        self._deferred = []
-        await self.session.execute(select(literal(1)).add_cte(*ctes))
+        """Sends every deferred write in as few round trips as the parameter limit allows
+        (one for any ordinary use case; PostgreSQL runs each CTE once)."""
+        deferred, self._deferred = self._deferred, []
+        for group in _groups(deferred):
+            if len(group) == 1:
+                await self.session.execute(group[0])
+                continue
+            ctes = [stmt.cte(f"w{i}") for i, stmt in enumerate(group)]
+            await self.session.execute(select(literal(1)).add_cte(*ctes))
+
+
+def _parameters(stmt: UpdateBase) -> int:
+    """An upper estimate of the bound parameters ``stmt`` sends, without compiling it."""
+    multi = getattr(stmt, "_multi_values", ())
+    if multi:
+        return sum(len(row) for rows in multi for row in rows) + _MARGIN_PER_STATEMENT
+    values = getattr(stmt, "_values", None) or {}
+    # An UPDATE's WHERE (an INSERT's ON CONFLICT) holds a few parameters of its own,
+    # which the margin stands for: counting them exactly would need a compile.
+    return len(values) + _MARGIN_PER_STATEMENT
+
+
+def _split(stmt: UpdateBase) -> list[UpdateBase]:
+    """A plain multi-row INSERT cut into INSERTs that each fit under the limit."""
+    multi: Any = getattr(stmt, "_multi_values", ())
+    plain = (
+        isinstance(stmt, Insert)
+        and len(multi) == 1
+        and stmt._post_values_clause is None
+        and not stmt._returning
+        and stmt.select is None
+    )
+    if not plain:
+        raise ValueError(
+            f"a deferred statement of ~{_parameters(stmt)} parameters exceeds PostgreSQL's "
+            "limit and is not a plain multi-row INSERT that could be split"
+        )
+    rows = multi[0]
+    width = max(len(row) for row in rows)
+    per_statement = max(1, (MAX_PARAMETERS - _MARGIN_PER_STATEMENT) // width)
+    table = stmt.table
+    return [
+        insert(table).values(rows[i : i + per_statement])
+        for i in range(0, len(rows), per_statement)
+    ]
+
+
+def _groups(statements: list[UpdateBase]) -> list[list[UpdateBase]]:
+    """The statements in order, in runs whose parameters fit in one statement."""
+    groups: list[list[UpdateBase]] = []
+    current: list[UpdateBase] = []
+    size = 0
+    for stmt in statements:
+        count = _parameters(stmt)
+        parts = _split(stmt) if count > MAX_PARAMETERS else [stmt]
+        for part in parts:
+            count = _parameters(part) if len(parts) > 1 else count
+            if current and size + count > MAX_PARAMETERS:
+                groups.append(current)
+                current, size = [], 0
+            current.append(part)
+            size += count
+    if current:
+        groups.append(current)
+    return groups

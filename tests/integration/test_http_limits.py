@@ -198,9 +198,10 @@ async def test_gateway_passes_the_service_413_on_and_caps_bodies(
     token = issue_dev_token(tmp_path, tenant="03014", sub="ana", roles=["registro"])
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     async with (
-        gateway_platform(
-            verifier, in_process=in_process, gateway_max_body_bytes=16 * MIB
-        ) as (gateway, _),
+        gateway_platform(verifier, in_process=in_process, gateway_max_body_bytes=16 * MIB) as (
+            gateway,
+            _,
+        ),
         httpx.AsyncClient(base_url=gateway, timeout=60) as client,
     ):
         for _ in range(3):
