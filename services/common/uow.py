@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Table, insert, literal, select
+from sqlalchemy import Table, Text, case, cast, func, insert, literal, literal_column, null, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert, UpdateBase
@@ -34,7 +35,14 @@ from services.common.db import Database
 from services.common.kernel_tables import KernelTables
 from services.common.telemetry import current_traceparent
 
-__all__ = ["MAX_PARAMETERS", "Actor", "UnitOfWork"]
+__all__ = [
+    "MAX_PARAMETERS",
+    "Actor",
+    "NumberedAudit",
+    "NumberedEvent",
+    "Numbering",
+    "UnitOfWork",
+]
 
 # The protocol's 16-bit parameter count is 32,767 for asyncpg; a margin is kept for
 # the parameters an estimate does not see (ON CONFLICT clauses, expressions).
@@ -55,6 +63,48 @@ class Actor:
     def system(cls, what: str) -> Actor:
         """An actor for changes made by the platform itself (e.g. a bus consumer)."""
         return cls(sub=f"sistema:{what}", name="Consistorio")
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """A gapless series and how its numbers are written: ``prefix`` then the sequence,
+    zero-padded to ``width`` digits (more if it has more); past ``maximum``, none."""
+
+    serie: str
+    anio: int
+    prefix: str
+    width: int = 6
+    maximum: int | None = None
+    sequence_column: str = "secuencia"
+    number_column: str = "numero"
+
+
+@dataclass(frozen=True)
+class NumberedAudit:
+    """The audit entry of a numbered row (``new`` gets the real number at write)."""
+
+    action: str
+    entity: str
+    entity_id: str
+    new: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NumberedEvent:
+    """The event of a numbered row (its data and subject get the real number at write)."""
+
+    name: str
+    data: dict[str, Any]
+
+
+def _with_number(
+    document: Any, path: tuple[str, ...], numbering: Numbering, seq: Any, num: Any
+) -> Any:
+    """``document`` (JSONB) with the sequence and number written at ``path``."""
+    for key, value in ((numbering.sequence_column, seq), (numbering.number_column, num)):
+        where = "{" + ",".join((*path, key)) + "}"
+        document = func.jsonb_set(document, literal_column(f"'{where}'"), func.to_jsonb(value))
+    return document
 
 
 class UnitOfWork:
@@ -78,6 +128,7 @@ class UnitOfWork:
         self._after_commit = after_commit
         self._events: list[dict[str, Any]] = []
         self._deferred: list[UpdateBase] = []
+        self._wrote_events = False
         self._session: AsyncSession | None = None
 
     @property
@@ -109,22 +160,23 @@ class UnitOfWork:
         finally:
             await session.close()
             self._session = None
-        if self._events and self._after_commit is not None:
+        if (self._events or self._wrote_events) and self._after_commit is not None:
             self._after_commit()
 
     def emit(self, name: str, data: dict[str, Any], *, subject: str | None = None) -> None:
         """Records an event for the outbox; the payload is checked against its contract now."""
+        self._events.append(self._envelope(name, data, subject))
+
+    def _envelope(self, name: str, data: dict[str, Any], subject: str | None) -> dict[str, Any]:
         event_name = EventName.parse(name)
         self._contracts.validate(name, data)
-        self._events.append(
-            build_envelope(
-                event_name,
-                tenant=self.tenant_id,
-                data=data,
-                dataschema=self._contracts.schema_uri(name),
-                subject=subject,
-                traceparent=current_traceparent(),
-            )
+        return build_envelope(
+            event_name,
+            tenant=self.tenant_id,
+            data=data,
+            dataschema=self._contracts.schema_uri(name),
+            subject=subject,
+            traceparent=current_traceparent(),
         )
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
@@ -177,6 +229,107 @@ class UnitOfWork:
         )
         result = await self.session.execute(stmt)
         return int(result.scalar_one())
+
+    async def add_numbered(
+        self,
+        table: Table,
+        row: dict[str, Any],
+        *,
+        numbering: Numbering,
+        audit: NumberedAudit,
+        event: NumberedEvent,
+    ) -> tuple[int, str]:
+        """Takes the next number of a series and writes, in that same statement, the row
+        numbered with it, its audit entry and its event; returns (sequence, number).
+
+        One round trip instead of four (take the number, then the deferred writes), and
+        the counter row, locked from that statement until commit, waits only for the
+        commit. Gapless as :meth:`next_number`: same counter, same transaction.
+
+        ``row`` lacks the sequence and number columns (``numbering`` names them). The
+        audit snapshot and the event data are built by the caller with any valid number
+        (the contract is checked on them now); the statement writes the real one into
+        their top-level ``numbering`` keys, and into the event's subject.
+        """
+        counters = self.tables.counters
+        taken = (
+            pg_insert(counters)
+            .values(tenant_id=self.tenant_id, serie=numbering.serie, anio=numbering.anio, ultimo=1)
+            .on_conflict_do_update(
+                index_elements=[counters.c.tenant_id, counters.c.serie, counters.c.anio],
+                set_={"ultimo": counters.c.ultimo + 1},
+            )
+            .returning(counters.c.ultimo)
+            .cte("tomado")
+        )
+        digits = cast(taken.c.ultimo, Text)
+        formatted = literal(numbering.prefix, Text) + func.lpad(
+            digits, func.greatest(numbering.width, func.length(digits)), "0"
+        )
+        if numbering.maximum is not None:
+            # Past the series' range there is no number: the NOT NULL column refuses it.
+            formatted = case((taken.c.ultimo <= numbering.maximum, formatted), else_=null())
+        number = select(taken.c.ultimo.label("secuencia"), formatted.label("numero")).cte("numero")
+        seq, num = number.c.secuencia, number.c.numero
+
+        columns = [*row, numbering.sequence_column, numbering.number_column]
+        values = [literal(value, table.c[name].type) for name, value in row.items()]
+        written = insert(table).from_select(columns, select(*values, seq, num)).cte("fila")
+
+        log = self.tables.audit_log
+        snapshot = _with_number(literal(audit.new, JSONB), (), numbering, seq, num)
+        audited = (
+            insert(log)
+            .from_select(
+                [
+                    "tenant_id",
+                    "actor",
+                    "action",
+                    "entity",
+                    "entity_id",
+                    "new_values",
+                    "client_ip",
+                    "request_id",
+                ],
+                select(
+                    literal(self.tenant_id, log.c.tenant_id.type),
+                    literal(self.actor.sub, log.c.actor.type),
+                    literal(audit.action, log.c.action.type),
+                    literal(audit.entity, log.c.entity.type),
+                    literal(audit.entity_id, log.c.entity_id.type),
+                    snapshot,
+                    literal(self.actor.client_ip, log.c.client_ip.type),
+                    literal(self.actor.request_id, log.c.request_id.type),
+                ).select_from(number),
+            )
+            .cte("auditado")
+        )
+
+        envelope = self._envelope(event.name, event.data, numbering.prefix)
+        outbox = self.tables.outbox
+        patched = _with_number(literal(envelope, JSONB), ("data",), numbering, seq, num)
+        patched = func.jsonb_set(patched, literal_column("'{subject}'"), func.to_jsonb(num))
+        published = (
+            insert(outbox)
+            .from_select(
+                ["event_id", "tenant_id", "routing_key", "envelope"],
+                select(
+                    literal(envelope["id"], outbox.c.event_id.type),
+                    literal(self.tenant_id, outbox.c.tenant_id.type),
+                    literal(
+                        EventName.from_type(envelope["type"]).routing_key(self.tenant_id),
+                        outbox.c.routing_key.type,
+                    ),
+                    patched,
+                ).select_from(number),
+            )
+            .cte("publicado")
+        )
+
+        statement = select(seq, num).add_cte(taken, number, written, audited, published)
+        result = (await self.session.execute(statement)).one()
+        self._wrote_events = True
+        return int(result[0]), str(result[1])
 
     def _defer_outbox(self) -> None:
         if not self._events:
