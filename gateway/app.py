@@ -1,8 +1,9 @@
 """The API gateway: the only public HTTP entrance of Consistorio.
 
 It authenticates every ``/api/v1`` call at the edge, rate-limits it, streams it
-to the owning service, and serves the merged OpenAPI document, health and
-readiness. The services verify the forwarded token again; the gateway is a
+to the owning service (over HTTP, or as a direct ASGI call when the service's app
+lives in this process: ``consistorio up``), and serves the merged OpenAPI document,
+health and readiness. The services verify the forwarded token again; the gateway is a
 first filter, not the only one.
 """
 
