@@ -60,6 +60,8 @@ class Phase:
     seconds: float
     cpu_seconds: float
     latencies: list[float]
+    # CPU seconds of each process measured, by name (the total is cpu_seconds).
+    cpu_by: dict[str, float]
 
     @property
     def rate(self) -> float:
@@ -69,19 +71,26 @@ class Phase:
     def cpu_ms(self) -> float:
         return self.cpu_seconds * 1000 / max(1, self.ok + self.errors)
 
+    def cpu_ms_of(self, name: str) -> float:
+        return self.cpu_by[name] * 1000 / max(1, self.ok + self.errors)
+
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies) or [0.0]
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def _start(src: Path, data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+def _start(
+    src: Path, data_dir: Path, env: dict[str, str], *command: str
+) -> tuple[subprocess.Popen[str], int]:
+    """Runs the launcher with ``command`` (``up`` or ``serve <name>``) until /readyz is 200."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL")}
     full_env.update({"LOG_JSON": "false", "PYTHONPATH": str(src), **env})
-    log = (data_dir.parent / "platform.log").open("w")
+    log = (data_dir.parent / f"{command[-1]}.log").open("w")
+    where = ["--data-dir", str(data_dir)] if command == ("up",) else ["--host", "127.0.0.1"]
     process = subprocess.Popen(
-        [sys.executable, str(_LAUNCHER), "up", "--port", str(port), "--data-dir", str(data_dir)],
-        env=full_env,
+        [sys.executable, str(_LAUNCHER), *command, "--port", str(port), *where],
+        env={**full_env, "DATA_DIR": str(data_dir)},
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
@@ -90,7 +99,7 @@ def _start(src: Path, data_dir: Path, env: dict[str, str]) -> tuple[subprocess.P
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError((data_dir.parent / "platform.log").read_text())
+            raise RuntimeError((data_dir.parent / f"{command[-1]}.log").read_text())
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                 return process, port
@@ -98,7 +107,7 @@ def _start(src: Path, data_dir: Path, env: dict[str, str]) -> tuple[subprocess.P
             pass
         time.sleep(0.5)
     process.terminate()
-    raise RuntimeError("the platform did not become ready")
+    raise RuntimeError(f"{' '.join(command)} did not become ready")
 
 
 def _registro_port(pid: int, gateway_port: int) -> int:
@@ -131,13 +140,15 @@ def _token(src: Path, data_dir: Path, env: dict[str, str]) -> str:
     return out.stdout.strip()
 
 
-async def _load(label: str, url: str, token: str, clients: int, seconds: float, pid: int) -> Phase:
+async def _load(
+    label: str, url: str, token: str, clients: int, seconds: float, pids: dict[str, int]
+) -> Phase:
     """``clients`` concurrent keep-alive connections POSTing asientos for ``seconds``."""
     bodies = [json.dumps(factories.asiento()).encode() for _ in range(256)]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     latencies: list[float] = []
     errors = 0
-    process = psutil.Process(pid)
+    processes = {name: psutil.Process(pid) for name, pid in pids.items()}
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
@@ -158,15 +169,57 @@ async def _load(label: str, url: str, token: str, clients: int, seconds: float, 
 
         warm_until = time.monotonic() + 2
         await asyncio.gather(*(worker(i, warm_until, False) for i in range(clients)))
-        cpu = process.cpu_times()
+        cpu = {name: p.cpu_times() for name, p in processes.items()}
         started = time.monotonic()
         stop_at = started + seconds
         await asyncio.gather(*(worker(i, stop_at, True) for i in range(clients)))
         elapsed = time.monotonic() - started
-        after = process.cpu_times()
-    cpu_seconds = (after.user - cpu.user) + (after.system - cpu.system)
+        after = {name: p.cpu_times() for name, p in processes.items()}
+    cpu_by = {
+        name: (after[name].user - cpu[name].user) + (after[name].system - cpu[name].system)
+        for name in processes
+    }
     print(f"  {label}: {len(latencies) / elapsed:.0f}/s, errors {errors}", file=sys.stderr)
-    return Phase(label, len(latencies), errors, elapsed, cpu_seconds, latencies)
+    return Phase(label, len(latencies), errors, elapsed, sum(cpu_by.values()), latencies, cpu_by)
+
+
+async def _separate_processes(
+    src: Path, data_dir: Path, env: dict[str, str], clients: int, seconds: float
+) -> tuple[Phase, Phase]:
+    """The same load on ``serve registro`` behind ``serve gateway``, as Kubernetes runs
+    them: the gateway's own process shows its CPU a request."""
+    registro, registro_port = _start(src, data_dir, env, "serve", "registro")
+    gateway = None
+    try:
+        urls = json.dumps({"registro": f"http://127.0.0.1:{registro_port}"})
+        gateway, gateway_port = _start(
+            src, data_dir, {**env, "SERVICE_URLS": urls}, "serve", "gateway"
+        )
+        token = _token(src, data_dir, env)
+        path = "/api/v1/registro/asientos"
+        pids = {"gateway": gateway.pid, "registro": registro.pid}
+        through = await _load(
+            "serve gateway → serve registro",
+            f"http://127.0.0.1:{gateway_port}{path}",
+            token,
+            clients,
+            seconds,
+            pids,
+        )
+        alone = await _load(
+            "serve registro alone",
+            f"http://127.0.0.1:{registro_port}{path}",
+            token,
+            clients,
+            seconds,
+            pids,
+        )
+        return through, alone
+    finally:
+        for process in (gateway, registro):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=60)
 
 
 async def main() -> None:
@@ -198,7 +251,7 @@ async def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             data_dir = Path(tmp) / "var"
-            process, port = _start(src, data_dir, env)
+            process, port = _start(src, data_dir, env, "up")
             try:
                 token = _token(src, data_dir, env)
                 registro = _registro_port(process.pid, port)
@@ -210,7 +263,7 @@ async def main() -> None:
                         token,
                         args.clients,
                         args.seconds,
-                        process.pid,
+                        {"up": process.pid},
                     )
                 )
                 phases.append(
@@ -220,7 +273,7 @@ async def main() -> None:
                         token,
                         args.clients,
                         args.seconds,
-                        process.pid,
+                        {"up": process.pid},
                     )
                 )
             finally:
@@ -228,6 +281,7 @@ async def main() -> None:
                 stop_started = time.monotonic()
                 code = process.wait(timeout=60)
                 stopped_in = time.monotonic() - stop_started
+            separate = await _separate_processes(src, data_dir, env, args.clients, args.seconds)
         plain = await plain_inserts(db_url, 1, args.seconds)
     finally:
         conn = await asyncpg.connect(admin_dsn)
@@ -253,6 +307,14 @@ async def main() -> None:
     plain_p50 = sorted(plain)[len(plain) // 2] * 1000 if plain else 0.0
     print(f"| plain gapless INSERT loop (1 connection) | {baseline:,.0f} | {plain_p50:.1f} |||1|")
     gateway_ms = phases[0].cpu_ms - phases[1].cpu_ms
+    through, alone = separate
+    print(
+        "\nSeparate processes (`serve registro`, `serve gateway`: the httpx streaming proxy):"
+        f" {through.rate:,.0f}/s through the gateway, {alone.rate:,.0f}/s straight to the"
+        f" registro; gateway process {through.cpu_ms_of('gateway'):.2f} ms of CPU a request,"
+        f" registro {through.cpu_ms_of('registro'):.2f} ms behind it and"
+        f" {alone.cpu_ms_of('registro'):.2f} ms alone."
+    )
     print(f"\ngateway CPU a request (through it minus straight to registro): {gateway_ms:.2f} ms")
 
 
