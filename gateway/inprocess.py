@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -108,6 +108,8 @@ class InProcessResponse(Response):
         instance = scope.get("path")
         try:
             await self._app(self._scope, counted_receive, filtered_send)
+        except ClientDisconnect:
+            return  # the client left; nobody reads an answer
         except Exception:
             # A service's unhandled error is re-raised by Starlette after its 500 went out
             # (for the server to log it). Here the gateway is that server.

@@ -77,7 +77,12 @@ class JwksKeySource:
         """
         if self._client is not None:
             # A new set object after every fetch: more changes than real ones, never fewer.
-            return id(self._client.get_jwk_set())
+            try:
+                return id(self._client.get_jwk_set())
+            except jwt.PyJWKClientError:
+                # The JWKS cannot be read: nothing remembered holds, and the verification
+                # that follows refuses the token as it always did.
+                return object()
         self._load_file()
         return self._file_version
 

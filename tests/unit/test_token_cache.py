@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,15 @@ async def test_a_refused_token_is_not_remembered(tmp_path: Path) -> None:
         with pytest.raises(Unauthorized):
             await verifier.verify(forged)
     assert keys.lookups == 2
+
+
+async def test_an_unreachable_jwks_url_refuses_the_token_as_before(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    verifier = _verifier(JwksKeySource(f"http://127.0.0.1:{closed}/jwks.json"))
+    token = issue_dev_token(tmp_path, tenant="03014", sub="ana", roles=[])
+
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            await verifier.verify(token)
