@@ -109,7 +109,8 @@ class InProcessResponse(Response):
         try:
             await self._app(self._scope, counted_receive, filtered_send)
         except ClientDisconnect:
-            return  # the client left; nobody reads an answer
+            if not overflowed:
+                return  # the client left; nobody reads an answer
         except Exception:
             # A service's unhandled error is re-raised by Starlette after its 500 went out
             # (for the server to log it). Here the gateway is that server.
