@@ -46,6 +46,7 @@ openapi: install
 
 bench: install
 	$(BIN)/python -m tests.bench.registro
+	$(BIN)/python -m tests.bench.registro_intake
 	$(BIN)/python -m tests.bench.tsa
 	$(BIN)/python -m tests.bench.repositorio
 	$(BIN)/python -m tests.bench.registro_busqueda

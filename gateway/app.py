@@ -1,8 +1,9 @@
 """The API gateway: the only public HTTP entrance of Consistorio.
 
 It authenticates every ``/api/v1`` call at the edge, rate-limits it, streams it
-to the owning service, and serves the merged OpenAPI document, health and
-readiness. The services verify the forwarded token again; the gateway is a
+to the owning service (over HTTP, or as a direct ASGI call when the service's app
+lives in this process: ``consistorio up``), and serves the merged OpenAPI document,
+health and readiness. The services verify the forwarded token again; the gateway is a
 first filter, not the only one.
 """
 
@@ -13,7 +14,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 
@@ -28,6 +29,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.inprocess import InProcessResponse
 from gateway.limits import install_admission, upstream_timeout
 from gateway.openapi_merge import MergedOpenApi
 from gateway.proxy import forward, probe_readiness
@@ -36,6 +38,7 @@ from services.common.auth import Principal, TokenVerifier, bearer_token
 from services.common.errors import (
     PROBLEM_JSON,
     NotFound,
+    PayloadTooLarge,
     ProblemError,
     Unauthorized,
     install_problem_handlers,
@@ -207,6 +210,7 @@ def create_gateway(
     service_urls: dict[str, str],
     public_routes: APIRouter | None = None,
     public_paths: Sequence[PublicPath] = (),
+    service_apps: Mapping[str, ASGIApp] | None = None,
 ) -> FastAPI:
     """Builds the gateway app; its lifespan owns the pooled client and the rate limiter.
 
@@ -215,10 +219,46 @@ def create_gateway(
     ``public_routes`` are served without authentication, rate-limited per IP.
     ``public_paths`` are services' public paths (``/tsa``, ``/pki/ca.pem``…), forwarded
     to ``/api/v1/<service>/<upstream>`` anonymously unless their setting asks for a token.
+    ``service_apps`` maps a service name to its ASGI app when it runs in this process
+    (``consistorio up``): its calls are dispatched to the app directly, with no HTTP hop
+    (see gateway.inprocess); ``service_urls`` still serve readiness and the OpenAPI merge.
     """
     urls = dict(service_urls)
+    apps = dict(service_apps or {})
     limiter = _rate_limiter(settings)
     upstreams = _Upstreams()
+
+    async def relay(request: Request, *, service: str, path: str) -> Response:
+        """Sends the call to the service: in process when its app is here, else over HTTP."""
+        app = apps.get(service)
+        if app is None:
+            base_url = urls.get(service)
+            if base_url is None:
+                raise NotFound(f"No existe el servicio '{service}'.")
+            return await forward(
+                upstreams.client,
+                request,
+                service=service,
+                path=path,
+                base_url=base_url,
+                request_id=request.state.request_id,
+                max_body_bytes=settings.gateway_max_body_bytes,
+            )
+        limit = settings.gateway_max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"La petición supera el máximo de {limit} bytes que admite la API."
+            )
+        return InProcessResponse(
+            app,
+            request,
+            service=service,
+            path=path,
+            request_id=request.state.request_id,
+            max_body_bytes=limit,
+        )
+
     probe_timeout = min(settings.proxy_timeout_seconds, 5.0)
     openapi = MergedOpenApi(
         urls, title="Consistorio", version=_version(), fetch_timeout_seconds=probe_timeout
@@ -340,7 +380,7 @@ def create_gateway(
     misses = MissLimiter(settings.verificar_misses_per_minute)
     for public in public_paths:
         _add_public_path(
-            app, public, settings, urls, upstreams, spend, anonymous_quota, authenticated, misses
+            app, public, settings, relay, spend, anonymous_quota, authenticated, misses
         )
 
     @app.api_route("/api/v1/{service}", methods=_PROXY_METHODS, include_in_schema=False)
@@ -349,21 +389,12 @@ def create_gateway(
         service: str, request: Request, path: str = "", _: Principal = Depends(authenticated)
     ) -> Response:
         """Streams the call to the service that owns the path."""
-        base_url = urls.get(service)
-        if base_url is None:
+        if service not in urls and service not in apps:
             raise NotFound(f"No existe el servicio '{service}'.")
         if any(segment in (".", "..") for segment in path.split("/")):
             # httpx would resolve them and could reach another service's paths.
             raise ProblemError("La ruta no puede contener segmentos '.' ni '..'.")
-        return await forward(
-            upstreams.client,
-            request,
-            service=service,
-            path=path,
-            base_url=base_url,
-            request_id=request.state.request_id,
-            max_body_bytes=settings.gateway_max_body_bytes,
-        )
+        return await relay(request, service=service, path=path)
 
     return app
 
@@ -372,8 +403,7 @@ def _add_public_path(
     app: FastAPI,
     public: PublicPath,
     settings: Settings,
-    urls: dict[str, str],
-    upstreams: _Upstreams,
+    relay: Callable[..., Awaitable[Response]],
     spend: Callable[[Request, str, int], Awaitable[None]],
     anonymous_quota: Callable[[Request], Awaitable[None]],
     authenticated: Callable[[Request], Awaitable[Principal]],
@@ -409,24 +439,19 @@ def _add_public_path(
                     f"Demasiados códigos inexistentes: vuelva a intentarlo en {wait} s.",
                     headers={"Retry-After": str(wait)},
                 )
-        base_url = urls.get(public.service)
-        if base_url is None:
-            raise NotFound(f"No existe el servicio '{public.service}'.")
         try:
             upstream = public.upstream.format(**request.path_params)
         except (KeyError, IndexError) as exc:
             raise NotFound(f"No existe el recurso {request.url.path}.") from exc
-        response = await forward(
-            upstreams.client,
-            request,
-            service=public.service,
-            path=upstream,
-            base_url=base_url,
-            request_id=request.state.request_id,
-            max_body_bytes=settings.gateway_max_body_bytes,
-        )
-        if public.counts_misses and response.status_code == 404:
-            misses.record_miss(client)
+        response = await relay(request, service=public.service, path=upstream)
+        if public.counts_misses:
+            if isinstance(response, InProcessResponse):
+                # Its status is known only once the service answers.
+                response.on_status = lambda status: (
+                    misses.record_miss(client) if status == 404 else None
+                )
+            elif response.status_code == 404:
+                misses.record_miss(client)
         return response
 
     app.add_api_route(

@@ -28,6 +28,7 @@ __all__ = [
     "probe_readiness",
     "upstream_request_headers",
     "upstream_response_headers",
+    "upstream_target",
     "upstream_url",
 ]
 
@@ -116,8 +117,8 @@ def upstream_response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes
     ]
 
 
-def upstream_url(base_url: str, scope: Scope, service: str, path: str) -> str:
-    """The service URL for this request: same path (still percent-encoded) and query."""
+def upstream_target(scope: Scope, service: str, path: str) -> tuple[str, bytes]:
+    """The service's raw path (still percent-encoded) and query for this request."""
     prefix = f"/api/v1/{service}"
     raw = scope.get("raw_path")
     # The raw path keeps %2F and friends exactly as the client sent them; it is
@@ -126,7 +127,12 @@ def upstream_url(base_url: str, scope: Scope, service: str, path: str) -> str:
     if not (raw_path == prefix or raw_path.startswith(prefix + "/")):
         # A collection's own URL (/api/v1/documentos) has no trailing slash.
         raw_path = prefix + ("/" + quote(path, safe="/:@!$&'()*+,;=~") if path else "")
-    query = scope.get("query_string", b"")
+    return raw_path, scope.get("query_string", b"")
+
+
+def upstream_url(base_url: str, scope: Scope, service: str, path: str) -> str:
+    """The service URL for this request: same path (still percent-encoded) and query."""
+    raw_path, query = upstream_target(scope, service, path)
     url = base_url.rstrip("/") + raw_path
     return f"{url}?{query.decode('latin-1')}" if query else url
 

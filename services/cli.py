@@ -81,9 +81,9 @@ def up(
     data_dir: DataDir = None,
 ) -> None:
     """Arranca la pasarela y todos los servicios en un proceso (con PostgreSQL embebido)."""
-    from services.runner import run_platform
+    from services.runner import event_loop_run, run_platform
 
-    asyncio.run(run_platform(_settings(data_dir), host=host, port=port))
+    event_loop_run(run_platform(_settings(data_dir), host=host, port=port))
     _exit_quickly()
 
 
@@ -114,7 +114,7 @@ def serve(
 ) -> None:
     """Arranca un servicio solo contra DATABASE_URL y AMQP_URL (como en Kubernetes)."""
     from services.catalog import SERVICES
-    from services.runner import run_service
+    from services.runner import event_loop_run, run_service
 
     if service not in (*SERVICES, "gateway"):
         raise typer.BadParameter(f"servicio desconocido: {service}")
@@ -124,7 +124,7 @@ def serve(
     settings = _settings(None)
     if roles[role] is not None:
         settings = settings.model_copy(update={"consumers_role": roles[role]})
-    asyncio.run(run_service(settings, name=service, host=host, port=port))
+    event_loop_run(run_service(settings, name=service, host=host, port=port))
     _exit_quickly()
 
 

@@ -1,8 +1,11 @@
 """Serving: the whole platform in one process (``up``) or one service alone (``serve``).
 
-``up`` serves each service on its own loopback socket and the gateway on the
-public one, all in one event loop, so embedded mode speaks real HTTP between the
-gateway and the services exactly as Kubernetes does.
+``up`` serves the gateway on the public socket and calls the services' apps in its own
+process, with no HTTP hop (the gateway's authentication, limits and request ids
+unchanged, and each service verifying the token again as it does behind a proxy).
+Each service also listens on its own loopback socket, for readiness, the merged
+OpenAPI document and the calls one service makes to another. All share one event
+loop, uvloop's when installed.
 
 Ctrl-C or SIGTERM stops the process within ``SHUTDOWN_GRACE_SECONDS`` (see
 :func:`_stop_gracefully`): readiness goes false and new requests get a 503 at once;
@@ -20,8 +23,9 @@ import logging
 import math
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -34,9 +38,24 @@ from services.common.settings import Settings
 from services.common.telemetry import configure_telemetry
 from services.embedded import EmbeddedPostgres
 
-__all__ = ["run_platform", "run_service"]
+__all__ = ["event_loop_run", "run_platform", "run_service"]
 
 _log = logging.getLogger("consistorio.runner")
+
+
+def event_loop_run(main: Coroutine[Any, Any, None]) -> None:
+    """Runs ``main`` on uvloop when installed (uvicorn[standard] brings it), else asyncio's.
+
+    uvloop's loop and transports are written in C: the same request costs the serving
+    process noticeably less CPU than on the standard loop.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 class _Server(uvicorn.Server):
@@ -185,10 +204,12 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
         _install_signals(serving)
         tasks = []
         urls: dict[str, str] = {}
+        in_process: dict[str, FastAPI] = {}
         for name, app in platform.apps.items():
             sock = _bind("127.0.0.1", 0)
             for segment in SERVICES[name]().gateway_routes:
                 urls[segment] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+                in_process[segment] = app
             # Only this process's gateway reaches these loopback sockets: its
             # X-Forwarded-For names the real client.
             tasks.append(serving.add(app, sock, settings, trusted_proxies=["127.0.0.1"]))
@@ -196,11 +217,15 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
             # Services that call another one (the registro reads anexos from the
             # repositorio) find it here: its port is only known once bound.
             app.state.service_urls = urls
+        # The gateway calls the apps in this process directly (no HTTP hop, see
+        # gateway.inprocess); their loopback sockets serve readiness, the OpenAPI merge
+        # and the calls one service makes to another.
         gateway = create_gateway(
             settings=settings,
             verifier=platform.verifier,
             service_urls=urls,
             public_paths=all_public_paths(),
+            service_apps=in_process,
         )
         tasks.append(serving.add(gateway, _bind(host, port), settings))
         bus = "RabbitMQ" if settings.amqp_url else "in-process bus"

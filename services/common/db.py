@@ -4,16 +4,24 @@ Every tenant-owned table has a row-level-security policy comparing its
 ``tenant_id`` with the transaction-local setting ``app.tenant_id``. A
 transaction opened with :func:`tenant_transaction` sets it, so a query that
 forgets its tenant filter still sees only that tenant's rows.
+
+Pooled connections are not pinged on checkout (``pool_pre_ping`` costs a round trip
+on every transaction). Instead they are replaced after ``POOL_RECYCLE_SECONDS``, and a
+connection found dead by the first statement of a transaction (the database restarted,
+a proxy cut it) is thrown away, with the rest of the pool, and the transaction is opened
+again on a fresh one: nothing had been done on it yet.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +35,11 @@ from services.common.overload import POOL_WAIT
 __all__ = ["Database", "asyncpg_url", "tenant_transaction", "TENANT_SETTING"]
 
 TENANT_SETTING = "app.tenant_id"
+# Connections older than this are replaced at checkout: before any server or middlebox
+# idle cut-off we know of, and cheap (one connect every half hour per pooled connection).
+POOL_RECYCLE_SECONDS = 1800
+
+_log = logging.getLogger("consistorio.db")
 
 
 def asyncpg_url(url: str) -> str:
@@ -71,11 +84,33 @@ class Database:
             pool_size=pool_size,
             max_overflow=pool_size if max_overflow is None else max_overflow,
             pool_timeout=pool_timeout,
-            pool_pre_ping=True,
+            pool_recycle=POOL_RECYCLE_SECONDS,
             poolclass=type("TimedPool", (_TimedPool,), {"label": label}),
             echo=echo,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def begin_tenant(self, tenant_id: str) -> AsyncSession:
+        """A session in an open transaction bound to ``tenant_id`` (the caller closes it).
+
+        A pooled connection that turns out dead at this first statement is discarded
+        (SQLAlchemy invalidates the pool with it) and the transaction begun again once.
+        """
+        for attempt in (1, 2):
+            session = self.sessions()
+            try:
+                await session.begin()
+                await bind_tenant(session, tenant_id)
+                return session
+            except DBAPIError as exc:
+                await session.close()
+                if not exc.connection_invalidated or attempt == 2:
+                    raise
+                _log.warning("dead database connection discarded; transaction begun again")
+            except BaseException:
+                await session.close()
+                raise
+        raise AssertionError("unreachable")
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -101,6 +136,12 @@ async def bind_tenant(session: AsyncSession, tenant_id: str) -> None:
 @asynccontextmanager
 async def tenant_transaction(db: Database, tenant_id: str) -> AsyncIterator[AsyncSession]:
     """One transaction that sees only ``tenant_id``'s rows; commits on success."""
-    async with db.sessions() as session, session.begin():
-        await bind_tenant(session, tenant_id)
+    session = await db.begin_tenant(tenant_id)
+    try:
         yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()

@@ -94,4 +94,10 @@ def _response(created: Created, *, replayed: bool) -> JSONResponse:
     headers = dict(created.headers)
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(jsonable_encoder(created.body), status_code=created.status, headers=headers)
+    try:
+        # Use cases answer JSON-ready bodies (model_dump(mode="json")): encoding them
+        # again value by value cost more than the rest of answering.
+        return JSONResponse(created.body, status_code=created.status, headers=headers)
+    except TypeError:
+        body = jsonable_encoder(created.body)
+        return JSONResponse(body, status_code=created.status, headers=headers)

@@ -44,6 +44,12 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("", logging.INFO, "", 0, "", None, N
     "color_message",
 }
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Libraries that log a line at INFO for every request they make or serve (httpx writes
+# "HTTP Request: POST ..." for each call the gateway relays): at INFO that is one line a
+# hop, a cost on every request and noise in every log. They speak from WARNING, or at
+# DEBUG when the whole process does. (uvicorn's access log is off in every server:
+# services.common.http_server.)
+_PER_REQUEST_LOGGERS = ("httpx", "httpcore")
 _TEXT_FORMAT = (
     "%(asctime)s %(levelname)-8s %(name)s [trace_id=%(trace_id)s span_id=%(span_id)s] %(message)s"
 )
@@ -182,3 +188,6 @@ def configure_logging(settings: Settings, *, service_name: str) -> None:
             uvicorn_logger.removeHandler(old)
         uvicorn_logger.setLevel(logging.NOTSET)
         uvicorn_logger.propagate = True
+    quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    for name in _PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)

@@ -9,27 +9,59 @@ events, stored idempotent answers) are deferred and sent at commit as one
 statement of data-modifying CTEs. That matters for gapless numbering: the
 counter row stays locked from the moment a number is taken until commit, so
 every round trip saved there is throughput for the whole tenant.
+
+PostgreSQL's protocol carries at most 32,767 parameters a statement, so a large batch
+(thousands of events, audit entries or rows) is cut into as few statements as fit: the
+deferred writes are grouped in order, and a plain multi-row INSERT larger than the
+limit by itself is split by rows. A use case of a few writes still sends one statement.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Table, insert, literal, select
+from sqlalchemy import (
+    Select,
+    Table,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, UpdateBase
 
 from services.common.bus.envelope import EventName, build_envelope
 from services.common.contracts import ContractRegistry
-from services.common.db import Database, bind_tenant
+from services.common.db import Database
 from services.common.kernel_tables import KernelTables
 from services.common.telemetry import current_traceparent
 
-__all__ = ["Actor", "UnitOfWork"]
+__all__ = [
+    "MAX_PARAMETERS",
+    "Actor",
+    "NumberedAudit",
+    "NumberedEvent",
+    "Numbering",
+    "UnitOfWork",
+]
+
+# The protocol's 16-bit parameter count is 32,767 for asyncpg; a margin is kept for
+# the parameters an estimate does not see (ON CONFLICT clauses, expressions).
+MAX_PARAMETERS = 32_000
+_MARGIN_PER_STATEMENT = 32
 
 
 @dataclass(frozen=True)
@@ -45,6 +77,146 @@ class Actor:
     def system(cls, what: str) -> Actor:
         """An actor for changes made by the platform itself (e.g. a bus consumer)."""
         return cls(sub=f"sistema:{what}", name="Consistorio")
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """A gapless series and how its numbers are written: ``prefix`` then the sequence,
+    zero-padded to ``width`` digits (more if it has more); past ``maximum``, none."""
+
+    serie: str
+    anio: int
+    prefix: str
+    width: int = 6
+    maximum: int | None = None
+    sequence_column: str = "secuencia"
+    number_column: str = "numero"
+
+
+@dataclass(frozen=True)
+class NumberedAudit:
+    """The audit entry of a numbered row (``new`` gets the real number at write)."""
+
+    action: str
+    entity: str
+    entity_id: str
+    new: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NumberedEvent:
+    """The event of a numbered row (its data and subject get the real number at write)."""
+
+    name: str
+    data: dict[str, Any]
+
+
+def _with_number(
+    document: Any, path: tuple[str, ...], keys: tuple[str, str], seq: Any, num: Any
+) -> Any:
+    """``document`` (JSONB) with the sequence and number written at ``path`` + ``keys``."""
+    for key, value in zip(keys, (seq, num), strict=True):
+        where = "{" + ",".join((*path, key)) + "}"
+        document = func.jsonb_set(document, literal_column(f"'{where}'"), func.to_jsonb(value))
+    return document
+
+
+@functools.lru_cache(maxsize=64)
+def _numbered_statement(
+    tables: KernelTables,
+    table: Table,
+    columns: tuple[str, ...],
+    *,
+    width: int,
+    maximum: int | None,
+    sequence_column: str,
+    number_column: str,
+) -> Select[Any]:
+    """The statement of :meth:`UnitOfWork.add_numbered` for one table and set of columns.
+
+    Built once with named parameters: building it for every call (a literal per value)
+    cost more CPU than the rest of the write. Its compiled form is then cached too.
+    """
+    counters = tables.counters
+    taken = (
+        pg_insert(counters)
+        .values(
+            tenant_id=bindparam("tenant"),
+            serie=bindparam("serie"),
+            anio=bindparam("anio"),
+            ultimo=1,
+        )
+        .on_conflict_do_update(
+            index_elements=[counters.c.tenant_id, counters.c.serie, counters.c.anio],
+            set_={"ultimo": counters.c.ultimo + 1},
+        )
+        .returning(counters.c.ultimo)
+        .cte("tomado")
+    )
+    digits = cast(taken.c.ultimo, Text)
+    formatted: Any = bindparam("prefix", type_=Text) + func.lpad(
+        digits, func.greatest(width, func.length(digits)), "0"
+    )
+    if maximum is not None:
+        # Past the series' range there is no number: the NOT NULL column refuses it.
+        formatted = case((taken.c.ultimo <= maximum, formatted), else_=null())
+    number = select(taken.c.ultimo.label("secuencia"), formatted.label("numero")).cte("numero")
+    seq, num = number.c.secuencia, number.c.numero
+
+    values = [bindparam(f"v_{name}", type_=table.c[name].type) for name in columns]
+    written = (
+        insert(table)
+        .from_select([*columns, sequence_column, number_column], select(*values, seq, num))
+        .cte("fila")
+    )
+
+    log = tables.audit_log
+    marks = (sequence_column, number_column)
+    snapshot = _with_number(bindparam("new", type_=JSONB), (), marks, seq, num)
+    audited = (
+        insert(log)
+        .from_select(
+            [
+                "tenant_id",
+                "actor",
+                "action",
+                "entity",
+                "entity_id",
+                "new_values",
+                "client_ip",
+                "request_id",
+            ],
+            select(
+                bindparam("tenant", type_=log.c.tenant_id.type),
+                bindparam("actor", type_=log.c.actor.type),
+                bindparam("action", type_=log.c.action.type),
+                bindparam("entity", type_=log.c.entity.type),
+                bindparam("entity_id", type_=log.c.entity_id.type),
+                snapshot,
+                bindparam("client_ip", type_=log.c.client_ip.type),
+                bindparam("request_id", type_=log.c.request_id.type),
+            ).select_from(number),
+        )
+        .cte("auditado")
+    )
+
+    outbox = tables.outbox
+    patched = _with_number(bindparam("envelope", type_=JSONB), ("data",), marks, seq, num)
+    patched = func.jsonb_set(patched, literal_column("'{subject}'"), func.to_jsonb(num))
+    published = (
+        insert(outbox)
+        .from_select(
+            ["event_id", "tenant_id", "routing_key", "envelope"],
+            select(
+                bindparam("event_id", type_=outbox.c.event_id.type),
+                bindparam("tenant", type_=outbox.c.tenant_id.type),
+                bindparam("routing_key", type_=outbox.c.routing_key.type),
+                patched,
+            ).select_from(number),
+        )
+        .cte("publicado")
+    )
+    return select(seq, num).add_cte(taken, number, written, audited, published)
 
 
 class UnitOfWork:
@@ -68,6 +240,7 @@ class UnitOfWork:
         self._after_commit = after_commit
         self._events: list[dict[str, Any]] = []
         self._deferred: list[UpdateBase] = []
+        self._wrote_events = False
         self._session: AsyncSession | None = None
 
     @property
@@ -76,9 +249,7 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> UnitOfWork:
-        self._session = self._db.sessions()
-        await self._session.begin()
-        await bind_tenant(self._session, self.tenant_id)
+        self._session = await self._db.begin_tenant(self.tenant_id)
         return self
 
     async def __aexit__(
@@ -101,22 +272,23 @@ class UnitOfWork:
         finally:
             await session.close()
             self._session = None
-        if self._events and self._after_commit is not None:
+        if (self._events or self._wrote_events) and self._after_commit is not None:
             self._after_commit()
 
     def emit(self, name: str, data: dict[str, Any], *, subject: str | None = None) -> None:
         """Records an event for the outbox; the payload is checked against its contract now."""
+        self._events.append(self._envelope(name, data, subject))
+
+    def _envelope(self, name: str, data: dict[str, Any], subject: str | None) -> dict[str, Any]:
         event_name = EventName.parse(name)
         self._contracts.validate(name, data)
-        self._events.append(
-            build_envelope(
-                event_name,
-                tenant=self.tenant_id,
-                data=data,
-                dataschema=self._contracts.schema_uri(name),
-                subject=subject,
-                traceparent=current_traceparent(),
-            )
+        return build_envelope(
+            event_name,
+            tenant=self.tenant_id,
+            data=data,
+            dataschema=self._contracts.schema_uri(name),
+            subject=subject,
+            traceparent=current_traceparent(),
         )
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
@@ -170,6 +342,58 @@ class UnitOfWork:
         result = await self.session.execute(stmt)
         return int(result.scalar_one())
 
+    async def add_numbered(
+        self,
+        table: Table,
+        row: dict[str, Any],
+        *,
+        numbering: Numbering,
+        audit: NumberedAudit,
+        event: NumberedEvent,
+    ) -> tuple[int, str]:
+        """Takes the next number of a series and writes, in that same statement, the row
+        numbered with it, its audit entry and its event; returns (sequence, number).
+
+        One round trip instead of four (take the number, then the deferred writes), and
+        the counter row, locked from that statement until commit, waits only for the
+        commit. Gapless as :meth:`next_number`: same counter, same transaction.
+
+        ``row`` lacks the sequence and number columns (``numbering`` names them). The
+        audit snapshot and the event data are built by the caller with any valid number
+        (the contract is checked on them now); the statement writes the real one into
+        their top-level ``numbering`` keys, and into the event's subject.
+        """
+        envelope = self._envelope(event.name, event.data, numbering.prefix)
+        statement = _numbered_statement(
+            self.tables,
+            table,
+            tuple(row),
+            width=numbering.width,
+            maximum=numbering.maximum,
+            sequence_column=numbering.sequence_column,
+            number_column=numbering.number_column,
+        )
+        params = {f"v_{name}": value for name, value in row.items()}
+        params.update(
+            tenant=self.tenant_id,
+            serie=numbering.serie,
+            anio=numbering.anio,
+            prefix=numbering.prefix,
+            actor=self.actor.sub,
+            action=audit.action,
+            entity=audit.entity,
+            entity_id=audit.entity_id,
+            new=audit.new,
+            client_ip=self.actor.client_ip,
+            request_id=self.actor.request_id,
+            event_id=envelope["id"],
+            routing_key=EventName.from_type(envelope["type"]).routing_key(self.tenant_id),
+            envelope=envelope,
+        )
+        result = (await self.session.execute(statement, params)).one()
+        self._wrote_events = True
+        return int(result[0]), str(result[1])
+
     def _defer_outbox(self) -> None:
         if not self._events:
             return
@@ -190,9 +414,68 @@ class UnitOfWork:
         )
 
     async def _flush(self) -> None:
-        """Sends every deferred write in one round trip (PostgreSQL runs each CTE once)."""
-        if not self._deferred:
-            return
-        ctes = [stmt.cte(f"w{i}") for i, stmt in enumerate(self._deferred)]
-        self._deferred = []
-        await self.session.execute(select(literal(1)).add_cte(*ctes))
+        """Sends every deferred write in as few round trips as the parameter limit allows
+        (one for any ordinary use case; PostgreSQL runs each CTE once)."""
+        deferred, self._deferred = self._deferred, []
+        for group in _groups(deferred):
+            if len(group) == 1:
+                await self.session.execute(group[0])
+                continue
+            ctes = [stmt.cte(f"w{i}") for i, stmt in enumerate(group)]
+            await self.session.execute(select(literal(1)).add_cte(*ctes))
+
+
+def _parameters(stmt: UpdateBase) -> int:
+    """An upper estimate of the bound parameters ``stmt`` sends, without compiling it."""
+    multi = getattr(stmt, "_multi_values", ())
+    if multi:
+        return sum(len(row) for rows in multi for row in rows) + _MARGIN_PER_STATEMENT
+    values = getattr(stmt, "_values", None) or {}
+    # An UPDATE's WHERE (an INSERT's ON CONFLICT) holds a few parameters of its own,
+    # which the margin stands for: counting them exactly would need a compile.
+    return len(values) + _MARGIN_PER_STATEMENT
+
+
+def _split(stmt: UpdateBase) -> list[UpdateBase]:
+    """A plain multi-row INSERT cut into INSERTs that each fit under the limit."""
+    multi: Any = getattr(stmt, "_multi_values", ())
+    plain = (
+        isinstance(stmt, Insert)
+        and len(multi) == 1
+        and stmt._post_values_clause is None
+        and not stmt._returning
+        and stmt.select is None
+    )
+    if not plain:
+        raise ValueError(
+            f"a deferred statement of ~{_parameters(stmt)} parameters exceeds PostgreSQL's "
+            "limit and is not a plain multi-row INSERT that could be split"
+        )
+    rows = multi[0]
+    width = max(len(row) for row in rows)
+    per_statement = max(1, (MAX_PARAMETERS - _MARGIN_PER_STATEMENT) // width)
+    table = stmt.table
+    return [
+        insert(table).values(rows[i : i + per_statement])
+        for i in range(0, len(rows), per_statement)
+    ]
+
+
+def _groups(statements: list[UpdateBase]) -> list[list[UpdateBase]]:
+    """The statements in order, in runs whose parameters fit in one statement."""
+    groups: list[list[UpdateBase]] = []
+    current: list[UpdateBase] = []
+    size = 0
+    for stmt in statements:
+        count = _parameters(stmt)
+        parts = _split(stmt) if count > MAX_PARAMETERS else [stmt]
+        for part in parts:
+            count = _parameters(part) if len(parts) > 1 else count
+            if current and size + count > MAX_PARAMETERS:
+                groups.append(current)
+                current, size = [], 0
+            current.append(part)
+            size += count
+    if current:
+        groups.append(current)
+    return groups

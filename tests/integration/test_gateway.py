@@ -214,8 +214,12 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**(values | overrides))
 
 
-@pytest_asyncio.fixture(scope="module")
-async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+@pytest_asyncio.fixture(scope="module", params=["http", "inprocess"])
+async def platform(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[Platform]:
+    """The gateway in both of its modes: streaming over HTTP to the services, or calling
+    their apps in its own process (``consistorio up``); every test holds for both."""
     keys_dir = tmp_path_factory.mktemp("keys")
     verifier = TokenVerifier(
         JwksKeySource(str(ensure_dev_signing_key(keys_dir))),
@@ -238,14 +242,14 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         raise RuntimeError("fallo provocado por la prueba")
 
     async with contextlib.AsyncExitStack() as stack:
-        urls = {
-            name: await stack.enter_async_context(_serve(_upstream_app(up)))
-            for name, up in upstreams.items()
-        }
+        apps = {name: _upstream_app(up) for name, up in upstreams.items()}
+        urls = {name: await stack.enter_async_context(_serve(app)) for name, app in apps.items()}
+        in_process = apps if request.param == "inprocess" else None
         gateway = create_gateway(
             settings=_settings(cors_origins=[ORIGIN]),
             verifier=verifier,
             service_urls=urls,
+            service_apps=in_process,
             public_routes=broken,
             public_paths=(
                 PublicPath("/publico/eco", "registro", "eco", methods=("GET", "POST")),
@@ -261,11 +265,13 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
                 "registro": urls["registro"],
                 "caido": f"http://127.0.0.1:{_closed_port()}",
             },
+            service_apps=None if in_process is None else {"registro": apps["registro"]},
         )
         gateway_limited = create_gateway(
             settings=_settings(rate_limit_per_minute=2, rate_limit_anonymous_per_minute=3),
             verifier=verifier,
             service_urls=urls,
+            service_apps=in_process,
             public_routes=public,
         )
         gateway_per_path = create_gateway(
@@ -833,3 +839,54 @@ async def test_redis_rate_limiter_falls_back_to_memory_when_redis_is_down() -> N
         await limiter.aclose()
 
     assert [d.allowed for d in decisions] == [True, True, False]
+
+
+async def test_in_process_services_need_no_socket_and_keep_the_gateway_edge(
+    tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    """With the service's app in the gateway's process, its calls reach it with no HTTP
+    hop (its URL here answers nothing), still behind the gateway's token check, with the
+    gateway's request id, and a crash of the service is a problem answer, not a hang."""
+    keys = ensure_dev_signing_key(tmp_path)
+    verifier = TokenVerifier(
+        JwksKeySource(str(keys)),
+        issuer="consistorio-dev",
+        audience="consistorio",
+        algorithms=["ES256"],
+        tenant_is_active=_tenant_is_active,
+    )
+    service = _upstream_app(Upstream("registro"))
+
+    @service.get("/api/v1/registro/roto")
+    async def roto() -> dict[str, str]:
+        raise RuntimeError("fallo provocado por la prueba")
+
+    gateway = create_gateway(
+        settings=_settings(),
+        verifier=verifier,
+        service_urls={"registro": f"http://127.0.0.1:{_closed_port()}"},
+        service_apps={"registro": service},
+    )
+    token = issue_dev_token(tmp_path, tenant="03014", sub="ana", roles=["registro"])
+    async with _serve(gateway) as url:
+        anonymous = await client.get(f"{url}/api/v1/registro/eco")
+        _assert_problem(anonymous, 401)
+
+        answer = await client.post(
+            f"{url}/api/v1/registro/eco?x=1",
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "peticion-1"},
+            content=b"{}",
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-request-id"] == "peticion-1"
+        seen = answer.json()
+        assert seen["raw_path"] == "/api/v1/registro/eco"
+        assert seen["query"] == "x=1"
+        assert seen["headers"]["x-request-id"] == "peticion-1"
+        assert seen["headers"]["authorization"] == f"Bearer {token}"
+
+        crashed = await client.get(
+            f"{url}/api/v1/registro/roto", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert crashed.status_code >= 500
+        assert crashed.headers["x-request-id"]

@@ -167,14 +167,16 @@ def verifier(tmp_path: Path) -> TokenVerifier:
 
 @contextlib.asynccontextmanager
 async def gateway_platform(
-    verifier: TokenVerifier, **overrides: Any
+    verifier: TokenVerifier, *, in_process: bool = False, **overrides: Any
 ) -> AsyncIterator[tuple[str, str]]:
     settings = _settings(**overrides)
-    async with serve(_service_app(settings), settings) as (host, port):
+    service = _service_app(settings)
+    async with serve(service, settings) as (host, port):
         gateway = create_gateway(
             settings=settings,
             verifier=verifier,
             service_urls={"registro": f"http://{host}:{port}"},
+            service_apps={"registro": service} if in_process else None,
             public_paths=(
                 PublicPath("/verificar/{csv}", "registro", "verificar/{csv}", counts_misses=True),
                 PublicPath(
@@ -189,13 +191,17 @@ async def gateway_platform(
             yield f"http://{ghost}:{gport}", f"http://{host}:{port}"
 
 
+@pytest.mark.parametrize("in_process", [False, True], ids=["http", "inprocess"])
 async def test_gateway_passes_the_service_413_on_and_caps_bodies(
-    verifier: TokenVerifier, tmp_path: Path
+    verifier: TokenVerifier, tmp_path: Path, in_process: bool
 ) -> None:
     token = issue_dev_token(tmp_path, tenant="03014", sub="ana", roles=["registro"])
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     async with (
-        gateway_platform(verifier, gateway_max_body_bytes=16 * MIB) as (gateway, _),
+        gateway_platform(verifier, in_process=in_process, gateway_max_body_bytes=16 * MIB) as (
+            gateway,
+            _,
+        ),
         httpx.AsyncClient(base_url=gateway, timeout=60) as client,
     ):
         for _ in range(3):
@@ -210,6 +216,16 @@ async def test_gateway_passes_the_service_413_on_and_caps_bodies(
         assert capped.status_code == 413
         assert capped.headers["content-type"] == PROBLEM
         assert "16777216" in capped.json()["detail"]
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for _ in range(17):
+                yield b"x" * MIB
+
+        # No Content-Length: the count of what arrives is what stops it.
+        streamed = await client.post("/api/v1/registro/eco", content=chunked(), headers=headers)
+        assert streamed.status_code == 413, streamed.text
+        assert streamed.headers["content-type"] == PROBLEM
+        assert "16777216" in streamed.json()["detail"]
         small = await client.post("/api/v1/registro/asientos", content=b"{}", headers=headers)
         assert small.status_code == 201
         # A Latin-1 octet in a header is relayed as is, not a 500 of the gateway.
@@ -219,9 +235,12 @@ async def test_gateway_passes_the_service_413_on_and_caps_bodies(
         assert rare.status_code == 200, rare.text
 
 
-async def test_one_miss_allowance_for_every_csv_lookup(verifier: TokenVerifier) -> None:
+@pytest.mark.parametrize("in_process", [False, True], ids=["http", "inprocess"])
+async def test_one_miss_allowance_for_every_csv_lookup(
+    verifier: TokenVerifier, in_process: bool
+) -> None:
     async with (
-        gateway_platform(verifier) as (gateway, _),
+        gateway_platform(verifier, in_process=in_process) as (gateway, _),
         httpx.AsyncClient(base_url=gateway) as client,
     ):
         assert (await client.get("/verificar/NOEXISTE1")).status_code == 404

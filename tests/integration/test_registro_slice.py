@@ -327,3 +327,48 @@ async def test_catalogue_holds_the_generic_procedure(clients, new_tenant, token)
     assert response.status_code == 200
     generico = {p["codigo"]: p for p in response.json()["items"]}["generico"]
     assert "39/2015" in generico["normativa"][0]
+
+
+async def test_the_event_and_the_audit_carry_the_number_the_asiento_got(
+    clients, inprocess_platform, new_tenant, token
+) -> None:
+    """The number is taken in the statement that writes the event and the audit entry:
+    both carry it (data, subject, snapshot), not the stand-in they were built with."""
+    tenant = await new_tenant()
+    headers = auth(token(tenant, "registro"))
+    created = []
+    for _ in range(3):
+        response = await clients["registro"].post(
+            "/api/v1/registro/asientos", json=factories.asiento(tipo="salida"), headers=headers
+        )
+        assert response.status_code == 201, response.text
+        created.append(response.json())
+    runtime = inprocess_platform.runtimes["registro"]
+    outbox, audit = runtime.tables.outbox, runtime.tables.audit_log
+    async with tenant_transaction(runtime.db, tenant) as session:
+        envelopes = (
+            await session.scalars(
+                select(outbox.c.envelope)
+                .where(outbox.c.tenant_id == tenant)
+                .where(outbox.c.routing_key.like("%.asiento.registrado.%"))
+            )
+        ).all()
+        snapshots = (
+            await session.scalars(
+                select(audit.c.new_values).where(
+                    audit.c.entity == "asiento", audit.c.action == "registrar"
+                )
+            )
+        ).all()
+
+    by_id = {e["data"]["asiento_id"]: e for e in envelopes}
+    assert [body["secuencia"] for body in created] == [1, 2, 3]
+    for body in created:
+        envelope = by_id[body["id"]]
+        assert envelope["subject"] == body["numero"]
+        assert envelope["data"]["numero"] == body["numero"]
+        assert envelope["data"]["secuencia"] == body["secuencia"]
+        inprocess_platform.contracts.validate("registro.asiento.registrado.v1", envelope["data"])
+    assert sorted((s["numero"], s["secuencia"]) for s in snapshots) == sorted(
+        (b["numero"], b["secuencia"]) for b in created
+    )

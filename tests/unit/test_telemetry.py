@@ -12,6 +12,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -239,7 +240,7 @@ async def test_instrumented_client_sends_its_span_as_traceparent(
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """Puts the root and uvicorn loggers back as they were, for the rest of the suite."""
-    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access"]
+    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore"]
     saved = {
         n: (
             list(logging.getLogger(n).handlers),
@@ -380,3 +381,20 @@ def test_uvicorn_logs_go_through_the_same_handler(settings: Settings) -> None:
     assert entries[0]["message"] == '1.2.3.4 - "GET /x"'
     assert "color_message" not in entries[1]
     assert logging.getLogger("uvicorn.access").handlers == []
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_a_relayed_request_writes_no_info_line(settings: Settings) -> None:
+    """httpx's line per request ("HTTP Request: POST ...") is one log line a hop at INFO;
+    it is kept for DEBUG."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    for level, expected in (("info", 0), ("debug", 1)):
+        buffer = _capture(settings.model_copy(update={"log_json": True, "log_level": level}))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+            await client.get("http://servicio/api/v1/registro/eco")
+        lines = [e for e in _json_lines(buffer) if "HTTP Request" in str(e["message"])]
+        assert len(lines) == expected, (level, lines)

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
-from services.common.uow import UnitOfWork
+from services.common.uow import NumberedAudit, NumberedEvent, Numbering, UnitOfWork
 from services.registro import domain
 from services.registro.anexos import service as anexos
 from services.registro.anexos.domain import AnexoSicres, Limites
@@ -21,6 +21,7 @@ from services.registro.asientos.domain import Cursor, EstadoAsiento, Filtros, li
 from services.registro.asientos.models import anulaciones, asientos
 from services.registro.asientos.schemas import AnulacionCreate, AsientoCreate, AsientoRead
 from services.registro.oficinas import service as oficinas
+from services.registro.oficinas.domain import MAX_SECUENCIA_OFICINA, format_numero_oficina
 
 __all__ = [
     "ASIENTO_ANULADO",
@@ -58,20 +59,13 @@ async def registrar_asiento(
     if data.corrige is not None:
         await asiento_corregido(uow.session, tenant_id=uow.tenant_id, asiento_id=data.corrige)
     fecha = now or datetime.now(UTC)
+    if not anexos_recibidos and not data.anexos:
+        # The common case: nothing else carries the number, so it is taken in the same
+        # statement that writes the asiento, its audit entry and its event.
+        return await _registrar_en_una_sentencia(uow, data=data, canal=canal, fecha=fecha)
     numeracion = await oficinas.numerar(uow, tipo=data.tipo, oficina=data.oficina, fecha=fecha)
-    row: dict[str, Any] = {
-        **data.model_dump(mode="json", exclude={"tipo", "interesados", "anexos"}),
-        "id": str(uuid.uuid4()),
-        "tenant_id": uow.tenant_id,
-        "tipo": data.tipo.value,
-        "anio": numeracion.anio,
-        "secuencia": numeracion.secuencia,
-        "numero": numeracion.numero,
-        "fecha_registro": fecha,
-        "canal": canal.value,
-        "interesados": [i.model_dump(mode="json", exclude_none=True) for i in data.interesados],
-        "registrado_por": uow.actor.sub,
-    }
+    row = _fila(uow, data, canal, fecha, numeracion.anio)
+    row.update(secuencia=numeracion.secuencia, numero=numeracion.numero)
     if anexos_recibidos:
         guardados = await anexos.guardar_anexos_recibidos(
             uow,
@@ -94,28 +88,76 @@ async def registrar_asiento(
     asiento = AsientoRead.model_validate(row)
     snapshot = asiento.model_dump(mode="json")
     uow.audit(action="registrar", entity="asiento", entity_id=asiento.id, new=snapshot)
-    uow.emit(
-        ASIENTO_REGISTRADO,
-        {
-            "asiento_id": asiento.id,
-            "numero": asiento.numero,
-            "tipo": asiento.tipo.value,
-            "anio": asiento.anio,
-            "secuencia": asiento.secuencia,
-            "fecha_registro": snapshot["fecha_registro"],
-            "resumen": asiento.resumen,
-            "unidad_destino": asiento.unidad_destino,
-            "procedimiento": asiento.procedimiento,
-            "interesados": [_interesado_evento(i) for i in snapshot["interesados"]],
-            **{campo: snapshot[campo] for campo in _CAMPOS_EVENTO if snapshot[campo] is not None},
-            "anexos": [
-                {k: v for k, v in anexo.items() if k in _CAMPOS_ANEXO_EVENTO and v is not None}
-                for anexo in snapshot["anexos"]
-            ],
-        },
-        subject=asiento.numero,
-    )
+    uow.emit(ASIENTO_REGISTRADO, _evento(asiento, snapshot), subject=asiento.numero)
     return asiento
+
+
+async def _registrar_en_una_sentencia(
+    uow: UnitOfWork, *, data: AsientoCreate, canal: domain.Canal, fecha: datetime
+) -> AsientoRead:
+    """registrar_asiento for an asiento without anexos: one statement takes the number
+    and writes the asiento, its audit entry and its event (see UnitOfWork.add_numbered)."""
+    plan = await oficinas.planificar_numeracion(
+        uow, tipo=data.tipo, oficina=data.oficina, fecha=fecha
+    )
+    # The number of sequence 1 stands in while the rows are built and checked; its
+    # digits are the sequence's, so what precedes them is the series' prefix.
+    if plan.prefijo_oficina is not None:
+        muestra = format_numero_oficina(data.tipo, plan.anio, plan.prefijo_oficina, 1)
+        maximo: int | None = MAX_SECUENCIA_OFICINA
+    else:
+        muestra = domain.format_numero(data.tipo, plan.anio, 1)
+        maximo = None
+    row = _fila(uow, data, canal, fecha, plan.anio)
+    row["anexos"] = []
+    provisional = AsientoRead.model_validate({**row, "secuencia": 1, "numero": muestra})
+    snapshot = provisional.model_dump(mode="json")
+    secuencia, numero = await uow.add_numbered(
+        asientos,
+        row,
+        numbering=Numbering(serie=plan.serie, anio=plan.anio, prefix=muestra[:-6], maximum=maximo),
+        audit=NumberedAudit("registrar", "asiento", provisional.id, snapshot),
+        event=NumberedEvent(ASIENTO_REGISTRADO, _evento(provisional, snapshot)),
+    )
+    return provisional.model_copy(update={"secuencia": secuencia, "numero": numero})
+
+
+def _fila(
+    uow: UnitOfWork, data: AsientoCreate, canal: domain.Canal, fecha: datetime, anio: int
+) -> dict[str, Any]:
+    """The asiento's row, but for its number and its anexos."""
+    return {
+        **data.model_dump(mode="json", exclude={"tipo", "interesados", "anexos"}),
+        "id": str(uuid.uuid4()),
+        "tenant_id": uow.tenant_id,
+        "tipo": data.tipo.value,
+        "anio": anio,
+        "fecha_registro": fecha,
+        "canal": canal.value,
+        "interesados": [i.model_dump(mode="json", exclude_none=True) for i in data.interesados],
+        "registrado_por": uow.actor.sub,
+    }
+
+
+def _evento(asiento: AsientoRead, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The data of registro.asiento.registrado.v1 for an asiento."""
+    return {
+        "asiento_id": asiento.id,
+        "numero": asiento.numero,
+        "tipo": asiento.tipo.value,
+        "anio": asiento.anio,
+        "secuencia": asiento.secuencia,
+        "fecha_registro": snapshot["fecha_registro"],
+        "resumen": asiento.resumen,
+        "unidad_destino": asiento.unidad_destino,
+        "procedimiento": asiento.procedimiento,
+        "interesados": [_interesado_evento(i) for i in snapshot["interesados"]],
+        **{campo: snapshot[campo] for campo in _CAMPOS_EVENTO if snapshot[campo] is not None},
+        "anexos": [
+            {k: v for k, v in anexo.items() if k in _CAMPOS_ANEXO_EVENTO and v is not None}
+            for anexo in snapshot["anexos"]
+        ],
+    }
 
 
 # Optional fields of registro.asiento.registrado.v1 added in its minor 1.1.

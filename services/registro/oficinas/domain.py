@@ -35,6 +35,7 @@ from enum import StrEnum
 from services.registro.domain import TipoAsiento, validate_dir3
 
 __all__ = [
+    "MAX_SECUENCIA_OFICINA",
     "MAX_PREFIJO",
     "PREFIJO_SERIES",
     "CambioDeModo",
@@ -57,7 +58,7 @@ __all__ = [
 PREFIJO_SERIES = "asiento-"
 # The prefijo has three digits, and the number at most 20 characters (SICRES 3.0).
 MAX_PREFIJO = 999
-_MAX_SECUENCIA_OFICINA = 9_999_999_999
+MAX_SECUENCIA_OFICINA = 9_999_999_999
 
 
 class ModoNumeracion(StrEnum):
@@ -98,8 +99,8 @@ def format_numero_oficina(tipo: TipoAsiento, anio: int, prefijo: int, secuencia:
     """Number of an asiento numbered per oficina, e.g. ``E/2026/002000012``."""
     if not 1 <= prefijo <= MAX_PREFIJO:
         raise ValueError(f"el prefijo de oficina va de 1 a {MAX_PREFIJO}")
-    if not 1 <= secuencia <= _MAX_SECUENCIA_OFICINA:
-        raise ValueError(f"la secuencia por oficina va de 1 a {_MAX_SECUENCIA_OFICINA}")
+    if not 1 <= secuencia <= MAX_SECUENCIA_OFICINA:
+        raise ValueError(f"la secuencia por oficina va de 1 a {MAX_SECUENCIA_OFICINA}")
     return f"{tipo.letra}/{anio:04d}/{prefijo:03d}{secuencia:06d}"
 
 

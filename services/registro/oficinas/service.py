@@ -55,6 +55,7 @@ from services.registro.oficinas.schemas import (
 __all__ = [
     "LibroCerrado",
     "Numeracion",
+    "PlanNumeracion",
     "abrir_libro",
     "abrir_oficina",
     "cerrar_libro",
@@ -69,12 +70,27 @@ __all__ = [
     "listar_oficinas",
     "numerar",
     "oficina_electronica",
+    "planificar_numeracion",
 ]
 
 
 # Advisory lock (class, tenant) standing for "the entity's numbering mode": shared
 # while registering, exclusive while changing it. Any constant of int4 would do.
 _LOCK_NUMERACION = 0x52454731
+
+
+@dataclass(frozen=True)
+class PlanNumeracion:
+    """Where an asiento will be numbered, once every check passed: the series and the
+    shape of its number (the number itself is taken afterwards)."""
+
+    anio: int
+    serie: str
+    modo: ModoNumeracion
+    oficina: str | None
+    libro_id: str | None
+    # The oficina's prefix in per-oficina numbering (E/2026/002000012), else None.
+    prefijo_oficina: int | None = None
 
 
 @dataclass(frozen=True)
@@ -514,6 +530,27 @@ async def numerar(
     checks run before the number is taken: the counter row stays locked from then
     until commit, and nothing else should make the entity's registrations wait.
     """
+    plan = await planificar_numeracion(uow, tipo=tipo, oficina=oficina, fecha=fecha)
+    secuencia = await uow.next_number(plan.serie, plan.anio)
+    if plan.prefijo_oficina is not None:
+        numero = format_numero_oficina(tipo, plan.anio, plan.prefijo_oficina, secuencia)
+    else:
+        numero = domain.format_numero(tipo, plan.anio, secuencia)
+    return Numeracion(
+        anio=plan.anio,
+        secuencia=secuencia,
+        numero=numero,
+        modo=plan.modo,
+        oficina=plan.oficina,
+        libro_id=plan.libro_id,
+    )
+
+
+async def planificar_numeracion(
+    uow: UnitOfWork, *, tipo: TipoAsiento, oficina: str | None, fecha: datetime
+) -> PlanNumeracion:
+    """Every check of :func:`numerar` and the series to number in, without taking a number
+    (the caller takes it, possibly in the same statement as its writes)."""
     session = uow.session
     anio = domain.anio_registral(fecha, uow.tenant_id)
     codigo = oficina.strip().upper() if oficina is not None else None
@@ -574,15 +611,17 @@ async def numerar(
         raise LibroCerrado(str(exc)) from None
     if modo is ModoNumeracion.OFICINA:
         assert codigo is not None and prefijo is not None  # checked above
-        secuencia = await uow.next_number(serie_oficina(tipo, codigo), anio)
-        numero = format_numero_oficina(tipo, anio, int(prefijo), secuencia)
-    else:
-        secuencia = await uow.next_number(domain.serie_de(tipo), anio)
-        numero = domain.format_numero(tipo, anio, secuencia)
-    return Numeracion(
+        return PlanNumeracion(
+            anio=anio,
+            serie=serie_oficina(tipo, codigo),
+            modo=modo,
+            oficina=codigo,
+            libro_id=libro.id if libro else None,
+            prefijo_oficina=int(prefijo),
+        )
+    return PlanNumeracion(
         anio=anio,
-        secuencia=secuencia,
-        numero=numero,
+        serie=domain.serie_de(tipo),
         modo=modo,
         oficina=codigo,
         libro_id=libro.id if libro else None,
