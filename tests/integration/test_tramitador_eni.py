@@ -323,6 +323,76 @@ async def test_another_councils_expediente_is_a_404(platform: Platform, new_tena
         assert empty.status_code == 409
 
 
+async def test_the_older_documentos_route_foliates_too(
+    platform: Platform, new_tenant, token
+) -> None:
+    tenant, other = await new_tenant(), await new_tenant()
+    headers = bearer(token(tenant, "tramitador", "documentos"))
+    async with (
+        asgi_client(platform.apps["tramitador"]) as tramitador,
+        asgi_client(platform.apps["repositorio"]) as repositorio,
+    ):
+        body = {
+            "procedimiento": "expediente-sancionador",
+            "asunto": "Vallado sin licencia",
+            "interesados": [factories.interesado()],
+        }
+        created = await tramitador.post(f"{T}/expedientes", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        url = f"{T}/expedientes/{created.json()['id']}"
+        meta = {
+            "organo": "L01000000",
+            "origen": "administracion",
+            "estado_elaboracion": "EE01",
+            "tipo_documental": "TD11",
+        }
+        content, content_headers = _multipart(meta, PDF)
+        stored = await repositorio.post(
+            "/api/v1/documentos", content=content, headers={**headers, **content_headers}
+        )
+        assert stored.status_code == 201, stored.text
+        documento_id = stored.json()["id"]
+
+        attached = await tramitador.post(
+            f"{url}/documentos",
+            json={"documento_id": documento_id, "titulo": "Plano del acceso"},
+            headers=headers,
+        )
+        assert attached.status_code == 201, attached.text
+        assert attached.json()["origen"] == "adjunto"
+        assert attached.json()["documento_id"] == documento_id
+
+        # Listed among the documents, in the history, and foliado with the recorded digest.
+        detalle = (await tramitador.get(url, headers=headers)).json()
+        assert [d["documento_id"] for d in detalle["documentos"]] == [documento_id]
+        assert detalle["historial"][-1]["accion"] == "adjuntar-documento"
+        foliado = (await tramitador.get(f"{url}/foliado", headers=headers)).json()["items"]
+        assert [(f["orden"], f["origen"], f["documento_id"]) for f in foliado] == [
+            (1, "adjunto", documento_id)
+        ]
+        assert foliado[0]["huella"] == hashlib.sha256(PDF).hexdigest()
+        assert foliado[0]["titulo"] == "Plano del acceso"
+
+        # A document the repositorio does not hold enters neither list.
+        missing = await tramitador.post(
+            f"{url}/documentos",
+            json={"documento_id": "00000000-0000-4000-8000-000000000000", "titulo": "x"},
+            headers=headers,
+        )
+        assert missing.status_code == 409, missing.text
+        detalle = (await tramitador.get(url, headers=headers)).json()
+        assert len(detalle["documentos"]) == 1
+        assert len((await tramitador.get(f"{url}/foliado", headers=headers)).json()["items"]) == 1
+
+        # Another council's expediente is a 404, before anything is read.
+        foreign = await tramitador.post(
+            f"{url}/documentos",
+            json={"documento_id": documento_id, "titulo": "x"},
+            headers=bearer(token(other, "tramitador", "documentos")),
+        )
+        assert foreign.status_code == 404
+
+
 async def test_an_archived_expediente_is_listed_read_only_and_its_interesado_gets_copies(
     platform: Platform, new_tenant, token
 ) -> None:

@@ -24,7 +24,6 @@ from services.common.errors import (
     Unprocessable,
     problem_responses,
 )
-from services.tramitador.documentos import service as documentos
 from services.tramitador.eni import service
 from services.tramitador.eni.exportacion import exportar_zip, nombre_zip
 from services.tramitador.eni.repositorio_client import RepositorioClient, repositorio_de
@@ -102,12 +101,12 @@ async def incorporar_documento(
         body.documento_id.lower(), _token(request)
     )
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        await service.comprobar_abierto(uow, expediente_id=expediente_id)
-        await documentos.adjuntar_documento(
-            uow, expediente_id=expediente_id, documento_id=body.documento_id, titulo=body.titulo
-        )
-        fila = await service.foliar_adjunto(
-            uow, expediente_id=expediente_id, titulo=body.titulo, version=version, origen="adjunto"
+        _, fila = await service.incorporar_adjunto(
+            uow,
+            expediente_id=expediente_id,
+            documento_id=body.documento_id,
+            titulo=body.titulo,
+            version=version,
         )
     return FoliadoRead.model_validate(fila)
 

@@ -21,8 +21,10 @@ from services.common.bus.envelope import ReceivedEvent
 from services.common.errors import Conflict, NotFound
 from services.common.tenants import tenants_table
 from services.common.uow import UnitOfWork
+from services.tramitador.documentos.schemas import DocumentoAdjunto, DocumentoRead
 from services.tramitador.eni import domain
 from services.tramitador.eni.models import anexos, archivo, foliado, indices
+from services.tramitador.expedientes import service as expedientes_service
 from services.tramitador.expedientes.models import expedientes
 from services.tramitador.procedimientos.service import definicion_de
 
@@ -43,6 +45,7 @@ __all__ = [
     "foliar_adjunto",
     "foliar_emitido",
     "identificador_de",
+    "incorporar_adjunto",
     "listar_archivo",
     "listar_foliado",
     "listar_indices",
@@ -182,6 +185,30 @@ async def foliar_adjunto(
             },
         },
     )
+
+
+async def incorporar_adjunto(
+    uow: UnitOfWork,
+    *,
+    expediente_id: str,
+    documento_id: str,
+    titulo: str,
+    version: dict[str, Any],
+) -> tuple[DocumentoRead, dict[str, Any]]:
+    """Staff attach a stored document: it is listed among the expediente's documents (with
+    its history line) and foliado with the ``version`` the repositorio recorded, in one
+    transaction. Both routes that attach a document call this, so none enters the
+    expediente without entering its foliado; an archived expediente refuses it (409)."""
+    await comprobar_abierto(uow, expediente_id=expediente_id)
+    documento = await expedientes_service.adjuntar_documento(
+        uow,
+        expediente_id=expediente_id,
+        datos=DocumentoAdjunto(documento_id=documento_id, titulo=titulo),
+    )
+    fila = await foliar_adjunto(
+        uow, expediente_id=expediente_id, titulo=titulo, version=version, origen="adjunto"
+    )
+    return documento, fila
 
 
 async def retirar_documento(
