@@ -49,6 +49,7 @@ __all__ = [
     "common_name",
     "seal_in_worker",
     "sign_xml_in_worker",
+    "trust_anchor_path",
 ]
 
 
@@ -289,6 +290,15 @@ class TrustServices:
             return await sellar_firma(signed, tsa=self.tsa)
         keypair = self.pki.seal_for(tenant.ine_code, tenant.nombre)
         return await firmar_xml(xml, keypair=keypair, tsa=self.tsa)
+
+
+def trust_anchor_path(settings: Settings) -> Path:
+    """The PEM file of the trust anchor the sellado's keys chain to: ``ca.pem`` of the
+    production key files, or the development PKI's root under the data dir. What the
+    embedded platform tells the tramitador to trust (it may not import the sellado)."""
+    if settings.sellado_pkcs12_dir is not None:
+        return settings.sellado_pkcs12_dir / "ca.pem"
+    return DevPki.root_path(settings.data_dir / "pki")
 
 
 def build_trust(

@@ -29,6 +29,7 @@ from services.tramitador.expedientes.models import expedientes
 from services.tramitador.procedimientos.service import definicion_de
 
 __all__ = [
+    "CAUSA_REMISION",
     "FIRMAR_XML",
     "SOLICITANTE",
     "SinDocumentos",
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 FIRMAR_XML = "sellado.xml.firmar.v1"
+# The índice frozen to remit the expediente (ENI Estado E03 while it is open).
+CAUSA_REMISION = "remision"
 XML_FIRMADO = "sellado.xml.firmado.v1"
 XML_RECHAZADO = "sellado.xml.rechazado.v1"
 SOLICITANTE = "tramitador"
@@ -288,7 +291,7 @@ async def listar_foliado(session: AsyncSession, *, expediente_id: str) -> list[d
 
 
 async def _metadatos(
-    session: AsyncSession, tenant_id: str, expediente: dict[str, Any]
+    session: AsyncSession, tenant_id: str, expediente: dict[str, Any], *, remision: bool = False
 ) -> domain.MetadatosExpediente:
     dir3 = (
         await session.execute(
@@ -312,7 +315,7 @@ async def _metadatos(
         clasificacion=str(
             definicion.data.get("sia") or f"{dir3}_PRO_{expediente['procedimiento']}"
         ),
-        estado=domain.estado_eni(str(expediente["estado"])),
+        estado=domain.estado_eni(str(expediente["estado"]), remision=remision),
         interesados=tuple(
             str(i["identificador"]) for i in expediente["interesados"] if i.get("identificador")
         ),
@@ -337,7 +340,9 @@ async def congelar_indice(
     uow: UnitOfWork, *, expediente_id: str, causa: str, fase: str | None = None
 ) -> dict[str, Any] | None:
     """Freezes the índice as it stands (every document foliado so far) and asks the
-    sellado to sign it; None when the expediente has no document yet."""
+    sellado to sign it; None when the expediente has no document yet. ``causa``
+    ``remision`` freezes the índice an expediente is remitted with (Estado E03 while
+    it is open)."""
     expediente = await expediente_de(
         uow.session, tenant_id=uow.tenant_id, expediente_id=expediente_id
     )
@@ -345,7 +350,9 @@ async def congelar_indice(
     documentos = _indizados(filas)
     if not documentos:
         return None
-    meta = await _metadatos(uow.session, uow.tenant_id, expediente)
+    meta = await _metadatos(
+        uow.session, uow.tenant_id, expediente, remision=causa == CAUSA_REMISION
+    )
     xml = domain.indice_sin_firmar(meta, documentos, fecha=datetime.now(UTC))
     await uow.session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"eni-indice:{expediente_id}"}
