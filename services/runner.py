@@ -37,6 +37,7 @@ from services.common.logging import configure_logging, wants_json
 from services.common.settings import Settings
 from services.common.telemetry import configure_telemetry
 from services.embedded import EmbeddedPostgres
+from services.sellado.trust import trust_anchor_path
 
 __all__ = ["event_loop_run", "run_platform", "run_service"]
 
@@ -197,6 +198,12 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
     serving = _Serving(server_log_level="warning")
     try:
         settings = await _prepare_database(settings, embedded)
+        if settings.tramitador_trust_anchor_pem is None:
+            # One process, one trust: the tramitador verifies exports against the
+            # sellado's own anchor (it may not import the sellado; it is told the file).
+            settings = settings.model_copy(
+                update={"tramitador_trust_anchor_pem": trust_anchor_path(settings)}
+            )
         platform = await build_platform(settings, list(SERVICES))
         # Before serving: every queue exists before a relay publishes (the apps'
         # lifespans then find their runtimes started).

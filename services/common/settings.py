@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     # POST /tsa is anonymous (rate-limited) unless this asks for a token.
     tsa_require_token: bool = False
 
+    # tramitador: the PEM file of the trust anchor(s) an exported expediente's signer and
+    # TSA must chain to (the sellado's ca.pem; `consistorio up` names the development
+    # PKI's, or SELLADO_PKCS12_DIR's ca.pem). Without it no signer is trusted.
+    tramitador_trust_anchor_pem: Path | None = None
+
     # Public address of the gateway, printed on issued documents (CSV verification URL,
     # QR code, footer): production must name the real one, never the development default.
     public_base_url: str = "http://127.0.0.1:8000"

@@ -19,7 +19,7 @@ from services.common.tenants import Tenant
 from services.common.uow import UnitOfWork
 from services.sellado.sello_tiempo import RechazoSello
 from services.sellado.trust import TrustServices, common_name
-from services.sellado.xades import XmlNoValido, firmar_xml
+from services.sellado.xades import XmlNoValido
 
 __all__ = [
     "FIRMAR_XML",
@@ -80,7 +80,8 @@ async def responder_firmar_xml(
         except FileNotFoundError as exc:
             raise _Rechazo(CodigoRechazoXml.SIN_CERTIFICADO, str(exc)) from exc
         try:
-            firma = await firmar_xml(xml, keypair=keypair, tsa=trust.tsa)
+            # In the document workers when the sellado has them; the TSA's token here.
+            firma = await trust.firmar_xml(tenant, xml)
         except XmlNoValido as exc:
             raise _Rechazo(CodigoRechazoXml.XML_NO_VALIDO, str(exc)) from exc
         except RechazoSello as exc:

@@ -273,6 +273,12 @@ class DevPki:
             tsa = cls._ensure_tsa(directory, root)
         return cls(directory, root, tsa)
 
+    @classmethod
+    def root_path(cls, directory: Path) -> Path:
+        """Where the hierarchy under ``directory`` keeps its trust anchor (PEM): the file
+        other services are told to trust."""
+        return directory / f"{cls._ROOT}.cert.pem"
+
     @property
     def directory(self) -> Path:
         """Where the hierarchy lives."""

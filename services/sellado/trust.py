@@ -11,7 +11,8 @@ TSA's token), so a service seals in its document workers (:class:`KeySource`,
 :func:`seal_in_worker`): each worker process opens the keys once, from the same
 files, and keeps them. The service hands the worker the token's serial number, the
 one thing that must stay unique across processes, so the worker's TSA makes exactly
-one token per seal.
+one token per seal. An XML signature (the índice electrónico, XAdES) is signed there
+too (:func:`sign_xml_in_worker`); its time-stamp is asked of the service's own TSA.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from services.common.tenants import Tenant
 from services.sellado.pades import InProcessTimeStamper, VisibleAppearance, seal_pdf
 from services.sellado.pki import DevPki, KeyPair, load_pkcs12
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, PostgresSerialSource, TimeStampAuthority
+from services.sellado.xades import FirmaXml, firmar_bes, firmar_xml, sellar_firma
 
 __all__ = [
     "KeySource",
@@ -46,6 +48,8 @@ __all__ = [
     "build_trust",
     "common_name",
     "seal_in_worker",
+    "sign_xml_in_worker",
+    "trust_anchor_path",
 ]
 
 
@@ -169,6 +173,14 @@ _workers: dict[KeySource, _Worker] = {}
 _workers_lock = threading.Lock()
 
 
+def _worker(source: KeySource) -> _Worker:
+    # Called with _workers_lock held.
+    worker = _workers.get(source)
+    if worker is None:
+        worker = _workers[source] = _Worker(source)
+    return worker
+
+
 def seal_in_worker(
     source: KeySource,
     tenant: Tenant,
@@ -182,9 +194,7 @@ def seal_in_worker(
     The keys are opened on the first seal of the process and kept for the next ones.
     """
     with _workers_lock:
-        worker = _workers.get(source)
-        if worker is None:
-            worker = _workers[source] = _Worker(source)
+        worker = _worker(source)
         worker.serials.available = [serial]
         try:
             return worker.loop.run_until_complete(
@@ -192,6 +202,14 @@ def seal_in_worker(
             )
         finally:
             worker.serials.available = []
+
+
+def sign_xml_in_worker(source: KeySource, tenant: Tenant, xml: bytes) -> bytes:
+    """Signs ``xml`` XAdES-BES with ``tenant``'s seal in this (worker) process; the
+    serialised signed document (its time-stamp is the service's to add)."""
+    with _workers_lock:
+        keypair = _worker(source).trust.pki.seal_for(tenant.ine_code, tenant.nombre)
+        return firmar_bes(xml, keypair)
 
 
 class TrustServices:
@@ -259,6 +277,28 @@ class TrustServices:
             firmante=common_name(keypair.certificate),
             sello_tiempo=gen_times[-1],
         )
+
+    async def firmar_xml(self, tenant: Tenant, xml: bytes) -> FirmaXml:
+        """Signs ``xml`` XAdES-T with ``tenant``'s seal: the signature in the document
+        workers when there are any (in a thread otherwise), the time-stamp from our TSA
+        here. Raises :class:`~services.sellado.xades.XmlNoValido` for bytes that are not
+        XML, ``FileNotFoundError`` for a tenant without a seal."""
+        if self._documents is not None and self._source is not None:
+            signed = await self._documents.run(
+                tenant.ine_code, sign_xml_in_worker, self._source, tenant, xml
+            )
+            return await sellar_firma(signed, tsa=self.tsa)
+        keypair = self.pki.seal_for(tenant.ine_code, tenant.nombre)
+        return await firmar_xml(xml, keypair=keypair, tsa=self.tsa)
+
+
+def trust_anchor_path(settings: Settings) -> Path:
+    """The PEM file of the trust anchor the sellado's keys chain to: ``ca.pem`` of the
+    production key files, or the development PKI's root under the data dir. What the
+    embedded platform tells the tramitador to trust (it may not import the sellado)."""
+    if settings.sellado_pkcs12_dir is not None:
+        return settings.sellado_pkcs12_dir / "ca.pem"
+    return DevPki.root_path(settings.data_dir / "pki")
 
 
 def build_trust(

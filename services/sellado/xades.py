@@ -11,6 +11,12 @@ says where), or appended to the root when there is none.
 XAdES-T then adds, as an unsigned property, a ``SignatureTimeStamp``: an RFC 3161
 token from our own TSA over the exclusive canonical form of ``ds:SignatureValue``
 (ETSI EN 319 132-1, 5.3). Anyone can re-check it with ``openssl ts -verify``.
+
+The two steps are apart because they run apart: the signature (:func:`firmar_bes`,
+CPU only) runs in the sellado's document workers when it has them (see
+:class:`services.sellado.trust.TrustServices`), in a thread otherwise; the time-stamp
+(:func:`sellar_firma`) asks the service's TSA, whose serial numbers only the service
+hands out.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ __all__ = [
     "FirmaXml",
     "XmlNoValido",
     "find_signature",
+    "firmar_bes",
     "firmar_xml",
+    "sellar_firma",
     "sigvalue_c14n",
 ]
 
@@ -99,6 +107,13 @@ def _sign(xml: bytes, keypair: KeyPair) -> etree._Element:
     return signed
 
 
+def firmar_bes(xml: bytes, keypair: KeyPair) -> bytes:
+    """``xml`` signed XAdES-BES enveloped with ``keypair``, serialised: what a document
+    worker sends back (pure CPU, no I/O; raises :class:`XmlNoValido`)."""
+    signed: bytes = etree.tostring(_sign(xml, keypair), xml_declaration=True, encoding="UTF-8")
+    return signed
+
+
 def _add_timestamp(signature: etree._Element, token: bytes) -> None:
     """Adds the XAdES-T ``SignatureTimeStamp`` under ``UnsignedSignatureProperties``."""
     qualifying = signature.find(f".//{{{XADES}}}QualifyingProperties")
@@ -121,13 +136,24 @@ def find_signature(root: etree._Element) -> etree._Element:
     return found
 
 
-async def firmar_xml(xml: bytes, *, keypair: KeyPair, tsa: TimeStamper) -> FirmaXml:
-    """Signs ``xml`` with ``keypair`` as XAdES-T: XAdES-BES, then our TSA's token over
-    the signature value. Raises :class:`XmlNoValido` for bytes that are not XML."""
-    root = await asyncio.to_thread(_sign, xml, keypair)
+async def sellar_firma(signed: bytes, *, tsa: TimeStamper) -> FirmaXml:
+    """Makes a XAdES-BES signed document (:func:`firmar_bes`) XAdES-T: our TSA's token over
+    the signature value, added as an unsigned property."""
+    try:
+        root = etree.fromstring(signed, parser=_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise XmlNoValido(f"la firma no es XML bien formado: {exc}") from exc
     signature = find_signature(root)
     huella = hashlib.sha256(sigvalue_c14n(signature)).hexdigest()
     sello = await sellar_huella(tsa, algoritmo="sha256", huella=huella)
     _add_timestamp(signature, sello.token)
     out = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return FirmaXml(xml=out, sha256=hashlib.sha256(out).hexdigest(), sello_tiempo=sello)
+
+
+async def firmar_xml(xml: bytes, *, keypair: KeyPair, tsa: TimeStamper) -> FirmaXml:
+    """Signs ``xml`` with ``keypair`` as XAdES-T in this process: XAdES-BES in a thread
+    (off the event loop), then our TSA's token over the signature value. Raises
+    :class:`XmlNoValido` for bytes that are not XML."""
+    signed = await asyncio.to_thread(firmar_bes, xml, keypair)
+    return await sellar_firma(signed, tsa=tsa)

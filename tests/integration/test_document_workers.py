@@ -6,11 +6,14 @@
 - In the document workers, a seal uses exactly the serial the service handed it, and
   the workers run at a lower priority than the process that serves requests.
 - While the workers render and seal, the event loop keeps its pace (a lag probe).
+- An XML (the índice electrónico) is signed XAdES in the workers too, its time-stamp
+  asked of the service's TSA; xmlsec1 and ``openssl ts -verify`` accept the result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import os
 import subprocess
@@ -24,6 +27,7 @@ from typing import Any
 
 import pytest
 from asn1crypto import cms, tsp
+from lxml import etree
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers import pdf_cms
 
@@ -37,6 +41,7 @@ from services.sellado.pki import DevPki
 from services.sellado.trust import KeySource, TrustServices
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, InMemorySerialSource, TimeStampAuthority
 from services.sellado.verification import verify_pdf
+from services.sellado.xades import DS, XADES, XmlNoValido
 from tests.support.servers import require_tool
 
 ALICANTE = Tenant("03014", "Ayuntamiento de Alicante/Alacant", "L01030149")
@@ -246,3 +251,118 @@ async def test_the_loop_keeps_its_pace_while_workers_make_documents(pki_dir: Pat
     # loop, the probe would have seen the whole of it as one stall.
     assert elapsed > 0.25
     assert worst < 0.25, f"the loop stalled {worst:.3f} s while documents were made"
+
+
+class RecordingPool(CpuPool):
+    """The document workers, remembering which functions they were given."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[str] = []
+
+    async def run(self, tenant: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(getattr(fn, "__name__", repr(fn)))
+        return await super().run(tenant, fn, *args, **kwargs)
+
+
+INDICE = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<expediente xmlns="urn:prueba"><indice Id="indice">'
+    + b"".join(
+        b"<documento orden='%d'>ES_L01030149_2026_%030d</documento>" % (n, n) for n in range(50)
+    )
+    + b"</indice></expediente>"
+)
+
+
+async def test_document_workers_sign_xml_and_the_service_time_stamps_it(
+    pki_dir: Path, tmp_path: Path
+) -> None:
+    pki = DevPki.ensure(pki_dir)
+    serials = CountingSerials()
+    tsa = CountingTsa(pki.tsa, policy_oid=DEVELOPMENT_POLICY_OID, serials=serials)
+    workers = RecordingPool(workers=1, per_tenant=2, nice=10)
+    trust = TrustServices(
+        pki=pki, tsa=tsa, documents=workers, source=KeySource(DEVELOPMENT_POLICY_OID, pki_dir)
+    )
+    try:
+        firma = await trust.firmar_xml(ALICANTE, INDICE)
+        # Bytes that are not XML are refused in the worker, with the sellado's own error.
+        with pytest.raises(XmlNoValido):
+            await trust.firmar_xml(ALICANTE, b"<no-cierra>")
+    finally:
+        workers.close()
+    # The signature was made by a worker; the one time-stamp by this process's TSA.
+    assert workers.calls == ["sign_xml_in_worker", "sign_xml_in_worker"]
+    assert tsa.requests == 1 and len(serials.handed) == 1
+
+    root = etree.fromstring(firma.xml)
+    (tmp_path / "root.pem").write_bytes(pki.root_pem())
+    (tmp_path / "indice.xml").write_bytes(firma.xml)
+    xmlsec1 = require_tool("xmlsec1", "xmlsec1")
+    checked = subprocess.run(
+        [
+            xmlsec1,
+            "--verify",
+            "--trusted-pem",
+            str(tmp_path / "root.pem"),
+            "--id-attr:Id",
+            f"{XADES}:SignedProperties",
+            "--id-attr:Id",
+            "KeyInfo",
+            str(tmp_path / "indice.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    value = root.find(f".//{{{DS}}}SignatureValue")
+    (tmp_path / "sigvalue.bin").write_bytes(
+        etree.tostring(value, method="c14n", exclusive=True, with_comments=False)
+    )
+    token = root.findtext(f".//{{{XADES}}}SignatureTimeStamp/{{{XADES}}}EncapsulatedTimeStamp")
+    (tmp_path / "token.tst").write_bytes(base64.b64decode(token))
+    openssl = require_tool("openssl", "openssl")
+    stamped = subprocess.run(
+        [
+            openssl,
+            "ts",
+            "-verify",
+            "-data",
+            str(tmp_path / "sigvalue.bin"),
+            "-in",
+            str(tmp_path / "token.tst"),
+            "-token_in",
+            "-CAfile",
+            str(tmp_path / "root.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stamped.returncode == 0 and "Verification: OK" in stamped.stdout, stamped.stderr
+    # The signed bytes are what the reply says they are, and a changed byte breaks them.
+    cambiado = firma.xml.replace(b'orden="7"', b'orden="8"', 1)
+    assert cambiado != firma.xml
+    (tmp_path / "cambiado.xml").write_bytes(cambiado)
+    broken = subprocess.run(
+        [
+            xmlsec1,
+            "--verify",
+            "--trusted-pem",
+            str(tmp_path / "root.pem"),
+            "--id-attr:Id",
+            f"{XADES}:SignedProperties",
+            "--id-attr:Id",
+            "KeyInfo",
+            str(tmp_path / "cambiado.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert broken.returncode != 0

@@ -13,15 +13,23 @@ import shutil
 import subprocess
 import zipfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from services.bootstrap import Platform
 from services.common.settings import Settings
+from services.sellado.pki import KeyPair
+from services.sellado.trust import trust_anchor_path
+from services.sellado.xades import firmar_xml
 from services.tramitador.eni.esquemas import errores
 from services.tramitador.eni.repositorio_client import RepositorioClient
 from tests.support import factories
@@ -42,6 +50,11 @@ PDF = b"%PDF-1.4\n% informe tecnico adjunto\n" + bytes(range(256)) * 40 + b"\n%%
 @pytest.fixture
 async def platform(settings: Settings) -> AsyncIterator[Platform]:
     services = ["tramitador", "repositorio", "csv", "sellado"]
+    # The tramitador trusts what the sellado signs with, told by configuration as
+    # `consistorio up` tells it.
+    settings = settings.model_copy(
+        update={"tramitador_trust_anchor_pem": trust_anchor_path(settings)}
+    )
     async with running_platform(settings, services) as built:
         transport = httpx.ASGITransport(app=built.apps["repositorio"])
         built.apps["tramitador"].state.eni_repositorio_client = RepositorioClient(
@@ -62,6 +75,24 @@ def _multipart(meta: dict[str, Any], data: bytes) -> tuple[bytes, dict[str, str]
     ).encode() + data
     body += f"\r\n--{b}--\r\n".encode()
     return body, {"Content-Type": f"multipart/form-data; boundary={b}"}
+
+
+def _sello_propio() -> KeyPair:
+    """A self-signed seal certificate: what anybody could sign an índice with."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Sello electrónico falso")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(cert, key, ())
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -117,9 +148,12 @@ async def _expediente_con_documentos(
 
 
 async def _indice_firmado(
-    tramitador: httpx.AsyncClient, url: str, headers: dict[str, str]
+    tramitador: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    params: dict[str, str] | None = None,
 ) -> bytes:
-    asked = await tramitador.post(f"{url}/indice", headers=headers)
+    asked = await tramitador.post(f"{url}/indice", params=params, headers=headers)
     assert asked.status_code == 202, asked.text
     version = asked.json()["version"]
 
@@ -220,6 +254,40 @@ async def test_the_indice_is_signed_xades_t_and_every_tool_agrees(
     assert broken.returncode != 0
 
 
+async def test_the_indice_for_a_remision_is_e03_and_exported_by_version(
+    platform: Platform, new_tenant, token
+) -> None:
+    tenant = await new_tenant()
+    headers = bearer(token(tenant, "tramitador", "documentos"))
+    ns = {"m": "http://administracionelectronica.gob.es/ENI/XSD/v1.0/expediente-e/metadatos"}
+    async with (
+        asgi_client(platform.apps["tramitador"]) as tramitador,
+        asgi_client(platform.apps["repositorio"]) as repositorio,
+    ):
+        expediente_id, _ = await _expediente_con_documentos(tramitador, repositorio, headers)
+        url = f"{T}/expedientes/{expediente_id}"
+        remitido = await _indice_firmado(tramitador, url, headers, {"remision": "true"})
+        assert errores(remitido, "expediente") == []
+        assert etree.fromstring(remitido).findtext(".//m:Estado", namespaces=ns) == "E03"
+        versiones = (await tramitador.get(f"{url}/indices", headers=headers)).json()["items"]
+        remision = next(v for v in versiones if v["causa"] == "remision")
+        # The expediente goes on: a later índice is open again (E01)...
+        ultimo = await _indice_firmado(tramitador, url, headers)
+        assert etree.fromstring(ultimo).findtext(".//m:Estado", namespaces=ns) == "E01"
+        # ...and the remitted one is still what its version exports.
+        exported = await tramitador.get(
+            f"{url}/eni", params={"version": remision["version"]}, headers=headers
+        )
+        assert exported.status_code == 200, exported.text
+        with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+            assert archive.read("indice.xml") == remitido
+        latest = await tramitador.get(f"{url}/eni", headers=headers)
+        with zipfile.ZipFile(io.BytesIO(latest.content)) as archive:
+            assert archive.read("indice.xml") == ultimo
+        missing = await tramitador.get(f"{url}/eni", params={"version": 99}, headers=headers)
+        assert missing.status_code == 404
+
+
 async def test_the_export_validates_verifies_and_names_a_tampered_document(
     platform: Platform, new_tenant, token
 ) -> None:
@@ -261,6 +329,46 @@ async def test_the_export_validates_verifies_and_names_a_tampered_document(
         assert answer["valido"] is True, answer
         assert answer["firma"]["valida"] and answer["sello_tiempo"]["valido"]
         assert [d["estado"] for d in answer["documentos"]] == ["integro", "integro"]
+        # Both signers chain to the platform's anchor, and are named.
+        assert answer["firma"]["cadena_confiable"] is True
+        assert answer["firma"]["firmante"].startswith("Sello electrónico de")
+        assert answer["firma"]["ancla"] == "Consistorio Development Root CA"
+        assert answer["sello_tiempo"]["cadena_confiable"] is True
+        assert answer["sello_tiempo"]["firmante"] == "Consistorio Development TSA"
+
+        # The índice re-signed, soundly, by a certificate anybody can make (and even our
+        # real TSA's time-stamp): valid as a signature, not trusted, so not valid.
+        root = etree.fromstring(xml)
+        old = root.find(f".//{{{DS}}}Signature")
+        hueco = etree.Element(f"{{{DS}}}Signature", nsmap={"ds": DS})
+        hueco.set("Id", "placeholder")
+        old.getparent().replace(old, hueco)
+        falsa = await firmar_xml(
+            etree.tostring(root, xml_declaration=True, encoding="UTF-8"),
+            keypair=_sello_propio(),
+            tsa=platform.apps["sellado"].state.sellado.tsa,
+        )
+        resigned = io.BytesIO()
+        with (
+            zipfile.ZipFile(io.BytesIO(data)) as source,
+            zipfile.ZipFile(resigned, "w", zipfile.ZIP_DEFLATED) as out,
+        ):
+            for name in source.namelist():
+                out.writestr(name, falsa.xml if name == "indice.xml" else source.read(name))
+        untrusted = await tramitador.post(
+            f"{T}/verificaciones",
+            content=resigned.getvalue(),
+            headers={**headers, "Content-Type": "application/zip"},
+        )
+        assert untrusted.status_code == 200, untrusted.text
+        answer = untrusted.json()
+        assert answer["firma"]["valida"] is True
+        assert answer["firma"]["firmante"] == "Sello electrónico falso"
+        assert answer["firma"]["cadena_confiable"] is False
+        assert "ancla de confianza" in answer["firma"]["motivo_cadena"]
+        assert answer["sello_tiempo"]["cadena_confiable"] is True
+        assert [d["estado"] for d in answer["documentos"]] == ["integro", "integro"]
+        assert answer["valido"] is False
 
         # One byte of the second document's content changed: that document is named.
         tampered = io.BytesIO()
@@ -321,6 +429,76 @@ async def test_another_councils_expediente_is_a_404(platform: Platform, new_tena
         assert frozen.status_code == 404
         empty = await tramitador.post(f"{url}/indice", headers=headers)
         assert empty.status_code == 409
+
+
+async def test_the_older_documentos_route_foliates_too(
+    platform: Platform, new_tenant, token
+) -> None:
+    tenant, other = await new_tenant(), await new_tenant()
+    headers = bearer(token(tenant, "tramitador", "documentos"))
+    async with (
+        asgi_client(platform.apps["tramitador"]) as tramitador,
+        asgi_client(platform.apps["repositorio"]) as repositorio,
+    ):
+        body = {
+            "procedimiento": "expediente-sancionador",
+            "asunto": "Vallado sin licencia",
+            "interesados": [factories.interesado()],
+        }
+        created = await tramitador.post(f"{T}/expedientes", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        url = f"{T}/expedientes/{created.json()['id']}"
+        meta = {
+            "organo": "L01000000",
+            "origen": "administracion",
+            "estado_elaboracion": "EE01",
+            "tipo_documental": "TD11",
+        }
+        content, content_headers = _multipart(meta, PDF)
+        stored = await repositorio.post(
+            "/api/v1/documentos", content=content, headers={**headers, **content_headers}
+        )
+        assert stored.status_code == 201, stored.text
+        documento_id = stored.json()["id"]
+
+        attached = await tramitador.post(
+            f"{url}/documentos",
+            json={"documento_id": documento_id, "titulo": "Plano del acceso"},
+            headers=headers,
+        )
+        assert attached.status_code == 201, attached.text
+        assert attached.json()["origen"] == "adjunto"
+        assert attached.json()["documento_id"] == documento_id
+
+        # Listed among the documents, in the history, and foliado with the recorded digest.
+        detalle = (await tramitador.get(url, headers=headers)).json()
+        assert [d["documento_id"] for d in detalle["documentos"]] == [documento_id]
+        assert detalle["historial"][-1]["accion"] == "adjuntar-documento"
+        foliado = (await tramitador.get(f"{url}/foliado", headers=headers)).json()["items"]
+        assert [(f["orden"], f["origen"], f["documento_id"]) for f in foliado] == [
+            (1, "adjunto", documento_id)
+        ]
+        assert foliado[0]["huella"] == hashlib.sha256(PDF).hexdigest()
+        assert foliado[0]["titulo"] == "Plano del acceso"
+
+        # A document the repositorio does not hold enters neither list.
+        missing = await tramitador.post(
+            f"{url}/documentos",
+            json={"documento_id": "00000000-0000-4000-8000-000000000000", "titulo": "x"},
+            headers=headers,
+        )
+        assert missing.status_code == 409, missing.text
+        detalle = (await tramitador.get(url, headers=headers)).json()
+        assert len(detalle["documentos"]) == 1
+        assert len((await tramitador.get(f"{url}/foliado", headers=headers)).json()["items"]) == 1
+
+        # Another council's expediente is a 404, before anything is read.
+        foreign = await tramitador.post(
+            f"{url}/documentos",
+            json={"documento_id": documento_id, "titulo": "x"},
+            headers=bearer(token(other, "tramitador", "documentos")),
+        )
+        assert foreign.status_code == 404
 
 
 async def test_an_archived_expediente_is_listed_read_only_and_its_interesado_gets_copies(

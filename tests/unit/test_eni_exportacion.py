@@ -117,6 +117,9 @@ def test_the_identifier_and_state_follow_the_nti() -> None:
     assert domain.identificador_expediente("L01030149", 2026, 17) == "ES_L01030149_2026_EXP_000017"
     assert domain.estado_eni("en_tramite") == "E01"
     assert domain.estado_eni("archivado") == "E02"
+    # The índice an open expediente is remitted with is closed (E03); a closed one's is E02.
+    assert domain.estado_eni("en_tramite", remision=True) == "E03"
+    assert domain.estado_eni("resuelto", remision=True) == "E02"
     assert domain.funcion_resumen("sha-512") == "SHA512"
     with pytest.raises(ValueError):
         domain.funcion_resumen("md5")

@@ -4,13 +4,17 @@ tramitador's verification makes of it: each can fail."""
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from services.sellado.pki import DevPki
+from services.sellado.pki import DevPki, KeyPair
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, InMemorySerialSource, TimeStampAuthority
 from services.sellado.xades import XADES, XmlNoValido, firmar_xml
 from services.tramitador.eni import domain, verificacion
@@ -98,3 +102,68 @@ async def test_the_sellado_refuses_what_is_not_xml_and_never_resolves_entities(
     # A DTD is refused: no entity is ever read from disk.
     with pytest.raises(XmlNoValido, match="DTD"):
         await firmar_xml(xxe, keypair=keypair, tsa=tsa)
+
+
+def _sello_propio() -> KeyPair:
+    """A seal certificate anybody can make: self-signed, naming a council."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Sello electrónico de Alicante")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(cert, key, ())
+
+
+async def test_the_signer_chains_to_the_trust_anchor_at_the_time_stamps_date(
+    pki: DevPki, tsa: TimeStampAuthority, tmp_path: Path
+) -> None:
+    firma = await firmar_xml(_indice(), keypair=pki.seal_for("03014", "Alicante"), tsa=tsa)
+    anchor = tmp_path / "ca.pem"
+    anchor.write_bytes(pki.root_pem())
+    anclas, motivo = verificacion.anclas_de(str(anchor))
+    assert motivo is None and anclas == [pki.root]
+    sello = verificacion._verificar_sello(firma.xml, anclas)
+    assert sello["cadena_confiable"] is True, sello
+    assert sello["firmante"] == "Consistorio Development TSA"
+    momento = datetime.fromisoformat(sello["fecha"])
+    cadena = verificacion._cadena_firma(firma.xml, anclas, momento)
+    assert cadena == {"cadena_confiable": True, "ancla": "Consistorio Development Root CA"}
+    # Long after the seal expired, the time-stamp's date is what the chain is judged at;
+    # at that later date itself it no longer holds (the check can fail).
+    despues = datetime.now(UTC) + timedelta(days=365 * 30)
+    assert not verificacion._cadena_firma(firma.xml, anclas, despues)["cadena_confiable"]
+    # Another anchor (a PKI of somebody else's) trusts neither.
+    otra = DevPki.ensure(tmp_path / "otra")
+    assert not verificacion._cadena_firma(firma.xml, [otra.root], momento)["cadena_confiable"]
+    assert not verificacion._verificar_sello(firma.xml, [otra.root])["cadena_confiable"]
+
+
+async def test_a_self_made_signer_is_valid_but_not_trusted(
+    pki: DevPki, tsa: TimeStampAuthority
+) -> None:
+    falso = _sello_propio()
+    firma = await firmar_xml(_indice(), keypair=falso, tsa=tsa)
+    checked = verificacion._verificar_firma(firma.xml)
+    # The signature is mathematically sound and names whom it claims to be...
+    assert checked["valida"] and checked["firmante"] == "Sello electrónico de Alicante"
+    # ...but nothing chains it to the platform's anchor, even with that anchor in KeyInfo.
+    cadena = verificacion._cadena_firma(firma.xml, [pki.root], None)
+    assert cadena["cadena_confiable"] is False
+    assert "ancla de confianza" in cadena["motivo_cadena"]
+    trusted = verificacion.cadena(falso.certificate, [pki.root], [pki.root])
+    assert trusted["cadena_confiable"] is False
+
+
+def test_without_an_anchor_nobody_is_trusted(tmp_path: Path) -> None:
+    assert verificacion.anclas_de(None)[1].startswith("No hay ancla de confianza")
+    assert "No se pudo leer" in verificacion.anclas_de(str(tmp_path / "no.pem"))[1]
+    (tmp_path / "basura.pem").write_text("no es un certificado")
+    assert "no es un PEM" in verificacion.anclas_de(str(tmp_path / "basura.pem"))[1]

@@ -24,7 +24,6 @@ from services.common.errors import (
     Unprocessable,
     problem_responses,
 )
-from services.tramitador.documentos import service as documentos
 from services.tramitador.eni import service
 from services.tramitador.eni.exportacion import exportar_zip, nombre_zip
 from services.tramitador.eni.repositorio_client import RepositorioClient, repositorio_de
@@ -102,12 +101,12 @@ async def incorporar_documento(
         body.documento_id.lower(), _token(request)
     )
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        await service.comprobar_abierto(uow, expediente_id=expediente_id)
-        await documentos.adjuntar_documento(
-            uow, expediente_id=expediente_id, documento_id=body.documento_id, titulo=body.titulo
-        )
-        fila = await service.foliar_adjunto(
-            uow, expediente_id=expediente_id, titulo=body.titulo, version=version, origen="adjunto"
+        _, fila = await service.incorporar_adjunto(
+            uow,
+            expediente_id=expediente_id,
+            documento_id=body.documento_id,
+            titulo=body.titulo,
+            version=version,
         )
     return FoliadoRead.model_validate(fila)
 
@@ -143,13 +142,25 @@ async def retirar_documento(
     summary="Congela y firma una versión del índice electrónico",
 )
 async def congelar_indice(
-    expediente_id: str, request: Request, runtime: RuntimeDep, principal: TramitadorUser
+    expediente_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: TramitadorUser,
+    remision: Annotated[
+        bool,
+        Query(
+            description="Índice para remitir el expediente (a un órgano judicial u otra "
+            "Administración): su Estado ENI es E03 (índice para remisión cerrado) mientras "
+            "el expediente siga abierto; se exporta con `GET …/eni?version=N`."
+        ),
+    ] = False,
 ) -> IndiceVersionRead:
     """Freezes the índice as it stands and asks the sellado to sign it (XAdES-T); the
     version reads ``firmando`` until the sellado answers."""
+    causa = service.CAUSA_REMISION if remision else "solicitado"
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         await service.comprobar_abierto(uow, expediente_id=expediente_id)
-        fila = await service.congelar_indice(uow, expediente_id=expediente_id, causa="solicitado")
+        fila = await service.congelar_indice(uow, expediente_id=expediente_id, causa=causa)
     if fila is None:
         raise service.SinDocumentos("El expediente aún no tiene documentos que indizar.")
     return IndiceVersionRead.model_validate({**fila, "created_at": fila.get("created_at")})
@@ -206,15 +217,22 @@ async def consultar_indice(
     summary="Exporta el expediente electrónico (ZIP ENI)",
 )
 async def exportar_expediente(
-    expediente_id: str, request: Request, runtime: RuntimeDep, principal: TramitadorUser
+    expediente_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: TramitadorUser,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
 ) -> StreamingResponse:
-    """The latest signed índice and every document it lists as a ``documentoEni``, in a
-    ZIP written while it is sent (the caller needs the role ``documentos`` too)."""
+    """The latest signed índice (or ``version``, e.g. the one frozen for a remisión) and
+    every document it lists as a ``documentoEni``, in a ZIP written while it is sent
+    (the caller needs the role ``documentos`` too)."""
     async with tenant_transaction(runtime.db, principal.tenant) as session:
         expediente = await service.expediente_de(
             session, tenant_id=principal.tenant, expediente_id=expediente_id
         )
-        indice = await service.consultar_indice(session, expediente_id=expediente_id)
+        indice = await service.consultar_indice(
+            session, expediente_id=expediente_id, version=version
+        )
         filas = await service.documentos_del_indice(
             session, expediente_id=expediente_id, hasta_orden=indice["hasta_orden"]
         )
@@ -261,9 +279,12 @@ _ZIP_BODY: dict[str, Any] = {
     responses=problem_responses(401, 403, 413, 422),
     summary="Verifica un expediente exportado (ZIP ENI)",
 )
-async def verificar_exportacion(request: Request, principal: TramitadorUser) -> VerificacionRead:
-    """Checks the índice's signature and time-stamp and every document's digest; a
-    document that does not match is named. Runs in a worker process."""
+async def verificar_exportacion(
+    request: Request, runtime: RuntimeDep, principal: TramitadorUser
+) -> VerificacionRead:
+    """Checks the índice's signature and time-stamp, whether their signers chain to the
+    platform's trust anchor (``TRAMITADOR_TRUST_ANCHOR_PEM``), and every document's
+    digest; a document that does not match is named. Runs in a worker process."""
     cpu: CpuPool = request.app.state.cpu
     fd, path = tempfile.mkstemp(suffix=".zip")
     try:
@@ -280,7 +301,10 @@ async def verificar_exportacion(request: Request, principal: TramitadorUser) -> 
             raise Unprocessable(
                 "Falta el ZIP.", errors=[FieldError("body", "el cuerpo es el ZIP exportado")]
             )
-        resultado = await cpu.run(principal.tenant, verificar_zip, path)
+        ancla = runtime.settings.tramitador_trust_anchor_pem
+        resultado = await cpu.run(
+            principal.tenant, verificar_zip, path, str(ancla) if ancla else None
+        )
     finally:
         os.unlink(path)
     if resultado.get("motivo") and not resultado.get("firma"):

@@ -72,9 +72,14 @@ def identificador_expediente(dir3: str, anio: int, secuencia: int) -> str:
     return f"ES_{dir3}_{anio:04d}_EXP_{secuencia:06d}"
 
 
-def estado_eni(estado: str) -> str:
-    """E01 abierto while the expediente runs; E02 cerrado once resolved or archived."""
-    return "E02" if estado in _CERRADOS else "E01"
+def estado_eni(estado: str, *, remision: bool = False) -> str:
+    """E01 abierto while the expediente runs; E02 cerrado once resolved or archived; E03
+    (índice para remisión cerrado) for the índice an open expediente is remitted with
+    (to a court, another administration): the expediente goes on, that índice is closed.
+    A closed expediente's índice stays E02, remitted or not."""
+    if estado in _CERRADOS:
+        return "E02"
+    return "E03" if remision else "E01"
 
 
 def funcion_resumen(algoritmo: str) -> str:

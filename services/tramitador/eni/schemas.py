@@ -57,7 +57,7 @@ class IndiceVersionRead(BaseModel):
     """A frozen version of the índice electrónico and the state of its signature."""
 
     version: int
-    causa: str = Field(description="`fase`, `resolucion`, `solicitado` o `archivo`")
+    causa: str = Field(description="`fase`, `resolucion`, `solicitado`, `remision` o `archivo`")
     fase: str | None
     estado: str = Field(description="`firmando`, `firmado` o `fallido`")
     hasta_orden: int = Field(description="La última entrada del foliado que lista")
@@ -76,12 +76,19 @@ class IndiceVersionList(BaseModel):
 
 
 class FirmaVerificada(BaseModel):
-    """The índice's XAdES signature."""
+    """The índice's XAdES signature, and whether its signer is one the platform trusts."""
 
     valida: bool
     firmante: str | None = None
     emisor: str | None = None
+    cadena_confiable: bool = Field(
+        default=False,
+        description="El certificado del firmante enlaza con el ancla de confianza de la "
+        "plataforma (en la fecha del sello de tiempo)",
+    )
+    ancla: str | None = Field(default=None, description="El ancla con la que enlaza")
     motivo: str | None = None
+    motivo_cadena: str | None = None
 
 
 class SelloVerificado(BaseModel):
@@ -89,7 +96,14 @@ class SelloVerificado(BaseModel):
 
     valido: bool
     fecha: datetime | None = None
+    firmante: str | None = Field(default=None, description="La TSA que firmó el sello")
+    cadena_confiable: bool = Field(
+        default=False,
+        description="El certificado de la TSA enlaza con el ancla de confianza de la plataforma",
+    )
+    ancla: str | None = None
     motivo: str | None = None
+    motivo_cadena: str | None = None
 
 
 class DocumentoVerificado(BaseModel):

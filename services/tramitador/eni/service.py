@@ -21,12 +21,15 @@ from services.common.bus.envelope import ReceivedEvent
 from services.common.errors import Conflict, NotFound
 from services.common.tenants import tenants_table
 from services.common.uow import UnitOfWork
+from services.tramitador.documentos.schemas import DocumentoAdjunto, DocumentoRead
 from services.tramitador.eni import domain
 from services.tramitador.eni.models import anexos, archivo, foliado, indices
+from services.tramitador.expedientes import service as expedientes_service
 from services.tramitador.expedientes.models import expedientes
 from services.tramitador.procedimientos.service import definicion_de
 
 __all__ = [
+    "CAUSA_REMISION",
     "FIRMAR_XML",
     "SOLICITANTE",
     "SinDocumentos",
@@ -43,6 +46,7 @@ __all__ = [
     "foliar_adjunto",
     "foliar_emitido",
     "identificador_de",
+    "incorporar_adjunto",
     "listar_archivo",
     "listar_foliado",
     "listar_indices",
@@ -55,6 +59,8 @@ __all__ = [
 ]
 
 FIRMAR_XML = "sellado.xml.firmar.v1"
+# The índice frozen to remit the expediente (ENI Estado E03 while it is open).
+CAUSA_REMISION = "remision"
 XML_FIRMADO = "sellado.xml.firmado.v1"
 XML_RECHAZADO = "sellado.xml.rechazado.v1"
 SOLICITANTE = "tramitador"
@@ -184,6 +190,30 @@ async def foliar_adjunto(
     )
 
 
+async def incorporar_adjunto(
+    uow: UnitOfWork,
+    *,
+    expediente_id: str,
+    documento_id: str,
+    titulo: str,
+    version: dict[str, Any],
+) -> tuple[DocumentoRead, dict[str, Any]]:
+    """Staff attach a stored document: it is listed among the expediente's documents (with
+    its history line) and foliado with the ``version`` the repositorio recorded, in one
+    transaction. Both routes that attach a document call this, so none enters the
+    expediente without entering its foliado; an archived expediente refuses it (409)."""
+    await comprobar_abierto(uow, expediente_id=expediente_id)
+    documento = await expedientes_service.adjuntar_documento(
+        uow,
+        expediente_id=expediente_id,
+        datos=DocumentoAdjunto(documento_id=documento_id, titulo=titulo),
+    )
+    fila = await foliar_adjunto(
+        uow, expediente_id=expediente_id, titulo=titulo, version=version, origen="adjunto"
+    )
+    return documento, fila
+
+
 async def retirar_documento(
     uow: UnitOfWork, *, expediente_id: str, orden: int, motivo: str
 ) -> dict[str, Any]:
@@ -261,7 +291,7 @@ async def listar_foliado(session: AsyncSession, *, expediente_id: str) -> list[d
 
 
 async def _metadatos(
-    session: AsyncSession, tenant_id: str, expediente: dict[str, Any]
+    session: AsyncSession, tenant_id: str, expediente: dict[str, Any], *, remision: bool = False
 ) -> domain.MetadatosExpediente:
     dir3 = (
         await session.execute(
@@ -285,7 +315,7 @@ async def _metadatos(
         clasificacion=str(
             definicion.data.get("sia") or f"{dir3}_PRO_{expediente['procedimiento']}"
         ),
-        estado=domain.estado_eni(str(expediente["estado"])),
+        estado=domain.estado_eni(str(expediente["estado"]), remision=remision),
         interesados=tuple(
             str(i["identificador"]) for i in expediente["interesados"] if i.get("identificador")
         ),
@@ -310,7 +340,9 @@ async def congelar_indice(
     uow: UnitOfWork, *, expediente_id: str, causa: str, fase: str | None = None
 ) -> dict[str, Any] | None:
     """Freezes the índice as it stands (every document foliado so far) and asks the
-    sellado to sign it; None when the expediente has no document yet."""
+    sellado to sign it; None when the expediente has no document yet. ``causa``
+    ``remision`` freezes the índice an expediente is remitted with (Estado E03 while
+    it is open)."""
     expediente = await expediente_de(
         uow.session, tenant_id=uow.tenant_id, expediente_id=expediente_id
     )
@@ -318,7 +350,9 @@ async def congelar_indice(
     documentos = _indizados(filas)
     if not documentos:
         return None
-    meta = await _metadatos(uow.session, uow.tenant_id, expediente)
+    meta = await _metadatos(
+        uow.session, uow.tenant_id, expediente, remision=causa == CAUSA_REMISION
+    )
     xml = domain.indice_sin_firmar(meta, documentos, fecha=datetime.now(UTC))
     await uow.session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"eni-indice:{expediente_id}"}

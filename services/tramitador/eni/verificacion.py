@@ -3,11 +3,18 @@ every document's digest against the índice. Runs in a worker process (CpuPool).
 
 - The signature is checked by signxml against the certificate the signature carries
   (``ds:KeyInfo``): every reference, so any change to the índice, its metadata or the
-  signed properties breaks it. Who signed is reported for people to judge; whether
-  that certificate chains to the council's trust root is a check for whoever holds
-  the root (``xmlsec1 --trusted-pem``), as with any ENI remittance.
+  signed properties breaks it. Who signed is named.
 - The XAdES-T time-stamp (``SignatureTimeStamp``) must cover the exclusive canonical
   form of ``ds:SignatureValue`` and be signed by the TSA certificate it carries.
+- Both certificates must chain to the platform's trust anchor (``cadena_confiable``):
+  without it, anyone could re-sign a changed índice with a certificate of their own
+  and the two checks above would pass. The tramitador holds no key and imports no
+  sellado: the anchor is a PEM file named by configuration
+  (``TRAMITADOR_TRUST_ANCHOR_PEM``; ``consistorio up`` names the sellado's). The path
+  is built and checked by cryptography's X.509 verifier (RFC 5280 path building,
+  signatures, validity, CA constraints of the Web PKI profile; the end certificate's
+  extensions are not held to a TLS profile), at the time-stamp's date when it is valid:
+  an expired seal still proves what it signed while it was current.
 - Each ``DocumentoIndizado`` must have its ``documentoEni`` in the ZIP, and the digest of
   its content must be the índice's ``ValorHuella``; a document that fails is named.
 """
@@ -17,7 +24,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from asn1crypto import cms, tsp
@@ -25,13 +33,19 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.verification import (
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 from lxml import etree
 from signxml.exceptions import InvalidInput, SignXMLException
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from services.tramitador.eni import domain
 
-__all__ = ["MAX_INDICE_BYTES", "verificar_zip"]
+__all__ = ["MAX_INDICE_BYTES", "anclas_de", "cadena", "verificar_zip"]
 
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
 MAX_INDICE_BYTES = 32 * 1024 * 1024
@@ -50,15 +64,81 @@ def _parser() -> etree.XMLParser:
     return etree.XMLParser(huge_tree=True, **_PARSER_OPTS)
 
 
+def _certificados_keyinfo(root: etree._Element) -> list[str]:
+    """Every certificate of the signature's ``ds:KeyInfo``, PEM, in the order they come
+    (the first is the signer's: the one signxml checks the signature against)."""
+    keyinfo = root.find(f".//{{{domain.DS}}}Signature/{{{domain.DS}}}KeyInfo")
+    if keyinfo is None:
+        return []
+    pems = []
+    for cert in keyinfo.iter(f"{{{domain.DS}}}X509Certificate"):
+        body = "".join((cert.text or "").split())
+        if body:
+            lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+            pems.append(
+                "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+            )
+    return pems
+
+
 def _pem_del_keyinfo(root: etree._Element) -> str | None:
-    cert = root.find(
-        f".//{{{domain.DS}}}Signature/{{{domain.DS}}}KeyInfo//{{{domain.DS}}}X509Certificate"
+    pems = _certificados_keyinfo(root)
+    return pems[0] if pems else None
+
+
+def anclas_de(ruta: str | None) -> tuple[list[x509.Certificate], str | None]:
+    """The trust anchors in the PEM file at ``ruta``, or none and why."""
+    if not ruta:
+        return [], (
+            "No hay ancla de confianza configurada (TRAMITADOR_TRUST_ANCHOR_PEM): no se "
+            "puede saber si el firmante es de confianza."
+        )
+    try:
+        data = Path(ruta).read_bytes()
+    except OSError as exc:
+        return [], f"No se pudo leer el ancla de confianza: {exc.strerror}."
+    try:
+        return x509.load_pem_x509_certificates(data), None
+    except ValueError:
+        return [], "El ancla de confianza configurada no es un PEM de certificados."
+
+
+def cadena(
+    certificado: x509.Certificate,
+    intermedios: list[x509.Certificate],
+    anclas: list[x509.Certificate],
+    momento: datetime | None = None,
+) -> dict[str, Any]:
+    """Whether ``certificado`` chains to one of ``anclas`` (through ``intermedios``) at
+    ``momento`` (now by default): ``cadena_confiable`` and the anchor, or why not."""
+    if not anclas:
+        return {"cadena_confiable": False}
+    verifier = (
+        PolicyBuilder()
+        .store(Store(anclas))
+        .time(momento or datetime.now(UTC))
+        .extension_policies(
+            ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+            ee_policy=ExtensionPolicy.permit_all(),
+        )
+        .build_client_verifier()
     )
-    if cert is None or not cert.text:
-        return None
-    body = "".join(cert.text.split())
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+    try:
+        verificada = verifier.verify(certificado, intermedios)
+    except VerificationError as exc:
+        return {
+            "cadena_confiable": False,
+            "motivo_cadena": f"El certificado no enlaza con el ancla de confianza: {exc}",
+        }
+    return {"cadena_confiable": True, "ancla": _cn(verificada.chain[-1])}
+
+
+def _cadena_firma(
+    xml: bytes, anclas: list[x509.Certificate], momento: datetime | None
+) -> dict[str, Any]:
+    pems = _certificados_keyinfo(etree.fromstring(xml, _parser()))
+    certs = [x509.load_pem_x509_certificate(p.encode("ascii")) for p in pems]
+    return cadena(certs[0], certs[1:], anclas, momento)
 
 
 def _cn(certificate: x509.Certificate) -> str:
@@ -90,6 +170,14 @@ def _verificar_firma(xml: bytes) -> dict[str, Any]:
 
 def _verificar_cms(token: bytes, datos: bytes) -> datetime:
     """Checks an RFC 3161 token over ``datos``; its genTime, or ValueError saying why."""
+    return _verificar_token(token, datos)[0]
+
+
+def _verificar_token(
+    token: bytes, datos: bytes
+) -> tuple[datetime, x509.Certificate, list[x509.Certificate]]:
+    """Checks an RFC 3161 token over ``datos``: its genTime, the TSA's certificate and the
+    other certificates it carries; ValueError saying why not."""
     signed = cms.ContentInfo.load(token)["content"]
     encap = signed["encap_content_info"]
     # Read as TSTInfo explicitly: a worker process may never have loaded asn1crypto.tsp,
@@ -102,10 +190,13 @@ def _verificar_cms(token: bytes, datos: bytes) -> datetime:
     signer = signed["signer_infos"][0]
     sid = signer["sid"].chosen
     certificado = None
+    otros = []
     for choice in signed["certificates"] or []:
         cert = choice.chosen
         if cert.issuer == sid["issuer"] and cert.serial_number == sid["serial_number"].native:
             certificado = x509.load_der_x509_certificate(cert.dump())
+        else:
+            otros.append(x509.load_der_x509_certificate(cert.dump()))
     if certificado is None:
         raise ValueError("El sello de tiempo no lleva el certificado de la TSA.")
     digest_alg = signer["digest_algorithm"]["algorithm"].native
@@ -129,10 +220,12 @@ def _verificar_cms(token: bytes, datos: bytes) -> datetime:
     except InvalidSignature as exc:
         raise ValueError("La firma del sello de tiempo no es válida.") from exc
     gen_time: datetime = tst["gen_time"].native
-    return gen_time
+    return gen_time, certificado, otros
 
 
-def _verificar_sello(xml: bytes) -> dict[str, Any]:
+def _verificar_sello(xml: bytes, anclas: list[x509.Certificate] | None = None) -> dict[str, Any]:
+    """The XAdES-T time-stamp: valid over the signature value, and (with ``anclas``)
+    whether the TSA chains to them at the token's own date."""
     try:
         root = etree.fromstring(xml, _parser())
         signature = root.find(f".//{{{domain.DS}}}Signature")
@@ -143,10 +236,17 @@ def _verificar_sello(xml: bytes) -> dict[str, Any]:
         if value is None:
             return {"valido": False, "motivo": "La firma no tiene SignatureValue."}
         datos = etree.tostring(value, method="c14n", exclusive=True, with_comments=False)
-        gen_time = _verificar_cms(base64.b64decode(stamp.text), datos)
+        gen_time, tsa, otros = _verificar_token(base64.b64decode(stamp.text), datos)
     except (ValueError, KeyError, TypeError, etree.XMLSyntaxError) as exc:
         return {"valido": False, "motivo": str(exc)}
-    return {"valido": True, "fecha": gen_time.isoformat()}
+    resultado: dict[str, Any] = {
+        "valido": True,
+        "fecha": gen_time.isoformat(),
+        "firmante": _cn(tsa),
+    }
+    if anclas is not None:
+        resultado.update(cadena(tsa, otros, anclas, gen_time))
+    return resultado
 
 
 def _indizados(xml: bytes) -> list[dict[str, str]]:
@@ -197,8 +297,9 @@ def _documento(archive: zipfile.ZipFile, nombre: str) -> tuple[str | None, bytes
     return identificador, contenido
 
 
-def verificar_zip(path: str) -> dict[str, Any]:
-    """Verifies the ENI export at ``path``; what was checked, and each failing document."""
+def verificar_zip(path: str, ancla: str | None = None) -> dict[str, Any]:
+    """Verifies the ENI export at ``path`` against the trust anchors in the PEM file
+    ``ancla``; what was checked, and each failing document."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -211,12 +312,18 @@ def verificar_zip(path: str) -> dict[str, Any]:
         if info.file_size > MAX_INDICE_BYTES:
             return {"valido": False, "motivo": "indice.xml es demasiado grande.", "documentos": []}
         xml = archive.read(info)
+        anclas, sin_ancla = anclas_de(ancla)
         firma = _verificar_firma(xml)
-        sello = (
-            _verificar_sello(xml)
-            if firma["valida"]
-            else {"valido": False, "motivo": "Sin firma válida."}
-        )
+        if firma["valida"]:
+            sello = _verificar_sello(xml, anclas)
+            sello.setdefault("cadena_confiable", False)
+            momento = datetime.fromisoformat(sello["fecha"]) if sello["valido"] else None
+            firma.update(_cadena_firma(xml, anclas, momento))
+            if sin_ancla:
+                firma["motivo_cadena"] = sello["motivo_cadena"] = sin_ancla
+        else:
+            sello = {"valido": False, "motivo": "Sin firma válida."}
+            firma["cadena_confiable"] = sello["cadena_confiable"] = False
         try:
             indizados = _indizados(xml)
         except etree.XMLSyntaxError:
@@ -252,7 +359,14 @@ def verificar_zip(path: str) -> dict[str, Any]:
                 }
             )
     fallidos = [d for d in documentos if d["estado"] != "integro"]
-    valido = bool(firma["valida"] and sello["valido"] and documentos and not fallidos)
+    valido = bool(
+        firma["valida"]
+        and firma["cadena_confiable"]
+        and sello["valido"]
+        and sello["cadena_confiable"]
+        and documentos
+        and not fallidos
+    )
     return {
         "valido": valido,
         "firma": firma,

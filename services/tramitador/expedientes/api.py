@@ -14,6 +14,8 @@ from services.common.db import tenant_transaction
 from services.common.deps import RuntimeDep, actor_of, require_role
 from services.common.errors import Forbidden, problem_responses
 from services.tramitador.documentos.schemas import DocumentoAdjunto, DocumentoRead
+from services.tramitador.eni import service as eni
+from services.tramitador.eni.repositorio_client import repositorio_de
 from services.tramitador.expedientes import service
 from services.tramitador.expedientes.domain import EstadoExpediente
 from services.tramitador.expedientes.schemas import (
@@ -162,8 +164,8 @@ async def resolver_incidencia(
     "/expedientes/{expediente_id}/documentos",
     status_code=201,
     response_model=DocumentoRead,
-    responses=problem_responses(401, 403, 404, 422),
-    summary="Adjunta un documento del repositorio",
+    responses=problem_responses(401, 403, 404, 409, 422, 502, 503),
+    summary="Adjunta un documento del repositorio (y lo incorpora al foliado)",
 )
 async def adjuntar_documento(
     expediente_id: str,
@@ -172,9 +174,22 @@ async def adjuntar_documento(
     runtime: RuntimeDep,
     principal: TramitadorUser,
 ) -> DocumentoRead:
-    """Adds a document already stored in the repositorio to the expediente's file."""
+    """Adds a document already stored in the repositorio to the expediente: the same use
+    case as ``POST …/foliado``, so it enters the foliado with the digest and ENI metadata
+    the repositorio recorded (read as the caller, who needs the role ``documentos``)."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        await eni.expediente_de(session, tenant_id=principal.tenant, expediente_id=expediente_id)
+    token = request.headers.get("authorization", "").partition(" ")[2]
+    version = await repositorio_de(request).version_actual(body.documento_id.lower(), token)
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
-        return await service.adjuntar_documento(uow, expediente_id=expediente_id, datos=body)
+        documento, _ = await eni.incorporar_adjunto(
+            uow,
+            expediente_id=expediente_id,
+            documento_id=body.documento_id,
+            titulo=body.titulo,
+            version=version,
+        )
+    return documento
 
 
 @router.get(
