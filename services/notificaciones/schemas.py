@@ -103,7 +103,26 @@ class InteresadoNotificado(_Identificado):
 class NotificacionCreate(BaseModel):
     """What staff notify: one document, to each interesado, within an expediente."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "documento_id": "0b9e4b8e-7c1d-4a5f-9a43-2f1d6c8e5b10",
+                    "concepto": "Resolución de la licencia de obra menor",
+                    "interesados": [
+                        {
+                            "tipo_identificador": "NIF",
+                            "identificador": "12345678Z",
+                            "nombre": "Lucía García",
+                            "eligio_electronico": True,
+                            "email": "lucia@example.org",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     documento_id: str = Field(
         pattern=r"^[0-9a-fA-F-]{36}$", description="Documento del repositorio que se notifica"
@@ -128,7 +147,12 @@ class DocumentoNotificado(BaseModel):
 class IntentoCreate(BaseModel):
     """One postal delivery attempt as the postal operator reports it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"resultado": "ausente", "en": "2026-01-15T10:00:00+01:00"}]
+        },
+    )
 
     resultado: ResultadoIntento
     en: datetime = Field(description="Día y hora del intento, con zona horaria")
@@ -166,7 +190,7 @@ class PublicacionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    fecha: date = Field(description="Día de publicación en el BOE")
+    fecha: date = Field(description="Día de publicación en el BOE", examples=["2026-01-20"])
     referencia: str = Field(
         min_length=1, max_length=50, examples=["BOE-N-2026-123456"], description="Anuncio"
     )

@@ -284,7 +284,16 @@ async def _leer_limitado(request: Request, limite: int) -> bytes:
     responses=problem_responses(401, 403, 409, 413, 422),
     summary="Importa el fichero de cobros de Cuaderno 60 de un banco",
     openapi_extra={
-        "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}, "required": True}
+        "requestBody": {
+            "content": {
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    # A file of a day without cobros: its header and its totals (emisora 030140).
+                    "example": f"{'0103014020261202':<120}\r\n{'03030140' + '0' * 22:<120}\r\n",
+                }
+            },
+            "required": True,
+        }
     },
 )
 async def importar_cobros(

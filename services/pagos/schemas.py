@@ -64,10 +64,28 @@ class Obligado(BaseModel):
         return normalizar_identificador(tipo, value) if tipo else value
 
 
+_OBLIGADO_EJEMPLO = {
+    "tipo_identificador": "NIF",
+    "identificador": "12345678Z",
+    "nombre": "Lucía García",
+}
+
+
 class LiquidacionCreate(BaseModel):
     """A liquidación staff notifies (or the tramitador asks for)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "concepto": "Tasa por licencia de obra menor",
+                    "importe": "159.00",
+                    "obligado": _OBLIGADO_EJEMPLO,
+                }
+            ]
+        },
+    )
 
     concepto: str = Field(min_length=1, max_length=200, examples=["Tasa por licencia de obra"])
     importe: str = Importe
@@ -126,14 +144,14 @@ class AnulacionCreate(BaseModel):
     """Why a liquidación is annulled."""
 
     model_config = ConfigDict(extra="forbid")
-    motivo: str = Field(min_length=3, max_length=1000)
+    motivo: str = Field(min_length=3, max_length=1000, examples=["Liquidación emitida por error"])
 
 
 class DevolucionCreate(BaseModel):
     """A refund of a paid liquidación (the money went back to the obligado)."""
 
     model_config = ConfigDict(extra="forbid")
-    motivo: str = Field(min_length=3, max_length=1000)
+    motivo: str = Field(min_length=3, max_length=1000, examples=["Pago duplicado"])
 
 
 class CondicionSchema(BaseModel):
@@ -185,7 +203,14 @@ class ConceptoRead(ConceptoCreate):
 class AutoliquidacionCreate(BaseModel):
     """What a citizen declares for a concepto; staff may name the obligado too."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"concepto": "vado", "declarados": {"unidades": 4}, "obligado": _OBLIGADO_EJEMPLO}
+            ]
+        },
+    )
     concepto: str = Field(min_length=1, max_length=20, description="Código del concepto")
     declarados: dict[str, StrictBool | StrictInt | str] = Field(
         default_factory=dict, examples=[{"base": "12000.00", "familia_numerosa": True}]
