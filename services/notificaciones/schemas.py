@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.notificaciones.domain import (
     Canal,
@@ -32,6 +32,13 @@ __all__ = [
 ]
 
 TipoIdentificador = Literal["NIF", "NIE", "CIF", "PASAPORTE"]
+
+
+def _solo_iso(value: object) -> object:
+    """pydantic reads a JSON number as a Unix time; the documents promise ISO 8601 text."""
+    if isinstance(value, int | float):
+        raise ValueError("debe ser una fecha en ISO 8601, no un número")
+    return value
 
 
 def _compacto(value: str) -> str:
@@ -159,6 +166,8 @@ class IntentoCreate(BaseModel):
     receptor_nombre: str | None = Field(default=None, min_length=1, max_length=200)
     receptor_nif: str | None = Field(default=None, min_length=3, max_length=20)
 
+    _en_iso = field_validator("en", mode="before")(_solo_iso)
+
     @model_validator(mode="after")
     def _entrega_con_receptor(self) -> IntentoCreate:
         if self.en.tzinfo is None:
@@ -194,6 +203,8 @@ class PublicacionCreate(BaseModel):
     referencia: str = Field(
         min_length=1, max_length=50, examples=["BOE-N-2026-123456"], description="Anuncio"
     )
+
+    _fecha_iso = field_validator("fecha", mode="before")(_solo_iso)
 
 
 class AvisoRead(BaseModel):

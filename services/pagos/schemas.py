@@ -18,6 +18,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonDict
 
 from services.pagos.domain import normalizar_identificador
 
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 IMPORTE_PATRON = r"^\d{1,9}(\.\d{1,2})?$"
+# The database keeps expedientes' ids as UUIDs: 36 hex digits and dashes anywhere is not one.
+UUID_PATRON = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Importe = Field(pattern=IMPORTE_PATRON, examples=["159.00"], description="Euros, en texto decimal")
 TipoIdentificador = Literal["NIF", "NIE", "CIF", "PASAPORTE"]
 
@@ -64,7 +67,7 @@ class Obligado(BaseModel):
         return normalizar_identificador(tipo, value) if tipo else value
 
 
-_OBLIGADO_EJEMPLO = {
+_OBLIGADO_EJEMPLO: JsonDict = {
     "tipo_identificador": "NIF",
     "identificador": "12345678Z",
     "nombre": "Lucía García",
@@ -90,7 +93,7 @@ class LiquidacionCreate(BaseModel):
     concepto: str = Field(min_length=1, max_length=200, examples=["Tasa por licencia de obra"])
     importe: str = Importe
     obligado: Obligado
-    expediente_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+    expediente_id: str | None = Field(default=None, pattern=UUID_PATRON)
     vencimiento: date | None = Field(default=None, description="Fecha límite de pago")
     tributo: str = Field(
         default="000", pattern=r"^\d{3}$", description="Código de tributo de Cuaderno 60"
@@ -216,7 +219,7 @@ class AutoliquidacionCreate(BaseModel):
         default_factory=dict, examples=[{"base": "12000.00", "familia_numerosa": True}]
     )
     obligado: Obligado | None = None
-    expediente_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+    expediente_id: str | None = Field(default=None, pattern=UUID_PATRON)
 
 
 class AutoliquidacionRead(BaseModel):
