@@ -34,6 +34,7 @@ from services.common.errors import FieldError, Unprocessable
 __all__ = [
     "DIR3",
     "DIR3_OFICINA",
+    "DIR3_OFICINA_PARAMETRO",
     "INT_MAX",
     "INT_MIN",
     "check_json_text",
@@ -59,8 +60,12 @@ _JSON_SUSPECT = re.compile(
 )
 # DIR3 codes as the services accept them (they trim and upper-case before checking),
 # for schemas: ``Field(json_schema_extra=DIR3)`` documents what the validator enforces.
-DIR3: dict[str, Any] = {"pattern": r"^\s*[A-Za-z][A-Za-z0-9]{8}\s*$"}
-DIR3_OFICINA: dict[str, Any] = {"pattern": r"^\s*[Oo][A-Za-z0-9]{8}\s*$"}
+# The blanks around are those text may hold (``\s`` also matched the vertical tab and
+# form feed this module refuses); a path or query parameter holds no control character
+# at all, so its codes may only be padded with spaces (``DIR3_OFICINA_PARAMETRO``).
+DIR3: dict[str, Any] = {"pattern": r"^[ \t\n\r]*[A-Za-z][A-Za-z0-9]{8}[ \t\n\r]*$"}
+DIR3_OFICINA: dict[str, Any] = {"pattern": r"^[ \t\n\r]*[Oo][A-Za-z0-9]{8}[ \t\n\r]*$"}
+DIR3_OFICINA_PARAMETRO: dict[str, Any] = {"pattern": r"^ *[Oo][A-Za-z0-9]{8} *$"}
 _MESSAGE_CONTROL = "contiene caracteres de control no admitidos"
 _MESSAGE_RANGE = f"debe ser un entero entre {INT_MIN} y {INT_MAX}"
 
@@ -193,6 +198,9 @@ def _bound(schema: Any, *, in_parameter: bool) -> None:
         schema.setdefault("minimum", INT_MIN)
     elif kind == "string" and not {"format", "pattern", "enum", "const"} & schema.keys():
         schema["pattern"] = PARAM_PATTERN if in_parameter else TEXT_PATTERN
+    elif kind == "object" and not in_parameter:
+        # The names of an object's members are text too (a dict's keys, extra fields).
+        schema.setdefault("propertyNames", {"pattern": TEXT_PATTERN})
     for key, value in schema.items():
         if key in ("example", "examples", "default", "const", "enum"):
             continue

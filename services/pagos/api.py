@@ -467,9 +467,14 @@ async def pago_tarjeta(
 async def notificacion_redsys(
     runtime: RuntimeDep,
     request: Request,
-    ds_signature_version: Annotated[str, Form(alias="Ds_SignatureVersion", max_length=20)],
-    ds_merchant_parameters: Annotated[str, Form(alias="Ds_MerchantParameters", max_length=8192)],
-    ds_signature: Annotated[str, Form(alias="Ds_Signature", max_length=100)],
+    # An empty form field is a missing one to FastAPI (422): the document says so.
+    ds_signature_version: Annotated[
+        str, Form(alias="Ds_SignatureVersion", min_length=1, max_length=20)
+    ],
+    ds_merchant_parameters: Annotated[
+        str, Form(alias="Ds_MerchantParameters", min_length=1, max_length=8192)
+    ],
+    ds_signature: Annotated[str, Form(alias="Ds_Signature", min_length=1, max_length=100)],
 ) -> dict[str, str]:
     """Redsys tells the outcome of an attempt; applied once, whatever is replayed."""
     orden, tenant = await tarjeta.tenant_de_notificacion(runtime.db, ds_merchant_parameters)
