@@ -185,10 +185,10 @@ async def refuse_unsafe_input(request: Request) -> None:
     _refuse(_param_errors(request) + await _body_errors(request))
 
 
-def _bound(schema: Any, *, in_parameter: bool) -> None:
+def _bound(schema: Any, *, in_parameter: bool, names: bool = True) -> None:
     if isinstance(schema, list):
         for item in schema:
-            _bound(item, in_parameter=in_parameter)
+            _bound(item, in_parameter=in_parameter, names=names)
         return
     if not isinstance(schema, dict):
         return
@@ -198,13 +198,13 @@ def _bound(schema: Any, *, in_parameter: bool) -> None:
         schema.setdefault("minimum", INT_MIN)
     elif kind == "string" and not {"format", "pattern", "enum", "const"} & schema.keys():
         schema["pattern"] = PARAM_PATTERN if in_parameter else TEXT_PATTERN
-    elif kind == "object" and not in_parameter:
+    elif kind == "object" and names and not in_parameter:
         # The names of an object's members are text too (a dict's keys, extra fields).
         schema.setdefault("propertyNames", {"pattern": TEXT_PATTERN})
     for key, value in schema.items():
         if key in ("example", "examples", "default", "const", "enum"):
             continue
-        _bound(value, in_parameter=in_parameter)
+        _bound(value, in_parameter=in_parameter, names=names)
 
 
 def document_input_rules(document: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +217,9 @@ def document_input_rules(document: dict[str, Any]) -> dict[str, Any]:
                 # Headers are not checked here, so their schemas promise nothing more.
                 if parameter.get("in") in ("path", "query"):
                     _bound(parameter.get("schema"), in_parameter=True)
-            _bound(operation.get("requestBody"), in_parameter=False)
+            # A body written inline is one its route reads itself (an upload, a YAML or
+            # JSON definition): the kernel checks its text, not its member names.
+            _bound(operation.get("requestBody"), in_parameter=False, names=False)
     for schema in document.get("components", {}).get("schemas", {}).values():
         # Shared by requests and answers; answers are made of stored input, so the
         # same rules hold for them.
