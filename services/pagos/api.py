@@ -36,6 +36,7 @@ from services.common.errors import (
     problem_responses,
 )
 from services.common.idempotency import Created, run_idempotent
+from services.common.openapi_links import enlaces_a
 from services.common.uow import Actor
 from services.pagos import cobros, conciliacion, cuaderno60, documentos, service, tarjeta
 from services.pagos.cartas import Tipo
@@ -87,6 +88,14 @@ def _obligado_de(principal: Principal) -> str | None:
     response_model=LiquidacionRead,
     responses=_problems,
     summary="Emite una liquidación con su referencia de Cuaderno 60",
+    openapi_extra=enlaces_a(
+        "liquidacion_id",
+        "$response.body#/id",
+        consultar="GET /api/v1/pagos/liquidaciones/{liquidacion_id}",
+        carta_de_pago="GET /api/v1/pagos/liquidaciones/{liquidacion_id}/carta-de-pago",
+        pago_tarjeta="POST /api/v1/pagos/liquidaciones/{liquidacion_id}/pago-tarjeta",
+        anular="POST /api/v1/pagos/liquidaciones/{liquidacion_id}/anular",
+    ),
 )
 async def emitir_liquidacion(
     body: LiquidacionCreate,
