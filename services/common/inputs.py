@@ -34,6 +34,7 @@ from services.common.errors import FieldError, Unprocessable
 __all__ = [
     "DIR3",
     "DIR3_OFICINA",
+    "DIR3_OFICINA_PARAMETRO",
     "INT_MAX",
     "INT_MIN",
     "check_json_text",
@@ -59,8 +60,12 @@ _JSON_SUSPECT = re.compile(
 )
 # DIR3 codes as the services accept them (they trim and upper-case before checking),
 # for schemas: ``Field(json_schema_extra=DIR3)`` documents what the validator enforces.
-DIR3: dict[str, Any] = {"pattern": r"^\s*[A-Za-z][A-Za-z0-9]{8}\s*$"}
-DIR3_OFICINA: dict[str, Any] = {"pattern": r"^\s*[Oo][A-Za-z0-9]{8}\s*$"}
+# The blanks around are those text may hold (``\s`` also matched the vertical tab and
+# form feed this module refuses); a path or query parameter holds no control character
+# at all, so its codes may only be padded with spaces (``DIR3_OFICINA_PARAMETRO``).
+DIR3: dict[str, Any] = {"pattern": r"^[ \t\n\r]*[A-Za-z][A-Za-z0-9]{8}[ \t\n\r]*$"}
+DIR3_OFICINA: dict[str, Any] = {"pattern": r"^[ \t\n\r]*[Oo][A-Za-z0-9]{8}[ \t\n\r]*$"}
+DIR3_OFICINA_PARAMETRO: dict[str, Any] = {"pattern": r"^ *[Oo][A-Za-z0-9]{8} *$"}
 _MESSAGE_CONTROL = "contiene caracteres de control no admitidos"
 _MESSAGE_RANGE = f"debe ser un entero entre {INT_MIN} y {INT_MAX}"
 
@@ -180,10 +185,10 @@ async def refuse_unsafe_input(request: Request) -> None:
     _refuse(_param_errors(request) + await _body_errors(request))
 
 
-def _bound(schema: Any, *, in_parameter: bool) -> None:
+def _bound(schema: Any, *, in_parameter: bool, names: bool = True) -> None:
     if isinstance(schema, list):
         for item in schema:
-            _bound(item, in_parameter=in_parameter)
+            _bound(item, in_parameter=in_parameter, names=names)
         return
     if not isinstance(schema, dict):
         return
@@ -193,10 +198,13 @@ def _bound(schema: Any, *, in_parameter: bool) -> None:
         schema.setdefault("minimum", INT_MIN)
     elif kind == "string" and not {"format", "pattern", "enum", "const"} & schema.keys():
         schema["pattern"] = PARAM_PATTERN if in_parameter else TEXT_PATTERN
+    elif kind == "object" and names and not in_parameter:
+        # The names of an object's members are text too (a dict's keys, extra fields).
+        schema.setdefault("propertyNames", {"pattern": TEXT_PATTERN})
     for key, value in schema.items():
         if key in ("example", "examples", "default", "const", "enum"):
             continue
-        _bound(value, in_parameter=in_parameter)
+        _bound(value, in_parameter=in_parameter, names=names)
 
 
 def document_input_rules(document: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +217,9 @@ def document_input_rules(document: dict[str, Any]) -> dict[str, Any]:
                 # Headers are not checked here, so their schemas promise nothing more.
                 if parameter.get("in") in ("path", "query"):
                     _bound(parameter.get("schema"), in_parameter=True)
-            _bound(operation.get("requestBody"), in_parameter=False)
+            # A body written inline is one its route reads itself (an upload, a YAML or
+            # JSON definition): the kernel checks its text, not its member names.
+            _bound(operation.get("requestBody"), in_parameter=False, names=False)
     for schema in document.get("components", {}).get("schemas", {}).values():
         # Shared by requests and answers; answers are made of stored input, so the
         # same rules hold for them.

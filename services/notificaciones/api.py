@@ -22,6 +22,7 @@ from services.common.db import tenant_transaction
 from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, require_role
 from services.common.errors import Conflict, Forbidden, problem_responses
 from services.common.idempotency import Created, run_idempotent
+from services.common.openapi_links import enlaces_a
 from services.notificaciones import service
 from services.notificaciones.clock import Clock
 from services.notificaciones.documentos import documentos_de
@@ -69,6 +70,13 @@ def _nif(principal: Principal) -> str:
     response_model=NotificacionesCreadas,
     responses={**_cambios, **problem_responses(503)},
     summary="Crea las notificaciones de un documento",
+    openapi_extra=enlaces_a(
+        "notificacion_id",
+        "$response.body#/items/0/id",
+        consultar="GET /api/v1/notificaciones/{notificacion_id}",
+        acceder="POST /api/v1/notificaciones/{notificacion_id}/acceder",
+        rechazar="POST /api/v1/notificaciones/{notificacion_id}/rechazar",
+    ),
 )
 async def crear_notificaciones(
     body: NotificacionCreate,

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from services.notificaciones.domain import (
     Canal,
@@ -32,6 +39,13 @@ __all__ = [
 ]
 
 TipoIdentificador = Literal["NIF", "NIE", "CIF", "PASAPORTE"]
+
+
+def _solo_iso(value: object) -> object:
+    """pydantic reads a JSON number as a Unix time; the documents promise ISO 8601 text."""
+    if isinstance(value, int | float):
+        raise ValueError("debe ser una fecha en ISO 8601, no un número")
+    return value
 
 
 def _compacto(value: str) -> str:
@@ -103,7 +117,26 @@ class InteresadoNotificado(_Identificado):
 class NotificacionCreate(BaseModel):
     """What staff notify: one document, to each interesado, within an expediente."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "documento_id": "0b9e4b8e-7c1d-4a5f-9a43-2f1d6c8e5b10",
+                    "concepto": "Resolución de la licencia de obra menor",
+                    "interesados": [
+                        {
+                            "tipo_identificador": "NIF",
+                            "identificador": "12345678Z",
+                            "nombre": "Lucía García",
+                            "eligio_electronico": True,
+                            "email": "lucia@example.org",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     documento_id: str = Field(
         pattern=r"^[0-9a-fA-F-]{36}$", description="Documento del repositorio que se notifica"
@@ -142,12 +175,19 @@ class DocumentoNotificado(BaseModel):
 class IntentoCreate(BaseModel):
     """One postal delivery attempt as the postal operator reports it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"resultado": "ausente", "en": "2026-01-15T10:00:00+01:00"}]
+        },
+    )
 
     resultado: ResultadoIntento
     en: datetime = Field(description="Día y hora del intento, con zona horaria")
     receptor_nombre: str | None = Field(default=None, min_length=1, max_length=200)
     receptor_nif: str | None = Field(default=None, min_length=3, max_length=20)
+
+    _en_iso = field_validator("en", mode="before")(_solo_iso)
 
     @model_validator(mode="after")
     def _entrega_con_receptor(self) -> IntentoCreate:
@@ -180,10 +220,12 @@ class PublicacionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    fecha: date = Field(description="Día de publicación en el BOE")
+    fecha: date = Field(description="Día de publicación en el BOE", examples=["2026-01-20"])
     referencia: str = Field(
         min_length=1, max_length=50, examples=["BOE-N-2026-123456"], description="Anuncio"
     )
+
+    _fecha_iso = field_validator("fecha", mode="before")(_solo_iso)
 
 
 class AvisoRead(BaseModel):

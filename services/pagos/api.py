@@ -36,6 +36,7 @@ from services.common.errors import (
     problem_responses,
 )
 from services.common.idempotency import Created, run_idempotent
+from services.common.openapi_links import enlaces_a
 from services.common.uow import Actor
 from services.pagos import cobros, conciliacion, cuaderno60, documentos, service, tarjeta
 from services.pagos.cartas import Tipo
@@ -88,6 +89,14 @@ def _obligado_de(principal: Principal) -> str | None:
     response_model=LiquidacionRead,
     responses=_problems,
     summary="Emite una liquidación con su referencia de Cuaderno 60",
+    openapi_extra=enlaces_a(
+        "liquidacion_id",
+        "$response.body#/id",
+        consultar="GET /api/v1/pagos/liquidaciones/{liquidacion_id}",
+        carta_de_pago="GET /api/v1/pagos/liquidaciones/{liquidacion_id}/carta-de-pago",
+        pago_tarjeta="POST /api/v1/pagos/liquidaciones/{liquidacion_id}/pago-tarjeta",
+        anular="POST /api/v1/pagos/liquidaciones/{liquidacion_id}/anular",
+    ),
 )
 async def emitir_liquidacion(
     body: LiquidacionCreate,
@@ -286,7 +295,16 @@ async def _leer_limitado(request: Request, limite: int) -> bytes:
     responses=problem_responses(401, 403, 409, 413, 422),
     summary="Importa el fichero de cobros de Cuaderno 60 de un banco",
     openapi_extra={
-        "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}, "required": True}
+        "requestBody": {
+            "content": {
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    # A file of a day without cobros: its header and its totals (emisora 030140).
+                    "example": f"{'0103014020261202':<120}\r\n{'03030140' + '0' * 22:<120}\r\n",
+                }
+            },
+            "required": True,
+        }
     },
 )
 async def importar_cobros(
@@ -460,9 +478,14 @@ async def pago_tarjeta(
 async def notificacion_redsys(
     runtime: RuntimeDep,
     request: Request,
-    ds_signature_version: Annotated[str, Form(alias="Ds_SignatureVersion", max_length=20)],
-    ds_merchant_parameters: Annotated[str, Form(alias="Ds_MerchantParameters", max_length=8192)],
-    ds_signature: Annotated[str, Form(alias="Ds_Signature", max_length=100)],
+    # An empty form field is a missing one to FastAPI (422): the document says so.
+    ds_signature_version: Annotated[
+        str, Form(alias="Ds_SignatureVersion", min_length=1, max_length=20)
+    ],
+    ds_merchant_parameters: Annotated[
+        str, Form(alias="Ds_MerchantParameters", min_length=1, max_length=8192)
+    ],
+    ds_signature: Annotated[str, Form(alias="Ds_Signature", min_length=1, max_length=100)],
 ) -> dict[str, str]:
     """Redsys tells the outcome of an attempt; applied once, whatever is replayed."""
     orden, tenant = await tarjeta.tenant_de_notificacion(runtime.db, ds_merchant_parameters)

@@ -18,6 +18,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonDict
 
 from services.pagos.domain import normalizar_identificador
 
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 IMPORTE_PATRON = r"^\d{1,9}(\.\d{1,2})?$"
+# The database keeps expedientes' ids as UUIDs: 36 hex digits and dashes anywhere is not one.
+UUID_PATRON = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Importe = Field(pattern=IMPORTE_PATRON, examples=["159.00"], description="Euros, en texto decimal")
 TipoIdentificador = Literal["NIF", "NIE", "CIF", "PASAPORTE"]
 
@@ -64,15 +67,33 @@ class Obligado(BaseModel):
         return normalizar_identificador(tipo, value) if tipo else value
 
 
+_OBLIGADO_EJEMPLO: JsonDict = {
+    "tipo_identificador": "NIF",
+    "identificador": "12345678Z",
+    "nombre": "Lucía García",
+}
+
+
 class LiquidacionCreate(BaseModel):
     """A liquidación staff notifies (or the tramitador asks for)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "concepto": "Tasa por licencia de obra menor",
+                    "importe": "159.00",
+                    "obligado": _OBLIGADO_EJEMPLO,
+                }
+            ]
+        },
+    )
 
     concepto: str = Field(min_length=1, max_length=200, examples=["Tasa por licencia de obra"])
     importe: str = Importe
     obligado: Obligado
-    expediente_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+    expediente_id: str | None = Field(default=None, pattern=UUID_PATRON)
     vencimiento: date | None = Field(default=None, description="Fecha límite de pago")
     tributo: str = Field(
         default="000", pattern=r"^\d{3}$", description="Código de tributo de Cuaderno 60"
@@ -126,14 +147,14 @@ class AnulacionCreate(BaseModel):
     """Why a liquidación is annulled."""
 
     model_config = ConfigDict(extra="forbid")
-    motivo: str = Field(min_length=3, max_length=1000)
+    motivo: str = Field(min_length=3, max_length=1000, examples=["Liquidación emitida por error"])
 
 
 class DevolucionCreate(BaseModel):
     """A refund of a paid liquidación (the money went back to the obligado)."""
 
     model_config = ConfigDict(extra="forbid")
-    motivo: str = Field(min_length=3, max_length=1000)
+    motivo: str = Field(min_length=3, max_length=1000, examples=["Pago duplicado"])
 
 
 class CondicionSchema(BaseModel):
@@ -185,13 +206,20 @@ class ConceptoRead(ConceptoCreate):
 class AutoliquidacionCreate(BaseModel):
     """What a citizen declares for a concepto; staff may name the obligado too."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"concepto": "vado", "declarados": {"unidades": 4}, "obligado": _OBLIGADO_EJEMPLO}
+            ]
+        },
+    )
     concepto: str = Field(min_length=1, max_length=20, description="Código del concepto")
     declarados: dict[str, StrictBool | StrictInt | str] = Field(
         default_factory=dict, examples=[{"base": "12000.00", "familia_numerosa": True}]
     )
     obligado: Obligado | None = None
-    expediente_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+    expediente_id: str | None = Field(default=None, pattern=UUID_PATRON)
 
 
 class AutoliquidacionRead(BaseModel):

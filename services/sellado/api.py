@@ -24,6 +24,7 @@ from services.common.errors import (
 )
 from services.sellado import service
 from services.sellado.domain import Rechazo, looks_like_pdf
+from services.sellado.ejemplos import ejemplo_multipart
 from services.sellado.pades import VisibleAppearance
 from services.sellado.trust import TrustServices
 
@@ -62,6 +63,7 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
         ),
     },
     summary="Sella un PDF con el sello de la entidad",
+    openapi_extra={"requestBody": ejemplo_multipart(motivo="Sello de órgano")},
 )
 async def sellar(
     request: Request,

@@ -43,6 +43,7 @@ from services.common.errors import (
     problem_responses,
 )
 from services.common.misses import MissLimiter
+from services.sellado.ejemplos import EJEMPLO_PDF
 from services.sellado.pades import InvalidPdf
 from services.sellado.verification import SignatureReport, verify_pdf_der_roots
 
@@ -140,7 +141,8 @@ _REQUEST_BODY: dict[str, Any] = {
                         "description": "El PDF que se verifica",
                     }
                 },
-            }
+            },
+            "example": {"file": EJEMPLO_PDF},
         }
     },
 }

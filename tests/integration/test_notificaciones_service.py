@@ -639,6 +639,23 @@ async def test_a_publication_cannot_be_in_the_future_nor_for_an_electronic_one(
     assert futura.status_code == 422
 
 
+async def test_a_number_for_a_date_is_refused_naming_the_field(
+    platform: Platform, client: httpx.AsyncClient, personal: dict[str, str]
+) -> None:
+    # pydantic took 0 for 1970-01-01 (a Unix time): fuzzing found the attempt recorded.
+    documento = await subir_documento(platform, personal)
+    [creada] = await crear(client, personal, documento, postal())
+    url = f"{URL}/{creada['id']}"
+    for path, body, campo in (
+        ("intentos", {"resultado": "ausente", "en": 0}, "en"),
+        ("publicacion", {"fecha": 0, "referencia": "BOE-N-2026-1"}, "fecha"),
+    ):
+        response = await client.post(f"{url}/{path}", headers=personal, json=body)
+        assert response.status_code == 422, response.text
+        assert campo in [e["field"] for e in response.json()["errors"]]
+    assert (await client.get(url, headers=personal)).json()["intentos"] == []
+
+
 async def test_staff_print_the_postal_notification_and_its_acuse(
     platform: Platform,
     client: httpx.AsyncClient,

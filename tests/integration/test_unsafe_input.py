@@ -6,6 +6,7 @@ repositorio) over the real database, through the kernel's one check."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -152,3 +153,19 @@ async def test_openapi_documents_the_rules(registro: httpx.AsyncClient) -> None:
     assert any(s.get("pattern") == PARAM_PATTERN for s in q)
     resumen = spec["components"]["schemas"]["AsientoCreate"]["properties"]["resumen"]
     assert resumen.get("pattern") == TEXT_PATTERN
+
+
+async def test_member_names_and_dir3_codes_are_documented_as_refused(
+    registro: httpx.AsyncClient,
+) -> None:
+    # Fuzzing sent both as schema-valid and got the kernel's 422: the documents now say so.
+    spec = (await registro.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    assert schemas["AsientoCreate"]["propertyNames"] == {"pattern": TEXT_PATTERN}
+    unidad = re.compile(schemas["AsientoCreate"]["properties"]["unidad_destino"]["pattern"])
+    assert unidad.match(" L01030149\n") and not unidad.match("\x0bL01030149")
+    cerrar = spec["paths"]["/api/v1/registro/oficinas/{codigo}/cerrar"]["post"]
+    [codigo] = [p["schema"] for p in cerrar["parameters"] if p["name"] == "codigo"]
+    assert re.match(codigo["pattern"], " O00002741") and not re.match(
+        codigo["pattern"], "\tO00002741"
+    )

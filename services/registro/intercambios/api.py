@@ -5,6 +5,7 @@ Thin: the standard lives in sicres.py, the use cases in service.py.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -46,6 +47,10 @@ def max_fichero_bytes(runtime: ServiceRuntime) -> int:
 
 
 XML = "application/xml"
+# The SICRES 3.0 reference sample, without its anexos (which it sends without content).
+EJEMPLO_FICHERO = (Path(__file__).parent / "sicres3" / "ejemplo-ficheroIntercambio.xml").read_text(
+    encoding="ascii"
+)
 _ACCEPTED_TYPES = ("application/xml", "text/xml")
 
 
@@ -154,6 +159,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
                 XML: {
                     "schema": {"type": "string", "format": "binary"},
                     "description": f"Un {ROOT}, en UTF-8 o ISO-8859-1 según su prólogo XML",
+                    "example": EJEMPLO_FICHERO,
                 }
             },
         }

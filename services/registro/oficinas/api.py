@@ -16,7 +16,7 @@ from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import RuntimeDep, actor_of, require_role
 from services.common.errors import problem_responses
-from services.common.inputs import DIR3_OFICINA
+from services.common.inputs import DIR3_OFICINA_PARAMETRO
 from services.registro.api import RegistroUser
 from services.registro.domain import TipoAsiento
 from services.registro.oficinas import service
@@ -37,7 +37,7 @@ CodigoOficina = Annotated[
     Path(
         description="Código DIR3 de la oficina",
         examples=["O00002741"],
-        json_schema_extra=DIR3_OFICINA,
+        json_schema_extra=DIR3_OFICINA_PARAMETRO,
     ),
 ]
 

@@ -13,6 +13,7 @@ from services.common.auth import Principal
 from services.common.db import tenant_transaction
 from services.common.deps import RuntimeDep, actor_of, require_role
 from services.common.errors import Forbidden, problem_responses
+from services.common.openapi_links import enlaces_a
 from services.tramitador.documentos.schemas import DocumentoAdjunto, DocumentoRead
 from services.tramitador.eni import service as eni
 from services.tramitador.eni.repositorio_client import repositorio_de
@@ -81,6 +82,12 @@ async def listar_expedientes(
     response_model=ExpedienteDetalle,
     responses=problem_responses(401, 403, 422),
     summary="Inicia un expediente de oficio",
+    openapi_extra=enlaces_a(
+        "expediente_id",
+        "$response.body#/id",
+        consultar="GET /api/v1/tramitador/expedientes/{expediente_id}",
+        adjuntar="POST /api/v1/tramitador/expedientes/{expediente_id}/documentos",
+    ),
 )
 async def iniciar_de_oficio(
     body: ExpedienteCreate, request: Request, runtime: RuntimeDep, principal: TramitadorUser

@@ -29,6 +29,31 @@ Codigo = Annotated[str, Path(max_length=60, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
 Version = Annotated[int, Path(ge=1)]
 MAX_DEFINICION = 1_000_000
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+# The smallest definition the package's JSON Schema accepts: two phases, one action.
+_DEFINICION_MINIMA = {
+    "codigo": "ejemplo-minimo",
+    "nombre": "Procedimiento mínimo de ejemplo",
+    "normativa": ["Ley 39/2015"],
+    "plazo_resolucion": {"cantidad": 3, "unidad": "meses"},
+    "silencio": "desestimatorio",
+    "iniciacion": ["oficio"],
+    "flujo": {
+        "fase_inicial": "instruccion",
+        "fases": [
+            {"codigo": "instruccion", "nombre": "Instrucción"},
+            {"codigo": "archivo", "nombre": "Archivo", "estado": "archivado"},
+        ],
+        "acciones": [
+            {
+                "codigo": "archivar",
+                "nombre": "Archivar",
+                "tipo": "archivar",
+                "desde": ["instruccion"],
+                "hacia": "archivo",
+            }
+        ],
+    },
+}
 _IMPORT_BODY = {
     "requestBody": {
         "required": True,
@@ -41,7 +66,8 @@ _IMPORT_BODY = {
                     "type": "object",
                     "required": ["definicion"],
                     "properties": {"definicion": {"type": "object"}},
-                }
+                },
+                "example": {"definicion": _DEFINICION_MINIMA},
             },
         },
     }

@@ -118,6 +118,8 @@ async def test_numbers_follow_each_other_per_tenant(
             "obligado.identificador",
         ),
         ({"vencimiento": "2001-01-01"}, "vencimiento"),
+        # 36 characters of the old pattern, but no UUID: it reached the database (500).
+        ({"expediente_id": "0" * 36}, "expediente_id"),
     ],
 )
 async def test_bad_input_is_a_problem_naming_the_field(
