@@ -32,10 +32,13 @@ REGISTRATIONS = 60
 # The platform is killed once this many registrations were answered.
 KILL_AFTER = 25
 IN_FLIGHT = 6
-# The issue asks for every entrada complete within a minute of the restart, which an
-# idle machine does (the test prints how long it took). The deadline is wider so that
-# a loaded CI machine tells "slow" from "lost": a lost event never completes at all.
-RECOVERY_SECONDS = 180.0
+# The issue asks for every entrada complete within a minute of the restart. Nothing
+# waits on the reconciler's stall time: the killed process's events are published
+# again by the relay (in-process bus) or delivered again by the broker, so the minute
+# is spent on the backlog's own work (the test prints where it went). A lost event
+# would only be picked up after RECONCILER_STALLED_AFTER_SECONDS (300), so missing
+# this deadline tells "lost" from "slow".
+RECOVERY_SECONDS = 60.0
 TENANT = "03014"
 
 
@@ -115,8 +118,10 @@ def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
     before_kill = _stream_and_kill(first, bodies)
     assert len(before_kill) >= KILL_AFTER
 
+    killed = time.monotonic()
     again: RunningPlatform = start()
     restarted = time.monotonic()
+    started_in = restarted - killed
     token = again.token(TENANT, "registro,tramitador")
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
         answers = list(pool.map(lambda key: _register(again, token, key, bodies[key]), bodies))
@@ -132,6 +137,8 @@ def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
     retried = time.monotonic() - restarted
     pending = set(ids)
     recovered = 0.0
+    # (seconds after the restart, entradas still incomplete): where the minute goes.
+    timeline: list[tuple[float, int]] = []
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=again.base_url, headers=headers, timeout=30) as client:
         while pending and time.monotonic() - restarted < RECOVERY_SECONDS:
@@ -139,15 +146,18 @@ def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
                 if _complete(client, asiento_id):
                     pending.discard(asiento_id)
                     recovered = time.monotonic() - restarted
+            timeline.append((time.monotonic() - restarted, len(pending)))
             if pending:
                 time.sleep(2)
     assert not pending, (
         f"{len(pending)} of {REGISTRATIONS} entradas incomplete {RECOVERY_SECONDS:.0f} s "
-        f"after the restart:\n{again.log()[-6000:]}"
+        f"after the restart (still incomplete over time: {timeline}):\n{again.log()[-6000:]}"
     )
     print(
-        f"{len(before_kill)} answered before the kill; every key retried {retried:.1f} s and "
-        f"every entrada complete {recovered:.1f} s after the restart"
+        f"{len(before_kill)} answered before the kill; ready again {started_in:.1f} s after "
+        f"the kill; every key retried {retried:.1f} s and every entrada complete "
+        f"{recovered:.1f} s after the restart; incomplete over time: "
+        + ", ".join(f"{at:.0f}s:{left}" for at, left in timeline)
     )
     return again, recovered
 
