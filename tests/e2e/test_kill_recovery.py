@@ -32,10 +32,13 @@ REGISTRATIONS = 60
 # The platform is killed once this many registrations were answered.
 KILL_AFTER = 25
 IN_FLIGHT = 6
-# The issue asks for every entrada complete within a minute of the restart, which an
-# idle machine does (the test prints how long it took). The deadline is wider so that
-# a loaded CI machine tells "slow" from "lost": a lost event never completes at all.
-RECOVERY_SECONDS = 180.0
+# The issue asks for every entrada complete within a minute of the restart. Nothing
+# waits on the reconciler's stall time: the killed process's events are published
+# again by the relay (in-process bus) or delivered again by the broker, so the minute
+# is spent on the backlog's own work (the test prints where it went). A lost event
+# would only be picked up after RECONCILER_STALLED_AFTER_SECONDS (300), so missing
+# this deadline tells "lost" from "slow".
+RECOVERY_SECONDS = 60.0
 TENANT = "03014"
 
 
@@ -104,6 +107,19 @@ def _complete(client: httpx.Client, asiento_id: str) -> bool:
     return len(items) == 1
 
 
+def _cpu_seconds(process: psutil.Process) -> float:
+    """CPU time (user + system) of ``process`` and its living children: ``up``, its
+    document workers and, on the embedded defaults, its PostgreSQL."""
+    total = 0.0
+    for one in [process, *process.children(recursive=True)]:
+        try:
+            times = one.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
     """Streams, kills, restarts, retries every key; answers the restarted platform and how
     many seconds after the restart the last entrada was complete."""
@@ -115,8 +131,12 @@ def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
     before_kill = _stream_and_kill(first, bodies)
     assert len(before_kill) >= KILL_AFTER
 
+    killed = time.monotonic()
     again: RunningPlatform = start()
     restarted = time.monotonic()
+    started_in = restarted - killed
+    platform_process = psutil.Process(again.process.pid)
+    cpu_at_restart = _cpu_seconds(platform_process)
     token = again.token(TENANT, "registro,tramitador")
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
         answers = list(pool.map(lambda key: _register(again, token, key, bodies[key]), bodies))
@@ -130,24 +150,35 @@ def kill_and_recover(start: Any) -> tuple[RunningPlatform, float]:
     assert len(ids) == len(numeros) == REGISTRATIONS
 
     retried = time.monotonic() - restarted
-    pending = set(ids)
+    # In the order they were numbered, which is about the order their work is done in:
+    # a round stops at the first one still on its way, so polling sixty entradas does
+    # not take from the platform the CPU its recovery needs.
+    pending = [a["id"] for a in sorted(after.values(), key=lambda asiento: asiento["numero"])]
     recovered = 0.0
+    # (seconds after the restart, entradas not yet seen complete): where the minute goes.
+    timeline: list[tuple[float, int]] = []
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=again.base_url, headers=headers, timeout=30) as client:
         while pending and time.monotonic() - restarted < RECOVERY_SECONDS:
-            for asiento_id in sorted(pending):
-                if _complete(client, asiento_id):
-                    pending.discard(asiento_id)
-                    recovered = time.monotonic() - restarted
+            while pending and _complete(client, pending[0]):
+                pending.pop(0)
+                recovered = time.monotonic() - restarted
+            timeline.append((time.monotonic() - restarted, len(pending)))
             if pending:
-                time.sleep(2)
+                time.sleep(1)
     assert not pending, (
         f"{len(pending)} of {REGISTRATIONS} entradas incomplete {RECOVERY_SECONDS:.0f} s "
-        f"after the restart:\n{again.log()[-6000:]}"
+        f"after the restart (still incomplete over time: {timeline}):\n{again.log()[-6000:]}"
     )
+    # CPU seconds the platform spent per second of recovery (2 means both cores busy):
+    # tells work to do from time spent waiting (back-off, leases, polls).
+    busy = (_cpu_seconds(platform_process) - cpu_at_restart) / max(recovered, 0.1)
     print(
-        f"{len(before_kill)} answered before the kill; every key retried {retried:.1f} s and "
-        f"every entrada complete {recovered:.1f} s after the restart"
+        f"{len(before_kill)} answered before the kill; ready again {started_in:.1f} s after "
+        f"the kill; every key retried {retried:.1f} s and every entrada complete "
+        f"{recovered:.1f} s after the restart, the platform busy {busy:.2f} CPU-s/s "
+        f"(load average {psutil.getloadavg()[0]:.1f}); incomplete over time: "
+        + ", ".join(f"{at:.0f}s:{left}" for at, left in timeline)
     )
     return again, recovered
 
