@@ -259,6 +259,148 @@ async def _tramitador(api: _Api, documento_id: str) -> Overrides:
     }
 
 
+def _definicion_eni() -> dict[str, Any]:
+    """A procedure whose resolution is issued and notified (and waits for the answer):
+    its document enters the foliado and becomes the interesado's to download; an
+    interesado who cannot be notified makes an incidencia."""
+    return {
+        **_definicion("fuzz-eni"),
+        "plantillas": [
+            {
+                "codigo": "resolucion",
+                "titulo": "Resolución",
+                "tipo_documental": "TD01",
+                "texto": "Visto el expediente {numero}, se resuelve: {sentido}.",
+            }
+        ],
+        "flujo": {
+            "fase_inicial": "instruccion",
+            "fases": [
+                {"codigo": "instruccion", "nombre": "Instrucción", "estado": "en_tramite"},
+                {
+                    "codigo": "notificacion",
+                    "nombre": "Notificación",
+                    "estado": "resuelto",
+                    "espera": {
+                        "evento": "notificaciones.notificacion.practicada.v1",
+                        "accion": "confirmar-notificacion",
+                    },
+                },
+                {"codigo": "resuelto", "nombre": "Resuelto", "estado": "resuelto"},
+            ],
+            "acciones": [
+                {
+                    "codigo": "resolver",
+                    "nombre": "Resolver",
+                    "tipo": "resolver",
+                    "desde": ["instruccion"],
+                    "hacia": "notificacion",
+                    "sentidos": ["estimada"],
+                    "documento": "resolucion",
+                },
+                {
+                    "codigo": "confirmar-notificacion",
+                    "nombre": "Confirmar la notificación",
+                    "tipo": "confirmar-notificacion",
+                    "desde": ["notificacion"],
+                    "hacia": "resuelto",
+                    "automatica": True,
+                },
+            ],
+        },
+    }
+
+
+async def _eni(api: _Api, documento_id: str, zip_path: Path) -> Overrides:
+    """An expediente of the fuzz citizen with a notified resolution, an attached document
+    and a signed índice (its export written to ``zip_path`` for the verification); an
+    archived one; one whose notification failed (an open incidencia)."""
+    base = "/api/v1/tramitador"
+    creado = await api.call(
+        "POST", f"{base}/procedimientos", json={"definicion": _definicion_eni()}
+    )
+    await api.call("POST", f"{base}/procedimientos/fuzz-eni/versiones/{creado['version']}/publicar")
+
+    async def resuelto(procedimiento: str, interesado: dict[str, Any]) -> str:
+        body = {"procedimiento": procedimiento, "asunto": "Prueba", "interesados": [interesado]}
+        expediente = await api.call("POST", f"{base}/expedientes", json=body)
+        url = f"{base}/expedientes/{expediente['id']}"
+        await api.call("POST", f"{url}/acciones/resolver", json={"sentido": "estimada"})
+        return str(expediente["id"])
+
+    # The fuzz citizen chose the electronic channel: the resolution is put at disposal.
+    mio = await resuelto("fuzz-eni", _interesado(eligio_electronico=True))
+    # A natural person with no channel data cannot be notified: notificaciones fails it.
+    sin_canal = await resuelto("fuzz-eni", _interesado("00000000T"))
+    url = f"{base}/expedientes/{mio}"
+
+    async def notificado() -> list[dict[str, Any]]:
+        mine = await api.call("GET", f"{base}/mis-expedientes/{mio}/documentos")
+        items: list[dict[str, Any]] = mine["items"]
+        return items
+
+    [resolucion] = await _eventually(notificado)
+    adjunto = await api.call(
+        "POST", f"{url}/foliado", json={"documento_id": documento_id, "titulo": "Informe"}
+    )
+    pedido = await api.call("POST", f"{url}/indice", ok=(202,))
+
+    async def firmado() -> bool:
+        indices = await api.call("GET", f"{url}/indices")
+        [version] = [i for i in indices["items"] if i["version"] == pedido["version"]]
+        assert version["estado"] != "fallido", version
+        return bool(version["estado"] == "firmado")
+
+    await _eventually(firmado)
+    zip_path.write_bytes(await api.call("GET", f"{url}/eni"))
+
+    async def incidencia() -> list[str]:
+        detalle = await api.call("GET", f"{base}/expedientes/{sin_canal}")
+        return [i["id"] for i in detalle["incidencias"] if i["estado"] == "abierta"]
+
+    [incidencia_id] = await _eventually(incidencia)
+
+    archivable = await api.call(
+        "POST",
+        f"{base}/expedientes",
+        json={"procedimiento": "fuzz-retirar", "asunto": "Prueba", "interesados": [_interesado()]},
+    )
+    await api.call("POST", f"{base}/expedientes/{archivable['id']}/acciones/archivar")
+
+    async def archivado() -> bool:
+        response = await api.client.get(f"{base}/archivo/{archivable['id']}")
+        return response.status_code == 200
+
+    await _eventually(archivado)
+    op = f"{base}/expedientes/{{expediente_id}}"
+    uno = {"path.expediente_id": mio}
+    return {
+        f"GET {op}/foliado": uno,
+        f"POST {op}/foliado": {**uno, "body.documento_id": documento_id},
+        f"POST {op}/foliado/{{orden}}/retirada": {**uno, "path.orden": adjunto["orden"]},
+        f"POST {op}/indice": uno,
+        f"GET {op}/indice": uno,
+        f"GET {op}/indices": uno,
+        f"GET {op}/eni": uno,
+        f"GET {base}/archivo/{{expediente_id}}": {"path.expediente_id": archivable["id"]},
+        f"GET {base}/mis-expedientes/{{expediente_id}}/indice": uno,
+        f"GET {base}/mis-expedientes/{{expediente_id}}/documentos": uno,
+        f"GET {base}/mis-expedientes/{{expediente_id}}/documentos/{{orden}}": {
+            **uno,
+            "path.orden": resolucion["orden"],
+        },
+        # Staff give the channel data of the interesado who lacked it (any other
+        # identifier is not an interesado of the expediente: 422).
+        f"POST {op}/incidencias/{{incidencia_id}}/resolver": {
+            "path.expediente_id": sin_canal,
+            "path.incidencia_id": incidencia_id,
+            "body.interesados": [
+                {"identificador": "00000000T", "eligio_electronico": True, "email": "a@b.es"}
+            ],
+        },
+    }
+
+
 async def _registro(api: _Api) -> Overrides:
     base = "/api/v1/registro/intercambios"
     ejemplo = SICRES_EJEMPLO.read_bytes()
@@ -328,10 +470,13 @@ async def _documentos(api: _Api) -> tuple[Overrides, str]:
     }, str(documento["id"])
 
 
-async def seed(client: httpx.AsyncClient, other_tenant: httpx.AsyncClient) -> Overrides:
+async def seed(
+    client: httpx.AsyncClient, other_tenant: httpx.AsyncClient, eni_zip: Path
+) -> Overrides:
     """Creates what the fuzzed operations act on; answers per-operation parameters.
 
-    ``client`` calls as the fuzz token; ``other_tenant`` as staff of another council.
+    ``client`` calls as the fuzz token; ``other_tenant`` as staff of another council;
+    ``eni_zip`` receives an exported expediente (the body ``POST /verificaciones`` checks).
     """
     api = _Api(client)
     documentos, documento_id = await _documentos(api)
@@ -340,5 +485,6 @@ async def seed(client: httpx.AsyncClient, other_tenant: httpx.AsyncClient) -> Ov
         **await _pagos(api, _Api(other_tenant)),
         **await _notificaciones(api, documento_id),
         **await _tramitador(api, documento_id),
+        **await _eni(api, documento_id, eni_zip),
         **await _registro(api),
     }

@@ -288,6 +288,34 @@ async def test_the_indice_for_a_remision_is_e03_and_exported_by_version(
         assert missing.status_code == 404
 
 
+async def test_a_withdrawal_is_a_new_entry_that_names_no_document(
+    platform: Platform, new_tenant, token
+) -> None:
+    # Regression: the withdrawal's answer lacked the document columns (null for it): 500.
+    tenant = await new_tenant()
+    headers = bearer(token(tenant, "tramitador", "documentos"))
+    async with (
+        asgi_client(platform.apps["tramitador"]) as tramitador,
+        asgi_client(platform.apps["repositorio"]) as repositorio,
+    ):
+        expediente_id, _ = await _expediente_con_documentos(tramitador, repositorio, headers)
+        url = f"{T}/expedientes/{expediente_id}"
+        retirada = await tramitador.post(
+            f"{url}/foliado/2/retirada", json={"motivo": "Incorporado por error"}, headers=headers
+        )
+        assert retirada.status_code == 201, retirada.text
+        entrada = retirada.json()
+        assert (entrada["orden"], entrada["origen"], entrada["retira"]) == (3, "retirada", 2)
+        assert entrada["documento_id"] is None and entrada["huella"] is None
+        assert entrada["motivo"] == "Incorporado por error"
+        foliado = (await tramitador.get(f"{url}/foliado", headers=headers)).json()["items"]
+        assert [f["origen"] for f in foliado] == ["emitido", "adjunto", "retirada"]
+        otra = await tramitador.post(
+            f"{url}/foliado/2/retirada", json={"motivo": "Otra vez"}, headers=headers
+        )
+        assert otra.status_code == 409, otra.text
+
+
 async def test_the_export_validates_verifies_and_names_a_tampered_document(
     platform: Platform, new_tenant, token
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -43,12 +43,16 @@ class FoliadoList(BaseModel):
 class DocumentoIncorporar(BaseModel):
     """A document of the repositorio that staff incorporate into the expediente."""
 
+    model_config = ConfigDict(extra="forbid")
+
     documento_id: str = Field(pattern=_UUID)
     titulo: str = Field(min_length=1, max_length=300)
 
 
 class Retirada(BaseModel):
     """Why a document is withdrawn (it stays in the índice; the withdrawal is an entry)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     motivo: str = Field(min_length=3, max_length=2000)
 

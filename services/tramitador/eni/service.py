@@ -119,9 +119,15 @@ async def _foliar(uow: UnitOfWork, *, expediente_id: str, fila: dict[str, Any]) 
         "incorporado_at": datetime.now(UTC),
         **fila,
     }
-    await uow.session.execute(insert(foliado).values(**row))
-    uow.audit(action="foliar", entity="expediente", entity_id=expediente_id, new=_json(row))
-    return row
+    # The entry as stored, every column: a withdrawal names no document (its columns are
+    # null), and the answer shows them so.
+    stored = dict(
+        (await uow.session.execute(insert(foliado).values(**row).returning(*foliado.c)))
+        .mappings()
+        .one()
+    )
+    uow.audit(action="foliar", entity="expediente", entity_id=expediente_id, new=_json(stored))
+    return stored
 
 
 async def foliar_emitido(
