@@ -69,6 +69,10 @@ def settings(
         # Off: a pass at every platform start would pick up other tests' old rows;
         # the reconciler's own tests run it explicitly.
         reconciler_period_seconds=0,
+        # The numbering tests send 50 registrations of one council at once to prove the
+        # sequence gapless under contention, past production's admission bound; the
+        # admission tests set their own bounds.
+        admission_max_in_flight_per_tenant=64,
         log_json=False,
     )
 
