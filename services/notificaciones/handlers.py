@@ -69,6 +69,8 @@ def consumers(
             name="acuses",
             events=(service.PRACTICADA, service.RECHAZADA, service.EXPIRADA),
             handler=on_resultado,
+            # It renders the acuse: its own prefetch, run by the document workload.
+            documents=True,
         ),
         ConsumerSpec(
             name="emisiones",

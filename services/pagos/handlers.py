@@ -64,6 +64,8 @@ def consumers(
             name="documentos",
             events=(service.LIQUIDACION_EMITIDA, service.PAGO_COMPLETADO),
             handler=on_liquidacion,
+            # It renders the carta or the justificante: run by the document workload.
+            documents=True,
         ),
         ConsumerSpec(
             name="emisiones",
