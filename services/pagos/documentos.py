@@ -56,23 +56,16 @@ async def solicitar_documento(
     Answers the solicitud id, or None when it had already been asked for.
     """
     solicitud = cartas.solicitud_id(liquidacion_id, tipo)
-    reclamada = await uow.session.execute(
-        pg_insert(documentos)
-        .values(
-            solicitud_id=solicitud,
-            tenant_id=uow.tenant_id,
-            liquidacion_id=liquidacion_id,
-            tipo=tipo,
-            estado="pendiente",
-        )
-        .on_conflict_do_nothing()
-        .returning(documentos.c.solicitud_id)
+    pedida = await uow.session.execute(
+        select(documentos.c.solicitud_id).where(documentos.c.solicitud_id == solicitud)
     )
-    if reclamada.first() is None:
+    if pedida.first() is not None:
         return None
     fila = await service.cargar_liquidacion(uow.session, uow.tenant_id, liquidacion_id)
     liquidacion = service.vista(fila)
-    # Rendering is CPU work: in the document workers, off the event loop.
+    # Rendering is CPU work: in the document workers, off the event loop. It comes before
+    # the claim: the claim's row references the liquidación (a key-share lock on it), and
+    # a lock held while a worker renders would make the vencimientos skip the liquidación.
     if tipo == cartas.Tipo.CARTA_DE_PAGO:
         pdf = await in_documents(
             documents, uow.tenant_id, cartas.render_carta_de_pago, liquidacion, entidad.nombre
@@ -86,6 +79,21 @@ async def solicitar_documento(
             entidad.nombre,
             fila.pagada_at,
         )
+    reclamada = await uow.session.execute(
+        pg_insert(documentos)
+        .values(
+            solicitud_id=solicitud,
+            tenant_id=uow.tenant_id,
+            liquidacion_id=liquidacion_id,
+            tipo=tipo,
+            estado="pendiente",
+        )
+        .on_conflict_do_nothing()
+        .returning(documentos.c.solicitud_id)
+    )
+    if reclamada.first() is None:
+        # Another delivery of the same event claimed it meanwhile.
+        return None
     uow.emit(
         EMITIR_DOCUMENTO,
         {
