@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import ParamSpec, TypeVar
 
-__all__ = ["CpuPool"]
+__all__ = ["CpuPool", "in_documents"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -81,6 +81,18 @@ class CpuPool:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+async def in_documents(pool: CpuPool | None, tenant: str, fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in the document workers ``pool``; in a thread when there is none.
+
+    The use cases that render, stamp or seal take the process's document workers; a
+    use case called alone (a test, a script) has no pool and still keeps the loop free.
+    ``fn`` must be a top-level function and ``args`` picklable (a worker runs them).
+    """
+    if pool is None:
+        return await asyncio.to_thread(fn, *args)
+    return await pool.run(tenant, fn, *args)
 
 
 def _lower_priority(nice: int) -> None:

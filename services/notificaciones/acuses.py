@@ -2,7 +2,8 @@
 
 When a notification becomes ``practicada``, ``rechazada`` or ``expirada``, its own
 event reaches this consumer, which renders a one-page certificación (who notified
-what to whom, how and when, with the legal date), off the event loop, and asks the
+what to whom, how and when, with the legal date) in the process's document workers
+(a thread when it is given none), and asks the
 repositorio to issue it with ``repositorio.documento.emitir.v1``: stored with ENI
 metadata, given a CSV, sealed with the council's seal, verifiable at
 ``/verificar/{csv}``. The repositorio's answer (``emitido`` or ``emision.fallida``)
@@ -11,7 +12,6 @@ settles the acuse's row. One acuse per notification: a redelivered event is skip
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import uuid
@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
+from services.common.cpu import CpuPool, in_documents
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
 from services.notificaciones.impresos import latin1
@@ -61,8 +62,11 @@ _VIAS = {
 }
 
 
-def render_acuse(fila: dict[str, Any], evento: dict[str, Any], *, entidad: str) -> bytes:
-    """The certificación of a notification's outcome, one A4 page (pure, CPU-bound)."""
+def render_acuse(fila: dict[str, Any], evento: dict[str, Any], entidad: str) -> bytes:
+    """The certificación of a notification's outcome, one A4 page (pure, CPU-bound).
+
+    Top-level with plain arguments, so a document worker runs it (core fonts: nothing
+    to load per process)."""
     interesado = fila["interesado"]
     estado = str(fila["estado"])
     via = _VIAS.get(str(evento.get("via", "")), "")
@@ -107,8 +111,15 @@ def render_acuse(fila: dict[str, Any], evento: dict[str, Any], *, entidad: str) 
     return bytes(pdf.output())
 
 
-async def pedir_acuse(uow: UnitOfWork, event: ReceivedEvent, *, tenants: TenantDirectory) -> None:
-    """A notification reached its outcome: render its acuse and ask the repositorio to issue it."""
+async def pedir_acuse(
+    uow: UnitOfWork,
+    event: ReceivedEvent,
+    *,
+    tenants: TenantDirectory,
+    documents: CpuPool | None = None,
+) -> None:
+    """A notification reached its outcome: render its acuse (in the document workers
+    ``documents``) and ask the repositorio to issue it."""
     data = event.data
     notificacion_id = str(data["notificacion_id"])
     fila = (
@@ -129,7 +140,7 @@ async def pedir_acuse(uow: UnitOfWork, event: ReceivedEvent, *, tenants: TenantD
     if tenant is None:
         raise PermanentFailure(f"la entidad {uow.tenant_id} no existe")
     row = dict(fila._mapping)
-    pdf = await asyncio.to_thread(render_acuse, row, data, entidad=tenant.nombre)
+    pdf = await in_documents(documents, uow.tenant_id, render_acuse, row, data, tenant.nombre)
     solicitud = str(uuid.uuid5(_SOLICITUDES, notificacion_id))
     ahora = datetime.now(UTC)
     uow.emit(

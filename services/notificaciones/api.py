@@ -9,7 +9,6 @@ tenant's.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.common.auth import Principal, bearer_token
+from services.common.cpu import in_documents
 from services.common.db import tenant_transaction
 from services.common.deps import IdempotencyKeyDep, RuntimeDep, actor_of, require_role
 from services.common.errors import Conflict, Forbidden, problem_responses
@@ -246,7 +246,10 @@ async def impreso(notificacion_id: str, runtime: RuntimeDep, principal: Personal
         notificacion = await service.get_notificacion(session, notificacion_id=notificacion_id)
     if notificacion.canal != "postal":
         raise Conflict("Solo las notificaciones en papel tienen impreso y acuse de recibo.")
-    pdf = await asyncio.to_thread(impreso_postal, notificacion)
+    # Rendering is CPU work: in the document workers, never on the loop.
+    pdf = await in_documents(
+        runtime.document_workers, principal.tenant, impreso_postal, notificacion
+    )
     return Response(
         pdf,
         media_type="application/pdf",

@@ -30,7 +30,9 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
     """Builds the notificaciones app around its runtime, with its clock and scheduler."""
     if runtime.tenants is not None:
         # The consumers read the app's clock when they run: tests may replace it.
-        runtime.consumers = handlers.consumers(runtime.tenants, lambda: app.state.clock)
+        runtime.consumers = handlers.consumers(
+            runtime.tenants, lambda: app.state.clock, runtime.document_workers
+        )
     app = create_service_app(
         runtime,
         title="Consistorio · notificaciones",

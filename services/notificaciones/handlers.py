@@ -2,7 +2,8 @@
 
 The sellado's replies need nothing but the unit of work (static ``CONSUMERS``);
 the acuses need the tenant directory (the entity's name and DIR3 code go on the
-document), so :func:`consumers` binds them when the app is built. ``solicitudes``
+document) and the process's document workers (where the acuse is rendered), so
+:func:`consumers` binds them when the app is built. ``solicitudes``
 takes the tramitador's command ``tramitador.notificacion.solicitar.v1`` (the council's
 name is the notification's emisor, the app's clock its instant) and asks the repositorio
 about its document; ``consultas`` takes the answer and creates the notifications, or fails
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
+from services.common.cpu import CpuPool
 from services.common.runtime import ConsumerSpec
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
@@ -32,8 +34,11 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 )
 
 
-def consumers(tenants: TenantDirectory, reloj: Callable[[], Clock]) -> tuple[ConsumerSpec, ...]:
-    """Every consumer of the service, bound to the tenant directory and the app's clock."""
+def consumers(
+    tenants: TenantDirectory, reloj: Callable[[], Clock], documents: CpuPool | None = None
+) -> tuple[ConsumerSpec, ...]:
+    """Every consumer of the service, bound to the tenant directory, the app's clock and
+    the document workers the acuses are rendered in (a thread when None)."""
 
     async def on_solicitud(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """The tramitador asks for a document of an expediente to be notified."""
@@ -50,7 +55,7 @@ def consumers(tenants: TenantDirectory, reloj: Callable[[], Clock]) -> tuple[Con
 
     async def on_resultado(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """A notification reached its outcome: its acuse is to be issued."""
-        await acuses.pedir_acuse(uow, event, tenants=tenants)
+        await acuses.pedir_acuse(uow, event, tenants=tenants, documents=documents)
 
     return (
         *CONSUMERS,
@@ -64,6 +69,8 @@ def consumers(tenants: TenantDirectory, reloj: Callable[[], Clock]) -> tuple[Con
             name="acuses",
             events=(service.PRACTICADA, service.RECHAZADA, service.EXPIRADA),
             handler=on_resultado,
+            # It renders the acuse: its own prefetch, run by the document workload.
+            documents=True,
         ),
         ConsumerSpec(
             name="emisiones",

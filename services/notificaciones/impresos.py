@@ -65,7 +65,9 @@ def _cabecera(pdf: FPDF, n: NotificacionRead, titulo: str) -> None:
 
 
 def impreso_postal(n: NotificacionRead) -> bytes:
-    """The two-page PDF (notification, acuse de recibo) of a postal notification."""
+    """The two-page PDF (notification, acuse de recibo) of a postal notification.
+
+    Top-level with a plain (picklable) argument, so a document worker runs it."""
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_margins(20, 20, 20)

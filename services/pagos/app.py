@@ -53,7 +53,7 @@ def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastA
     ajustes = PagosSettings()
     claves.instalar(claves.llavero_de(ajustes, runtime.settings.environment))
     if runtime.tenants is not None:
-        runtime.consumers = handlers.consumers(runtime.tenants)
+        runtime.consumers = handlers.consumers(runtime.tenants, runtime.document_workers)
     app = create_service_app(
         runtime,
         title="Consistorio · pagos",

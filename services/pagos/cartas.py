@@ -129,7 +129,7 @@ def _euros(importe: str) -> str:
     return f"{miles},{cent or '00'} EUR"
 
 
-def render_carta_de_pago(liquidacion: LiquidacionRead, *, entidad: str) -> bytes:
+def render_carta_de_pago(liquidacion: LiquidacionRead, entidad: str) -> bytes:
     """The carta de pago of a liquidación, with the Cuaderno 60 data and barcode."""
     pdf = _pdf("Carta de pago", entidad)
     c60 = liquidacion.cuaderno60
@@ -173,7 +173,7 @@ def render_carta_de_pago(liquidacion: LiquidacionRead, *, entidad: str) -> bytes
 
 
 def render_justificante_pago(
-    liquidacion: LiquidacionRead, *, entidad: str, pagada_at: datetime
+    liquidacion: LiquidacionRead, entidad: str, pagada_at: datetime
 ) -> bytes:
     """The proof that a liquidación was paid: when, how much, by which channel."""
     pdf = _pdf("Justificante de pago", entidad)

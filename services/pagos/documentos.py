@@ -6,12 +6,12 @@ reserves a CSV, stamps it, has the sellado seal it and answers
 ``repositorio.documento.emitido.v1`` (or ``repositorio.emision.fallida.v1``),
 which pagos records. The carta de pago is asked for when a liquidación is issued,
 the justificante when it is paid, each by a consumer of pagos' own event so that
-neither the issuing nor the payment waits for a PDF.
+neither the issuing nor the payment waits for a PDF. The PDF is rendered in the
+process's document workers (``documents``), in a thread when it is given none.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.cpu import CpuPool, in_documents
 from services.common.errors import NotFound
 from services.common.tenants import Tenant
 from services.common.uow import UnitOfWork
@@ -43,13 +44,41 @@ _log = logging.getLogger("consistorio.pagos")
 
 
 async def solicitar_documento(
-    uow: UnitOfWork, *, liquidacion_id: str, tipo: str, entidad: Tenant
+    uow: UnitOfWork,
+    *,
+    liquidacion_id: str,
+    tipo: str,
+    entidad: Tenant,
+    documents: CpuPool | None = None,
 ) -> str | None:
     """Renders one document of a liquidación and asks the repositorio to issue it, once.
 
     Answers the solicitud id, or None when it had already been asked for.
     """
     solicitud = cartas.solicitud_id(liquidacion_id, tipo)
+    pedida = await uow.session.execute(
+        select(documentos.c.solicitud_id).where(documentos.c.solicitud_id == solicitud)
+    )
+    if pedida.first() is not None:
+        return None
+    fila = await service.cargar_liquidacion(uow.session, uow.tenant_id, liquidacion_id)
+    liquidacion = service.vista(fila)
+    # Rendering is CPU work: in the document workers, off the event loop. It comes before
+    # the claim: the claim's row references the liquidación (a key-share lock on it), and
+    # a lock held while a worker renders would make the vencimientos skip the liquidación.
+    if tipo == cartas.Tipo.CARTA_DE_PAGO:
+        pdf = await in_documents(
+            documents, uow.tenant_id, cartas.render_carta_de_pago, liquidacion, entidad.nombre
+        )
+    else:
+        pdf = await in_documents(
+            documents,
+            uow.tenant_id,
+            cartas.render_justificante_pago,
+            liquidacion,
+            entidad.nombre,
+            fila.pagada_at,
+        )
     reclamada = await uow.session.execute(
         pg_insert(documentos)
         .values(
@@ -63,21 +92,8 @@ async def solicitar_documento(
         .returning(documentos.c.solicitud_id)
     )
     if reclamada.first() is None:
+        # Another delivery of the same event claimed it meanwhile.
         return None
-    fila = await service.cargar_liquidacion(uow.session, uow.tenant_id, liquidacion_id)
-    liquidacion = service.vista(fila)
-    # Rendering is CPU work: off the event loop.
-    if tipo == cartas.Tipo.CARTA_DE_PAGO:
-        pdf = await asyncio.to_thread(
-            cartas.render_carta_de_pago, liquidacion, entidad=entidad.nombre
-        )
-    else:
-        pdf = await asyncio.to_thread(
-            cartas.render_justificante_pago,
-            liquidacion,
-            entidad=entidad.nombre,
-            pagada_at=fila.pagada_at,
-        )
     uow.emit(
         EMITIR_DOCUMENTO,
         {

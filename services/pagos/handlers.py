@@ -1,7 +1,8 @@
 """Bus consumers of pagos: the tramitador's requests for a fee, and pagos' documents.
 
 Built per app by :func:`consumers` because a document needs the council's name
-and DIR3 code from the tenant directory the app's runtime holds.
+and DIR3 code from the tenant directory the app's runtime holds, and is rendered in
+the process's document workers.
 
 ``documentos`` reacts to pagos' own events (a liquidación issued asks for its
 carta de pago; a payment asks for its justificante); ``emisiones`` records the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from services.common.bus.consumer import PermanentFailure
 from services.common.bus.envelope import ReceivedEvent
+from services.common.cpu import CpuPool
 from services.common.runtime import ConsumerSpec
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
@@ -26,8 +28,10 @@ _TIPO_DE_EVENTO = {
 }
 
 
-def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
-    """pagos' consumers, bound to the tenant directory.
+def consumers(
+    tenants: TenantDirectory, documents: CpuPool | None = None
+) -> tuple[ConsumerSpec, ...]:
+    """pagos' consumers, bound to the tenant directory and the document workers.
 
     ``requerimientos`` takes the tramitador's ``pago.requerir`` command (its
     contract is the tramitador's) and issues one liquidación per solicitud.
@@ -47,6 +51,7 @@ def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
             liquidacion_id=str(event.data["liquidacion_id"]),
             tipo=_TIPO_DE_EVENTO[str(event.name)],
             entidad=entidad,
+            documents=documents,
         )
 
     async def on_emision(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -59,6 +64,8 @@ def consumers(tenants: TenantDirectory) -> tuple[ConsumerSpec, ...]:
             name="documentos",
             events=(service.LIQUIDACION_EMITIDA, service.PAGO_COMPLETADO),
             handler=on_liquidacion,
+            # It renders the carta or the justificante: run by the document workload.
+            documents=True,
         ),
         ConsumerSpec(
             name="emisiones",

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.common.app_factory import create_service_app
 from services.common.runtime import ServiceRuntime
+from services.tramitador import handlers
 from services.tramitador.bandeja.api import router as bandeja_router
 from services.tramitador.calendario.api import router as calendario_router
 from services.tramitador.eni.api import router as eni_router
@@ -21,6 +22,7 @@ NAME = "tramitador"
 
 def create_app(runtime: ServiceRuntime, *, manage_runtime: bool = True) -> FastAPI:
     """Builds the tramitador app around its wired runtime; serving it runs the scheduler."""
+    runtime.consumers = handlers.consumers(runtime.document_workers)
     app = create_service_app(
         runtime,
         title="Consistorio · tramitador",

@@ -52,7 +52,10 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
 
 
 # Services whose document consumers run in a Deployment of their own (--role worker).
-DOCUMENT_WORKERS = {f"{name}-documentos": name for name in ("registro", "repositorio", "sellado")}
+DOCUMENT_WORKERS = {
+    f"{name}-documentos": name
+    for name in ("registro", "repositorio", "sellado", "pagos", "notificaciones")
+}
 
 
 def _service_of(workload: str) -> str:

@@ -8,6 +8,8 @@
 - While the workers render and seal, the event loop keeps its pace (a lag probe).
 - An XML (the índice electrónico) is signed XAdES in the workers too, its time-stamp
   asked of the service's TSA; xmlsec1 and ``openssl ts -verify`` accept the result.
+- A use case given the workers runs its job in them; given none, in a thread, never on
+  the loop (``in_documents``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import functools
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,7 +34,7 @@ from lxml import etree
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers import pdf_cms
 
-from services.common.cpu import CpuPool
+from services.common.cpu import CpuPool, in_documents
 from services.common.tenants import Tenant
 from services.registro.asientos.schemas import AsientoRead
 from services.registro.justificantes.pdf import render_justificante
@@ -366,3 +369,21 @@ async def test_document_workers_sign_xml_and_the_service_time_stamps_it(
         check=False,
     )
     assert broken.returncode != 0
+
+
+def _where() -> tuple[int, int]:
+    """The process and the thread a job runs in."""
+    return os.getpid(), threading.get_ident()
+
+
+async def test_a_job_runs_in_the_workers_given_and_in_a_thread_without_them() -> None:
+    pid, loop_thread = os.getpid(), threading.get_ident()
+    assert (await in_documents(None, ALICANTE.ine_code, _where)) != (pid, loop_thread)
+    assert (await in_documents(None, ALICANTE.ine_code, _where))[0] == pid
+    workers = RecordingPool(workers=1, per_tenant=1)
+    try:
+        worker_pid, _ = await in_documents(workers, ALICANTE.ine_code, _where)
+    finally:
+        workers.close()
+    assert worker_pid != pid
+    assert workers.calls == ["_where"]

@@ -23,7 +23,7 @@ from services.notificaciones.schemas import DocumentoNotificado, NotificacionCre
 from services.notificaciones.vencimientos import Vencedor
 from services.repositorio.storage.filesystem import FilesystemBlobStore
 from tests.support.factories import nif
-from tests.support.platforms import asgi_client, running_platform
+from tests.support.platforms import asgi_client, record_documents, running_platform
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -78,6 +78,7 @@ async def test_practicada_and_expirada_get_an_acuse_verifiable_by_its_csv(
     platform: Platform, new_tenant: Callable[..., Any]
 ) -> None:
     tenant = await new_tenant()
+    workers = record_documents(platform)
     lucia, pablo = nif(), nif()
     abierta = await notificar(platform, tenant, lucia)
     olvidada = await notificar(platform, tenant, pablo)
@@ -100,3 +101,5 @@ async def test_practicada_and_expirada_get_an_acuse_verifiable_by_its_csv(
         assert body["nombre_fichero"] == f"acuse-notificacion-{notificacion_id}.pdf"
         assert body["tipo_documental"] == "TD11"
         assert body["firmante"]
+    # Both acuses were rendered by the document workers, not on the consumer's loop.
+    assert workers.count("render_acuse") == 2

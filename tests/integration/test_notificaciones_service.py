@@ -27,7 +27,7 @@ from services.notificaciones.models import kernel, notificaciones
 from services.notificaciones.vencimientos import Vencedor
 from services.repositorio.storage.filesystem import FilesystemBlobStore
 from tests.support.factories import nif
-from tests.support.platforms import asgi_client, bearer, running_platform
+from tests.support.platforms import asgi_client, bearer, record_documents, running_platform
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -665,8 +665,11 @@ async def test_staff_print_the_postal_notification_and_its_acuse(
 ) -> None:
     documento = await subir_documento(platform, personal)
     [papel, electronica] = await crear(client, personal, documento, postal(), persona())
+    workers = record_documents(platform)
     response = await client.get(f"{URL}/{papel['id']}/impreso", headers=personal)
     assert response.status_code == 200
+    # Printed by a document worker, not on the loop that serves the request.
+    assert workers == ["impreso_postal"]
     assert response.headers["content-type"] == "application/pdf"
     assert response.content.startswith(b"%PDF-")
     assert (

@@ -13,7 +13,7 @@ import pytest
 from services.bootstrap import Platform
 from services.common.settings import Settings
 from tests.support import factories
-from tests.support.platforms import asgi_client, bearer, running_platform
+from tests.support.platforms import asgi_client, bearer, record_documents, running_platform
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -30,6 +30,7 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
 
 async def test_a_providencia_is_issued_with_csv_and_seal(platform: Platform, new_tenant, token):
     tenant = await new_tenant()
+    workers = record_documents(platform)
     headers = bearer(token(tenant, "tramitador"))
     async with (
         asgi_client(platform.apps["tramitador"]) as tramitador,
@@ -60,3 +61,5 @@ async def test_a_providencia_is_issued_with_csv_and_seal(platform: Platform, new
         assert public.status_code == 200
         assert public.content.startswith(b"%PDF-")
         assert public.headers["etag"].strip('"') == hashlib.sha256(public.content).hexdigest()
+    # The providencia was laid out by a document worker, not on the service's loop.
+    assert "renderizar_pdf" in workers

@@ -25,8 +25,25 @@ __all__ = [
     "bearer",
     "collect_events",
     "connect_repositorio",
+    "record_documents",
     "running_platform",
 ]
+
+
+def record_documents(platform: Platform) -> list[str]:
+    """Makes the platform's document workers remember the name of every function they
+    run (they still run it); answers that list, which fills as they work."""
+    pool = platform.documents
+    assert pool is not None, "the platform has no document workers"
+    calls: list[str] = []
+    run = pool.run
+
+    async def recording(tenant: str, fn: Any, *args: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await run(tenant, fn, *args)
+
+    setattr(pool, "run", recording)  # noqa: B010 (an instance attribute over the method)
+    return calls
 
 
 def bearer(token: str) -> dict[str, str]:

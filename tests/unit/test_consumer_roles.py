@@ -3,13 +3,19 @@ Deployment that serves HTTP takes the cheap consumers and the document workers t
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec, consumes
 from services.common.settings import Settings
 from services.common.uow import UnitOfWork
+from services.notificaciones import handlers as notificaciones
+from services.notificaciones.clock import SystemClock
+from services.pagos import handlers as pagos
 from services.registro import handlers as registro
+from services.tramitador import handlers as tramitador
 
 
 async def _nothing(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -36,6 +42,21 @@ def test_the_justificante_consumer_is_a_document_consumer_and_its_answers_are_ch
     assert specs["justificantes"].documents
     assert not specs["emisiones"].documents
     assert not specs["sellos-tiempo"].documents
+
+
+def test_pagos_and_notificaciones_render_in_their_document_consumers_only() -> None:
+    # The tenant directory is only read when a consumer runs.
+    directory: Any = object()
+    marked = {spec.name for spec in pagos.consumers(directory) if spec.documents}
+    assert marked == {"documentos"}
+    specs = notificaciones.consumers(directory, SystemClock)
+    assert {spec.name for spec in specs if spec.documents} == {"acuses"}
+
+
+def test_the_tramitador_has_no_document_consumer() -> None:
+    # Its documents are rendered by the action that issues them; the expediente's
+    # consumers must never wait behind a document queue.
+    assert not [spec.name for spec in tramitador.consumers(None) if spec.documents]
 
 
 def test_the_role_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

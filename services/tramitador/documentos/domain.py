@@ -79,8 +79,11 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", errors="replace").decode("latin-1")
 
 
-def renderizar_pdf(*, entidad: str, titulo: str, numero: str, cuerpo: str) -> bytes:
-    """A one-document PDF: the council, the title, the expediente number and the text."""
+def renderizar_pdf(entidad: str, titulo: str, numero: str, cuerpo: str) -> bytes:
+    """A one-document PDF: the council, the title, the expediente number and the text.
+
+    Pure and top-level with plain arguments, so a document worker runs it (core fonts:
+    nothing to load per process)."""
     pdf = FPDF(format="A4")
     pdf.set_title(_latin1(f"{titulo} {numero}"))
     pdf.set_author(_latin1(entidad))

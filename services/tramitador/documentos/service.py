@@ -1,9 +1,11 @@
 """Use cases of the expediente's documents: issue one from a template through
-repositorio.documento.emitir.v1, settle the repositorio's reply, attach a stored one."""
+repositorio.documento.emitir.v1, settle the repositorio's reply, attach a stored one.
+
+Laying a document out is CPU work: :func:`emitir_documento` renders in the process's
+document workers (``documents``), in a thread when it is given none."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from datetime import date
@@ -12,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from services.common.bus.envelope import ReceivedEvent
+from services.common.cpu import CpuPool, in_documents
 from services.common.tenants import tenants_table
 from services.common.uow import UnitOfWork
 from services.tramitador.documentos import domain
@@ -53,6 +56,7 @@ async def emitir_documento(
     plantilla: str,
     datos: dict[str, Any],
     fecha: date,
+    documents: CpuPool | None = None,
 ) -> str:
     """Fills a template, lays it out as PDF and asks the repositorio to issue it with a
     CSV and the council's seal; the document shows ``emitiendo`` until the reply."""
@@ -61,12 +65,14 @@ async def emitir_documento(
     organo = definicion.get("organo_competente") or dir3
     valores = domain.valores_de(expediente, definicion, datos, municipio=entidad, fecha=fecha)
     cuerpo = domain.rellenar(modelo["texto"], valores)
-    pdf = await asyncio.to_thread(
+    pdf = await in_documents(
+        documents,
+        uow.tenant_id,
         domain.renderizar_pdf,
-        entidad=entidad,
-        titulo=modelo["titulo"],
-        numero=str(expediente["numero"]),
-        cuerpo=cuerpo,
+        entidad,
+        modelo["titulo"],
+        str(expediente["numero"]),
+        cuerpo,
     )
     solicitud = str(uuid.uuid4())
     row = {

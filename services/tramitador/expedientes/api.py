@@ -137,7 +137,12 @@ async def realizar_accion(
     datos = (body or AccionRequest()).model_dump()
     async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
         await service.realizar_accion(
-            uow, expediente_id=expediente_id, codigo=codigo, datos=datos, roles=principal.roles
+            uow,
+            expediente_id=expediente_id,
+            codigo=codigo,
+            datos=datos,
+            roles=principal.roles,
+            documents=runtime.document_workers,
         )
     return await _detalle(runtime, principal, expediente_id)
 

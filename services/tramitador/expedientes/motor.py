@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.cpu import CpuPool
 from services.common.errors import Conflict, FieldError, Forbidden, NotFound, Unprocessable
 from services.common.timezones import tenant_timezone
 from services.common.uow import UnitOfWork
@@ -67,6 +68,8 @@ class Contexto:
     definicion: Definicion
     calendario: Calendario
     hoy: date
+    # The document workers its documents are rendered in (a thread when None).
+    documents: CpuPool | None = None
 
     @property
     def id(self) -> str:
@@ -90,7 +93,12 @@ class Contexto:
 
 
 async def abrir(
-    uow: UnitOfWork, expediente_id: str, *, hoy: date | None = None, bloquear: bool = True
+    uow: UnitOfWork,
+    expediente_id: str,
+    *,
+    hoy: date | None = None,
+    bloquear: bool = True,
+    documents: CpuPool | None = None,
 ) -> Contexto:
     """Loads (and locks) an expediente of the unit of work's tenant; 404 otherwise."""
     try:
@@ -113,7 +121,7 @@ async def abrir(
     calendario = await calendario_de(
         uow.session, tenant_id=uow.tenant_id, interesados=data["interesados"]
     )
-    return Contexto(uow, data, definicion, calendario, hoy or hoy_de(uow.tenant_id))
+    return Contexto(uow, data, definicion, calendario, hoy or hoy_de(uow.tenant_id), documents)
 
 
 async def situacion_de(
@@ -383,6 +391,7 @@ async def aplicar_accion(
             plantilla=accion["documento"],
             datos=datos,
             fecha=ctx.hoy,
+            documents=ctx.documents,
         )
     hacia = accion.get("hacia")
     _historial(

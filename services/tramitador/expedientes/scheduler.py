@@ -77,7 +77,12 @@ class Programador:
             for plazo_id in vencidos:
                 actor = Actor.system("plazos")
                 async with self._runtime.unit_of_work(tenant, actor) as uow:
-                    if await service.vencer_plazo(uow, plazo_id=plazo_id, hoy=dia):
+                    if await service.vencer_plazo(
+                        uow,
+                        plazo_id=plazo_id,
+                        hoy=dia,
+                        documents=self._runtime.document_workers,
+                    ):
                         hechos += 1
         return hechos
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus.envelope import ReceivedEvent
+from services.common.cpu import CpuPool
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
 from services.common.uow import UnitOfWork
 from services.tramitador.calendario.domain import Calendario, dia_de_computo, dias_habiles_entre
@@ -246,16 +247,20 @@ async def realizar_accion(
     datos: dict[str, Any],
     roles: frozenset[str],
     hoy: date | None = None,
+    documents: CpuPool | None = None,
 ) -> None:
-    """Takes one action of the expediente's procedure for a user with ``roles``."""
-    ctx = await motor.abrir(uow, expediente_id, hoy=hoy)
+    """Takes one action of the expediente's procedure for a user with ``roles``; the
+    document it issues, if any, is rendered in the document workers ``documents``."""
+    ctx = await motor.abrir(uow, expediente_id, hoy=hoy, documents=documents)
     await motor.aplicar_accion(ctx, codigo, dict(datos), roles=roles)
     uow.audit(
         action=codigo, entity="expediente", entity_id=expediente_id, new={"fase": ctx.row["fase"]}
     )
 
 
-async def vencer_plazo(uow: UnitOfWork, *, plazo_id: str, hoy: date) -> bool:
+async def vencer_plazo(
+    uow: UnitOfWork, *, plazo_id: str, hoy: date, documents: CpuPool | None = None
+) -> bool:
     """Acts on one expired plazo, exactly once: the row is locked (another replica skips
     it) and marked as processed in the same transaction as the action it triggers."""
     row = (
@@ -276,7 +281,7 @@ async def vencer_plazo(uow: UnitOfWork, *, plazo_id: str, hoy: date) -> bool:
         .where(plazos.c.id == plazo_id)
         .values(estado=EstadoPlazo.VENCIDO.value, procesado_at=datetime.now(UTC))
     )
-    ctx = await motor.abrir(uow, row.expediente_id, hoy=hoy)
+    ctx = await motor.abrir(uow, row.expediente_id, hoy=hoy, documents=documents)
     datos: dict[str, Any] = {"plazo": row.tipo, "vencimiento": row.vencimiento.isoformat()}
     accion = row.accion_al_vencer
     if row.tipo == TipoPlazo.RESOLUCION.value:
@@ -331,7 +336,9 @@ def _al_vencer_resolucion(ctx: motor.Contexto) -> str | None:
     return None
 
 
-async def atender_respuesta(uow: UnitOfWork, event: ReceivedEvent) -> bool:
+async def atender_respuesta(
+    uow: UnitOfWork, event: ReceivedEvent, *, documents: CpuPool | None = None
+) -> bool:
     """An answer another service sent (a payment, a notification) lets the expediente
     that waits for it go on; answers for nobody waiting are acknowledged and ignored."""
     solicitud = event.data.get("solicitud_id")
@@ -339,7 +346,7 @@ async def atender_respuesta(uow: UnitOfWork, event: ReceivedEvent) -> bool:
     if not solicitud or not expediente_id:
         return False
     try:
-        ctx = await motor.abrir(uow, str(expediente_id))
+        ctx = await motor.abrir(uow, str(expediente_id), documents=documents)
     except NotFound:
         _log.info("answer %s for unknown expediente %s", event.name, expediente_id)
         return False

@@ -21,6 +21,7 @@ from services.common.settings import Settings
 from services.pagos.simulador import notificacion_firmada
 from services.repositorio.storage.filesystem import FilesystemBlobStore
 from tests.support.pagos import CLAVE_PRUEBAS, Entidad, liquidacion
+from tests.support.platforms import record_documents
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -72,8 +73,9 @@ def _texto_pdf(pdf: bytes) -> str:
 
 
 async def test_carta_de_pago_and_justificante_are_issued_with_csv_and_seal(
-    client: httpx.AsyncClient, repositorio: httpx.AsyncClient, entidad: Entidad
+    platform: Platform, client: httpx.AsyncClient, repositorio: httpx.AsyncClient, entidad: Entidad
 ) -> None:
+    workers = record_documents(platform)
     datos = await liquidacion(client, entidad, importe="159.00")
     carta = await _emitido(client, entidad, datos["enlaces"]["carta_de_pago"])
     assert carta["tipo"] == "carta_de_pago" and carta["csv"]
@@ -103,3 +105,5 @@ async def test_carta_de_pago_and_justificante_are_issued_with_csv_and_seal(
     pdf = await repositorio.get(f"/api/v1/documentos/verificar/{recibo['csv']}/documento")
     texto = _texto_pdf(pdf.content)
     assert "Justificante de pago" in texto and formulario["orden"] in texto
+    # Both were rendered by the document workers, not on pagos' loop.
+    assert {"render_carta_de_pago", "render_justificante_pago"} <= set(workers)
