@@ -92,41 +92,35 @@ class RepositorioClient:
         version["documento_id"] = body["id"]
         return version
 
-    async def contenido(
+    def contenido(
         self, client: httpx.AsyncClient, documento_id: str, version: int, token: str
     ) -> AsyncIterator[bytes]:
         """The bytes of one version, in chunks as they arrive."""
         path = f"/api/v1/{RUTA}/{documento_id}/versiones/{version}/contenido"
-        try:
-            async with client.stream(
-                "GET", path, headers={"Authorization": f"Bearer {token}"}
-            ) as response:
-                if response.status_code != 200:
-                    raise _refusal(response, documento_id)
-                async for chunk in response.aiter_bytes(CHUNK):
-                    yield chunk
-        except httpx.HTTPError as exc:
-            raise RepositorioNoDisponible(
-                f"No se pudo leer el documento {documento_id}: {exc.__class__.__name__}.",
-                headers={"Retry-After": "5"},
-            ) from exc
+        return _stream(client, path, documento_id, headers={"Authorization": f"Bearer {token}"})
 
-    async def publico(self, client: httpx.AsyncClient, csv: str) -> AsyncIterator[bytes]:
+    def publico(self, client: httpx.AsyncClient, csv: str) -> AsyncIterator[bytes]:
         """An issued document's bytes from its public verification address (no token):
         what anybody holding the CSV may download, as a citizen gets a notified one."""
-        try:
-            async with client.stream(
-                "GET", f"/api/v1/{RUTA}/verificar/{csv}/documento"
-            ) as response:
-                if response.status_code != 200:
-                    raise _refusal(response, csv)
-                async for chunk in response.aiter_bytes(CHUNK):
-                    yield chunk
-        except httpx.HTTPError as exc:
-            raise RepositorioNoDisponible(
-                f"No se pudo leer el documento {csv}: {exc.__class__.__name__}.",
-                headers={"Retry-After": "5"},
-            ) from exc
+        return _stream(client, f"/api/v1/{RUTA}/verificar/{csv}/documento", csv)
+
+
+async def _stream(
+    client: httpx.AsyncClient, path: str, ref: str, *, headers: dict[str, str] | None = None
+) -> AsyncIterator[bytes]:
+    """GETs ``path`` in chunks as they arrive: a refusal is the repositorio's problem, a
+    failed connection a 503 naming ``ref`` (the document or CSV asked for)."""
+    try:
+        async with client.stream("GET", path, headers=headers) as response:
+            if response.status_code != 200:
+                raise _refusal(response, ref)
+            async for chunk in response.aiter_bytes(CHUNK):
+                yield chunk
+    except httpx.HTTPError as exc:
+        raise RepositorioNoDisponible(
+            f"No se pudo leer el documento {ref}: {exc.__class__.__name__}.",
+            headers={"Retry-After": "5"},
+        ) from exc
 
 
 def repositorio_de(request: Request) -> RepositorioClient:
