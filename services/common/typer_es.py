@@ -248,8 +248,9 @@ def _spanish_help_option(option: Any) -> Any:
     return option
 
 
-class SpanishCommand(TyperCommand):
-    """A Typer command whose usage line, help option and usage errors are Spanish."""
+class _Spanish(Command):
+    """What a Spanish command and a Spanish group share: the usage line, the help option
+    and the usage errors of parsing and running, in Spanish. Mixed in before Typer's class."""
 
     def get_help_option(self, ctx: Context) -> Any:
         """Click's help option, with its text in Spanish."""
@@ -267,38 +268,22 @@ class SpanishCommand(TyperCommand):
         parent: Context | None = None,
         **extra: Any,
     ) -> Context:
-        """Parses the arguments; their errors come out in Spanish."""
+        """Parses the arguments (a group's own); their errors come out in Spanish."""
         with _usage_errors_in_spanish():
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Context) -> Any:
-        """Runs the command; a usage error it raises comes out in Spanish."""
+        """Runs the command (a group: and its subcommand); usage errors come out in Spanish."""
         with _usage_errors_in_spanish():
             return super().invoke(ctx)
 
 
-class SpanishGroup(TyperGroup):
+class SpanishCommand(_Spanish, TyperCommand):
+    """A Typer command whose usage line, help option and usage errors are Spanish."""
+
+
+class SpanishGroup(_Spanish, TyperGroup):
     """A Typer group whose usage line, help option and usage errors are Spanish."""
-
-    def get_help_option(self, ctx: Context) -> Any:
-        """Click's help option, with its text in Spanish."""
-        return _spanish_help_option(super().get_help_option(ctx))
-
-    def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
-        """The usage line, prefixed "Uso:"."""
-        pieces = self.collect_usage_pieces(ctx)
-        formatter.write_usage(ctx.command_path, " ".join(pieces), prefix=USAGE_PREFIX)
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: Context | None = None,
-        **extra: Any,
-    ) -> Context:
-        """Parses the group's own arguments; their errors come out in Spanish."""
-        with _usage_errors_in_spanish():
-            return super().make_context(info_name, args, parent, **extra)
 
     def resolve_command(
         self, ctx: Context, args: list[str]
@@ -306,11 +291,6 @@ class SpanishGroup(TyperGroup):
         """Finds the subcommand; an unknown one is reported in Spanish."""
         with _usage_errors_in_spanish():
             return super().resolve_command(ctx, args)
-
-    def invoke(self, ctx: Context) -> Any:
-        """Runs the group and its subcommand; usage errors come out in Spanish."""
-        with _usage_errors_in_spanish():
-            return super().invoke(ctx)
 
 
 class SpanishTyper(typer.Typer):

@@ -21,17 +21,16 @@ a failed aviso never blocks it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text, update
 
+from services.common.periodic import PeriodicPass
 from services.common.runtime import ServiceRuntime
 from services.common.uow import Actor
 from services.notificaciones.avisos_domain import (
@@ -100,7 +99,13 @@ class Avisador:
         self._sms = sms
         # Test seam: runs between "sent" and "recorded" (where a crash hurts most).
         self._tras_enviar = tras_enviar
-        self._task: asyncio.Task[None] | None = None
+        self._passes = PeriodicPass(
+            lambda: self.una_pasada(),
+            name="notificaciones-avisos",
+            interval_seconds=settings.intervalo_segundos,
+            logger=_log,
+            failed="avisos pass failed; retried on the next tick",
+        )
 
     async def _por_atender(self, ahora: datetime) -> dict[str, list[str]]:
         async with self._runtime.db.engine.connect() as conn:
@@ -262,23 +267,10 @@ class Avisador:
                 intentados += 1
         return intentados
 
-    async def _bucle(self) -> None:
-        while True:
-            try:
-                await self.una_pasada()
-            except Exception:
-                _log.exception("avisos pass failed; retried on the next tick")
-            await asyncio.sleep(self._s.intervalo_segundos)
-
     def start(self) -> None:
         """Runs passes every ``intervalo_segundos`` in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._bucle(), name="notificaciones-avisos")
+        self._passes.start()
 
     async def stop(self) -> None:
         """Stops the background passes."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._passes.stop()

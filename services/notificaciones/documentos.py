@@ -14,48 +14,33 @@ route in ``app.state.service_urls`` or ``SERVICE_URLS``.
 
 from __future__ import annotations
 
-import httpx
 from fastapi import Request
 
-from services.common.errors import FieldError, Forbidden, ProblemError, Unprocessable
+from services.common.errors import FieldError, Forbidden, Unprocessable
+from services.common.repositorio_http import (
+    RUTA,
+    RepositorioHttp,
+    RepositorioNoDisponible,
+    cliente_de,
+    get_como_llamante,
+)
 from services.notificaciones.schemas import DocumentoNotificado
 
 __all__ = ["RUTA", "DocumentosClient", "RepositorioNoDisponible", "documentos_de"]
 
-RUTA = "documentos"
 
-
-class RepositorioNoDisponible(ProblemError):
-    """503: the repositorio cannot be reached (or its address is not configured)."""
-
-    status = 503
-    slug = "repositorio-no-disponible"
-
-
-class DocumentosClient:
+class DocumentosClient(RepositorioHttp):
     """Looks a documento up in the repositorio, as the caller."""
-
-    def __init__(
-        self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._transport = transport
-        self._timeout = timeout
 
     async def consultar(self, documento_id: str, token: str) -> DocumentoNotificado:
         """The documento's current version; 422, 403 or 503 problems when it cannot be used."""
-        try:
-            async with httpx.AsyncClient(
-                base_url=self.base_url, transport=self._transport, timeout=self._timeout
-            ) as client:
-                response = await client.get(
-                    f"/api/v1/{RUTA}/{documento_id}", headers={"Authorization": f"Bearer {token}"}
-                )
-        except httpx.HTTPError as exc:
-            raise RepositorioNoDisponible(
-                f"No se pudo consultar el documento en el repositorio: {exc.__class__.__name__}.",
-                headers={"Retry-After": "5"},
-            ) from exc
+        async with self.client() as client:
+            response = await get_como_llamante(
+                client,
+                f"/api/v1/{RUTA}/{documento_id}",
+                token,
+                fallo="No se pudo consultar el documento en el repositorio",
+            )
         if response.status_code == 200:
             body = response.json()
             actual = body["version_actual"]
@@ -80,15 +65,4 @@ class DocumentosClient:
 
 def documentos_de(request: Request) -> DocumentosClient:
     """The repositorio client of the request's app; 503 when it has no address."""
-    state = request.app.state
-    client: DocumentosClient | None = getattr(state, "documentos_client", None)
-    if client is not None:
-        return client
-    settings = state.runtime.settings
-    urls: dict[str, str] = getattr(state, "service_urls", None) or settings.service_urls
-    base_url = urls.get(RUTA)
-    if not base_url:
-        raise RepositorioNoDisponible(
-            f"No se conoce la dirección del repositorio: configure SERVICE_URLS con '{RUTA}'."
-        )
-    return DocumentosClient(base_url, timeout=settings.proxy_timeout_seconds)
+    return cliente_de(request, DocumentosClient, "documentos_client")

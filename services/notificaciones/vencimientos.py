@@ -15,13 +15,12 @@ The instant is the clock's, not the database's: tests and the benchmark drive it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
-from contextlib import suppress
 
 from sqlalchemy import text
 
+from services.common.periodic import PeriodicPass
 from services.common.runtime import ServiceRuntime
 from services.common.uow import Actor
 from services.notificaciones import service
@@ -52,8 +51,14 @@ class Vencedor:
         self._runtime = runtime
         self._clock = clock
         self._lote = min(lote, LOTE_MAXIMO)
-        self._intervalo = intervalo_segundos
-        self._task: asyncio.Task[None] | None = None
+        self._passes = PeriodicPass(
+            lambda: self.una_pasada(),
+            name="notificaciones-vencimientos",
+            interval_seconds=intervalo_segundos,
+            logger=_log,
+            failed="expiry pass failed; retried on the next tick",
+            done="expired %d notifications",
+        )
 
     async def _vencidas(self) -> dict[str, list[str]]:
         """The ids due now, by tenant (at most one batch)."""
@@ -84,25 +89,10 @@ class Vencedor:
                 # Every due row is held by another replica's transaction: it will do them.
                 return total
 
-    async def _bucle(self) -> None:
-        while True:
-            try:
-                hechas = await self.una_pasada()
-                if hechas:
-                    _log.info("expired %d notifications", hechas)
-            except Exception:
-                _log.exception("expiry pass failed; retried on the next tick")
-            await asyncio.sleep(self._intervalo)
-
     def start(self) -> None:
         """Runs passes every ``intervalo_segundos`` in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._bucle(), name="notificaciones-vencimientos")
+        self._passes.start()
 
     async def stop(self) -> None:
         """Stops the background passes (an unfinished batch rolls back)."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._passes.stop()

@@ -25,14 +25,13 @@ tests drive it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from services.common.periodic import PeriodicPass
 from services.common.runtime import ServiceRuntime
 from services.common.timezones import tenant_timezone
 from services.common.uow import Actor
@@ -68,7 +67,14 @@ class Vencedor:
         self._reloj = reloj
         self._lote = max(1, min(lote, LOTE_MAXIMO))
         self._intervalo = intervalo_segundos
-        self._task: asyncio.Task[None] | None = None
+        self._passes = PeriodicPass(
+            lambda: self.una_pasada(),
+            name="pagos-vencimientos",
+            interval_seconds=intervalo_segundos,
+            logger=_log,
+            failed="vencimiento pass failed; retried on the next tick",
+            done="expired %d liquidaciones",
+        )
 
     async def _entidades(self, ahora: datetime) -> list[str]:
         """Councils with pendientes due before a day no time zone has reached (a superset)."""
@@ -102,25 +108,11 @@ class Vencedor:
             total += await self.vencer_entidad(tenant_id, ahora=ahora)
         return total
 
-    async def _bucle(self) -> None:
-        while True:
-            try:
-                hechas = await self.una_pasada()
-                if hechas:
-                    _log.info("expired %d liquidaciones", hechas)
-            except Exception:
-                _log.exception("vencimiento pass failed; retried on the next tick")
-            await asyncio.sleep(self._intervalo)
-
     def start(self) -> None:
         """Runs passes every ``intervalo_segundos`` in the background (the first at once)."""
-        if self._task is None and self._intervalo > 0:
-            self._task = asyncio.create_task(self._bucle(), name="pagos-vencimientos")
+        if self._intervalo > 0:
+            self._passes.start()
 
     async def stop(self) -> None:
         """Stops the background passes (an unfinished batch rolls back)."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._passes.stop()

@@ -33,7 +33,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +43,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from fpdf import FPDF
-from sqlalchemy.engine import make_url
 
 from services.common.tenants import Tenant
 from services.registro.asientos.schemas import AsientoRead
@@ -54,10 +52,9 @@ from services.sellado.pki import DevPki
 from services.sellado.sello_tiempo import sellar_huella
 from services.sellado.trust import TrustServices
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, InMemorySerialSource, TimeStampAuthority
+from tests.bench.common import PlatformRun
 from tests.bench.registro import gateway_load
-from tests.support.broker import delete_run
 from tests.support.process import start_platform
-from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL
 
 ALICANTE = Tenant("03014", "Ayuntamiento de Alicante/Alacant", "L01030149")
 CSV = "ABCDEFGHJKLMNPQRSTUVWXYZ2"
@@ -130,22 +127,9 @@ SELECT (SELECT count(*) FROM registro.asientos),
 
 async def chain(clients: int, seconds: float, drain_timeout: float) -> None:
     """Registers for ``seconds``, then waits for every asiento's documents; prints rates."""
-    admin = make_url(POSTGRES_ADMIN_URL)
-    name = f"consistorio_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    db_url = admin.set(database=name).render_as_string(hide_password=False)
-    run = uuid.uuid4().hex[:8]
-    env = {
-        "DATABASE_URL": db_url,
-        "AMQP_URL": AMQP_URL,
-        "BUS_EXCHANGE": f"consistorio.bench.{run}",
-        "BUS_QUEUE_PREFIX": f"bench.{run}.",
-        "LOG_LEVEL": "WARNING",
-        "RATE_LIMIT_PER_MINUTE": "100000000",
-    }
+    bench = await PlatformRun.create()
+    db_url = bench.db_url
+    env = bench.env()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             running = start_platform(Path(tmp) / "var", env)
@@ -175,12 +159,7 @@ async def chain(clients: int, seconds: float, drain_timeout: float) -> None:
                 code = running.stop()
                 stop_seconds = time.monotonic() - stopped
     finally:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-        await delete_run(
-            AMQP_URL, queue_prefix=f"bench.{run}.", exchange=f"consistorio.bench.{run}"
-        )
+        await bench.close()
     asientos, expedientes, justificantes, sellos = counts
     print(f"\n# The whole chain ({clients} clients for {seconds:.0f} s, RabbitMQ)\n")
     print("| what | count | all done after (s) | per second of the run |")

@@ -19,24 +19,18 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
 from services.pagos import redsys
 from services.pagos.simulador import notificacion_firmada
-from tests.support.broker import delete_run
+from tests.bench.common import UNLIMITED, PlatformRun, machine
 from tests.support.process import start_platform
-from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL
 
 CLAVE = "sq7HjrUOBfKmC576ILgskD5srU870gJ7"
 TENANT = "03014"
@@ -158,24 +152,10 @@ async def main() -> None:
     parser.add_argument("--notificaciones", type=int, default=1000)
     args = parser.parse_args()
 
-    admin = make_url(POSTGRES_ADMIN_URL)
-    name = f"consistorio_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    db_url = admin.set(database=name).render_as_string(hide_password=False)
-    run = uuid.uuid4().hex[:8]
-    env = {
-        "DATABASE_URL": db_url,
-        "AMQP_URL": AMQP_URL,
-        "BUS_EXCHANGE": f"consistorio.bench.{run}",
-        "BUS_QUEUE_PREFIX": f"bench.{run}.",
-        "LOG_LEVEL": "WARNING",
-        "RATE_LIMIT_PER_MINUTE": "100000000",
-        "RATE_LIMIT_ANONYMOUS_PER_MINUTE": "100000000",
-        "RATE_LIMIT_REDSYS_PER_MINUTE": "100000000",
-    }
+    bench = await PlatformRun.create()
+    env = bench.env(
+        RATE_LIMIT_ANONYMOUS_PER_MINUTE=UNLIMITED, RATE_LIMIT_REDSYS_PER_MINUTE=UNLIMITED
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
             running = start_platform(Path(tmp) / "var", env)
@@ -216,16 +196,10 @@ async def main() -> None:
                 running.stop()
         solo_hmac, firma = raw_rates(notificaciones[0], min(args.seconds, 5))
     finally:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-        await delete_run(
-            AMQP_URL, queue_prefix=f"bench.{run}.", exchange=f"consistorio.bench.{run}"
-        )
+        await bench.close()
 
     print(
-        f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"\nMachine: {machine()}; "
         f"{args.clients} clients; errors: {errores_emision} issuing, {errores_notif} notifying\n"
     )
     print("| what | per second | ÷ raw HMAC-SHA256 |")

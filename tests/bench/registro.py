@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,12 +30,10 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
+from tests.bench.common import UNLIMITED, PlatformRun, machine
 from tests.support import factories
-from tests.support.broker import delete_run
 from tests.support.process import start_platform
-from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL
 
 _PLAIN_DDL = """
 CREATE SCHEMA IF NOT EXISTS bench;
@@ -227,23 +223,9 @@ async def main() -> None:
     )
     args = parser.parse_args()
 
-    admin = make_url(POSTGRES_ADMIN_URL)
-    name = f"consistorio_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    db_url = admin.set(database=name).render_as_string(hide_password=False)
-    run = uuid.uuid4().hex[:8]
-    env = {
-        "DATABASE_URL": db_url,
-        "AMQP_URL": AMQP_URL,
-        "BUS_EXCHANGE": f"consistorio.bench.{run}",
-        "BUS_QUEUE_PREFIX": f"bench.{run}.",
-        "LOG_LEVEL": "WARNING",
-        "RATE_LIMIT_PER_MINUTE": "100000000",
-        "RATE_LIMIT_TENANT_PER_MINUTE": "100000000",
-    }
+    bench = await PlatformRun.create()
+    db_url = bench.db_url
+    env = bench.env(RATE_LIMIT_TENANT_PER_MINUTE=UNLIMITED)
     results = []
     overload: list[tuple[int, float]] = []
     answered_after = 0.0
@@ -264,13 +246,13 @@ async def main() -> None:
                     )
                 )
                 if args.overload > 0:
-                    drained_normal = await drain_time(f"bench.{run}.")
+                    drained_normal = await drain_time(bench.queue_prefix)
                     offered = args.overload * len(lat) / args.seconds
                     print(f"offering {offered:.1f}/s", file=sys.stderr)
                     overload, answered_after = await open_loop(
                         running.base_url, token, offered, args.seconds
                     )
-                    drained_overload = await drain_time(f"bench.{run}.")
+                    drained_overload = await drain_time(bench.queue_prefix)
             finally:
                 running.stop()
         plain1 = await plain_inserts(db_url, 1, args.seconds)
@@ -287,19 +269,10 @@ async def main() -> None:
             )
         )
     finally:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-        await delete_run(
-            AMQP_URL, queue_prefix=f"bench.{run}.", exchange=f"consistorio.bench.{run}"
-        )
+        await bench.close()
 
     ours = results[0][1]
-    print(
-        f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
-        f"errors during the run: {errors}\n"
-    )
+    print(f"\nMachine: {machine()}; errors during the run: {errors}\n")
     print("| what | per second | p50 ms | p99 ms | ours ÷ this |")
     print("|---|---:|---:|---:|---:|")
     for label, rate, p50, p99 in results:

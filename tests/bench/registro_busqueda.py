@@ -37,12 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from services.bootstrap import migrate
 from services.common.db import Database, tenant_transaction
@@ -57,7 +54,8 @@ from services.registro.asientos.domain import (
     parse_instante,
     texto_buscado,
 )
-from tests.support.servers import POSTGRES_ADMIN_URL
+from tests.bench.common import ScratchDatabase, cpu_model, memory_gib
+from tests.bench.common import nearest_rank as _pct
 
 TENANT = "03014"
 OTRO_TENANT = "46250"
@@ -356,34 +354,8 @@ def run_psql(psql: str, dsn: str, busqueda: Busqueda, warmup: int, runs: int) ->
     return summed[warmup:]
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile, in milliseconds (p99 of 30 runs is the slowest)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] * 1000
-
-
 def _matches(total: int | None) -> str:
     return "no count" if total is None else f"{total:,d}"
-
-
-def _memory_gib() -> str:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            kib = int(fh.readline().split()[1])
-        return f"{kib / 1024 / 1024:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        return "unknown memory"
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 async def main() -> None:
@@ -398,14 +370,8 @@ async def main() -> None:
     if psql is None:
         raise SystemExit("psql is not installed (Debian package postgresql-client)")
 
-    admin = make_url(POSTGRES_ADMIN_URL)
-    name = f"consistorio_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    server_version = await conn.fetchval("SHOW server_version")
-    await conn.close()
-    dsn = admin.set(database=name).render_as_string(hide_password=False)
+    database = await ScratchDatabase.create()
+    name, dsn, server_version = database.name, database.url, database.server_version
     settings = load_settings(database_url=dsn)
     results: list[tuple[str, int | None, list[float], list[float]]] = []
     started = time.monotonic()
@@ -429,13 +395,11 @@ async def main() -> None:
     finally:
         if db is not None:
             await db.dispose()
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await database.drop()
 
     print(
-        f"\nMachine: {_cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, "
-        f"{_memory_gib()}, Python {platform.python_version()}, "
+        f"\nMachine: {cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, "
+        f"{memory_gib()}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}, PostgreSQL {server_version}. "
         f"Register: {args.rows:,d} asientos + {args.other_rows:,d} of another entity; "
         f"{args.runs} runs per search and side after {args.warmup} warm-up runs; "

@@ -26,26 +26,21 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import httpx
 import psutil
-from sqlalchemy.engine import make_url
 
+from tests.bench.common import PlatformRun, machine
 from tests.bench.registro import plain_inserts
 from tests.support import factories
-from tests.support.broker import delete_run
 from tests.support.process import free_port
-from tests.support.servers import AMQP_URL, POSTGRES_ADMIN_URL
 
 _LAUNCHER = Path(__file__).with_name("intake_platform.py")
 
@@ -230,23 +225,9 @@ async def main() -> None:
     args = parser.parse_args()
     src = args.src.resolve()
 
-    admin = make_url(POSTGRES_ADMIN_URL)
-    name = f"consistorio_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    db_url = admin.set(database=name).render_as_string(hide_password=False)
-    run = uuid.uuid4().hex[:8]
-    env = {
-        "DATABASE_URL": db_url,
-        "AMQP_URL": AMQP_URL,
-        "BUS_EXCHANGE": f"consistorio.bench.{run}",
-        "BUS_QUEUE_PREFIX": f"bench.{run}.",
-        "LOG_LEVEL": "WARNING",
-        "RATE_LIMIT_PER_MINUTE": "100000000",
-        "OUTBOX_POLL_SECONDS": "0.5",
-    }
+    bench = await PlatformRun.create()
+    db_url = bench.db_url
+    env = bench.env(OUTBOX_POLL_SECONDS="0.5")
     phases: list[Phase] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -284,19 +265,10 @@ async def main() -> None:
             separate = await _separate_processes(src, data_dir, env, args.clients, args.seconds)
         plain = await plain_inserts(db_url, 1, args.seconds)
     finally:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-        await delete_run(
-            AMQP_URL, queue_prefix=f"bench.{run}.", exchange=f"consistorio.bench.{run}"
-        )
+        await bench.close()
 
     baseline = len(plain) / args.seconds
-    print(
-        f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
-        f"platform stopped with exit code {code} in {stopped_in:.1f} s\n"
-    )
+    print(f"\nMachine: {machine()}; platform stopped with exit code {code} in {stopped_in:.1f} s\n")
     print("| what | per second | p50 ms | p99 ms | CPU ms a request | this ÷ plain |")
     print("|---|---:|---:|---:|---:|---:|")
     for phase in phases:

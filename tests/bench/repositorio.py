@@ -15,21 +15,17 @@ import asyncio
 import hashlib
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
+from tests.bench.common import ScratchDatabase, machine
 from tests.support.process import start_platform
-from tests.support.servers import POSTGRES_ADMIN_URL
 
 _CHUNK = 1024 * 1024
 _BOUNDARY = "consistorio-bench-boundary"
@@ -96,12 +92,7 @@ async def main() -> None:
     parser.add_argument("--size-mb", type=int, default=256)
     args = parser.parse_args()
 
-    admin = make_url(POSTGRES_ADMIN_URL)
-    admin_dsn = admin.render_as_string(hide_password=False)
-    name = f"consistorio_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
+    database = await ScratchDatabase.create()
     root = Path(tempfile.mkdtemp(prefix="consistorio-bench-", dir=Path.cwd()))
     root.chmod(0o755)
     try:
@@ -110,7 +101,7 @@ async def main() -> None:
         print(f"making a {args.size_mb} MiB file", file=sys.stderr)
         expected = _make_file(source, args.size_mb)
         env = {
-            "DATABASE_URL": admin.set(database=name).render_as_string(hide_password=False),
+            "DATABASE_URL": database.url,
             "LOG_LEVEL": "WARNING",
             "REPOSITORIO_MAX_BYTES": str(size * 2),
         }
@@ -153,17 +144,11 @@ async def main() -> None:
         copy_s = _disk_copy(source, root / "copia.pdf")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await database.drop()
 
     mb = size / 1e6
     copy_rate = mb / copy_s
-    print(
-        f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
-        f"file {mb:.0f} MB\n"
-    )
+    print(f"\nMachine: {machine()}; file {mb:.0f} MB\n")
     print("| what | MB/s | ÷ disk copy |")
     print("|---|---:|---:|")
     for label, seconds in (

@@ -25,13 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from services.bootstrap import migrate
 from services.common.auth import Principal
@@ -39,8 +37,9 @@ from services.common.db import Database, tenant_transaction
 from services.common.settings import load_settings
 from services.tramitador.bandeja import service as bandeja
 from services.tramitador.expedientes import service as expedientes
-from tests.bench.registro_busqueda import _TIME, _cpu_model, _memory_gib, _pct, nif_de
-from tests.support.servers import POSTGRES_ADMIN_URL
+from tests.bench.common import ScratchDatabase, cpu_model, memory_gib
+from tests.bench.common import nearest_rank as _pct
+from tests.bench.registro_busqueda import _TIME, nif_de
 
 TENANT = "03014"
 OTRO_TENANT = "46250"
@@ -261,14 +260,8 @@ async def main() -> None:
     psql = subprocess.run(["which", "psql"], capture_output=True, text=True).stdout.strip()
     if not psql:
         raise SystemExit("psql is not installed (Debian package postgresql-client)")
-    admin = make_url(POSTGRES_ADMIN_URL)
-    name = f"consistorio_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    server_version = await conn.fetchval("SHOW server_version")
-    await conn.close()
-    dsn = admin.set(database=name).render_as_string(hide_password=False)
+    database = await ScratchDatabase.create()
+    name, dsn, server_version = database.name, database.url, database.server_version
     settings = load_settings(database_url=dsn)
     results: list[tuple[str, int, list[float], list[float]]] = []
     started = time.monotonic()
@@ -294,13 +287,11 @@ async def main() -> None:
     finally:
         if db is not None:
             await db.dispose()
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await database.drop()
 
     print(
-        f"\nMachine: {_cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, "
-        f"{_memory_gib()}, Python {platform.python_version()}, PostgreSQL {server_version}. "
+        f"\nMachine: {cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, "
+        f"{memory_gib()}, Python {platform.python_version()}, PostgreSQL {server_version}. "
         f"{args.rows:,d} expedientes (+{args.other_rows:,d} of another council), two trámites "
         f"each; {args.runs} runs per query and side after {args.warmup} warm-up runs; page "
         f"{PAGE}; whole run {time.monotonic() - started:.0f} s.\n"

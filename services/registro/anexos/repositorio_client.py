@@ -20,6 +20,13 @@ import httpx
 from fastapi import Request
 
 from services.common.errors import Conflict, Forbidden, ProblemError
+from services.common.repositorio_http import (
+    RUTA,
+    RepositorioHttp,
+    RepositorioNoDisponible,
+    cliente_de,
+    get_como_llamante,
+)
 from services.registro.anexos.schemas import AnexoRead
 
 __all__ = [
@@ -30,16 +37,6 @@ __all__ = [
     "repositorio_de",
 ]
 
-# The gateway route segment the repositorio serves (its URL in service_urls).
-RUTA = "documentos"
-
-
-class RepositorioNoDisponible(ProblemError):
-    """503: the repositorio cannot be reached (or its address is not configured)."""
-
-    status = 503
-    slug = "repositorio-no-disponible"
-
 
 class RespuestaInesperada(ProblemError):
     """502: the repositorio answered something the registro cannot use."""
@@ -48,28 +45,12 @@ class RespuestaInesperada(ProblemError):
     slug = "repositorio-respuesta-inesperada"
 
 
-class RepositorioClient:
+class RepositorioClient(RepositorioHttp):
     """Reads documents' content from the repositorio, as the caller."""
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._transport = transport
-        self._timeout = timeout
-
-    def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.base_url, transport=self._transport, timeout=self._timeout
-        )
 
     async def contenido(self, documento_id: str, version: int, token: str) -> bytes:
         """The bytes of one version of a documento (problems as :meth:`contenidos` says)."""
-        async with self._client() as client:
+        async with self.client() as client:
             return await self._get(client, documento_id, version, token, documento_id)
 
     async def contenidos(self, anexos: Sequence[AnexoRead], token: str) -> list[bytes | None]:
@@ -81,7 +62,7 @@ class RepositorioClient:
         does not match), 503 (the repositorio cannot be reached).
         """
         out: list[bytes | None] = []
-        async with self._client() as client:
+        async with self.client() as client:
             for anexo in anexos:
                 if anexo.documento_id is None:
                     out.append(None)
@@ -101,13 +82,9 @@ class RepositorioClient:
         self, client: httpx.AsyncClient, documento_id: str, version: int, token: str, nombre: str
     ) -> bytes:
         path = f"/api/v1/{RUTA}/{documento_id}/versiones/{version}/contenido"
-        try:
-            response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
-        except httpx.HTTPError as exc:
-            raise RepositorioNoDisponible(
-                f"No se pudo leer el anexo {nombre} del repositorio: {exc.__class__.__name__}.",
-                headers={"Retry-After": "5"},
-            ) from exc
+        response = await get_como_llamante(
+            client, path, token, fallo=f"No se pudo leer el anexo {nombre} del repositorio"
+        )
         if response.status_code == 200:
             return response.content
         if response.status_code in (401, 403):
@@ -131,16 +108,4 @@ def repositorio_de(request: Request) -> RepositorioClient:
     Looked up only when anexos are to be read, so a registro without a repositorio
     still exports asientos that have none.
     """
-    state = request.app.state
-    client: RepositorioClient | None = getattr(state, "repositorio_client", None)
-    if client is not None:
-        return client
-    settings = state.runtime.settings
-    urls: dict[str, str] = getattr(state, "service_urls", None) or settings.service_urls
-    base_url = urls.get(RUTA)
-    if not base_url:
-        raise RepositorioNoDisponible(
-            "No se conoce la dirección del repositorio: configure SERVICE_URLS con la ruta "
-            f"'{RUTA}'."
-        )
-    return RepositorioClient(base_url, timeout=settings.proxy_timeout_seconds)
+    return cliente_de(request, RepositorioClient, "repositorio_client")

@@ -7,11 +7,13 @@ import os
 import re
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Principal
 from services.common.cpu import CpuPool
@@ -24,6 +26,7 @@ from services.common.errors import (
     Unprocessable,
     problem_responses,
 )
+from services.common.runtime import ServiceRuntime
 from services.tramitador.eni import service
 from services.tramitador.eni.exportacion import exportar_zip, nombre_zip
 from services.tramitador.eni.repositorio_client import RepositorioClient, repositorio_de
@@ -58,6 +61,44 @@ def _token(request: Request) -> str:
     return request.headers.get("authorization", "").partition(" ")[2]
 
 
+@asynccontextmanager
+async def _del_expediente(
+    runtime: ServiceRuntime,
+    principal: Principal,
+    expediente_id: str,
+    *,
+    interesado: str | None = None,
+) -> AsyncIterator[tuple[AsyncSession, dict[str, Any]]]:
+    """A transaction of the caller's tenant in which the expediente is known to be theirs
+    (and, for a citizen, one they are interesado of): anybody else's is a 404 first."""
+    async with tenant_transaction(runtime.db, principal.tenant) as session:
+        expediente = await service.expediente_de(
+            session, tenant_id=principal.tenant, expediente_id=expediente_id, interesado=interesado
+        )
+        yield session, expediente
+
+
+@asynccontextmanager
+async def _del_interesado(
+    runtime: ServiceRuntime, principal: Principal, expediente_id: str
+) -> AsyncIterator[AsyncSession]:
+    """The same for a citizen: an expediente they are not interesado of is a 404 too."""
+    async with _del_expediente(runtime, principal, expediente_id, interesado=_nif(principal)) as (
+        session,
+        _,
+    ):
+        yield session
+
+
+def _indice_xml(fila: dict[str, Any]) -> Response:
+    """A frozen índice as the ENI XML it is, with its digest as the ETag."""
+    return Response(
+        fila["xml"],
+        media_type="application/xml",
+        headers={"ETag": f'"{fila["sha256"]}"', "X-Indice-Version": str(fila["version"])},
+    )
+
+
 @router.get(
     "/expedientes/{expediente_id}/foliado",
     response_model=FoliadoList,
@@ -68,10 +109,7 @@ async def listar_foliado(
     expediente_id: str, runtime: RuntimeDep, principal: TramitadorUser
 ) -> FoliadoList:
     """Every document that entered the expediente, and every withdrawal, in order."""
-    async with tenant_transaction(runtime.db, principal.tenant) as session:
-        await service.expediente_de(
-            session, tenant_id=principal.tenant, expediente_id=expediente_id
-        )
+    async with _del_expediente(runtime, principal, expediente_id) as (session, _):
         filas = await service.listar_foliado(session, expediente_id=expediente_id)
     return FoliadoList(items=[FoliadoRead.model_validate(f) for f in filas])
 
@@ -93,10 +131,8 @@ async def incorporar_documento(
     """Staff attach a stored document: it is foliado with the digest and ENI metadata the
     repositorio recorded for its current version (read as the caller, who needs the
     role ``documentos`` too)."""
-    async with tenant_transaction(runtime.db, principal.tenant) as session:
-        await service.expediente_de(
-            session, tenant_id=principal.tenant, expediente_id=expediente_id
-        )
+    async with _del_expediente(runtime, principal, expediente_id):
+        pass  # only the check: the repositorio is read outside the transaction
     version = await repositorio_de(request).version_actual(
         body.documento_id.lower(), _token(request)
     )
@@ -176,10 +212,7 @@ async def listar_indices(
     expediente_id: str, runtime: RuntimeDep, principal: TramitadorUser
 ) -> IndiceVersionList:
     """Every frozen version of the índice and the state of its signature, newest first."""
-    async with tenant_transaction(runtime.db, principal.tenant) as session:
-        await service.expediente_de(
-            session, tenant_id=principal.tenant, expediente_id=expediente_id
-        )
+    async with _del_expediente(runtime, principal, expediente_id) as (session, _):
         filas = await service.listar_indices(session, expediente_id=expediente_id)
     return IndiceVersionList(items=[IndiceVersionRead.model_validate(f) for f in filas])
 
@@ -198,16 +231,9 @@ async def consultar_indice(
 ) -> Response:
     """The latest signed índice (or ``version``): an ENI ``expediente`` XML with the
     índice, the expediente's metadata and the council's XAdES-T signature."""
-    async with tenant_transaction(runtime.db, principal.tenant) as session:
-        await service.expediente_de(
-            session, tenant_id=principal.tenant, expediente_id=expediente_id
-        )
+    async with _del_expediente(runtime, principal, expediente_id) as (session, _):
         fila = await service.consultar_indice(session, expediente_id=expediente_id, version=version)
-    return Response(
-        fila["xml"],
-        media_type="application/xml",
-        headers={"ETag": f'"{fila["sha256"]}"', "X-Indice-Version": str(fila["version"])},
-    )
+    return _indice_xml(fila)
 
 
 @router.get(
@@ -226,10 +252,7 @@ async def exportar_expediente(
     """The latest signed índice (or ``version``, e.g. the one frozen for a remisión) and
     every document it lists as a ``documentoEni``, in a ZIP written while it is sent
     (the caller needs the role ``documentos`` too)."""
-    async with tenant_transaction(runtime.db, principal.tenant) as session:
-        expediente = await service.expediente_de(
-            session, tenant_id=principal.tenant, expediente_id=expediente_id
-        )
+    async with _del_expediente(runtime, principal, expediente_id) as (session, expediente):
         indice = await service.consultar_indice(
             session, expediente_id=expediente_id, version=version
         )
@@ -369,19 +392,9 @@ def _nif(principal: Principal) -> str:
 )
 async def mi_indice(expediente_id: str, runtime: RuntimeDep, principal: CiudadanoUser) -> Response:
     """The interesado's copy of the latest signed índice of their expediente."""
-    async with tenant_transaction(runtime.db, principal.tenant) as session:
-        await service.expediente_de(
-            session,
-            tenant_id=principal.tenant,
-            expediente_id=expediente_id,
-            interesado=_nif(principal),
-        )
+    async with _del_interesado(runtime, principal, expediente_id) as session:
         fila = await service.consultar_indice(session, expediente_id=expediente_id)
-    return Response(
-        fila["xml"],
-        media_type="application/xml",
-        headers={"ETag": f'"{fila["sha256"]}"', "X-Indice-Version": str(fila["version"])},
-    )
+    return _indice_xml(fila)
 
 
 @router.get(
@@ -394,13 +407,7 @@ async def mis_documentos(
     expediente_id: str, runtime: RuntimeDep, principal: CiudadanoUser
 ) -> FoliadoList:
     """The documents of the expediente that were notified to its interesados."""
-    async with tenant_transaction(runtime.db, principal.tenant) as session:
-        await service.expediente_de(
-            session,
-            tenant_id=principal.tenant,
-            expediente_id=expediente_id,
-            interesado=_nif(principal),
-        )
+    async with _del_interesado(runtime, principal, expediente_id) as session:
         filas = await service.documentos_del_indice(
             session, expediente_id=expediente_id, hasta_orden=2**31 - 1, notificados=True
         )
@@ -425,13 +432,7 @@ async def mi_documento(
 ) -> StreamingResponse:
     """The interesado's copy of a notified document: the issued PDF, read from its public
     verification address (its CSV), streamed."""
-    async with tenant_transaction(runtime.db, principal.tenant) as session:
-        await service.expediente_de(
-            session,
-            tenant_id=principal.tenant,
-            expediente_id=expediente_id,
-            interesado=_nif(principal),
-        )
+    async with _del_interesado(runtime, principal, expediente_id) as session:
         fila = await service.documento_notificado(session, expediente_id=expediente_id, orden=orden)
     csv = (fila["metadatos"] or {}).get("csv")
     if not csv:

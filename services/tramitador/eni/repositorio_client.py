@@ -19,18 +19,17 @@ import httpx
 from fastapi import Request
 
 from services.common.errors import Conflict, Forbidden, ProblemError
+from services.common.repositorio_http import (
+    RUTA,
+    RepositorioHttp,
+    RepositorioNoDisponible,
+    cliente_de,
+    get_como_llamante,
+)
 
 __all__ = ["RUTA", "RepositorioClient", "RepositorioNoDisponible", "repositorio_de"]
 
-RUTA = "documentos"
 CHUNK = 64 * 1024
-
-
-class RepositorioNoDisponible(ProblemError):
-    """503: the repositorio cannot be reached (or its address is not configured)."""
-
-    status = 503
-    slug = "repositorio-no-disponible"
 
 
 class RespuestaInesperada(ProblemError):
@@ -53,38 +52,18 @@ def _refusal(response: httpx.Response, documento_id: str) -> ProblemError:
     )
 
 
-class RepositorioClient:
+class RepositorioClient(RepositorioHttp):
     """Reads documents' versions and content from the repositorio, as the caller."""
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._transport = transport
-        self._timeout = timeout
-
-    def client(self) -> httpx.AsyncClient:
-        """A client for one batch of calls (an export opens one for all its documents)."""
-        return httpx.AsyncClient(
-            base_url=self.base_url, transport=self._transport, timeout=self._timeout
-        )
 
     async def version_actual(self, documento_id: str, token: str) -> dict[str, Any]:
         """The current version of a documento as recorded: digest, size, ENI metadata."""
-        try:
-            async with self.client() as client:
-                response = await client.get(
-                    f"/api/v1/{RUTA}/{documento_id}", headers={"Authorization": f"Bearer {token}"}
-                )
-        except httpx.HTTPError as exc:
-            raise RepositorioNoDisponible(
-                f"No se pudo consultar el repositorio: {exc.__class__.__name__}.",
-                headers={"Retry-After": "5"},
-            ) from exc
+        async with self.client() as client:
+            response = await get_como_llamante(
+                client,
+                f"/api/v1/{RUTA}/{documento_id}",
+                token,
+                fallo="No se pudo consultar el repositorio",
+            )
         if response.status_code != 200:
             raise _refusal(response, documento_id)
         body = response.json()
@@ -92,55 +71,37 @@ class RepositorioClient:
         version["documento_id"] = body["id"]
         return version
 
-    async def contenido(
+    def contenido(
         self, client: httpx.AsyncClient, documento_id: str, version: int, token: str
     ) -> AsyncIterator[bytes]:
         """The bytes of one version, in chunks as they arrive."""
         path = f"/api/v1/{RUTA}/{documento_id}/versiones/{version}/contenido"
-        try:
-            async with client.stream(
-                "GET", path, headers={"Authorization": f"Bearer {token}"}
-            ) as response:
-                if response.status_code != 200:
-                    raise _refusal(response, documento_id)
-                async for chunk in response.aiter_bytes(CHUNK):
-                    yield chunk
-        except httpx.HTTPError as exc:
-            raise RepositorioNoDisponible(
-                f"No se pudo leer el documento {documento_id}: {exc.__class__.__name__}.",
-                headers={"Retry-After": "5"},
-            ) from exc
+        return _stream(client, path, documento_id, headers={"Authorization": f"Bearer {token}"})
 
-    async def publico(self, client: httpx.AsyncClient, csv: str) -> AsyncIterator[bytes]:
+    def publico(self, client: httpx.AsyncClient, csv: str) -> AsyncIterator[bytes]:
         """An issued document's bytes from its public verification address (no token):
         what anybody holding the CSV may download, as a citizen gets a notified one."""
-        try:
-            async with client.stream(
-                "GET", f"/api/v1/{RUTA}/verificar/{csv}/documento"
-            ) as response:
-                if response.status_code != 200:
-                    raise _refusal(response, csv)
-                async for chunk in response.aiter_bytes(CHUNK):
-                    yield chunk
-        except httpx.HTTPError as exc:
-            raise RepositorioNoDisponible(
-                f"No se pudo leer el documento {csv}: {exc.__class__.__name__}.",
-                headers={"Retry-After": "5"},
-            ) from exc
+        return _stream(client, f"/api/v1/{RUTA}/verificar/{csv}/documento", csv)
+
+
+async def _stream(
+    client: httpx.AsyncClient, path: str, ref: str, *, headers: dict[str, str] | None = None
+) -> AsyncIterator[bytes]:
+    """GETs ``path`` in chunks as they arrive: a refusal is the repositorio's problem, a
+    failed connection a 503 naming ``ref`` (the document or CSV asked for)."""
+    try:
+        async with client.stream("GET", path, headers=headers) as response:
+            if response.status_code != 200:
+                raise _refusal(response, ref)
+            async for chunk in response.aiter_bytes(CHUNK):
+                yield chunk
+    except httpx.HTTPError as exc:
+        raise RepositorioNoDisponible(
+            f"No se pudo leer el documento {ref}: {exc.__class__.__name__}.",
+            headers={"Retry-After": "5"},
+        ) from exc
 
 
 def repositorio_de(request: Request) -> RepositorioClient:
     """The repositorio client of the request's app; 503 when it has no address."""
-    state = request.app.state
-    client: RepositorioClient | None = getattr(state, "eni_repositorio_client", None)
-    if client is not None:
-        return client
-    settings = state.runtime.settings
-    urls: dict[str, str] = getattr(state, "service_urls", None) or settings.service_urls
-    base_url = urls.get(RUTA)
-    if not base_url:
-        raise RepositorioNoDisponible(
-            "No se conoce la dirección del repositorio: configure SERVICE_URLS con la ruta "
-            f"'{RUTA}'."
-        )
-    return RepositorioClient(base_url, timeout=settings.proxy_timeout_seconds)
+    return cliente_de(request, RepositorioClient, "eni_repositorio_client")
