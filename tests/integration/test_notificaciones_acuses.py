@@ -92,11 +92,19 @@ async def test_practicada_and_expirada_get_an_acuse_verifiable_by_its_csv(
     for notificacion_id, hito in ((abierta, "practicada"), (olvidada, "expirada")):
         fila = await acuse_emitido(platform, tenant, notificacion_id)
         assert fila.hito == hito
+        # The csv service records the issued code from its own event, which may cross
+        # the bus after the one that told notificaciones: it is verifiable soon, not
+        # necessarily at once.
         async with asgi_client(platform.apps["csv"]) as csv:
-            response = await csv.get(
-                f"/api/v1/csv/verificar/{fila.csv}", headers={"Accept": "application/json"}
-            )
-        assert response.status_code == 200, response.text
+
+            async def verificable(code: str = fila.csv) -> Any:
+                answer = await csv.get(
+                    f"/api/v1/csv/verificar/{code}", headers={"Accept": "application/json"}
+                )
+                assert answer.status_code in (200, 404), answer.text
+                return answer if answer.status_code == 200 else None
+
+            response = await eventually(verificable, timeout=30)
         body = response.json()
         assert body["nombre_fichero"] == f"acuse-notificacion-{notificacion_id}.pdf"
         assert body["tipo_documental"] == "TD11"
