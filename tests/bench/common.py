@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import os
 import platform
+import sys
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,3 +140,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def seeding_progress(done: int, total: int, started: float, what: str) -> None:
+    """One self-rewriting stderr line while a bench seeds its rows: long loads show
+    their rate and time left."""
+    elapsed = time.monotonic() - started
+    rate = done / elapsed if elapsed else 0.0
+    eta = (total - done) / rate if rate else 0.0
+    print(
+        f"\r  seeding: {done:9,d}/{total:,d} {what}, {rate:8,.0f} rows/s, ETA {eta:4.0f} s",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )

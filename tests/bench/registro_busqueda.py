@@ -54,7 +54,7 @@ from services.registro.asientos.domain import (
     parse_instante,
     texto_buscado,
 )
-from tests.bench.common import ScratchDatabase, cpu_model, memory_gib
+from tests.bench.common import ScratchDatabase, cpu_model, memory_gib, seeding_progress
 from tests.bench.common import nearest_rank as _pct
 
 TENANT = "03014"
@@ -156,18 +156,6 @@ def nif_de(persona: int) -> str:
     return f"{n:08d}" + "TRWAGMYFPDXBNJZSQVHLCKE"[n % 23]
 
 
-def _progress(done: int, total: int, started: float) -> None:
-    elapsed = time.monotonic() - started
-    rate = done / elapsed if elapsed else 0.0
-    eta = (total - done) / rate if rate else 0.0
-    print(
-        f"\r  seeding: {done:9,d}/{total:,d} asientos, {rate:8,.0f} rows/s, ETA {eta:4.0f} s",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 async def seed(dsn: str, rows: int, other_rows: int, batch: int) -> float:
     """Loads both registers as the owner, interleaved in batches; answers the seconds taken."""
     conn = await asyncpg.connect(dsn)
@@ -191,7 +179,7 @@ async def seed(dsn: str, rows: int, other_rows: int, batch: int) -> float:
                     _SEED, tenant, first, last, total, _VOCABULARIO, _NOMBRES, _APELLIDOS
                 )
                 done += last - first + 1
-                _progress(done, rows + other_rows, started)
+                seeding_progress(done, rows + other_rows, started, "asientos")
         print(file=sys.stderr)
         await conn.execute(_ANULAR)
         # A long-lived register has been vacuumed by autovacuum: the visibility map

@@ -37,7 +37,7 @@ from services.common.db import Database, tenant_transaction
 from services.common.settings import load_settings
 from services.tramitador.bandeja import service as bandeja
 from services.tramitador.expedientes import service as expedientes
-from tests.bench.common import ScratchDatabase, cpu_model, memory_gib
+from tests.bench.common import ScratchDatabase, cpu_model, memory_gib, seeding_progress
 from tests.bench.common import nearest_rank as _pct
 from tests.bench.registro_busqueda import _TIME, nif_de
 
@@ -86,18 +86,6 @@ FROM nuevos n CROSS JOIN (VALUES
 """
 
 
-def _progress(done: int, total: int, started: float) -> None:
-    elapsed = time.monotonic() - started
-    rate = done / elapsed if elapsed else 0.0
-    eta = (total - done) / rate if rate else 0.0
-    print(
-        f"\r  seeding: {done:9,d}/{total:,d} expedientes, {rate:7,.0f}/s, ETA {eta:4.0f} s",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 async def seed(dsn: str, rows: int, other_rows: int, batch: int) -> float:
     """Loads both councils as the owner, in batches, with a progress line."""
     conn = await asyncpg.connect(dsn)
@@ -110,7 +98,7 @@ async def seed(dsn: str, rows: int, other_rows: int, batch: int) -> float:
                 last = min(total, first + batch - 1)
                 await conn.execute(_SEED, tenant, first, last, PROCEDIMIENTOS, UNIDADES, HOY)
                 done += last - first + 1
-                _progress(done, rows + other_rows, started)
+                seeding_progress(done, rows + other_rows, started, "expedientes")
         print(file=sys.stderr)
         await conn.execute(
             "INSERT INTO tramitador.miembros_unidad VALUES ($1, 'unidad-03', 'ana')", TENANT
