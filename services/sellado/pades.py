@@ -14,6 +14,8 @@ document stay untouched and earlier signatures remain valid.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import inspect
 import struct
 import threading
@@ -44,6 +46,8 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from services.sellado.plantilla_cms import PlantillaCms
 
 __all__ = [
     "DEFAULT_FIELD_NAME",
@@ -207,6 +211,84 @@ class _LoadedKeySigner(signers.SimpleSigner):
     def __init__(self, *, key: CertificateIssuerPrivateKeyTypes, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._key = key
+        self._plantilla: PlantillaCms | None = None
+        self._plantilla_lock = asyncio.Lock()
+
+    async def async_sign(
+        self,
+        data_digest: bytes,
+        digest_algorithm: str,
+        dry_run: bool = False,
+        use_pades: bool = False,
+        timestamper: TimeStamper | None = None,
+        signed_attr_settings: PdfCMSSignedAttributes | None = None,
+        is_pdf_sig: bool = True,
+        encap_content_info: Any = None,
+    ) -> cms.ContentInfo:
+        """A PAdES seal from the key's prepared container; anything else goes to pyhanko.
+
+        The prepared path covers what the sellado asks for: a PDF signature at PAdES with
+        SHA-256, no extra signed attributes. It signs once and
+        asks the time-stamper once, as pyhanko does, but joins constant DER pieces
+        instead of rebuilding the structure (see :mod:`services.sellado.plantilla_cms`).
+        """
+        if not dry_run and self._fits_plantilla(
+            digest_algorithm, use_pades, signed_attr_settings, is_pdf_sig, encap_content_info
+        ):
+            plantilla = await self._plantilla_for_key()
+            attrs = plantilla.signed_attrs_for(data_digest)
+            signature = await self.async_sign_raw(attrs, "sha256")
+            token: bytes | None = None
+            if timestamper is not None:
+                over = hashlib.sha256(signature).digest()
+                token = (await timestamper.async_timestamp(over, "sha256")).dump()
+            return cms.ContentInfo.load(plantilla.container(attrs, signature, token))
+        return await super().async_sign(
+            data_digest,
+            digest_algorithm,
+            dry_run=dry_run,
+            use_pades=use_pades,
+            timestamper=timestamper,
+            signed_attr_settings=signed_attr_settings,
+            is_pdf_sig=is_pdf_sig,
+            encap_content_info=encap_content_info,
+        )
+
+    def _fits_plantilla(
+        self,
+        digest_algorithm: str,
+        use_pades: bool,
+        settings: PdfCMSSignedAttributes | None,
+        is_pdf_sig: bool,
+        encap_content_info: Any,
+    ) -> bool:
+        # With PAdES the signing time is not a signed attribute (the /M entry carries
+        # it), so only the CAdES and Adobe revocation extras would change the template.
+        plain_attrs = settings is None or (
+            settings.cades_signed_attrs is None and settings.adobe_revinfo_attr is None
+        )
+        return (
+            use_pades
+            and is_pdf_sig
+            and plain_attrs
+            and encap_content_info is None
+            and digest_algorithm.lower() == "sha256"
+            and self.signed_attr_prov_spec is None
+            and self.unsigned_attr_prov_spec is None
+            and not self.attribute_certs
+        )
+
+    async def _plantilla_for_key(self) -> PlantillaCms:
+        """The key's container template, made on its first seal from pyhanko's own."""
+        if self._plantilla is None:
+            async with self._plantilla_lock:
+                if self._plantilla is None:
+                    marker = hashlib.sha256(b"consistorio: plantilla del sello").digest()
+                    container = await super().async_sign(
+                        marker, "sha256", use_pades=True, is_pdf_sig=True
+                    )
+                    self._plantilla = PlantillaCms.from_container(container, marker)
+        return self._plantilla
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         """Signs with the loaded key; mechanisms other than RSA and ECDSA go to pyhanko."""

@@ -15,6 +15,7 @@ prints "Unknown issue with Certificate" even for a signature it made itself. So
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -23,8 +24,8 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms, tsp
 from asn1crypto import keys as asn1_keys
-from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -32,9 +33,11 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import copy_into_new_writer
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from services.sellado import pades
 from services.sellado.pades import InProcessTimeStamper, InvalidPdf, VisibleAppearance, seal_pdf
 from services.sellado.verification import SignatureReport, verify_pdf
 from tests.support.pades_material import SealingPair, TestPki, minimal_pdf
@@ -344,6 +347,43 @@ async def test_damaged_signature_is_reported_not_raised(sealed: bytes, pki: Test
 async def test_too_many_signatures_are_refused(sealed: bytes, pki: TestPki) -> None:
     with pytest.raises(InvalidPdf, match="más de 0 firmas"):
         await verify_pdf(sealed, trust_roots=[pki.root], max_signatures=0)
+
+
+# -- the prepared container -----------------------------------------------------
+
+
+class _OneToken(TimeStamper):
+    """Answers every request with the first token it got: two signers, one token."""
+
+    def __init__(self, inner: TimeStamper) -> None:
+        super().__init__()
+        self._inner = inner
+        self._token: cms.ContentInfo | None = None
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:
+        if self._token is None:
+            self._token = await self._inner.async_timestamp(message_digest, md_algorithm)
+        return self._token
+
+
+async def test_the_seal_container_is_pyhankos_own_byte_for_byte(
+    pki: TestPki, alicante: SealingPair
+) -> None:
+    signer = pades._prepared_for(alicante).signer
+    timestamper = _OneToken(pki.timestamper())
+    for text in (b"un documento", b"otro documento"):
+        digest = hashlib.sha256(text).digest()
+        ours = await signer.async_sign(digest, "sha256", use_pades=True, timestamper=timestamper)
+        general = await signers.SimpleSigner.async_sign(
+            signer, digest, "sha256", use_pades=True, timestamper=timestamper
+        )
+
+        assert ours.dump() == general.dump()
+        signer_info = ours["content"]["signer_infos"][0]
+        attrs = {a["type"].native: a["values"][0].native for a in signer_info["signed_attrs"]}
+        assert attrs["message_digest"] == digest
+        token = signer_info["unsigned_attrs"][0]["values"][0]
+        assert token.dump() == (await timestamper.async_timestamp(b"", "sha256")).dump()
 
 
 # -- the in-process timestamper -------------------------------------------------
