@@ -62,6 +62,8 @@ __all__ = [
 # the parameters an estimate does not see (ON CONFLICT clauses, expressions).
 MAX_PARAMETERS = 32_000
 _MARGIN_PER_STATEMENT = 32
+# Up to this many events of one use case, each gets its own single-row outbox INSERT.
+_SINGLE_ROW_EVENTS = 16
 
 
 @dataclass(frozen=True)
@@ -397,21 +399,23 @@ class UnitOfWork:
     def _defer_outbox(self) -> None:
         if not self._events:
             return
-        self._deferred.append(
-            insert(self.tables.outbox).values(
-                [
-                    {
-                        "event_id": env["id"],
-                        "tenant_id": env["tenantid"],
-                        "routing_key": EventName.from_type(env["type"]).routing_key(
-                            env["tenantid"]
-                        ),
-                        "envelope": env,
-                    }
-                    for env in self._events
-                ]
-            )
-        )
+        rows = [
+            {
+                "event_id": env["id"],
+                "tenant_id": env["tenantid"],
+                "routing_key": EventName.from_type(env["type"]).routing_key(env["tenantid"]),
+                "envelope": env,
+            }
+            for env in self._events
+        ]
+        outbox = self.tables.outbox
+        if len(rows) <= _SINGLE_ROW_EVENTS:
+            # SQLAlchemy never caches the compiled form of a multi-row VALUES, and the
+            # outbox rides in the same statement as every other write of the use case:
+            # one single-row INSERT per event keeps the whole statement cacheable.
+            self._deferred.extend(insert(outbox).values(**row) for row in rows)
+        else:
+            self._deferred.append(insert(outbox).values(rows))
 
     async def _flush(self) -> None:
         """Sends every deferred write in as few round trips as the parameter limit allows

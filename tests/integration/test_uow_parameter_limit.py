@@ -3,12 +3,15 @@ a large batch still commits whole, cut into statements that fit (real PostgreSQL
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.engine.default import CACHE_HIT
 
 from services.bootstrap import Platform, build_platform
 from services.common.bus.inprocess import InProcessTransport
@@ -98,3 +101,33 @@ async def test_a_failed_batch_past_the_limit_leaves_nothing(
             uow.defer(insert(audit).values(tenant_id=tenant, entity=entity))
 
     assert await _audited(registro, tenant, entity) == before == 4000
+
+
+async def test_a_use_case_with_events_compiles_once_and_then_comes_from_the_cache(
+    registro: Platform, new_tenant: Callable[..., Any]
+) -> None:
+    # A consumer's transaction (an audit entry and two events, as a handler writes them)
+    # must not be compiled again on every message: SQLAlchemy caches no multi-row VALUES.
+    tenant = await new_tenant()
+    runtime = registro.runtimes["registro"]
+    example = Path(__file__).parents[2] / "bus-contracts/examples/registro/asiento-anulado/v1"
+    data = json.loads((example / "minimal.json").read_text(encoding="utf-8"))
+    hits: list[Any] = []
+
+    def note(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: Any) -> None:
+        if "outbox" in statement:
+            hits.append(context.cache_hit)
+
+    engine = runtime.db.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", note)
+    try:
+        for i in range(3):
+            async with runtime.unit_of_work(tenant, _ACTOR) as uow:
+                uow.audit(action="probar", entity="cache", entity_id=str(i), new={"i": i})
+                uow.emit("registro.asiento.anulado.v1", {**data, "motivo": f"prueba {i}"})
+                uow.emit("registro.asiento.anulado.v1", {**data, "motivo": f"otra {i}"})
+    finally:
+        event.remove(engine, "after_cursor_execute", note)
+
+    assert len(hits) == 3
+    assert hits[1:] == [CACHE_HIT, CACHE_HIT]
