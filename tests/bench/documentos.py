@@ -20,7 +20,12 @@ Then (unless ``--steps-only``) the whole chain: ``consistorio up`` on a fresh da
 the test PostgreSQL with the bus on RabbitMQ, ``--clients`` clients registering asientos
 through the gateway for ``--seconds``, then the time until every asiento has its
 expediente, its issued justificante and its register time-stamp (at most
-``--drain-timeout``), and the platform stopped with SIGTERM. Needs both servers.
+``--drain-timeout``). It reads the CPU time the platform's process and its document
+workers spent on the run (per asiento), and the expediente lag (asiento written →
+expediente written, from the rows' transaction timestamps). Then, for ``--lag-seconds``,
+asientos arrive as an open loop at half the sustained whole-chain rate, and their
+expediente lag is read again: the lag while documents are being made. Last, the platform
+is stopped with SIGTERM, backlog or not. Needs both servers.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import platform
 import statistics
 import sys
@@ -53,7 +59,7 @@ from services.sellado.sello_tiempo import sellar_huella
 from services.sellado.trust import TrustServices
 from services.sellado.tsa import DEVELOPMENT_POLICY_OID, InMemorySerialSource, TimeStampAuthority
 from tests.bench.common import PlatformRun
-from tests.bench.registro import gateway_load
+from tests.bench.registro import gateway_load, open_loop
 from tests.support.process import start_platform
 
 ALICANTE = Tenant("03014", "Ayuntamiento de Alicante/Alacant", "L01030149")
@@ -125,7 +131,67 @@ SELECT (SELECT count(*) FROM registro.asientos),
 """
 
 
-async def chain(clients: int, seconds: float, drain_timeout: float) -> None:
+# Expediente lag: asiento written → expediente written, both stamped with the start of
+# their (short) transactions, for the asientos registered since $1.
+_LAG = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY lag),
+       max(lag), count(*)
+FROM (SELECT extract(epoch FROM e.created_at - a.created_at) AS lag
+      FROM registro.asientos a JOIN tramitador.expedientes e ON e.asiento_id = a.id
+      WHERE a.created_at >= $1) AS lags
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (the document workers of ``up``)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_IDLE_SECONDS = 10.0
+
+
+async def _lag(db_url: str, since: datetime) -> tuple[float, float, float, int]:
+    """p50, p99 and max expediente lag in seconds of the asientos registered since ``since``."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        p50, p99, worst, count = await conn.fetchrow(_LAG, since)
+    finally:
+        await conn.close()
+    return float(p50 or 0), float(p99 or 0), float(worst or 0), int(count)
+
+
+async def _wait_until_done(db_url: str, started: float, limit: float) -> list[float | None]:
+    """Seconds from ``started`` until every asiento had each kind of follow-up (None: not
+    within ``limit``)."""
+    watch = await asyncpg.connect(db_url)
+    # When each kind of follow-up was complete for every asiento.
+    done_at: list[float | None] = [None, None, None]
+    try:
+        while time.monotonic() - started < limit:
+            counts = tuple(await watch.fetchrow(_DONE))
+            for kind, count in enumerate(counts[1:]):
+                if done_at[kind] is None and count >= counts[0]:
+                    done_at[kind] = time.monotonic() - started
+            if all(at is not None for at in done_at):
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        await watch.close()
+    return done_at
+
+
+async def chain(clients: int, seconds: float, drain_timeout: float, lag_seconds: float) -> None:
     """Registers for ``seconds``, then waits for every asiento's documents; prints rates."""
     bench = await PlatformRun.create()
     db_url = bench.db_url
@@ -135,25 +201,38 @@ async def chain(clients: int, seconds: float, drain_timeout: float) -> None:
             running = start_platform(Path(tmp) / "var", env)
             try:
                 token = running.token("03014", "registro")
+                pid = running.process.pid
+                # What the platform spends doing nothing (relays polling, reconcilers,
+                # metrics): the baseline the per-asiento figures carry for each second.
+                idle_from = _cpu_seconds(pid)
+                await asyncio.sleep(_IDLE_SECONDS)
+                idle_per_second = (_cpu_seconds(pid) - idle_from) / _IDLE_SECONDS
+                cpu_before = _cpu_seconds(pid)
                 started = time.monotonic()
                 errors, latencies = await gateway_load(running.base_url, token, clients, seconds)
                 registered_in = time.monotonic() - started
+                done_at = await _wait_until_done(db_url, started, seconds + drain_timeout)
+                drained_in = time.monotonic() - started
+                workers = _children(pid)
+                main_cpu = _cpu_seconds(pid) - cpu_before
+                workers_cpu = sum(_cpu_seconds(child) for child in workers)
                 watch = await asyncpg.connect(db_url)
-                # When each kind of follow-up was complete for every asiento.
-                done_at: list[float | None] = [None, None, None]
                 try:
                     counts = tuple(await watch.fetchrow(_DONE))
-                    while time.monotonic() - started < seconds + drain_timeout:
-                        counts = tuple(await watch.fetchrow(_DONE))
-                        for kind, count in enumerate(counts[1:]):
-                            if done_at[kind] is None and count >= counts[0]:
-                                done_at[kind] = time.monotonic() - started
-                        if all(at is not None for at in done_at):
-                            break
-                        await asyncio.sleep(0.25)
+                    first = await watch.fetchval("SELECT min(created_at) FROM registro.asientos")
                 finally:
                     await watch.close()
-                drained_in = time.monotonic() - started
+                lag_full = await _lag(db_url, first)
+                sustained = counts[0] / drained_in
+                half_rate = sustained / 2
+                lag_half: tuple[float, float, float, int] | None = None
+                if lag_seconds > 0 and all(at is not None for at in done_at):
+                    # Open-loop arrivals at half the sustained whole-chain rate, documents
+                    # being made meanwhile: how long each asiento waits for its expediente.
+                    since = datetime.now(UTC)
+                    await open_loop(running.base_url, token, half_rate, lag_seconds)
+                    await _wait_until_done(db_url, time.monotonic(), drain_timeout)
+                    lag_half = await _lag(db_url, since)
             finally:
                 stopped = time.monotonic()
                 code = running.stop()
@@ -176,6 +255,26 @@ async def chain(clients: int, seconds: float, drain_timeout: float) -> None:
         shown = f"{at:.1f}" if at is not None else "not all"
         print(f"| {label} | {count} | {shown} | {count / (at or drained_in):.1f} |")
     print(
+        f"\nSustained whole chain: {sustained:.1f} asientos/s (all done after "
+        f"{drained_in:.1f} s). CPU a justificante'd asiento: {1000 * main_cpu / asientos:.1f} ms "
+        f"in the process that serves HTTP and the cheap consumers, "
+        f"{1000 * workers_cpu / asientos:.1f} ms in its {len(workers)} document workers "
+        "(the workers' figure includes their start-up). Idle, the same process spends "
+        f"{1000 * idle_per_second:.0f} ms of CPU a second, "
+        f"{1000 * idle_per_second * drained_in / asientos:.1f} ms an asiento over this run."
+    )
+    print("\n| expediente lag (asiento → expediente) | asientos | p50 ms | p99 ms | max ms |")
+    print("|---|---:|---:|---:|---:|")
+    for label, lag in (
+        (f"under the closed-loop load ({clients} clients)", lag_full),
+        (f"open loop at half the sustained rate ({half_rate:.1f}/s)", lag_half),
+    ):
+        if lag is not None:
+            p50, p99, worst, count = lag
+            print(
+                f"| {label} | {count} | {p50 * 1000:.0f} | {p99 * 1000:.0f} | {worst * 1000:.0f} |"
+            )
+    print(
         f"\nThe load ran {registered_in:.1f} s; the platform stopped with SIGTERM in "
         f"{stop_seconds:.1f} s (exit {code})."
     )
@@ -192,6 +291,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--drain-timeout", type=float, default=300)
+    parser.add_argument("--lag-seconds", type=float, default=20)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,7 +341,7 @@ def main() -> None:
     print(f"| baseline: raw RSA-2048 sign | {rsa_ms:.3f} | 1 | |")
     print(f"| baseline: core-font fpdf2 page | {page_ms:.2f} | | 1 |")
     if not args.steps_only:
-        asyncio.run(chain(args.clients, args.seconds, args.drain_timeout))
+        asyncio.run(chain(args.clients, args.seconds, args.drain_timeout, args.lag_seconds))
 
 
 if __name__ == "__main__":
