@@ -99,6 +99,13 @@ class Platform:
         for runtime in self.runtimes.values():
             await runtime.start()
 
+    def start_documents(self) -> None:
+        """Starts the document workers now, for a long-running process (``up``, ``serve``):
+        the first document then finds them loaded. Tests and one-off commands leave them
+        to start on first use."""
+        if self.documents is not None and self.documents.preload:
+            self.documents.start()
+
     async def stop_runtimes(self, *, grace: float = 10.0) -> None:
         """Stops every relay and reconciler at once; a batch still running after
         ``grace`` s is abandoned (its rows stay in the outbox for the next start)."""
@@ -145,10 +152,12 @@ async def build_platform(
     bus = transport or build_transport(settings)
     await bus.start()
     contracts = ContractRegistry.load()
-    documents = document_pool(settings)
+    definitions = [SERVICES[name]() for name in service_names]
+    preload = sorted({module for d in definitions for module in d.document_modules})
+    documents = document_pool(settings, preload)
     platform = Platform(settings, db, bus, verifier, contracts, tenants, worker_db, documents)
-    for name in service_names:
-        definition = SERVICES[name]()
+    for definition in definitions:
+        name = definition.name
         runtime = ServiceRuntime(
             name=name,
             settings=settings,

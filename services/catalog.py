@@ -42,6 +42,8 @@ class ServiceDefinition:
     routes: tuple[str, ...] = ()
     # Public paths outside /api/v1 that the gateway forwards to this service.
     public_paths: tuple[PublicPath, ...] = ()
+    # Modules of the documents it makes, imported by each document worker as it starts.
+    document_modules: tuple[str, ...] = ()
 
     @property
     def gateway_routes(self) -> tuple[str, ...]:
@@ -53,7 +55,8 @@ def _define(name: str) -> Callable[[], ServiceDefinition]:
     """Reads a service package of the common shape into its definition.
 
     Every package has ``app.create_app`` and ``models`` (``SCHEMA``, ``kernel``), and may
-    declare ``app.ROUTES`` (gateway segments), ``app.PUBLIC_PATHS`` and static
+    declare ``app.ROUTES`` (gateway segments), ``app.PUBLIC_PATHS``,
+    ``app.DOCUMENT_MODULES`` (what its document workers run) and static
     ``handlers.CONSUMERS``. Services whose consumers need process objects (keys, blob
     store, tenant directory) add them in ``create_app`` instead.
     """
@@ -70,6 +73,7 @@ def _define(name: str) -> Callable[[], ServiceDefinition]:
             migrations=MigrationSet(name, models.SCHEMA, _HERE / name / "migrations"),
             routes=getattr(app, "ROUTES", ()),
             public_paths=getattr(app, "PUBLIC_PATHS", ()),
+            document_modules=getattr(app, "DOCUMENT_MODULES", ()),
         )
 
     return load

@@ -208,6 +208,7 @@ async def run_platform(settings: Settings, *, host: str, port: int) -> None:
         # Before serving: every queue exists before a relay publishes (the apps'
         # lifespans then find their runtimes started).
         await platform.start()
+        platform.start_documents()
         _install_signals(serving)
         tasks = []
         urls: dict[str, str] = {}
@@ -280,6 +281,9 @@ async def run_service(settings: Settings, *, name: str, host: str, port: int) ->
     else:
         platform = await build_platform(settings, [name])
         app = platform.apps[name]
+        if settings.consumers_role != "cheap":
+            # This process consumes the document queues: its workers will be needed.
+            platform.start_documents()
     closed = False
     try:
         task = serving.add(app, _bind(host, port), settings)

@@ -9,9 +9,10 @@ have running at once, so one tenant's uploads cannot take every worker.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import ParamSpec, TypeVar
 
@@ -29,12 +30,20 @@ class CpuPool:
     their scheduling priority (``os.nice``): the document workers run below the
     processes that serve requests, so a burst of documents slows documents, not answers.
     What a worker loads once (fonts, keys) stays loaded for the jobs that follow.
+
+    ``preload`` names modules each worker imports as it starts. Importing the PDF and
+    signature libraries takes a worker seconds of CPU (more at its lower priority on a
+    busy machine); with :meth:`start` that happens while the platform starts, not in
+    front of the first citizen's justificante.
     """
 
-    def __init__(self, *, workers: int, per_tenant: int, nice: int = 0) -> None:
+    def __init__(
+        self, *, workers: int, per_tenant: int, nice: int = 0, preload: Sequence[str] = ()
+    ) -> None:
         self.workers = workers
         self.per_tenant = per_tenant
         self.nice = nice
+        self.preload = tuple(preload)
         self._executor: ProcessPoolExecutor | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._waiting: dict[str, int] = {}
@@ -45,10 +54,21 @@ class CpuPool:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
-                initargs=(self.nice,),
+                initializer=_prepare_worker,
+                initargs=(self.nice, self.preload),
             )
         return self._executor
+
+    def start(self) -> None:
+        """Starts every worker now (each imports ``preload``) instead of on first use.
+
+        Returns at once: the workers start in the background, and a job submitted
+        meanwhile waits for the first one ready.
+        """
+        pool = self._pool()
+        for _ in range(self.workers):
+            # With no idle worker, each submission starts one more, up to ``workers``.
+            pool.submit(_ready)
 
     @property
     def pending(self) -> int:
@@ -95,7 +115,13 @@ async def in_documents(pool: CpuPool | None, tenant: str, fn: Callable[..., T], 
     return await pool.run(tenant, fn, *args)
 
 
-def _lower_priority(nice: int) -> None:
-    """Runs in each new worker: lowers its priority by ``nice``."""
+def _prepare_worker(nice: int, preload: tuple[str, ...]) -> None:
+    """Runs in each new worker: lowers its priority by ``nice``, then imports ``preload``."""
     if nice:
         os.nice(nice)
+    for module in preload:
+        importlib.import_module(module)
+
+
+def _ready() -> None:
+    """A job that does nothing: submitting it makes the pool start a worker."""

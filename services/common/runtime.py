@@ -35,17 +35,19 @@ from services.common.uow import Actor, UnitOfWork
 __all__ = ["ConsumerSpec", "ServiceRuntime", "consumes", "document_pool"]
 
 
-def document_pool(settings: Settings) -> CpuPool:
+def document_pool(settings: Settings, preload: Sequence[str] = ()) -> CpuPool:
     """The document workers ``settings`` ask for: started on first use, at lower priority.
 
     A tenant may use every worker: documents come in the order of their queues, and a
     council alone on its installation (or in a quiet hour) should not wait on a slot
     that nobody else wants. What bounds one tenant is the document consumers' prefetch.
+    ``preload``: the modules of the documents the process's services make.
     """
     return CpuPool(
         workers=settings.document_workers,
         per_tenant=settings.document_workers,
         nice=settings.document_worker_nice,
+        preload=preload,
     )
 
 

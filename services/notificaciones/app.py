@@ -23,6 +23,9 @@ from services.notificaciones.clock import SystemClock
 from services.notificaciones.settings import AvisosSettings
 from services.notificaciones.vencimientos import Vencedor
 
+# What this service's document workers run: imported as each worker starts.
+DOCUMENT_MODULES = ("services.notificaciones.acuses", "services.notificaciones.impresos")
+
 NAME = "notificaciones"
 
 

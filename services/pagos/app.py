@@ -21,6 +21,9 @@ from services.pagos.settings import PagosSettings
 from services.pagos.simulador import router_simulador
 from services.pagos.vencimientos import Vencedor
 
+# What this service's document workers run: imported as each worker starts.
+DOCUMENT_MODULES = ("services.pagos.cartas",)
+
 NAME = "pagos"
 
 # Redsys posts the outcome of a card payment here, without any account: the

@@ -19,6 +19,9 @@ from services.registro.reconciliacion import escaneres
 from services.registro.representaciones.api import router as representaciones_router
 from services.registro.sellos_tiempo.api import router as sello_tiempo_router
 
+# What this service's document workers run: imported as each worker starts.
+DOCUMENT_MODULES = ("services.registro.justificantes.pdf",)
+
 NAME = "registro"
 
 

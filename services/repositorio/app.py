@@ -14,6 +14,9 @@ from services.repositorio.emision import reconciliacion
 from services.repositorio.emision.metrics import emision_gauges
 from services.repositorio.storage import BlobStore, build_blob_store
 
+# What this service's document workers run: imported as each worker starts.
+DOCUMENT_MODULES = ("services.repositorio.emision.service",)
+
 NAME = "repositorio"
 # The gateway routes /api/v1/documentos/... here (the resource, not the service name).
 ROUTES = ("documentos",)

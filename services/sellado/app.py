@@ -17,6 +17,9 @@ from services.common.settings import Settings
 from services.sellado import api, handlers, tsa_api, verification_api
 from services.sellado.trust import build_trust
 
+# What this service's document workers run: imported as each worker starts.
+DOCUMENT_MODULES = ("services.sellado.trust",)
+
 NAME = "sellado"
 
 

@@ -17,6 +17,9 @@ from services.tramitador.expedientes.api import router as expedientes_router
 from services.tramitador.expedientes.scheduler import Programador
 from services.tramitador.procedimientos.api import router as procedimientos_router
 
+# What this service's document workers run: imported as each worker starts.
+DOCUMENT_MODULES = ("services.tramitador.documentos.domain",)
+
 NAME = "tramitador"
 
 

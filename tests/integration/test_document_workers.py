@@ -17,8 +17,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import importlib
+import multiprocessing
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,6 +37,7 @@ from lxml import etree
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers import pdf_cms
 
+from services.catalog import SERVICES
 from services.common.cpu import CpuPool, in_documents
 from services.common.tenants import Tenant
 from services.registro.asientos.schemas import AsientoRead
@@ -387,3 +391,32 @@ async def test_a_job_runs_in_the_workers_given_and_in_a_thread_without_them() ->
         workers.close()
     assert worker_pid != pid
     assert workers.calls == ["_where"]
+
+
+def _imported(module: str) -> bool:
+    """Whether ``module`` is already imported in the process the job runs in."""
+    return module in sys.modules
+
+
+async def test_started_workers_are_up_before_any_job_with_their_modules_imported() -> None:
+    # A module nothing in this suite imports: only the preload can have loaded it.
+    preload = "tabnanny"
+    before = set(multiprocessing.active_children())
+    pool = CpuPool(workers=2, per_tenant=2, preload=(preload,))
+    try:
+        pool.start()
+        deadline = time.monotonic() + 60
+        while len(set(multiprocessing.active_children()) - before) < 2:
+            assert time.monotonic() < deadline, "the workers did not start"
+            await asyncio.sleep(0.05)
+        assert await pool.run(ALICANTE.ine_code, _imported, preload)
+    finally:
+        pool.close()
+    assert preload not in sys.modules
+
+
+def test_every_services_document_modules_import() -> None:
+    modules = {m for name in SERVICES for m in SERVICES[name]().document_modules}
+    assert "services.registro.justificantes.pdf" in modules
+    for module in sorted(modules):
+        importlib.import_module(module)
