@@ -1,95 +1,47 @@
-"""The fonts the registro's PDFs are set in, in a form that is quick to load and embed.
+"""The fonts the registro's justificantes are set in, parsed once and embedded as subsets.
 
-fpdf2 parses the whole TrueType file each time a document adds a font, and subsets it
-again when it embeds it; DejaVu Sans covers thousands of characters, so for a one-page
-justificante both were most of the rendering time. Two things make them cheap:
+A justificante is a few hundred characters in two fonts (DejaVu Sans and its bold).
+Reading a TrueType file and cutting it down to the glyphs a document uses are the
+expensive parts of making one, so here:
 
-- Once per process the fonts are cut down to what a document's text needs, in tiers:
-  Latin (Spanish, Catalan, Basque, Galician, Portuguese, French... names), then the
-  scripts a Spanish register meets (Latin with its extensions, Greek, Cyrillic,
-  punctuation and currency signs); a document whose text needs anything else is set
-  in the complete fonts, so no character is ever dropped. The smaller the font, the
-  cheaper fpdf2's subsetting when it embeds it.
-- Each font is parsed by fpdf2 once per process (:meth:`Fuentes.registrar_en`); a
-  document gets a copy of the parsed metrics with a fresh, lazily read font file of
-  its own, since fpdf2's embedding cuts the font file it holds in place.
+- each font file is parsed once per process (:func:`fuente`): its character map, its
+  advance widths (to lay out lines) and the raw bytes of every glyph, straight from the
+  ``loca``/``glyf`` tables, without decoding outlines;
+- a document collects the characters it draws in a :class:`Subconjunto`, which gives each
+  character its own glyph code, and at the end builds the embedded TrueType program from
+  just those glyphs (plus the components of composite glyphs) and the font's hinting
+  tables, byte-for-byte, with its ``/W`` widths and a ToUnicode map so readers extract
+  the text. Every character of the full fonts is available; a character neither font
+  has is drawn as the ``.notdef`` box and still extracts as itself.
 
-The copy relies on fpdf2's ``TTFFont`` attributes (``fpdf2`` is pinned below 2.9 for it);
-the render tests read the text back from the PDF, so a change there fails them.
+No fontTools object is kept per document: building a subset is slicing and joining bytes.
 """
 
 from __future__ import annotations
 
-import atexit
-import copy
 import functools
-import shutil
-import tempfile
+import hashlib
+import struct
 import threading
-from collections.abc import Iterable
-from io import BytesIO
+from dataclasses import dataclass
 from pathlib import Path
 
-from fontTools import subset, ttLib
-from fpdf import FPDF
-from fpdf.fonts import SubsetMap, TTFFont
+from fontTools import ttLib
 
-__all__ = ["COMUNES", "ESTADISTICAS", "LATINOS", "Fuentes", "fuentes_para"]
+__all__ = ["DIRECTORIO", "ESTADISTICAS", "Fuente", "Incrustada", "Subconjunto", "fuente"]
 
 DIRECTORIO = Path(__file__).resolve().parent / "fonts"
-_REGULAR = "DejaVuSans.ttf"
-_NEGRITA = "DejaVuSans-Bold.ttf"
+REGULAR = "DejaVuSans.ttf"
+NEGRITA = "DejaVuSans-Bold.ttf"
 
-# Code point ranges kept in the quick fonts (inclusive).
-_RANGOS = (
-    (0x0020, 0x024F),  # Basic Latin … Latin Extended-B
-    (0x0300, 0x036F),  # combining diacritics
-    (0x0370, 0x03FF),  # Greek
-    (0x0400, 0x04FF),  # Cyrillic
-    (0x1E00, 0x1EFF),  # Latin Extended Additional (e.g. Vietnamese names)
-    (0x2000, 0x206F),  # general punctuation: dashes, quotes, ellipsis, bullets
-    (0x20A0, 0x20CF),  # currency signs
-    (0x2100, 0x214F),  # letterlike symbols (№, ℮…)
-)
-COMUNES = frozenset(c for inicio, fin in _RANGOS for c in range(inicio, fin + 1))
-# The first tier: Latin-1 and Latin Extended-A, punctuation, the euro and the numero sign.
-_RANGOS_LATINOS = (
-    (0x0020, 0x017F),
-    (0x2000, 0x206F),
-    (0x20AC, 0x20AC),
-    (0x2116, 0x2116),
-)
-LATINOS = frozenset(c for inicio, fin in _RANGOS_LATINOS for c in range(inicio, fin + 1))
-# Line breaks and tabs never reach a glyph.
-_CONTROL = frozenset({0x09, 0x0A, 0x0D})
-
-
-class Fuentes:
-    """Where a document's regular and bold fonts are."""
-
-    def __init__(self, regular: Path, negrita: Path) -> None:
-        self.regular = regular
-        self.negrita = negrita
-
-    def registrar_en(self, pdf: FPDF, familia: str) -> None:
-        """Adds the regular ("") and bold ("B") fonts to ``pdf`` as ``familia``, parsed once.
-
-        Equivalent to ``pdf.add_font(familia, style, path)`` for both, without parsing.
-        """
-        for estilo, ruta in (("", self.regular), ("B", self.negrita)):
-            plantilla, datos = _plantilla(ruta)
-            fuente = copy.copy(plantilla)
-            fuente.i = len(pdf.fonts) + 1
-            fuente.fontkey = f"{familia.lower()}{estilo}"
-            # fpdf2 cuts this file down to the glyphs used when it embeds it: each
-            # document reads its own, lazily, from the bytes kept in memory.
-            fuente.ttfont = ttLib.TTFont(
-                BytesIO(datos), recalcTimestamp=False, recalcBBoxes=False, lazy=True
-            )
-            fuente.missing_glyphs = []
-            fuente.biggest_size_pt = 0
-            fuente.subset = SubsetMap(fuente)
-            pdf.fonts[fuente.fontkey] = fuente
+# Tables copied whole into every subset: the hinting programs and global metrics.
+_COPIADAS = (b"OS/2", b"cvt ", b"fpgm", b"prep")
+# Composite glyph flags (OpenType ``glyf``): which argument sizes follow a component.
+_ARGS_WORDS = 0x0001
+_HAY_ESCALA = 0x0008
+_MAS_COMPONENTES = 0x0020
+_ESCALA_XY = 0x0040
+_DOS_POR_DOS = 0x0080
 
 
 class _Estadisticas:
@@ -102,61 +54,250 @@ ESTADISTICAS = _Estadisticas()
 _lock = threading.Lock()
 
 
+class _Anchos(dict[str, int]):
+    """Advance width of each character in font units, looked up once and remembered."""
+
+    def __init__(self, cmap: dict[int, int], avances: list[int]) -> None:
+        super().__init__()
+        self._cmap = cmap
+        self._avances = avances
+
+    def __missing__(self, caracter: str) -> int:
+        ancho = self._avances[self._cmap.get(ord(caracter), 0)]
+        self[caracter] = ancho
+        return ancho
+
+
+class Fuente:
+    """One TrueType font, parsed once: metrics to lay out text, raw glyphs to embed."""
+
+    def __init__(self, ruta: Path) -> None:
+        tt = ttLib.TTFont(ruta, lazy=True)
+        self.nombre = tt["name"].getDebugName(6) or ruta.stem
+        orden = tt.getGlyphOrder()
+        inverso = tt.getReverseGlyphMap()
+        self.cmap: dict[int, int] = {cp: inverso[g] for cp, g in tt.getBestCmap().items()}
+        metricas = tt["hmtx"].metrics
+        self.avances = [metricas[g][0] for g in orden]
+        self.lsb = [metricas[g][1] for g in orden]
+        head = tt["head"]
+        self.upem: int = head.unitsPerEm
+        self.bbox = tuple(round(v * 1000 / self.upem) for v in (head.xMin, head.yMin, head.xMax, head.yMax))
+        hhea = tt["hhea"]
+        self.ascent = round(hhea.ascent * 1000 / self.upem)
+        self.descent = round(hhea.descent * 1000 / self.upem)
+        self.negrita = bool(head.macStyle & 1)
+        self.tablas = {tag.encode("latin-1"): tt.reader[tag] for tag in tt.reader.keys()}
+        glyf = self.tablas[b"glyf"]
+        loca = self.tablas[b"loca"]
+        n = len(orden)
+        if head.indexToLocFormat:
+            offsets = struct.unpack(f">{n + 1}I", loca[: 4 * (n + 1)])
+        else:
+            offsets = tuple(2 * o for o in struct.unpack(f">{n + 1}H", loca[: 2 * (n + 1)]))
+        self.glifos = [glyf[offsets[i] : offsets[i + 1]] for i in range(n)]
+        h = self.glifos[self.cmap.get(ord("H"), 0)]
+        self.cap_height = (
+            round(struct.unpack(">h", h[8:10])[0] * 1000 / self.upem) if h else self.ascent
+        )
+        self.anchos = _Anchos(self.cmap, self.avances)
+
+    def ancho(self, texto: str, tamano: float) -> float:
+        """Width of ``texto`` set at ``tamano`` points, in points (no kerning, as drawn)."""
+        anchos = self.anchos
+        return sum(map(anchos.__getitem__, texto)) * tamano / self.upem
+
+    def componentes(self, gid: int) -> list[tuple[int, int]]:
+        """The glyph ids a composite glyph refers to, with the offset of each reference."""
+        datos = self.glifos[gid]
+        if len(datos) < 10 or struct.unpack(">h", datos[:2])[0] >= 0:
+            return []
+        out = []
+        i = 10
+        while True:
+            banderas, componente = struct.unpack(">HH", datos[i : i + 4])
+            out.append((componente, i + 2))
+            i += 4 + (4 if banderas & _ARGS_WORDS else 2)
+            if banderas & _HAY_ESCALA:
+                i += 2
+            elif banderas & _ESCALA_XY:
+                i += 4
+            elif banderas & _DOS_POR_DOS:
+                i += 8
+            if not banderas & _MAS_COMPONENTES:
+                return out
+
+
 @functools.cache
-def _plantilla(ruta: Path) -> tuple[TTFFont, bytes]:
-    """The font at ``ruta`` as fpdf2 parses it, with its bytes, once per process."""
+def _cargada(nombre: str) -> Fuente:
     with _lock:
-        pdf = FPDF()
-        pdf.add_font("plantilla", "", ruta)
         ESTADISTICAS.analisis += 1
-        plantilla = pdf.fonts["plantilla"]
-        assert isinstance(plantilla, TTFFont)
-        return plantilla, ruta.read_bytes()
+        return Fuente(DIRECTORIO / nombre)
 
 
-@functools.cache
-def _rapidas() -> Fuentes:
-    """The fonts cut down to :data:`COMUNES`, made once per process."""
-    return _recortadas("comunes", COMUNES)
+def fuente(negrita: bool = False) -> Fuente:
+    """DejaVu Sans (or its bold), parsed on first use in this process."""
+    return _cargada(NEGRITA if negrita else REGULAR)
 
 
-@functools.cache
-def _latinas() -> Fuentes:
-    """The fonts cut down to :data:`LATINOS`, made once per process."""
-    return _recortadas("latinas", LATINOS)
+@dataclass(frozen=True)
+class Incrustada:
+    """What a PDF needs to embed a subset: its name, TrueType program, widths, ToUnicode."""
+
+    nombre: str
+    programa: bytes
+    anchos: list[int]
+    to_unicode: bytes
 
 
-def _recortadas(nivel: str, caracteres: frozenset[int]) -> Fuentes:
-    """The fonts cut down to ``caracteres``, in a private temporary directory."""
-    with _lock:
-        destino = Path(tempfile.mkdtemp(prefix=f"consistorio-fuentes-{nivel}-"))
-        atexit.register(shutil.rmtree, destino, ignore_errors=True)
-        rutas = []
-        for nombre in (_REGULAR, _NEGRITA):
-            opciones = subset.Options()
-            opciones.name_IDs = ["*"]
-            opciones.notdef_outline = True
-            opciones.glyph_names = True
-            opciones.layout_features = []
-            opciones.drop_tables += ["FFTM"]  # a FontForge timestamp: nothing to render
-            fuente = subset.load_font(str(DIRECTORIO / nombre), opciones)
-            cortador = subset.Subsetter(opciones)
-            cortador.populate(unicodes=sorted(caracteres))
-            cortador.subset(fuente)
-            ruta = destino / nombre
-            subset.save_font(fuente, str(ruta), opciones)
-            rutas.append(ruta)
-        return Fuentes(rutas[0], rutas[1])
+class Subconjunto:
+    """The characters one document draws in one font, each with its own 2-byte code.
+
+    Code 0 is ``.notdef``; codes 1… are the characters in order of first use, so the
+    same document always gives the same codes and the same embedded bytes.
+    """
+
+    def __init__(self, fuente: Fuente) -> None:
+        self.fuente = fuente
+        self._codigos: dict[str, int] = {}
+
+    def codificar(self, texto: str) -> bytes:
+        """``texto`` as the big-endian glyph codes of this subset (registering new ones)."""
+        codigos = self._codigos
+        out = []
+        for c in texto:
+            codigo = codigos.get(c)
+            if codigo is None:
+                codigo = codigos[c] = len(codigos) + 1
+            out.append(codigo)
+        return struct.pack(f">{len(out)}H", *out)
+
+    @property
+    def usado(self) -> bool:
+        """Whether any character was drawn in this font."""
+        return bool(self._codigos)
+
+    def incrustar(self) -> Incrustada:
+        """The subset font program, its widths (per 1000 em) and ToUnicode map."""
+        f = self.fuente
+        origen = [0] + [f.cmap.get(ord(c), 0) for c in self._codigos]
+        nuevos: dict[int, int] = {}  # component glyph id -> its new id
+        glifos: list[bytes] = []
+        i = 0
+        while i < len(origen):
+            datos = f.glifos[origen[i]]
+            refs = f.componentes(origen[i])
+            if refs:
+                parcheado = bytearray(datos)
+                for gid, donde in refs:
+                    if gid not in nuevos:
+                        nuevos[gid] = len(origen)
+                        origen.append(gid)
+                    struct.pack_into(">H", parcheado, donde, nuevos[gid])
+                datos = bytes(parcheado)
+            glifos.append(datos)
+            i += 1
+        programa = _programa(f, origen, glifos)
+        etiqueta = _etiqueta(programa)
+        n = len(self._codigos)
+        anchos = [round(f.avances[g] * 1000 / f.upem) for g in origen[: n + 1]]
+        return Incrustada(
+            nombre=f"{etiqueta}+{f.nombre.replace(' ', '')}",
+            programa=programa,
+            anchos=anchos,
+            to_unicode=_to_unicode(list(self._codigos)),
+        )
 
 
-def fuentes_para(textos: Iterable[str | None]) -> Fuentes:
-    """The fonts to set ``textos`` in: the smallest tier that covers every character."""
-    latinos = True
-    for texto in textos:
-        if not texto:
-            continue
-        usados = {ord(c) for c in texto} - _CONTROL
-        if not usados <= COMUNES:
-            return Fuentes(DIRECTORIO / _REGULAR, DIRECTORIO / _NEGRITA)
-        latinos = latinos and usados <= LATINOS
-    return _latinas() if latinos else _rapidas()
+def _etiqueta(programa: bytes) -> str:
+    """Six capital letters naming the subset (ISO 32000 9.6.4), from its content."""
+    digest = hashlib.sha256(programa).digest()
+    return "".join(chr(65 + b % 26) for b in digest[:6])
+
+
+def _suma(datos: bytes) -> int:
+    relleno = datos + b"\0" * (-len(datos) % 4)
+    return sum(struct.unpack(f">{len(relleno) // 4}I", relleno)) & 0xFFFFFFFF
+
+
+def _programa(f: Fuente, origen: list[int], glifos: list[bytes]) -> bytes:
+    """A TrueType file with the glyphs ``glifos`` (new ids in order), metrics from ``f``."""
+    n = len(glifos)
+    glyf = bytearray()
+    offsets = [0]
+    for datos in glifos:
+        glyf += datos
+        glyf += b"\0" * (-len(datos) % 4)
+        offsets.append(len(glyf))
+    tablas = {tag: f.tablas[tag] for tag in _COPIADAS if tag in f.tablas}
+    tablas[b"glyf"] = bytes(glyf)
+    tablas[b"loca"] = struct.pack(f">{n + 1}I", *offsets)
+    tablas[b"hmtx"] = b"".join(struct.pack(">Hh", f.avances[g], f.lsb[g]) for g in origen)
+    hhea = bytearray(f.tablas[b"hhea"])
+    struct.pack_into(">H", hhea, 34, n)
+    tablas[b"hhea"] = bytes(hhea)
+    maxp = bytearray(f.tablas[b"maxp"])
+    struct.pack_into(">H", maxp, 4, n)
+    tablas[b"maxp"] = bytes(maxp)
+    head = bytearray(f.tablas[b"head"])
+    struct.pack_into(">I", head, 8, 0)  # checkSumAdjustment, set below
+    struct.pack_into(">h", head, 50, 1)  # indexToLocFormat: long offsets
+    tablas[b"head"] = bytes(head)
+    post = bytearray(f.tablas[b"post"][:32])
+    struct.pack_into(">I", post, 0, 0x00030000)  # format 3: no glyph names
+    tablas[b"post"] = bytes(post)
+
+    etiquetas = sorted(tablas)
+    cuantas = len(etiquetas)
+    potencia = 1 << (cuantas.bit_length() - 1)
+    cabecera = struct.pack(
+        ">IHHHH",
+        0x00010000,
+        cuantas,
+        potencia * 16,
+        potencia.bit_length() - 1,
+        cuantas * 16 - potencia * 16,
+    )
+    directorio = bytearray()
+    cuerpo = bytearray()
+    inicio = 12 + 16 * cuantas
+    for tag in etiquetas:
+        datos = tablas[tag]
+        directorio += struct.pack(">4sIII", tag, _suma(datos), inicio + len(cuerpo), len(datos))
+        cuerpo += datos
+        cuerpo += b"\0" * (-len(datos) % 4)
+    programa = bytearray(cabecera + directorio + cuerpo)
+    ajuste = (0xB1B0AFBA - _suma(bytes(programa))) & 0xFFFFFFFF
+    posicion_head = inicio + _desplazamiento(etiquetas, tablas, b"head")
+    struct.pack_into(">I", programa, posicion_head + 8, ajuste)
+    return bytes(programa)
+
+
+def _desplazamiento(etiquetas: list[bytes], tablas: dict[bytes, bytes], buscada: bytes) -> int:
+    desplazamiento = 0
+    for tag in etiquetas:
+        if tag == buscada:
+            return desplazamiento
+        largo = len(tablas[tag])
+        desplazamiento += largo + (-largo % 4)
+    raise KeyError(buscada)
+
+
+def _to_unicode(caracteres: list[str]) -> bytes:
+    """A ToUnicode CMap mapping code ``i + 1`` to ``caracteres[i]``."""
+    lineas = []
+    for inicio in range(0, len(caracteres), 100):
+        bloque = caracteres[inicio : inicio + 100]
+        lineas.append(f"{len(bloque)} beginbfchar")
+        for k, c in enumerate(bloque, start=inicio + 1):
+            lineas.append(f"<{k:04X}> <{c.encode('utf-16-be').hex().upper()}>")
+        lineas.append("endbfchar")
+    cuerpo = "\n".join(lineas)
+    return (
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+        "/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
+        "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+        f"{cuerpo}\nendcmap\nCMapName currentdict /CMap defineresource pop\n"
+        "end\nend"
+    ).encode("ascii")
