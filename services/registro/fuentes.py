@@ -82,12 +82,14 @@ class Fuente:
         self.lsb = [metricas[g][1] for g in orden]
         head = tt["head"]
         self.upem: int = head.unitsPerEm
-        self.bbox = tuple(round(v * 1000 / self.upem) for v in (head.xMin, head.yMin, head.xMax, head.yMax))
+        self.bbox = tuple(
+            round(v * 1000 / self.upem) for v in (head.xMin, head.yMin, head.xMax, head.yMax)
+        )
         hhea = tt["hhea"]
         self.ascent = round(hhea.ascent * 1000 / self.upem)
         self.descent = round(hhea.descent * 1000 / self.upem)
         self.negrita = bool(head.macStyle & 1)
-        self.tablas = {tag.encode("latin-1"): tt.reader[tag] for tag in tt.reader.keys()}
+        self.tablas = {tag.encode("latin-1"): tt.reader[tag] for tag in tt.reader.keys()}  # noqa: SIM118 (a reader, not a dict)
         glyf = self.tablas[b"glyf"]
         loca = self.tablas[b"loca"]
         n = len(orden)

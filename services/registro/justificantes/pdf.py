@@ -152,7 +152,9 @@ def _partir(texto: str, f: Fuente, tamano: float, ancho_mm: float) -> list[tuple
 
 
 @functools.lru_cache(maxsize=256)
-def _partir_fijo(texto: str, negrita: bool, tamano: float, ancho_mm: float) -> tuple[tuple[str, bool], ...]:
+def _partir_fijo(
+    texto: str, negrita: bool, tamano: float, ancho_mm: float
+) -> tuple[tuple[str, bool], ...]:
     """:func:`_partir` for the texts that repeat from one justificante to the next."""
     return tuple(_partir(texto, fuente(negrita), tamano, ancho_mm))
 
@@ -213,7 +215,7 @@ class _Lienzo:
             palabras = texto.split(" ")
             partes = [subconjunto.codificar(p + " ").hex() for p in palabras[:-1]]
             partes.append(subconjunto.codificar(palabras[-1]).hex())
-            dibujo = "[<" + ">{}<".format(ajuste).join(partes) + ">] TJ"
+            dibujo = "[<" + f">{ajuste}<".join(partes) + ">] TJ"
         else:
             dibujo = f"<{subconjunto.codificar(texto).hex()}> Tj"
         self.paginas[pagina].append(f"BT {color} g /{clave} {tamano:g} Tf {posicion} {dibujo} ET")
@@ -226,7 +228,7 @@ class _Lienzo:
         )
 
     def rectangulo(self, x: float, y: float, w: float, h: float, operador: str) -> None:
-        """A box from (x, y) mm, top-left, ``w`` × ``h`` mm: ``f`` fill, ``S`` stroke, ``B`` both."""
+        """A ``w`` × ``h`` mm box at (x, y) from the top-left; ``f`` fills, ``S`` strokes."""
         self.paginas[-1].append(
             f"{_FONDO} g 0 G {_n(x * _K)} {_n((_ALTO_PAGINA - y - h) * _K)} "
             f"{_n(w * _K)} {_n(h * _K)} re {operador}"
@@ -262,7 +264,11 @@ class _Lienzo:
         if not self.cabe(alto):
             self.nueva_pagina()
         self.texto(
-            _MARGEN + _MARGEN_CELDA, self.y + alto / 2 + 0.3 * tamano / _K, texto, tamano, negrita=True
+            _MARGEN + _MARGEN_CELDA,
+            self.y + alto / 2 + 0.3 * tamano / _K,
+            texto,
+            tamano,
+            negrita=True,
         )
         self.y += alto
 
@@ -293,30 +299,26 @@ def _tabla(
         for columna, (texto, ancho) in enumerate(zip(fila, tabla.columnas, strict=True)):
             en_negrita = es_cabecera or (not tabla.rejilla and columna == 0)
             f = negrita if en_negrita else regular
-            out.append(
-                [t for t, _ in _partir(texto, f, tabla.tamano, ancho - 2 * tabla.relleno)]
-            )
+            out.append([t for t, _ in _partir(texto, f, tabla.tamano, ancho - 2 * tabla.relleno)])
         return out
 
     def dibujar(celdas: list[list[str]], es_cabecera: bool, separar: bool) -> None:
         alto = max(len(c) for c in celdas) * tabla.interlineado + 2 * tabla.relleno
         x = _MARGEN
         y = lienzo.y
-        if not tabla.rejilla and separar:
-            lienzo.linea(_MARGEN, y, _MARGEN + sum(tabla.columnas), y)
+        if not tabla.rejilla:
+            # The labels' fill first, so the rule between rows stays visible over it.
+            lienzo.rectangulo(x, y, tabla.columnas[0], alto, "f")
+            if separar:
+                lienzo.linea(_MARGEN, y, _MARGEN + sum(tabla.columnas), y)
         for columna, (textos, ancho) in enumerate(zip(celdas, tabla.columnas, strict=True)):
             en_negrita = es_cabecera or (not tabla.rejilla and columna == 0)
             if tabla.rejilla:
                 lienzo.rectangulo(x, y, ancho, alto, "B" if es_cabecera else "S")
-            elif columna == 0:
-                lienzo.rectangulo(x, y, ancho, alto, "f")
             for k, texto in enumerate(textos):
                 lienzo.texto(
                     x + tabla.relleno,
-                    y
-                    + tabla.relleno
-                    + (k + 0.5) * tabla.interlineado
-                    + 0.3 * tabla.tamano / _K,
+                    y + tabla.relleno + (k + 0.5) * tabla.interlineado + 0.3 * tabla.tamano / _K,
                     texto,
                     tabla.tamano,
                     negrita=en_negrita,
@@ -364,11 +366,21 @@ def _cabeceras(lienzo: _Lienzo, entidad: Tenant, numero: str) -> None:
     regular = lienzo.regular.fuente
     for indice in range(total):
         lienzo.texto(
-            _MARGEN + _MARGEN_CELDA, 19 + 0.3 * 12 / _K, entidad.nombre, 12, negrita=True, pagina=indice
+            _MARGEN + _MARGEN_CELDA,
+            19 + 0.3 * 12 / _K,
+            entidad.nombre,
+            12,
+            negrita=True,
+            pagina=indice,
         )
         base = 24.5 + 0.3 * 9 / _K
         lienzo.texto(
-            _MARGEN + _MARGEN_CELDA, base, f"Código DIR3: {entidad.dir3}", 9, gris=True, pagina=indice
+            _MARGEN + _MARGEN_CELDA,
+            base,
+            f"Código DIR3: {entidad.dir3}",
+            9,
+            gris=True,
+            pagina=indice,
         )
         pie = f"{numero} · página {indice + 1} de {total}"
         x = _ANCHO_PAGINA - _MARGEN - _MARGEN_CELDA - regular.ancho(pie, 9) / _K
