@@ -161,18 +161,18 @@ class Subconjunto:
 
     def __init__(self, fuente: Fuente) -> None:
         self.fuente = fuente
-        self._codigos: dict[str, int] = {}
+        self._codigos: dict[str, bytes] = {}
 
     def codificar(self, texto: str) -> bytes:
         """``texto`` as the big-endian glyph codes of this subset (registering new ones)."""
         codigos = self._codigos
-        out = []
-        for c in texto:
-            codigo = codigos.get(c)
-            if codigo is None:
-                codigo = codigos[c] = len(codigos) + 1
-            out.append(codigo)
-        return struct.pack(f">{len(out)}H", *out)
+        try:
+            return b"".join([codigos[c] for c in texto])
+        except KeyError:
+            for c in texto:
+                if c not in codigos:
+                    codigos[c] = (len(codigos) + 1).to_bytes(2, "big")
+            return b"".join([codigos[c] for c in texto])
 
     @property
     def usado(self) -> bool:
