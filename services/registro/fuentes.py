@@ -23,6 +23,7 @@ import functools
 import hashlib
 import struct
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,8 @@ class Fuente:
             round(struct.unpack(">h", h[8:10])[0] * 1000 / self.upem) if h else self.ascent
         )
         self.anchos = _Anchos(self.cmap, self.avances)
+        # Each glyph as embedded (padded, summed, deflated), kept once it was used.
+        self.deflados: dict[bytes, tuple[bytes, int, bytes]] = {}
 
     def ancho(self, texto: str, tamano: float) -> float:
         """Width of ``texto`` set at ``tamano`` points, in points (no kerning, as drawn)."""
@@ -148,6 +151,7 @@ class Incrustada:
 
     nombre: str
     programa: bytes
+    flate: bytes  # ``programa`` as a zlib stream, for FlateDecode
     anchos: list[int]
     to_unicode: bytes
 
@@ -199,13 +203,14 @@ class Subconjunto:
                 datos = bytes(parcheado)
             glifos.append(datos)
             i += 1
-        programa = _programa(f, origen, glifos)
+        programa, flate = _programa(f, origen, glifos)
         etiqueta = _etiqueta(programa)
         n = len(self._codigos)
         anchos = [round(f.avances[g] * 1000 / f.upem) for g in origen[: n + 1]]
         return Incrustada(
             nombre=f"{etiqueta}+{f.nombre.replace(' ', '')}",
             programa=programa,
+            flate=flate,
             anchos=anchos,
             to_unicode=_to_unicode(list(self._codigos)),
         )
@@ -218,71 +223,145 @@ def _etiqueta(programa: bytes) -> str:
 
 
 def _suma(datos: bytes) -> int:
+    """The OpenType checksum of ``datos``: its big-endian 32-bit words added, zero-padded."""
     relleno = datos + b"\0" * (-len(datos) % 4)
     return sum(struct.unpack(f">{len(relleno) // 4}I", relleno)) & 0xFFFFFFFF
 
 
-def _programa(f: Fuente, origen: list[int], glifos: list[bytes]) -> bytes:
-    """A TrueType file with the glyphs ``glifos`` (new ids in order), metrics from ``f``."""
+def _deflar(datos: bytes) -> bytes:
+    """``datos`` as raw deflate blocks ending on a byte boundary, to be joined with others.
+
+    A sync flush ends the blocks without closing the stream, so pieces deflated on
+    their own (once per process for what repeats) concatenate into one valid stream.
+    """
+    if not datos:
+        return b""
+    cortador = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return cortador.compress(datos) + cortador.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _zlib(piezas: list[bytes], datos: bytes) -> bytes:
+    """A zlib stream (what FlateDecode reads) from deflated ``piezas`` of ``datos``."""
+    # 0x78 0x9C: deflate, 32 KB window; 0x03 0x00: an empty final block.
+    return b"\x78\x9c" + b"".join(piezas) + b"\x03\x00" + struct.pack(">I", zlib.adler32(datos))
+
+
+# Tables rebuilt for every subset, then the glyphs: with the copied ones, all there are.
+_PROPIAS = (b"head", b"hhea", b"hmtx", b"loca", b"maxp", b"post")
+
+
+@dataclass(frozen=True)
+class _Constante:
+    """The tables every subset of a font copies, laid out, summed and deflated once."""
+
+    etiquetas: tuple[bytes, ...]
+    posiciones: tuple[int, ...]  # from the start of the block
+    largos: tuple[int, ...]
+    sumas: tuple[int, ...]
+    datos: bytes
+    deflado: bytes
+
+
+@functools.cache
+def _constante(f: Fuente) -> _Constante:
+    etiquetas = tuple(tag for tag in _COPIADAS if tag in f.tablas)
+    datos = bytearray()
+    posiciones, largos, sumas = [], [], []
+    for tag in etiquetas:
+        tabla = f.tablas[tag]
+        posiciones.append(len(datos))
+        largos.append(len(tabla))
+        sumas.append(_suma(tabla))
+        datos += tabla + b"\0" * (-len(tabla) % 4)
+    return _Constante(
+        etiquetas,
+        tuple(posiciones),
+        tuple(largos),
+        tuple(sumas),
+        bytes(datos),
+        _deflar(bytes(datos)),
+    )
+
+
+def _glifo(f: Fuente, datos: bytes) -> tuple[bytes, int, bytes]:
+    """A glyph padded to 4 bytes, its checksum and its deflated form, remembered per font."""
+    guardado = f.deflados.get(datos)
+    if guardado is None:
+        relleno = datos + b"\0" * (-len(datos) % 4)
+        guardado = (relleno, _suma(relleno), _deflar(relleno))
+        if len(f.deflados) > 20_000:  # composites patched per document: keep it bounded
+            f.deflados.clear()
+        f.deflados[datos] = guardado
+    return guardado
+
+
+def _programa(f: Fuente, origen: list[int], glifos: list[bytes]) -> tuple[bytes, bytes]:
+    """A TrueType file with the glyphs ``glifos`` (new ids in order), metrics from ``f``;
+    and the same file as a zlib stream.
+
+    The file is laid out as header and table directory, the tables copied whole, the
+    tables made for this subset, then the glyphs: only the header, the directory and the
+    small tables made here are deflated per document.
+    """
     n = len(glifos)
-    glyf = bytearray()
+    constante = _constante(f)
+    piezas = [_glifo(f, datos) for datos in glifos]
     offsets = [0]
-    for datos in glifos:
-        glyf += datos
-        glyf += b"\0" * (-len(datos) % 4)
-        offsets.append(len(glyf))
-    tablas = {tag: f.tablas[tag] for tag in _COPIADAS if tag in f.tablas}
-    tablas[b"glyf"] = bytes(glyf)
-    tablas[b"loca"] = struct.pack(f">{n + 1}I", *offsets)
-    tablas[b"hmtx"] = b"".join(struct.pack(">Hh", f.avances[g], f.lsb[g]) for g in origen)
+    for relleno, _, _ in piezas:
+        offsets.append(offsets[-1] + len(relleno))
+    propias: dict[bytes, bytes] = {}
+    propias[b"loca"] = struct.pack(f">{n + 1}I", *offsets)
+    propias[b"hmtx"] = b"".join(struct.pack(">Hh", f.avances[g], f.lsb[g]) for g in origen)
     hhea = bytearray(f.tablas[b"hhea"])
     struct.pack_into(">H", hhea, 34, n)
-    tablas[b"hhea"] = bytes(hhea)
+    propias[b"hhea"] = bytes(hhea)
     maxp = bytearray(f.tablas[b"maxp"])
     struct.pack_into(">H", maxp, 4, n)
-    tablas[b"maxp"] = bytes(maxp)
+    propias[b"maxp"] = bytes(maxp)
     head = bytearray(f.tablas[b"head"])
-    struct.pack_into(">I", head, 8, 0)  # checkSumAdjustment, set below
+    struct.pack_into(">I", head, 8, 0)  # checkSumAdjustment: the file's sum is not known yet
     struct.pack_into(">h", head, 50, 1)  # indexToLocFormat: long offsets
-    tablas[b"head"] = bytes(head)
-    post = bytearray(f.tablas[b"post"][:32])
-    struct.pack_into(">I", post, 0, 0x00030000)  # format 3: no glyph names
-    tablas[b"post"] = bytes(post)
+    propias[b"post"] = b"\0\3\0\0" + f.tablas[b"post"][4:32]  # format 3: no glyph names
 
-    etiquetas = sorted(tablas)
-    cuantas = len(etiquetas)
+    cuantas = len(constante.etiquetas) + len(_PROPIAS) + 1
+    inicio = 12 + 16 * cuantas
+    # Where each table is and its checksum; head's is taken with its adjustment at zero.
+    entradas: dict[bytes, tuple[int, int, int]] = {}
+    for tag, posicion, largo, suma in zip(
+        constante.etiquetas, constante.posiciones, constante.largos, constante.sumas, strict=True
+    ):
+        entradas[tag] = (suma, inicio + posicion, largo)
+    propias[b"head"] = bytes(head)
+    posicion = inicio + len(constante.datos)
+    for tag in _PROPIAS:
+        tabla = propias[tag]
+        entradas[tag] = (_suma(tabla), posicion, len(tabla))
+        posicion += len(tabla) + (-len(tabla) % 4)
+    suma_glyf = sum(suma for _, suma, _ in piezas) & 0xFFFFFFFF
+    entradas[b"glyf"] = (suma_glyf, posicion, offsets[-1])
+
     potencia = 1 << (cuantas.bit_length() - 1)
-    cabecera = struct.pack(
+    directorio = struct.pack(
         ">IHHHH",
         0x00010000,
         cuantas,
         potencia * 16,
         potencia.bit_length() - 1,
         cuantas * 16 - potencia * 16,
+    ) + b"".join(struct.pack(">4sIII", tag, *entradas[tag]) for tag in sorted(entradas))
+    total = _suma(directorio) + sum(suma for suma, _, _ in entradas.values())
+    struct.pack_into(">I", head, 8, (0xB1B0AFBA - total) & 0xFFFFFFFF)
+    propias[b"head"] = bytes(head)
+    bloque = b"".join(propias[tag] + b"\0" * (-len(propias[tag]) % 4) for tag in _PROPIAS)
+
+    programa = b"".join(
+        [directorio, constante.datos, bloque, *(relleno for relleno, _, _ in piezas)]
     )
-    directorio = bytearray()
-    cuerpo = bytearray()
-    inicio = 12 + 16 * cuantas
-    for tag in etiquetas:
-        datos = tablas[tag]
-        directorio += struct.pack(">4sIII", tag, _suma(datos), inicio + len(cuerpo), len(datos))
-        cuerpo += datos
-        cuerpo += b"\0" * (-len(datos) % 4)
-    programa = bytearray(cabecera + directorio + cuerpo)
-    ajuste = (0xB1B0AFBA - _suma(bytes(programa))) & 0xFFFFFFFF
-    posicion_head = inicio + _desplazamiento(etiquetas, tablas, b"head")
-    struct.pack_into(">I", programa, posicion_head + 8, ajuste)
-    return bytes(programa)
-
-
-def _desplazamiento(etiquetas: list[bytes], tablas: dict[bytes, bytes], buscada: bytes) -> int:
-    desplazamiento = 0
-    for tag in etiquetas:
-        if tag == buscada:
-            return desplazamiento
-        largo = len(tablas[tag])
-        desplazamiento += largo + (-largo % 4)
-    raise KeyError(buscada)
+    flate = _zlib(
+        [_deflar(directorio), constante.deflado, _deflar(bloque), *(d for _, _, d in piezas)],
+        programa,
+    )
+    return programa, flate
 
 
 def _to_unicode(caracteres: list[str]) -> bytes:

@@ -484,8 +484,7 @@ def _cadena(texto: str) -> bytes:
 
 
 def _flujo(datos: bytes, extra: str = "") -> bytes:
-    # Level 1: hinted glyph outlines hardly compress further (10.5 against 10.3 KB at
-    # level 6) and it was most of the render's time at the default level.
+    # Level 1: content streams are small; the fonts come deflated already.
     comprimido = zlib.compress(datos, 1)
     return (
         f"<< /Filter /FlateDecode /Length {len(comprimido)}{extra} >>\nstream\n".encode("ascii")
@@ -518,7 +517,12 @@ def _fuente_pdf(subconjunto: Subconjunto, primero: int) -> list[bytes]:
             f"/CapHeight {f.cap_height} /StemV {120 if f.negrita else 80} "
             f"/FontFile2 {primero + 3} 0 R >>"
         ).encode("ascii"),
-        _flujo(incrustada.programa, f" /Length1 {len(incrustada.programa)}"),
+        (
+            f"<< /Filter /FlateDecode /Length {len(incrustada.flate)} "
+            f"/Length1 {len(incrustada.programa)} >>\nstream\n"
+        ).encode("ascii")
+        + incrustada.flate
+        + b"\nendstream",
         _flujo(incrustada.to_unicode),
     ]
 
