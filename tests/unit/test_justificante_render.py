@@ -568,3 +568,39 @@ def test_the_repositorio_stamps_every_page_of_a_long_justificante(tmp_path: Path
     for page in range(pages):
         assert f"Código Seguro de Verificación (CSV): {csv}" in text[page]
         assert "Ajuntament de València" in text[page]
+
+
+@pytest.mark.parametrize("length", [9000, *range(1150, 1450, 25)])
+def test_a_file_name_taller_than_a_page_is_cut_across_pages(length: int) -> None:
+    # The short ones make rows about as tall as a page with its repeated heading.
+    nombre = "informe-" + "x" * length + ".pdf"
+    huella = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    con_anexo = asiento().model_copy(
+        update={
+            "anexos": [
+                AnexoRead(
+                    identificador_fichero="E_2026_000001_0001.pdf",
+                    documento_id="0195a3c4-1f0a-7d2e-8c55-6b3f1e9a7d20",
+                    version=1,
+                    nombre=nombre,
+                    tipo_mime="application/pdf",
+                    tamano=1,
+                    sha256=huella,
+                    tipo_documento=TipoDocumentoAnexo.DOCUMENTO_ADJUNTO,
+                )
+            ],
+        }
+    )
+    drawn = read(render_justificante(con_anexo, VALENCIA))
+    assert drawn.pages >= 2
+    assert drawn.lowest_y > FOOTER_RESERVED_MM * _PT_PER_MM
+    lines = drawn.text.splitlines()
+    assert "".join(line for line in lines if line and set(line) <= set(nombre)) == nombre
+    # The table's heading is repeated on every page the row runs over.
+    running = [
+        page
+        for page in range(1, drawn.pages + 1)
+        if any(line.startswith("x") for line in drawn.page_text(page).splitlines())
+    ]
+    for page in running:
+        assert "Huella SHA-256" in drawn.page_text(page).splitlines()

@@ -333,11 +333,17 @@ def _tabla(
         if cabecera_lineas:
             dibujar(cabecera_lineas, True, False)
 
+    alto_cabecera = 0.0
     if cabecera_lineas:
-        alto_cabecera = max(len(c) for c in cabecera_lineas) * tabla.interlineado
+        alto_cabecera = (
+            max(len(c) for c in cabecera_lineas) * tabla.interlineado + 2 * tabla.relleno
+        )
         if not lienzo.cabe(alto_cabecera + 2 * tabla.relleno + tabla.interlineado):
             lienzo.nueva_pagina()
         dibujar(cabecera_lineas, True, False)
+    # What a page holds below its header and the repeated heading: a row that fits there
+    # moves to the next page whole; a taller one is cut.
+    alto_pagina = _LIMITE - _CABECERA - alto_cabecera - 2 * tabla.relleno
     primera = True
     for fila in filas:
         celdas = lineas(fila, False)
@@ -349,8 +355,6 @@ def _tabla(
             if caben >= total:
                 dibujar(celdas, False, separar)
                 break
-            # Only a row taller than a whole page is cut; others move to the next page.
-            alto_pagina = _LIMITE - _CABECERA - 2 * tabla.relleno
             if caben < 1 or total * tabla.interlineado <= alto_pagina:
                 pagina_nueva()
                 continue
