@@ -1,4 +1,4 @@
-"""The fonts the registro's justificantes are set in, parsed once and embedded as subsets.
+"""The fonts of the registro's PDFs; for the justificante, parsed once and embedded as subsets.
 
 A justificante is a few hundred characters in two fonts (DejaVu Sans and its bold).
 Reading a TrueType file and cutting it down to the glyphs a document uses are the
@@ -103,6 +103,7 @@ class Fuente:
         self.cap_height = (
             round(struct.unpack(">h", h[8:10])[0] * 1000 / self.upem) if h else self.ascent
         )
+        tt.close()
         self.anchos = _Anchos(self.cmap, self.avances)
         # Each glyph as embedded (padded, summed, deflated), kept once it was used.
         self.deflados: dict[bytes, tuple[bytes, int, bytes]] = {}
@@ -133,11 +134,19 @@ class Fuente:
                 return out
 
 
-@functools.cache
+_cargadas: dict[str, Fuente] = {}
+
+
 def _cargada(nombre: str) -> Fuente:
-    with _lock:
-        ESTADISTICAS.analisis += 1
-        return Fuente(DIRECTORIO / nombre)
+    cargada = _cargadas.get(nombre)
+    if cargada is None:
+        # Under the lock, so threads rendering at once still parse each file once.
+        with _lock:
+            cargada = _cargadas.get(nombre)
+            if cargada is None:
+                ESTADISTICAS.analisis += 1
+                cargada = _cargadas[nombre] = Fuente(DIRECTORIO / nombre)
+    return cargada
 
 
 def fuente(negrita: bool = False) -> Fuente:
@@ -177,11 +186,6 @@ class Subconjunto:
                 if c not in codigos:
                     codigos[c] = (len(codigos) + 1).to_bytes(2, "big")
             return b"".join([codigos[c] for c in texto])
-
-    @property
-    def usado(self) -> bool:
-        """Whether any character was drawn in this font."""
-        return bool(self._codigos)
 
     def incrustar(self) -> Incrustada:
         """The subset font program, its widths (per 1000 em) and ToUnicode map."""
