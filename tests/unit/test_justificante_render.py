@@ -604,3 +604,16 @@ def test_a_file_name_taller_than_a_page_is_cut_across_pages(length: int) -> None
     ]
     for page in running:
         assert "Huella SHA-256" in drawn.page_text(page).splitlines()
+
+
+def test_a_label_is_centred_beside_a_value_of_two_lines() -> None:
+    larga = (
+        "Una observación bastante larga para que ocupe más de una línea en la columna de "
+        "valores de la tabla del justificante."
+    )
+    drawn = read(render_justificante(asiento(observaciones=larga), VALENCIA))
+    label = next(r for r in drawn.runs if r.text == "Observaciones")
+    first = next(r for r in drawn.runs if r.text.startswith("Una observación"))
+    second = next(r for r in drawn.runs if r.text.endswith("del justificante."))
+    assert second.y < label.y < first.y
+    assert label.y == pytest.approx((first.y + second.y) / 2, abs=0.05)

@@ -303,7 +303,8 @@ def _tabla(
         return out
 
     def dibujar(celdas: list[list[str]], es_cabecera: bool, separar: bool) -> None:
-        alto = max(len(c) for c in celdas) * tabla.interlineado + 2 * tabla.relleno
+        renglones = max(len(c) for c in celdas)
+        alto = renglones * tabla.interlineado + 2 * tabla.relleno
         x = _MARGEN
         y = lienzo.y
         if not tabla.rejilla:
@@ -315,10 +316,15 @@ def _tabla(
             en_negrita = es_cabecera or (not tabla.rejilla and columna == 0)
             if tabla.rejilla:
                 lienzo.rectangulo(x, y, ancho, alto, "B" if es_cabecera else "S")
+            # A cell with fewer lines than its row is centred in it, as fpdf2 did.
+            desfase = (renglones - len(textos)) / 2
             for k, texto in enumerate(textos):
                 lienzo.texto(
                     x + tabla.relleno,
-                    y + tabla.relleno + (k + 0.5) * tabla.interlineado + 0.3 * tabla.tamano / _K,
+                    y
+                    + tabla.relleno
+                    + (desfase + k + 0.5) * tabla.interlineado
+                    + 0.3 * tabla.tamano / _K,
                     texto,
                     tabla.tamano,
                     negrita=en_negrita,
