@@ -302,7 +302,9 @@ def _tabla(
             out.append([t for t, _ in _partir(texto, f, tabla.tamano, ancho - 2 * tabla.relleno)])
         return out
 
-    def dibujar(celdas: list[list[str]], es_cabecera: bool, separar: bool) -> None:
+    def dibujar(
+        celdas: list[list[str]], es_cabecera: bool, separar: bool, centrar: bool = True
+    ) -> None:
         renglones = max(len(c) for c in celdas)
         alto = renglones * tabla.interlineado + 2 * tabla.relleno
         x = _MARGEN
@@ -316,8 +318,9 @@ def _tabla(
             en_negrita = es_cabecera or (not tabla.rejilla and columna == 0)
             if tabla.rejilla:
                 lienzo.rectangulo(x, y, ancho, alto, "B" if es_cabecera else "S")
-            # A cell with fewer lines than its row is centred in it, as fpdf2 did.
-            desfase = (renglones - len(textos)) / 2
+            # A cell with fewer lines than its row is centred in it, as fpdf2 did; the
+            # pieces of a row cut across pages start at the top, where their label is.
+            desfase = (renglones - len(textos)) / 2 if centrar else 0
             for k, texto in enumerate(textos):
                 lienzo.texto(
                     x + tabla.relleno,
@@ -355,18 +358,20 @@ def _tabla(
         celdas = lineas(fila, False)
         separar = not primera
         primera = False
+        cortada = False
         while True:
             total = max(len(c) for c in celdas)
             caben = int((_LIMITE - lienzo.y - 2 * tabla.relleno) // tabla.interlineado)
             if caben >= total:
-                dibujar(celdas, False, separar)
+                dibujar(celdas, False, separar, centrar=not cortada)
                 break
             if caben < 1 or total * tabla.interlineado <= alto_pagina:
                 pagina_nueva()
                 continue
-            dibujar([c[:caben] for c in celdas], False, separar)
+            dibujar([c[:caben] for c in celdas], False, separar, centrar=False)
             celdas = [c[caben:] or [""] for c in celdas]
             separar = False
+            cortada = True
             pagina_nueva()
 
 
