@@ -4,7 +4,7 @@ Run with ``python -m tests.bench.documentos``. In one process it makes a develop
 PKI in a temporary directory and times, on the CPU clock of this process (``time.
 process_time``), each step the issuing chain spends on a justificante:
 
-- **render**: the registro's fpdf2 justificante of a typical asiento;
+- **render**: the registro's justificante of a typical asiento;
 - **stamp**: the repositorio's CSV footer and QR code on every page;
 - **seal**: the sellado's PAdES-B-T seal with the tenant's key and our TSA in process
   (the TSA's own signature is part of it);
@@ -310,7 +310,7 @@ def main() -> None:
         loop = asyncio.new_event_loop()
         try:
             rows = {
-                "render (fpdf2 justificante)": _cpu_ms(
+                "render (justificante)": _cpu_ms(
                     lambda: render_justificante(asiento, ALICANTE), args.rounds
                 ),
                 "CSV + QR stamp": _cpu_ms(lambda: stamp_csv(pdf, csv=CSV, url=URL), args.rounds),

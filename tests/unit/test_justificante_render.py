@@ -1,22 +1,27 @@
 """The justificante PDF: it parses, says everything the asiento records (accents included),
 keeps the footer free for the CSV stamp, names its time zone, and is byte-for-byte stable.
 
-The text is read back from the PDF itself: fpdf2 writes subset TrueType fonts with
-Identity-H encoding, so the small reader below maps glyph codes back to Unicode
-through each font's ToUnicode map, and keeps where each run of text was drawn.
+The text is read back from the PDF itself: the justificante is set in subset TrueType
+fonts with Identity-H encoding, so the small reader below maps glyph codes back to
+Unicode through each font's ToUnicode map, and keeps where each run of text was drawn.
+Independent readers check it too: poppler's pdftotext and pdffonts, fontTools for the
+embedded font programs, and the repositorio's CSV stamp over the result.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fontTools import ttLib
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from services.common.tenants import Tenant
@@ -25,7 +30,6 @@ from services.registro.anexos.domain import TipoDocumentoAnexo
 from services.registro.anexos.schemas import AnexoRead
 from services.registro.asientos.schemas import AsientoRead, Interesado
 from services.registro.domain import TipoIdentificador
-from services.registro.fuentes import fuentes_para
 from services.registro.justificantes.domain import (
     TIPO_DOCUMENTAL,
     fecha_local,
@@ -33,6 +37,8 @@ from services.registro.justificantes.domain import (
     solicitud_id,
 )
 from services.registro.justificantes.pdf import FOOTER_RESERVED_MM, render_justificante
+from services.repositorio.emision.stamping import stamp_csv
+from tests.support.servers import require_tool
 
 VALENCIA = Tenant("46250", "Ajuntament de València", "L01462508")
 LAS_PALMAS = Tenant("35016", "Ayuntamiento de Las Palmas de Gran Canaria", "L01350167")
@@ -73,7 +79,7 @@ def asiento(**overrides: Any) -> AsientoRead:
     return AsientoRead.model_validate(data)
 
 
-# --- a small reader of what fpdf2 draws -----------------------------------------------------------
+# --- a small reader of what the justificante draws -----------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -331,7 +337,7 @@ def test_the_footer_area_is_left_for_the_csv_stamp() -> None:
         # Every page says whose it is, which asiento and which page of how many.
         text = drawn.page_text(page)
         assert "Ajuntament de València" in text
-        assert f"E/2026/000001 · página {page} de \n{drawn.pages}" in text
+        assert f"E/2026/000001 · página {page} de {drawn.pages}" in text.splitlines()
 
 
 def test_the_same_asiento_renders_the_same_bytes() -> None:
@@ -386,15 +392,7 @@ def test_the_documents_presented_are_listed_with_their_hashes() -> None:
     assert huella in lines
 
 
-def test_quick_fonts_cover_the_register_s_scripts_and_others_fall_back() -> None:
-    rapidas = fuentes_para(["Lucía Núñez", "Françoise Çelik", "Олена Шевченко", "Νίκος"])
-    completas = fuentes_para(["Lucía", "Արամ Պետրոսյան"])
-    assert completas.regular == fuentes.DIRECTORIO / "DejaVuSans.ttf"
-    assert rapidas.regular != completas.regular
-    assert rapidas.regular.stat().st_size < completas.regular.stat().st_size / 3
-
-
-def test_a_name_outside_the_quick_fonts_is_still_printed() -> None:
+def test_a_name_in_any_script_the_fonts_have_is_printed() -> None:
     otro = asiento().model_copy(
         update={
             "interesados": [
@@ -431,8 +429,191 @@ def test_fonts_are_parsed_once_per_process_not_per_justificante() -> None:
     assert fuentes.ESTADISTICAS.analisis == antes
 
 
-def test_latin_text_is_set_in_the_smallest_fonts() -> None:
-    latinas = fuentes_para(["Lucía Núñez", "Françoise Çelik", "Obres SL · 12 €"])
-    griegas = fuentes_para(["Lucía", "Νίκος"])
-    assert latinas.regular != griegas.regular
-    assert latinas.regular.stat().st_size < griegas.regular.stat().st_size
+# --- read by independent tools ------------------------------------------------------------------
+
+_EXPONE = " ".join(
+    f"Punto {n}: que la vivienda de la calle Mayor presenta humedades y grietas." for n in range(60)
+)[:4000]
+
+
+def _poppler(tool: str, pdf: bytes, tmp_path: Path, *args: str) -> str:
+    path = tmp_path / "justificante.pdf"
+    path.write_bytes(pdf)
+    binary = require_tool(tool, "poppler-utils")
+    return subprocess.run(
+        [binary, *args, str(path), *(["-"] if tool == "pdftotext" else [])],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_poppler_reads_the_text_back(tmp_path: Path) -> None:
+    text = _poppler("pdftotext", render_justificante(asiento(), VALENCIA), tmp_path, "-layout")
+    for expected in (
+        "Ajuntament de València",
+        "Justificante de registro de entrada",
+        "E/2026/000001 · página 1 de 1",
+        "23/11/2026 11:00:00 (Europe/Madrid, CET, UTC+01:00)",
+        "Sol·licitud de llicència d'obra menor a la façana",
+        "Núñez Peña",
+        "Françoise",
+        "código seguro de verificación (CSV)",
+    ):
+        assert expected in text, expected
+
+
+def test_pdffonts_lists_both_fonts_as_embedded_subsets_with_unicode_maps(tmp_path: Path) -> None:
+    out = _poppler("pdffonts", render_justificante(asiento(), VALENCIA), tmp_path)
+    fonts = [line.split() for line in out.splitlines()[2:]]
+    assert sorted(re.sub(r"^[A-Z]{6}\+", "", f[0]) for f in fonts) == [
+        "DejaVuSans",
+        "DejaVuSans-Bold",
+    ]
+    for font in fonts:
+        assert re.fullmatch(r"[A-Z]{6}\+DejaVuSans(-Bold)?", font[0])
+        # type "CID TrueType", encoding Identity-H, then emb sub uni
+        assert font[1:6] == ["CID", "TrueType", "Identity-H", "yes", "yes"], font
+        assert font[6] == "yes", font
+
+
+def test_each_font_program_holds_only_the_glyphs_used() -> None:
+    reader = PdfFileReader(BytesIO(render_justificante(asiento(), VALENCIA)))
+    page = reader.root["/Pages"]["/Kids"][0].get_object()
+    for font in page["/Resources"]["/Font"].values():
+        descendant = font.get_object()["/DescendantFonts"][0].get_object()
+        program = descendant["/FontDescriptor"]["/FontFile2"].data
+        tt = ttLib.TTFont(BytesIO(program))
+        glyphs = tt.getGlyphOrder()
+        # DejaVu Sans has about 6,000 glyphs; a justificante uses well under 100 of each.
+        assert 10 < len(glyphs) < 120
+        widths = descendant["/W"][1]
+        assert len(widths) <= len(glyphs)
+        glyf = tt["glyf"]
+        drawn = [g for g in glyphs[1 : len(widths)] if glyf[g].numberOfContours != 0]
+        # Every glyph except the space has an outline that decodes.
+        assert len(drawn) >= len(widths) - 3
+        for name in drawn:
+            glyf[name].expand(glyf)
+
+
+def test_a_long_expone_and_solicita_flow_over_pages(tmp_path: Path) -> None:
+    assert len(_EXPONE) == 4000
+    pdf = render_justificante(asiento(expone=_EXPONE, solicita=_EXPONE), VALENCIA)
+    drawn = read(pdf)
+    assert drawn.pages >= 3
+    assert drawn.lowest_y > FOOTER_RESERVED_MM * _PT_PER_MM
+    text = _poppler("pdftotext", pdf, tmp_path)
+    pages = text.split("\f")
+    for number in range(1, drawn.pages + 1):
+        assert f"E/2026/000001 · página {number} de {drawn.pages}" in pages[number - 1]
+    # All of it, in order, with nothing lost at the line and page breaks: twice.
+    header = ("Ajuntament de València", "Código DIR3: L01462508", "E/2026/000001 · página")
+    body = [line for line in text.splitlines() if not line.startswith(header)]
+    words = " ".join(" ".join(body).split())
+    flowing = " ".join(_EXPONE.split())
+    first = words.index(flowing)
+    assert words.index(flowing, first + 1) > first
+    assert "Solicita" in words[first + len(flowing) : words.index(flowing, first + 1)]
+    assert "Jordi" not in words and "jordi.puig" in words
+
+
+def test_greek_and_cyrillic_names_are_drawn_and_read_back(tmp_path: Path) -> None:
+    otro = asiento(
+        interesados=[
+            {
+                "tipo_identificador": "PASAPORTE",
+                "identificador": "GR1234567",
+                "nombre": "Νίκος",
+                "apellido1": "Παπαδόπουλος",
+            },
+            {
+                "tipo_identificador": "PASAPORTE",
+                "identificador": "UA7654321",
+                "nombre": "Олена",
+                "apellido1": "Шевченко",
+            },
+        ],
+        expone="Ζητώ την άδεια. Прошу надати дозвіл.",
+    )
+    pdf = render_justificante(otro, VALENCIA)
+    lines = set(read(pdf).text.splitlines())
+    assert {"Νίκος", "Παπαδόπουλος", "Олена", "Шевченко"} <= lines
+    text = _poppler("pdftotext", pdf, tmp_path, "-layout")
+    for expected in ("Νίκος", "Παπαδόπουλος", "Олена", "Шевченко", "Прошу надати дозвіл."):
+        assert expected in text, expected
+    # Drawn with the fonts' own glyphs, not the .notdef box: each has an outline of its own.
+    reader = PdfFileReader(BytesIO(pdf))
+    page = reader.root["/Pages"]["/Kids"][0].get_object()
+    regular = next(
+        f.get_object()["/DescendantFonts"][0].get_object()
+        for f in page["/Resources"]["/Font"].values()
+        if not str(f.get_object()["/BaseFont"]).endswith("Bold")
+    )
+    tt = ttLib.TTFont(BytesIO(regular["/FontDescriptor"]["/FontFile2"].data))
+    glyf = tt["glyf"]
+    order = tt.getGlyphOrder()
+    notdef = glyf[order[0]].compile(glyf)
+    outlines = [glyf[g].compile(glyf) for g in order[1:] if glyf[g].numberOfContours != 0]
+    assert notdef not in outlines
+
+
+def test_the_repositorio_stamps_every_page_of_a_long_justificante(tmp_path: Path) -> None:
+    pdf = render_justificante(asiento(expone=_EXPONE), VALENCIA)
+    pages = read(pdf).pages
+    csv = "ABCDEFGHJKLMNPQRSTUVWXYZ2"
+    stamped = stamp_csv(pdf, csv=csv, url="https://sede.example.org/verificar/" + csv)
+    assert stamped.startswith(pdf)
+    text = _poppler("pdftotext", stamped, tmp_path).split("\f")
+    for page in range(pages):
+        assert f"Código Seguro de Verificación (CSV): {csv}" in text[page]
+        assert "Ajuntament de València" in text[page]
+
+
+@pytest.mark.parametrize("length", [9000, *range(1150, 1450, 25)])
+def test_a_file_name_taller_than_a_page_is_cut_across_pages(length: int) -> None:
+    # The short ones make rows about as tall as a page with its repeated heading.
+    nombre = "informe-" + "x" * length + ".pdf"
+    huella = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    con_anexo = asiento().model_copy(
+        update={
+            "anexos": [
+                AnexoRead(
+                    identificador_fichero="E_2026_000001_0001.pdf",
+                    documento_id="0195a3c4-1f0a-7d2e-8c55-6b3f1e9a7d20",
+                    version=1,
+                    nombre=nombre,
+                    tipo_mime="application/pdf",
+                    tamano=1,
+                    sha256=huella,
+                    tipo_documento=TipoDocumentoAnexo.DOCUMENTO_ADJUNTO,
+                )
+            ],
+        }
+    )
+    drawn = read(render_justificante(con_anexo, VALENCIA))
+    assert drawn.pages >= 2
+    assert drawn.lowest_y > FOOTER_RESERVED_MM * _PT_PER_MM
+    lines = drawn.text.splitlines()
+    assert "".join(line for line in lines if line and set(line) <= set(nombre)) == nombre
+    # The table's heading is repeated on every page the row runs over.
+    running = [
+        page
+        for page in range(1, drawn.pages + 1)
+        if any(line.startswith("x") for line in drawn.page_text(page).splitlines())
+    ]
+    for page in running:
+        assert "Huella SHA-256" in drawn.page_text(page).splitlines()
+
+
+def test_a_label_is_centred_beside_a_value_of_two_lines() -> None:
+    larga = (
+        "Una observación bastante larga para que ocupe más de una línea en la columna de "
+        "valores de la tabla del justificante."
+    )
+    drawn = read(render_justificante(asiento(observaciones=larga), VALENCIA))
+    label = next(r for r in drawn.runs if r.text == "Observaciones")
+    first = next(r for r in drawn.runs if r.text.startswith("Una observación"))
+    second = next(r for r in drawn.runs if r.text.endswith("del justificante."))
+    assert second.y < label.y < first.y
+    assert label.y == pytest.approx((first.y + second.y) / 2, abs=0.05)
