@@ -60,6 +60,9 @@ class ConsumerSpec:
     handler: EventHandler
     # The handler waits on the document workers: few deliveries in flight at once.
     documents: bool = False
+    # For a consumer of replies: the ``solicitante`` its requests name. Replies to other
+    # services are acknowledged before any transaction (``bus.consumer.addressed_to``).
+    solicitante: str | None = None
 
 
 def consumes(role: str, spec: ConsumerSpec) -> bool:
@@ -154,6 +157,7 @@ class ServiceRuntime:
             retry_base_seconds=self.settings.bus_retry_base_seconds,
             after_commit=self.relay.wake,
             prefetch=self.settings.document_prefetch if spec.documents else None,
+            solicitante=spec.solicitante,
         )
 
     async def subscribe(self) -> None:

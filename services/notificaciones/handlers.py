@@ -30,6 +30,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         name="sellos-tiempo",
         events=(evidencias.SELLO_EMITIDO, evidencias.SELLO_RECHAZADO),
         handler=evidencias.registrar_sello,
+        solicitante=evidencias.SOLICITANTE,
     ),
 )
 
@@ -76,5 +77,6 @@ def consumers(
             name="emisiones",
             events=(acuses.DOCUMENTO_EMITIDO, acuses.EMISION_FALLIDA),
             handler=acuses.registrar_emision,
+            solicitante=acuses.SOLICITANTE,
         ),
     )

@@ -18,7 +18,7 @@ from services.common.runtime import ConsumerSpec
 from services.common.tenants import TenantDirectory
 from services.common.uow import UnitOfWork
 from services.pagos import documentos, service
-from services.pagos.cartas import Tipo
+from services.pagos.cartas import SOLICITANTE, Tipo
 
 __all__ = ["consumers"]
 
@@ -71,5 +71,6 @@ def consumers(
             name="emisiones",
             events=(documentos.DOCUMENTO_EMITIDO, documentos.EMISION_FALLIDA),
             handler=on_emision,
+            solicitante=SOLICITANTE,
         ),
     )

@@ -79,5 +79,6 @@ def consumers(
             name="sellos",
             events=(emision.DOCUMENTO_SELLADO, emision.DOCUMENTO_RECHAZADO),
             handler=on_sello,
+            solicitante=emision.SOLICITANTE,
         ),
     )

@@ -515,3 +515,38 @@ async def test_the_sicres_export_carries_the_register_time_stamp(client, new_ten
     carried = root.findtext("De_Origen_o_Remitente/Timestamp_Entrada")
     assert carried is not None
     assert base64.b64decode(carried) == base64.b64decode(sellado.json()["token"])
+
+
+async def test_a_reply_to_another_solicitante_is_acked_without_a_transaction(
+    platform, client, new_tenant, token
+) -> None:
+    tenant = await new_tenant()
+    replies = await collect_events(platform.transport, f"{tenant}.{EMITIDO}")
+    asiento = await register(client, token(tenant, "registro"))
+    await settled(client, token(tenant, "registro"), asiento["id"])
+    await eventually(lambda: replies)
+    inbox = platform.runtimes["registro"].tables.inbox
+
+    async def claimed(event_id: str) -> int:
+        async with tenant_transaction(platform.db, tenant) as session:
+            found = await session.execute(select(inbox).where(inbox.c.event_id == event_id))
+            return len(found.all())
+
+    # The same reply, as the notificaciones' own request would have had it answered.
+    ajena = build_envelope(
+        EventName.parse(EMITIDO),
+        tenant=tenant,
+        data={**replies[0].data, "solicitante": "notificaciones"},
+        dataschema=platform.contracts.schema_uri(EMITIDO),
+    )
+    propia = build_envelope(
+        EventName.parse(EMITIDO),
+        tenant=tenant,
+        data={**replies[0].data, "solicitante": "registro"},
+        dataschema=platform.contracts.schema_uri(EMITIDO),
+    )
+    await deliver(platform, "sellos-tiempo-respuestas", ajena)
+    await deliver(platform, "sellos-tiempo-respuestas", propia)
+
+    assert await claimed(ajena["id"]) == 0
+    assert await claimed(propia["id"]) == 1

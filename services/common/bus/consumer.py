@@ -34,7 +34,7 @@ from services.common.kernel_tables import KernelTables
 from services.common.telemetry import consume_span
 from services.common.uow import Actor, UnitOfWork
 
-__all__ = ["EventConsumer", "EventHandler", "PermanentFailure"]
+__all__ = ["EventConsumer", "EventHandler", "PermanentFailure", "addressed_to"]
 
 _log = logging.getLogger("consistorio.consumer")
 
@@ -61,6 +61,9 @@ class EventConsumer:
     after_commit: Callable[[], None] | None = None
     # Unsettled deliveries at once; None is the transport's default.
     prefetch: int | None = None
+    # A consumer of replies: a reply whose data names another ``solicitante`` is
+    # acknowledged untouched, before any transaction (see :func:`addressed_to`).
+    solicitante: str | None = None
 
     async def start(self, transport: Transport) -> None:
         """Subscribes the queue to every tenant's copy of the events."""
@@ -73,6 +76,10 @@ class EventConsumer:
             event = self._accept(delivery)
         except (EnvelopeError, ContractViolation, UnknownContract) as exc:
             await self._dead_letter_then_ack(delivery, f"contrato: {exc}", attempts=1)
+            return
+        if not addressed_to(event, self.solicitante):
+            _log.debug("%s: event %s answers another solicitante; skipped", self.name, event.id)
+            await delivery.ack()
             return
         last_error: BaseException | None = None
         for attempt in range(1, self.max_attempts + 1):
@@ -183,3 +190,17 @@ class EventConsumer:
             return
         _log.error("dead-lettered message %s on %s: %s", delivery.message_id, self.queue, reason)
         await delivery.ack()
+
+
+def addressed_to(event: ReceivedEvent, solicitante: str | None) -> bool:
+    """Whether a reply is for ``solicitante`` (every event is, when it is None).
+
+    The repositorio's and the sellado's replies go to every service that listens, and
+    each service answers only its own: a reply naming another solicitante is no business
+    of this consumer, and costs it no transaction. A reply naming none is kept, for the
+    handler to decide (older messages, and services that leave the field out).
+    """
+    if solicitante is None or not isinstance(event.data, Mapping):
+        return True
+    named = event.data.get("solicitante")
+    return named is None or named == solicitante

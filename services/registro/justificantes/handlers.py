@@ -16,6 +16,7 @@ from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
 from services.registro.asientos.service import ASIENTO_REGISTRADO
 from services.registro.justificantes import service
+from services.registro.justificantes.domain import SOLICITANTE
 
 
 async def on_emision(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -44,5 +45,6 @@ def consumers(documents: CpuPool | None) -> tuple[ConsumerSpec, ...]:
             name="emisiones",
             events=(service.DOCUMENTO_EMITIDO, service.EMISION_FALLIDA),
             handler=on_emision,
+            solicitante=SOLICITANTE,
         ),
     )

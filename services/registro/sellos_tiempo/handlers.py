@@ -16,5 +16,6 @@ CONSUMERS = (
         name="sellos-tiempo-respuestas",
         events=(service.SELLO_EMITIDO, service.SELLO_RECHAZADO),
         handler=service.registrar_respuesta_sello,
+        solicitante=service.SOLICITANTE,
     ),
 )

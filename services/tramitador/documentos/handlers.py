@@ -29,5 +29,6 @@ CONSUMERS = (
         name="emisiones",
         events=(service.DOCUMENTO_EMITIDO, service.EMISION_FALLIDA),
         handler=on_emision,
+        solicitante=service.SOLICITANTE,
     ),
 )

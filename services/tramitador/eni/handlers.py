@@ -68,7 +68,10 @@ async def on_anexo(uow: UnitOfWork, event: ReceivedEvent) -> None:
 
 CONSUMERS = (
     ConsumerSpec(
-        name="eni-firmas", events=(service.XML_FIRMADO, service.XML_RECHAZADO), handler=on_firma
+        name="eni-firmas",
+        events=(service.XML_FIRMADO, service.XML_RECHAZADO),
+        handler=on_firma,
+        solicitante=service.SOLICITANTE,
     ),
     ConsumerSpec(name="eni-indices", events=(FASE_CAMBIADA, RESOLUCION_DICTADA), handler=on_hito),
     ConsumerSpec(name="eni-notificados", events=(NOTIFICACION_SOLICITAR,), handler=on_notificacion),
