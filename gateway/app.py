@@ -34,6 +34,7 @@ from gateway.limits import install_admission, upstream_timeout
 from gateway.openapi_merge import MergedOpenApi
 from gateway.proxy import forward, probe_readiness
 from gateway.ratelimit import MemoryRateLimiter, RateDecision, RateLimiter, RedisRateLimiter
+from gateway.upstream import UpstreamPool
 from services.common.auth import Principal, TokenVerifier, bearer_token
 from services.common.errors import (
     PROBLEM_JSON,
@@ -153,16 +154,27 @@ class _ProblemCORSMiddleware(CORSMiddleware):
 
 
 class _Upstreams:
-    """The pooled HTTP client, which exists only while the app's lifespan runs."""
+    """The clients to the services, which exist only while the app's lifespan runs.
+
+    The proxy's hop goes through the lean pool (gateway.upstream); readiness probes and
+    the OpenAPI merge, rare and not on any request's path, through httpx.
+    """
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
+        self._pool: UpstreamPool | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             raise RuntimeError("gateway lifespan not started: serve the app with lifespan on")
         return self._client
+
+    @property
+    def pool(self) -> UpstreamPool:
+        if self._pool is None:
+            raise RuntimeError("gateway lifespan not started: serve the app with lifespan on")
+        return self._pool
 
     @asynccontextmanager
     async def running(self, timeout: httpx.Timeout) -> AsyncIterator[None]:
@@ -176,10 +188,18 @@ class _Upstreams:
         )
         # Client spans carry the traceparent to the services: one trace per request.
         instrument_httpx_client(self._client)
+        self._pool = UpstreamPool(
+            connect_timeout=timeout.connect or timeout.read or 5.0,
+            read_timeout=timeout.read or 30.0,
+            max_connections=200,
+            max_idle_per_service=50,
+        )
         try:
             yield
         finally:
             client, self._client = self._client, None
+            pool, self._pool = self._pool, None
+            await pool.aclose()
             await client.aclose()
 
 
@@ -236,7 +256,7 @@ def create_gateway(
             if base_url is None:
                 raise NotFound(f"No existe el servicio '{service}'.")
             return await forward(
-                upstreams.client,
+                upstreams.pool,
                 request,
                 service=service,
                 path=path,

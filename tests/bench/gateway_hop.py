@@ -1,0 +1,405 @@
+"""Benchmark: the CPU one gateway hop costs, against HAProxy and nginx in the same place.
+
+Run with ``make bench`` (or ``python -m tests.bench.gateway_hop``). Needs no database or
+broker: what is measured is the hop alone, so the upstream is the cheapest endpoint there
+is (a service-shaped server, uvicorn on uvloop with httptools like every Consistorio
+server, answering a small JSON to any GET under ``/api/v1/<service>``).
+
+Every process runs on its own (the load generator, the upstream, the hop), and the CPU
+time (user + system, from ``/proc`` via psutil) of the hop's process is read before and
+after a fixed number of requests on keep-alive connections. Options measured:
+
+1. **no hop**: straight to the upstream (what the service itself costs, for scale);
+2. **the gateway's streaming proxy** (``gateway.proxy``), as ``consistorio serve gateway``
+   builds it: token verified, rate limits spent, request id, problem+json errors;
+3. the same gateway on an anonymous public path (no token to verify);
+4. the same gateway answering ``/healthz`` itself: the floor of its server and framework;
+5. **HAProxy** and 6. **nginx**, each configured as a pure router from the gateway's route
+   table (``gateway.routes``: the ``/api/v1/<service>`` prefixes and the public paths),
+   one thread or worker, as non-daemon child processes on free ports.
+
+``--src-before DIR`` also measures the gateway from another checkout of the code (the
+harness stays this one), for a before/after in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from tests.bench.common import UNLIMITED, machine
+from tests.support.process import free_port
+
+_ROOT = Path(__file__).resolve().parents[2]
+_ANSWER = b'{"ok":true,"service":"bench"}'
+
+
+# --- the child processes -------------------------------------------------------------
+
+
+async def _upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The cheapest service-shaped endpoint: any GET gets the same small JSON."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": _ANSWER})
+
+
+def _serve_upstream(port: int) -> None:
+    import uvicorn
+
+    from services.runner import event_loop_run
+
+    config = uvicorn.Config(
+        _upstream_app, host="127.0.0.1", port=port, http="httptools", log_level="warning"
+    )
+    config.access_log = False
+    event_loop_run(uvicorn.Server(config).serve())
+
+
+def _serve_gateway(port: int, upstream: str, keys_dir: Path) -> None:
+    """The gateway as ``consistorio serve gateway`` builds it, tokens from a dev key."""
+    import uvicorn
+
+    from gateway.app import create_gateway
+    from services.catalog import all_public_paths
+    from services.common.auth import JwksKeySource, TokenVerifier
+    from services.common.devkeys import ensure_dev_signing_key
+    from services.common.http_server import server_config
+    from services.common.logging import configure_logging
+    from services.common.settings import load_settings
+    from services.common.telemetry import configure_telemetry
+    from services.runner import event_loop_run
+
+    settings = load_settings(
+        service_urls=_segments(upstream),
+        rate_limit_per_minute=int(UNLIMITED),
+        rate_limit_anonymous_per_minute=int(UNLIMITED),
+        rate_limit_tenant_per_minute=int(UNLIMITED),
+        gateway_max_in_flight_per_tenant=1024,
+        log_level="WARNING",
+        log_json=False,
+    )
+    configure_logging(settings, service_name="gateway")
+    configure_telemetry(settings, service_name="gateway")
+
+    async def active(tenant: str) -> bool:
+        return True
+
+    verifier = TokenVerifier(
+        JwksKeySource(str(ensure_dev_signing_key(keys_dir))),
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        algorithms=settings.auth_algorithms,
+        tenant_is_active=active,
+    )
+    app = create_gateway(
+        settings=settings,
+        verifier=verifier,
+        service_urls=settings.service_urls,
+        public_paths=all_public_paths(),
+    )
+    config = server_config(app, settings)
+    config.host, config.port = "127.0.0.1", port
+    event_loop_run(uvicorn.Server(config).serve())
+
+
+def _segments(upstream: str) -> dict[str, str]:
+    """Every gateway segment (each service's name and routes) to the one upstream."""
+    from services.catalog import SERVICES
+
+    return {segment: upstream for load in SERVICES.values() for segment in load().gateway_routes}
+
+
+# --- the established proxies ---------------------------------------------------------
+
+
+def _haproxy(tmp: Path, port: int, upstream: str) -> list[str]:
+    from gateway.routes import RouteTable, haproxy_config
+    from services.catalog import all_public_paths
+
+    table = RouteTable.from_gateway(_segments(upstream), all_public_paths())
+    path = tmp / "haproxy.cfg"
+    path.write_text(haproxy_config(table, port=port, threads=1))
+    return ["haproxy", "-db", "-f", str(path)]
+
+
+def _nginx(tmp: Path, port: int, upstream: str) -> list[str]:
+    from gateway.routes import RouteTable, nginx_config
+    from services.catalog import all_public_paths
+
+    table = RouteTable.from_gateway(_segments(upstream), all_public_paths())
+    path = tmp / "nginx.conf"
+    path.write_text(nginx_config(table, port=port, workers=1, prefix=tmp))
+    return ["nginx", "-p", str(tmp), "-c", str(path), "-e", str(tmp / "error.log")]
+
+
+# --- the load ------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """CPU of the hop's process a request, and how fast the requests went."""
+
+    label: str
+    requests: int
+    seconds: float
+    hop_cpu_ms: float
+    upstream_cpu_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+async def _drive(
+    url: str, headers: dict[str, str], requests: int, clients: int
+) -> tuple[int, float, list[int]]:
+    """``requests`` GETs over ``clients`` keep-alive connections; statuses that were not 200."""
+    bad: list[int] = []
+    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        remaining = requests
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.get(url) as response:
+                    await response.read()
+                    if response.status != 200:
+                        bad.append(response.status)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return requests, time.perf_counter() - started, bad
+
+
+async def _measure(
+    label: str,
+    url: str,
+    headers: dict[str, str],
+    hop: list[psutil.Process],
+    upstream: psutil.Process,
+    *,
+    requests: int,
+    clients: int,
+) -> Result:
+    await _drive(url, headers, max(200, requests // 10), clients)  # warm pools and caches
+    hop_before, up_before = _cpu(hop), _cpu([upstream])
+    done, seconds, bad = await _drive(url, headers, requests, clients)
+    hop_cpu, up_cpu = _cpu(hop) - hop_before, _cpu([upstream]) - up_before
+    if bad:
+        raise RuntimeError(f"{label}: {len(bad)} answers were not 200 (e.g. {bad[0]})")
+    result = Result(label, done, seconds, hop_cpu * 1000 / done, up_cpu * 1000 / done)
+    print(
+        f"  {label}: {result.rate:,.0f}/s, hop {result.hop_cpu_ms:.3f} ms CPU a request",
+        file=sys.stderr,
+    )
+    return result
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    import socket
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+class _Children:
+    """Child processes started by the run, each stopped (TERM, then KILL) at the end."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, what: str, command: list[str], port: int, env: dict[str, str]
+    ) -> psutil.Process:
+        log = (self.tmp / f"{what}.log").open("wb")
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.running.append(process)
+        _wait_listening(port, process, what)
+        return psutil.Process(process.pid)
+
+    def stop(self, process: psutil.Process) -> None:
+        for child in self.running:
+            if child.pid == process.pid:
+                self._stop(child)
+                self.running.remove(child)
+                return
+
+    @staticmethod
+    def _stop(child: subprocess.Popen[bytes]) -> None:
+        if child.poll() is None:
+            # nginx stops gracefully on QUIT; TERM is a fast stop for it and for the rest.
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    def close(self) -> None:
+        for child in reversed(self.running):
+            self._stop(child)
+        self.running.clear()
+
+
+def _hop_processes(root: psutil.Process) -> list[psutil.Process]:
+    """The process and its workers (nginx's master forks one)."""
+    return [root, *root.children(recursive=True)]
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        children = _Children(tmp)
+        base_env = {**os.environ, "PYTHONPATH": str(_ROOT)}
+        try:
+            up_port = free_port()
+            upstream = children.start(
+                "upstream",
+                [sys.executable, "-m", "tests.bench.gateway_hop", "--serve-upstream", str(up_port)],
+                up_port,
+                base_env,
+            )
+            up_url = f"http://127.0.0.1:{up_port}"
+            from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
+
+            keys = tmp / "keys"
+            keys.mkdir()
+            ensure_dev_signing_key(keys)
+            token = issue_dev_token(keys, tenant="03014", sub="ana", roles=["registro"])
+            auth = {"Authorization": f"Bearer {token}"}
+            path = "/api/v1/registro/asientos/bench"
+            public = "/verificar/BENCHCSV0001"
+            measure: Callable[..., Any] = lambda label, url, headers, hop: _measure(  # noqa: E731
+                label,
+                url,
+                headers,
+                hop,
+                upstream,
+                requests=args.requests,
+                clients=args.clients,
+            )
+
+            results.append(
+                await measure("no hop: straight to the upstream", up_url + path, auth, [])
+            )
+
+            sources = [("gateway (this code)", _ROOT)]
+            if args.src_before is not None:
+                sources.append(("gateway (before)", args.src_before.resolve()))
+            for name, src in sources:
+                port = free_port()
+                env = {**base_env, "PYTHONPATH": f"{src}{os.pathsep}{_ROOT}"}
+                command = [sys.executable, str(Path(__file__)), "--serve-gateway", str(port)]
+                command += ["--upstream", up_url, "--keys", str(keys)]
+                gateway = children.start(name.replace(" ", "_"), command, port, env)
+                base = f"http://127.0.0.1:{port}"
+                results.append(
+                    await measure(f"{name}: token, limits, proxy", base + path, auth, [gateway])
+                )
+                results.append(
+                    await measure(f"{name}: public path, no token", base + public, {}, [gateway])
+                )
+                results.append(
+                    await measure(
+                        f"{name}: its own /healthz, no hop", base + "/healthz", {}, [gateway]
+                    )
+                )
+                children.stop(gateway)
+
+            for name, config in (("HAProxy", _haproxy), ("nginx", _nginx)):
+                if shutil.which(name.lower()) is None:
+                    print(f"  {name} not installed: left out", file=sys.stderr)
+                    continue
+                port = free_port()
+                hop = children.start(name, config(tmp, port, up_url), port, base_env)
+                results.append(
+                    await measure(
+                        f"{name}, pure router",
+                        f"http://127.0.0.1:{port}{path}",
+                        auth,
+                        _hop_processes(hop),
+                    )
+                )
+                children.stop(hop)
+        finally:
+            children.close()
+    return results
+
+
+def report(results: list[Result], args: argparse.Namespace) -> None:
+    """The Markdown table for docs/benchmarks.md, ratios against HAProxy's hop."""
+    print(
+        f"\nMachine: {machine()}; {args.requests} requests a row over {args.clients} connections\n"
+    )
+    reference = next((r for r in results if r.label.startswith("HAProxy")), None)
+    print(
+        "| what | requests/s | hop CPU ms a request | upstream CPU ms a request | hop ÷ HAProxy |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for r in results:
+        ratio = f"{r.hop_cpu_ms / reference.hop_cpu_ms:.1f}" if reference and r.hop_cpu_ms else "–"
+        cells = f"{r.rate:,.0f} | {r.hop_cpu_ms:.3f} | {r.upstream_cpu_ms:.3f} | {ratio}"
+        print(f"| {r.label} | {cells} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--src-before", type=Path, default=None)
+    parser.add_argument("--serve-upstream", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-gateway", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--keys", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_upstream is not None:
+        _serve_upstream(args.serve_upstream)
+    elif args.serve_gateway is not None:
+        _serve_gateway(args.serve_gateway, args.upstream, args.keys)
+    else:
+        report(asyncio.run(run(args)), args)
+
+
+if __name__ == "__main__":
+    main()
