@@ -364,6 +364,21 @@ def create_gateway(
         )
         return principal
 
+    # First of the routes: every API call is matched here without trying the others
+    # (no other route lives under /api/v1; see _add_public_path).
+    @app.api_route("/api/v1/{service}", methods=_PROXY_METHODS, include_in_schema=False)
+    @app.api_route("/api/v1/{service}/{path:path}", methods=_PROXY_METHODS)
+    async def proxy(
+        service: str, request: Request, path: str = "", _: Principal = Depends(authenticated)
+    ) -> Response:
+        """Streams the call to the service that owns the path."""
+        if service not in urls and service not in apps:
+            raise NotFound(f"No existe el servicio '{service}'.")
+        if any(segment in (".", "..") for segment in path.split("/")):
+            # A client or server on the way might resolve them and reach another service.
+            raise ProblemError("La ruta no puede contener segmentos '.' ni '..'.")
+        return await relay(request, service=service, path=path)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -403,19 +418,6 @@ def create_gateway(
             app, public, settings, relay, spend, anonymous_quota, authenticated, misses
         )
 
-    @app.api_route("/api/v1/{service}", methods=_PROXY_METHODS, include_in_schema=False)
-    @app.api_route("/api/v1/{service}/{path:path}", methods=_PROXY_METHODS)
-    async def proxy(
-        service: str, request: Request, path: str = "", _: Principal = Depends(authenticated)
-    ) -> Response:
-        """Streams the call to the service that owns the path."""
-        if service not in urls and service not in apps:
-            raise NotFound(f"No existe el servicio '{service}'.")
-        if any(segment in (".", "..") for segment in path.split("/")):
-            # httpx would resolve them and could reach another service's paths.
-            raise ProblemError("La ruta no puede contener segmentos '.' ni '..'.")
-        return await relay(request, service=service, path=path)
-
     return app
 
 
@@ -435,6 +437,8 @@ def _add_public_path(
     the anonymous one: Redsys' notifications neither throttle nor are throttled by
     citizens behind the same address.
     """
+    if public.path.startswith("/api/v1/"):
+        raise ValueError(f"public path {public.path} would be shadowed by the API's routes")
     guard: Callable[[Request], Awaitable[object]]
     if public.requires_token(settings):
         guard = authenticated

@@ -29,11 +29,11 @@ import asyncio
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,8 +286,20 @@ def _hop_processes(root: psutil.Process) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
+@dataclass
+class _Option:
+    label: str
+    url: str
+    headers: dict[str, str]
+    hop: list[psutil.Process]
+
+
 async def run(args: argparse.Namespace) -> list[Result]:
-    results: list[Result] = []
+    """Starts every hop once, then measures them in turn, ``--rounds`` times over.
+
+    Interleaving the options spreads whatever else the machine does over all of them;
+    each option's figures are the medians of its rounds.
+    """
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         children = _Children(tmp)
@@ -310,23 +322,11 @@ async def run(args: argparse.Namespace) -> list[Result]:
             auth = {"Authorization": f"Bearer {token}"}
             path = "/api/v1/registro/asientos/bench"
             public = "/verificar/BENCHCSV0001"
-            measure: Callable[..., Any] = lambda label, url, headers, hop: _measure(  # noqa: E731
-                label,
-                url,
-                headers,
-                hop,
-                upstream,
-                requests=args.requests,
-                clients=args.clients,
-            )
+            options = [_Option("no hop: straight to the upstream", up_url + path, auth, [])]
 
-            results.append(
-                await measure("no hop: straight to the upstream", up_url + path, auth, [])
-            )
-
-            sources = [("gateway (this code)", _ROOT)]
+            sources = [("gateway", _ROOT)]
             if args.src_before is not None:
-                sources.append(("gateway (before)", args.src_before.resolve()))
+                sources.append(("gateway before", args.src_before.resolve()))
             for name, src in sources:
                 port = free_port()
                 env = {**base_env, "PYTHONPATH": f"{src}{os.pathsep}{_ROOT}"}
@@ -334,18 +334,11 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 command += ["--upstream", up_url, "--keys", str(keys)]
                 gateway = children.start(name.replace(" ", "_"), command, port, env)
                 base = f"http://127.0.0.1:{port}"
-                results.append(
-                    await measure(f"{name}: token, limits, proxy", base + path, auth, [gateway])
-                )
-                results.append(
-                    await measure(f"{name}: public path, no token", base + public, {}, [gateway])
-                )
-                results.append(
-                    await measure(
-                        f"{name}: its own /healthz, no hop", base + "/healthz", {}, [gateway]
-                    )
-                )
-                children.stop(gateway)
+                options += [
+                    _Option(f"{name}: token, limits, proxy", base + path, auth, [gateway]),
+                    _Option(f"{name}: public path, no token", base + public, {}, [gateway]),
+                    _Option(f"{name}: its own /healthz, no hop", base + "/healthz", {}, [gateway]),
+                ]
 
             for name, config in (("HAProxy", _haproxy), ("nginx", _nginx)):
                 if shutil.which(name.lower()) is None:
@@ -353,24 +346,46 @@ async def run(args: argparse.Namespace) -> list[Result]:
                     continue
                 port = free_port()
                 hop = children.start(name, config(tmp, port, up_url), port, base_env)
-                results.append(
-                    await measure(
-                        f"{name}, pure router",
-                        f"http://127.0.0.1:{port}{path}",
-                        auth,
-                        _hop_processes(hop),
+                url = f"http://127.0.0.1:{port}{path}"
+                options.append(_Option(f"{name}, pure router", url, auth, _hop_processes(hop)))
+
+            rounds: dict[str, list[Result]] = {option.label: [] for option in options}
+            for _ in range(args.rounds):
+                for option in options:
+                    rounds[option.label].append(
+                        await _measure(
+                            option.label,
+                            option.url,
+                            option.headers,
+                            option.hop,
+                            upstream,
+                            requests=args.requests,
+                            clients=args.clients,
+                        )
                     )
-                )
-                children.stop(hop)
         finally:
             children.close()
-    return results
+    return [_median(label, results) for label, results in rounds.items()]
+
+
+def _median(label: str, results: list[Result]) -> Result:
+    def mid(values: list[float]) -> float:
+        return statistics.median(values)
+
+    return Result(
+        label,
+        results[0].requests,
+        mid([r.seconds for r in results]),
+        mid([r.hop_cpu_ms for r in results]),
+        mid([r.upstream_cpu_ms for r in results]),
+    )
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
     """The Markdown table for docs/benchmarks.md, ratios against HAProxy's hop."""
     print(
-        f"\nMachine: {machine()}; {args.requests} requests a row over {args.clients} connections\n"
+        f"\nMachine: {machine()}; {args.requests} requests a row over {args.clients} "
+        f"connections, medians of {args.rounds} interleaved rounds\n"
     )
     reference = next((r for r in results if r.label.startswith("HAProxy")), None)
     print(
@@ -387,6 +402,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--src-before", type=Path, default=None)
     parser.add_argument("--serve-upstream", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve-gateway", type=int, default=None, help=argparse.SUPPRESS)
