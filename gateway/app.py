@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.inprocess import InProcessResponse
 from gateway.limits import install_admission, upstream_timeout
 from gateway.openapi_merge import MergedOpenApi
-from gateway.proxy import forward, probe_readiness
+from gateway.proxy import forward, probe_readiness, upstream_origin
 from gateway.ratelimit import MemoryRateLimiter, RateDecision, RateLimiter, RedisRateLimiter
 from gateway.upstream import UpstreamPool
 from services.common.auth import Principal, TokenVerifier, bearer_token
@@ -245,6 +245,8 @@ def create_gateway(
     """
     urls = dict(service_urls)
     apps = dict(service_apps or {})
+    for url in urls.values():
+        upstream_origin(url)  # an unusable URL stops the gateway now, not at its first call
     limiter = _rate_limiter(settings)
     upstreams = _Upstreams()
 

@@ -40,6 +40,7 @@ __all__ = [
     "probe_readiness",
     "upstream_request_headers",
     "upstream_response_headers",
+    "upstream_origin",
     "upstream_target",
     "upstream_url",
 ]
@@ -156,7 +157,7 @@ def upstream_url(base_url: str, scope: Scope, service: str, path: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _origin(base_url: str) -> tuple[str, int, bytes]:
+def upstream_origin(base_url: str) -> tuple[str, int, bytes]:
     """Host, port and Host header of a service's base URL (plain http on the inside)."""
     parts = urlsplit(base_url)
     if parts.scheme != "http" or parts.hostname is None:
@@ -250,7 +251,7 @@ async def forward(
         framing = b"content-length: 0\r\n"
     else:
         framing = b""
-    host, port, host_header = _origin(base_url)
+    host, port, host_header = upstream_origin(base_url)
     raw_path, query = upstream_target(scope, service, path)
     target = raw_path.encode("latin-1") + (b"?" + query if query else b"")
     head = b"".join(
