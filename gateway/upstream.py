@@ -116,8 +116,14 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second answer to one request: whatever follows cannot be trusted.
+            self.abort()
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        if not self.complete:
+            self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
@@ -281,6 +287,14 @@ class Exchange:
             if chunk is None:
                 return
             yield chunk
+
+    def __del__(self) -> None:
+        # A relay that never ran (its response dropped unsent) must not keep its slot.
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):  # the loop may be gone at exit
+                self._conn.abort()
+                self._pool._slots.release()
 
     def close(self) -> None:
         """Returns the connection to the pool if the exchange ended cleanly, else closes it."""

@@ -10,13 +10,17 @@ time (user + system, from ``/proc`` via psutil) of the hop's process is read bef
 after a fixed number of requests on keep-alive connections. Options measured:
 
 1. **no hop**: straight to the upstream (what the service itself costs, for scale);
-2. **the gateway's streaming proxy** (``gateway.proxy``), as ``consistorio serve gateway``
-   builds it: token verified, rate limits spent, request id, problem+json errors;
+2. **the gateway's streaming proxy** (``gateway.proxy`` on ``gateway.upstream``), as
+   ``consistorio serve gateway`` builds it: token verified, rate limits spent, request
+   id, problem+json errors;
 3. the same gateway on an anonymous public path (no token to verify);
 4. the same gateway answering ``/healthz`` itself: the floor of its server and framework;
 5. **HAProxy** and 6. **nginx**, each configured as a pure router from the gateway's route
    table (``gateway.routes``: the ``/api/v1/<service>`` prefixes and the public paths),
    one thread or worker, as non-daemon child processes on free ports.
+
+Before them, the hop's HTTP client alone: the gateway's lean one, aiohttp's and httpx's,
+each in a process of its own on uvloop, CPU a request read with ``time.process_time``.
 
 ``--src-before DIR`` also measures the gateway from another checkout of the code (the
 harness stays this one), for a before/after in the same run.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +135,88 @@ def _segments(upstream: str) -> dict[str, str]:
     from services.catalog import SERVICES
 
     return {segment: upstream for load in SERVICES.values() for segment in load().gateway_routes}
+
+
+# --- the hop's client alone -----------------------------------------------------------
+
+
+def _clients_only(port: int, requests: int, clients: int, rounds: int) -> None:
+    """CPU ms a request of each candidate client alone, in this process on uvloop, as
+    JSON on stdout: the gateway's lean one, aiohttp's and httpx's (the one before)."""
+    import httpx
+    import uvloop
+
+    from gateway.upstream import UpstreamPool
+
+    path = "/api/v1/registro/asientos/bench"
+    head = f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode()
+    url = f"http://127.0.0.1:{port}{path}"
+
+    async def lean() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+        pool = UpstreamPool(connect_timeout=5, read_timeout=30)
+
+        async def one() -> None:
+            exchange = await pool.send(
+                "127.0.0.1", port, head, None, chunked=False, head_only=False
+            )
+            if not exchange.complete:
+                async for _ in exchange.chunks():
+                    pass
+            exchange.take_all()
+            exchange.close()
+
+        return one, pool.aclose
+
+    async def with_aiohttp() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200), auto_decompress=False
+        )
+
+        async def one() -> None:
+            async with session.get(url) as response:
+                async for _ in response.content.iter_any():
+                    pass
+
+        return one, session.close
+
+    async def with_httpx() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        client = httpx.AsyncClient(limits=limits, trust_env=False)
+
+        async def one() -> None:
+            response = await client.send(client.build_request("GET", url), stream=True)
+            async for _ in response.aiter_raw():
+                pass
+            await response.aclose()
+
+        return one, client.aclose
+
+    async def measure(
+        make: Callable[[], Awaitable[tuple[Callable[[], Awaitable[None]], Any]]],
+    ) -> float:
+        one, close = await make()
+
+        async def work(n: int) -> None:
+            for _ in range(n):
+                await one()
+
+        await asyncio.gather(*(work(max(1, requests // 10 // clients)) for _ in range(clients)))
+        started = time.process_time()
+        await asyncio.gather(*(work(requests // clients) for _ in range(clients)))
+        cpu = time.process_time() - started
+        await close()
+        return cpu * 1000 / (requests // clients * clients)
+
+    candidates = {
+        "gateway's lean client": lean,
+        "aiohttp": with_aiohttp,
+        "httpx (the gateway's before)": with_httpx,
+    }
+    figures: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, make in candidates.items():
+            figures[name].append(uvloop.run(measure(make)))
+    print(json.dumps({name: statistics.median(v) for name, v in figures.items()}))
 
 
 # --- the established proxies ---------------------------------------------------------
@@ -294,7 +382,7 @@ class _Option:
     hop: list[psutil.Process]
 
 
-async def run(args: argparse.Namespace) -> list[Result]:
+async def run(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]:
     """Starts every hop once, then measures them in turn, ``--rounds`` times over.
 
     Interleaving the options spreads whatever else the machine does over all of them;
@@ -313,6 +401,16 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 base_env,
             )
             up_url = f"http://127.0.0.1:{up_port}"
+            alone = subprocess.run(
+                [sys.executable, "-m", "tests.bench.gateway_hop", "--clients-only", str(up_port)]
+                + ["--requests", str(args.requests), "--clients", str(args.clients)]
+                + ["--rounds", str(args.rounds)],
+                env=base_env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            client_cpu: dict[str, float] = json.loads(alone.stdout.strip().splitlines()[-1])
             from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
 
             keys = tmp / "keys"
@@ -365,7 +463,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
                     )
         finally:
             children.close()
-    return [_median(label, results) for label, results in rounds.items()]
+    return [_median(label, results) for label, results in rounds.items()], client_cpu
 
 
 def _median(label: str, results: list[Result]) -> Result:
@@ -381,7 +479,7 @@ def _median(label: str, results: list[Result]) -> Result:
     )
 
 
-def report(results: list[Result], args: argparse.Namespace) -> None:
+def report(results: list[Result], client_cpu: dict[str, float], args: argparse.Namespace) -> None:
     """The Markdown table for docs/benchmarks.md, ratios against HAProxy's hop."""
     print(
         f"\nMachine: {machine()}; {args.requests} requests a row over {args.clients} "
@@ -396,6 +494,14 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         ratio = f"{r.hop_cpu_ms / reference.hop_cpu_ms:.1f}" if reference and r.hop_cpu_ms else "–"
         cells = f"{r.rate:,.0f} | {r.hop_cpu_ms:.3f} | {r.upstream_cpu_ms:.3f} | {ratio}"
         print(f"| {r.label} | {cells} |")
+    lean = client_cpu.get("gateway's lean client")
+    print("\nThe hop's HTTP client alone (same requests, its process's CPU, uvloop):\n")
+    print("| client | CPU ms a request | ÷ the lean client |")
+    print("|---|---:|---:|")
+    for name, cpu in client_cpu.items():
+        print(
+            f"| {name} | {cpu:.3f} | {cpu / lean:.1f} |" if lean else f"| {name} | {cpu:.3f} | – |"
+        )
 
 
 def main() -> None:
@@ -406,6 +512,7 @@ def main() -> None:
     parser.add_argument("--src-before", type=Path, default=None)
     parser.add_argument("--serve-upstream", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve-gateway", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--clients-only", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", default="", help=argparse.SUPPRESS)
     parser.add_argument("--keys", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -413,8 +520,10 @@ def main() -> None:
         _serve_upstream(args.serve_upstream)
     elif args.serve_gateway is not None:
         _serve_gateway(args.serve_gateway, args.upstream, args.keys)
+    elif args.clients_only is not None:
+        _clients_only(args.clients_only, args.requests, args.clients, args.rounds)
     else:
-        report(asyncio.run(run(args)), args)
+        report(*asyncio.run(run(args)), args)
 
 
 if __name__ == "__main__":
