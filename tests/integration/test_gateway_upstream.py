@@ -312,3 +312,21 @@ async def test_a_service_answering_before_the_upload_ends_is_relayed(keys: Path)
             assert response.status_code == 413
             assert response.json() == {"status": 413}
         assert service.connections <= 2
+
+
+async def test_the_trace_continues_across_the_hop(keys: Path) -> None:
+    async def answer(head: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_ok())
+        await writer.drain()
+        return True
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    incoming = f"00-{trace_id}-00f067aa0ba902b7-01"
+    async with raw_service(answer) as (service, url), gateway_to(keys, url) as client:
+        response = await client.get("/api/v1/registro/eco", headers={"traceparent": incoming})
+    assert response.status_code == 200
+    lines = service.heads[0].lower().split(b"\r\n")
+    sent = [line for line in lines if line.startswith(b"traceparent:")]
+    # One traceparent, of the client's trace (the gateway's span, or the client's own).
+    assert len(sent) == 1
+    assert sent[0].split(b"-")[1].decode() == trace_id
