@@ -157,14 +157,15 @@ def upstream_url(base_url: str, scope: Scope, service: str, path: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def upstream_origin(base_url: str) -> tuple[str, int, bytes]:
-    """Host, port and Host header of a service's base URL (plain http on the inside)."""
+def upstream_origin(base_url: str) -> tuple[str, int, bytes, bytes]:
+    """Host, port, Host header and path prefix of a service's base URL (plain http on
+    the inside; a prefix, if any, goes before ``/api/v1/<service>`` as before)."""
     parts = urlsplit(base_url)
     if parts.scheme != "http" or parts.hostname is None:
         raise ValueError(f"the gateway reaches services over plain http://host:port ({base_url})")
     port = parts.port or 80
     host_header = parts.netloc.rsplit("@", 1)[-1].encode("latin-1")
-    return parts.hostname, port, host_header
+    return parts.hostname, port, host_header, parts.path.rstrip("/").encode("latin-1")
 
 
 class _RelayedResponse(Response):
@@ -237,11 +238,11 @@ async def forward(
         elif name == b"transfer-encoding":
             chunked = True
     body: AsyncIterator[bytes] | None = None
-    framing: bytes
-    if declared is not None:
+    if declared is not None and declared.strip(b" 0") == b"":
+        framing = b"content-length: 0\r\n"  # said to have no body: nothing to stream
+    elif declared is not None:
         if max_body_bytes is not None and declared.isdigit() and int(declared) > max_body_bytes:
             raise _too_large(max_body_bytes)
-        chunked = False  # the client's Content-Length frames the body, as sent
         body = _counted(request.stream(), max_body_bytes)
         framing = b"content-length: " + declared + b"\r\n"
     elif chunked:
@@ -251,9 +252,11 @@ async def forward(
         framing = b"content-length: 0\r\n"
     else:
         framing = b""
-    host, port, host_header = upstream_origin(base_url)
+    # The client's Content-Length frames the body as sent; chunked only without one.
+    chunked = chunked and declared is None
+    host, port, host_header, prefix = upstream_origin(base_url)
     raw_path, query = upstream_target(scope, service, path)
-    target = raw_path.encode("latin-1") + (b"?" + query if query else b"")
+    target = prefix + raw_path.encode("latin-1") + (b"?" + query if query else b"")
     head = b"".join(
         [
             request.method.encode("ascii"),

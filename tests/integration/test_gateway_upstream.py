@@ -330,3 +330,23 @@ async def test_the_trace_continues_across_the_hop(keys: Path) -> None:
     # One traceparent, of the client's trace (the gateway's span, or the client's own).
     assert len(sent) == 1
     assert sent[0].split(b"-")[1].decode() == trace_id
+
+
+async def test_a_service_url_with_a_path_prefixes_it_and_an_empty_body_is_framed(
+    keys: Path,
+) -> None:
+    async def answer(head: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(_ok())
+        await writer.drain()
+        return True
+
+    async with raw_service(answer) as (service, url), gateway_to(keys, url + "/interno/") as client:
+        empty = await client.post("/api/v1/registro/eco?x=1", content=b"")
+        bare = await client.request("DELETE", "/api/v1/registro/eco")
+    assert (empty.status_code, bare.status_code) == (200, 200)
+    post, delete = (head.lower() for head in service.heads)
+    assert post.startswith(b"post /interno/api/v1/registro/eco?x=1 http/1.1\r\n")
+    assert b"\r\ncontent-length: 0\r\n" in post
+    # Sent whole: the service read no body it was not told of, and the next call came.
+    assert delete.startswith(b"delete /interno/api/v1/registro/eco http/1.1\r\n")
+    assert b"content-length" not in delete and b"transfer-encoding" not in delete
