@@ -77,6 +77,10 @@ _SET_BY_GATEWAY = frozenset(
 )
 # The ASGI server in front of the gateway adds its own; relaying them would duplicate.
 _SET_BY_SERVER = frozenset({"date", "server"})
+# RFC 9110 §9.2.2: sending one of these twice does what sending it once does.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Bodies up to this size are read whole before the hop; larger ones stream through.
+_WHOLE_BODY_BYTES = 64 * 1024
 # The same sets as bytes, as the ASGI scope and the upstream client carry names.
 _DROP_FROM_CLIENT = frozenset(n.encode("latin-1") for n in HOP_BY_HOP | _SET_BY_GATEWAY) | {
     b"content-length",
@@ -238,13 +242,23 @@ async def forward(
         elif name == b"transfer-encoding":
             chunked = True
     body: AsyncIterator[bytes] | None = None
+    whole = b""
     if declared is not None and declared.strip(b" 0") == b"":
         framing = b"content-length: 0\r\n"  # said to have no body: nothing to stream
     elif declared is not None:
-        if max_body_bytes is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        size = int(declared) if declared.isdigit() else None
+        if max_body_bytes is not None and size is not None and size > max_body_bytes:
             raise _too_large(max_body_bytes)
-        body = _counted(request.stream(), max_body_bytes)
         framing = b"content-length: " + declared + b"\r\n"
+        if size is not None and size <= _WHOLE_BODY_BYTES:
+            # A small body (a JSON document) is read whole and sent with the head in one
+            # write: no task to stream it, and a stale pooled connection can be retried.
+            try:
+                whole = await request.body()
+            except ClientDisconnect:
+                return Response(status_code=400)
+        else:
+            body = _counted(request.stream(), max_body_bytes)
     elif chunked:
         body = _counted(request.stream(), max_body_bytes)
         framing = b"transfer-encoding: chunked\r\n"
@@ -268,11 +282,18 @@ async def forward(
             *(b"%s: %s\r\n" % pair for pair in headers),
             framing,
             b"\r\n",
+            whole,
         ]
     )
     try:
         exchange = await pool.send(
-            host, port, head, body, chunked=chunked, head_only=request.method == "HEAD"
+            host,
+            port,
+            head,
+            body,
+            chunked=chunked,
+            head_only=request.method == "HEAD",
+            idempotent=request.method in _IDEMPOTENT,
         )
     except UpstreamUnreachable as exc:
         # Nothing reached the service: a 503 the client may retry (gateway/limits.py).

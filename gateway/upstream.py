@@ -342,13 +342,17 @@ class UpstreamPool:
         *,
         chunked: bool,
         head_only: bool,
+        idempotent: bool = False,
     ) -> Exchange:
-        """Writes ``head`` (request line and headers, ending in a blank line) and the body.
+        """Writes ``head`` (request line and headers, ending in a blank line, and a small
+        body with them if the caller put it there) and then ``body``, streamed.
 
         Returns once the answer's head is in, with the body still streaming while the
-        request's body is still being sent if the service answered early. A request with
-        no body that finds its pooled connection closed under it is sent again once on a
-        new connection (nothing reached a service that had closed it).
+        request's body is still being sent if the service answered early. A pooled
+        connection found closed before the request was written to it is replaced, and
+        the request sent on a new one; so is one that breaks before any answer when the
+        request is ``idempotent`` and whole in ``head`` (a service that closed an idle
+        connection and one that died on the request look alike then).
         """
         key = (host, port)
         await self._acquire()
@@ -357,8 +361,10 @@ class UpstreamPool:
                 conn, reused = await self._connection(key)
                 conn.begin(head_only=head_only)
                 sender: asyncio.Task[None] | None = None
+                written = False
                 try:
                     conn.write(head)
+                    written = True
                     if body is not None:
                         sender = asyncio.create_task(_send_body(conn, body, chunked=chunked))
                         await _head_or_body_failure(conn, sender, self.read_timeout)
@@ -368,7 +374,8 @@ class UpstreamPool:
                     if sender is not None:
                         sender.cancel()
                     conn.abort()
-                    if reused and attempt == 0 and body is None and not conn.head_done:
+                    replay = not written or (idempotent and body is None and not conn.head_done)
+                    if reused and attempt == 0 and replay:
                         continue
                     raise
                 except BaseException:

@@ -350,3 +350,30 @@ async def test_a_service_url_with_a_path_prefixes_it_and_an_empty_body_is_framed
     # Sent whole: the service read no body it was not told of, and the next call came.
     assert delete.startswith(b"delete /interno/api/v1/registro/eco http/1.1\r\n")
     assert b"content-length" not in delete and b"transfer-encoding" not in delete
+
+
+@pytest.mark.parametrize(("method", "status", "seen"), [("GET", 200, 3), ("POST", 502, 2)])
+async def test_a_request_lost_with_its_connection_is_sent_again_only_if_idempotent(
+    keys: Path, method: str, status: int, seen: int
+) -> None:
+    answered: dict[int, int] = {}
+
+    async def second_is_lost(head: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        if b"content-length: " in head.lower():
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+        key = id(writer)
+        answered[key] = answered.get(key, 0) + 1
+        if answered[key] == 2:
+            return False  # read, then the connection dies: did the service act on it?
+        writer.write(_ok())
+        await writer.drain()
+        return True
+
+    async with raw_service(second_is_lost) as (service, url), gateway_to(keys, url) as client:
+        first = await client.request(method, "/api/v1/registro/eco", content=b"{}")
+        assert first.status_code == 200
+        second = await client.request(method, "/api/v1/registro/eco", content=b"{}")
+    assert second.status_code == status, second.text
+    # A POST is never sent twice: the service may have registered it already.
+    assert len(service.heads) == seen
