@@ -186,7 +186,7 @@ class _Upstreams:
             follow_redirects=False,
             trust_env=False,
         )
-        # Client spans carry the traceparent to the services: one trace per request.
+        # Client spans for the probes and the merge (the hop sends its traceparent itself).
         instrument_httpx_client(self._client)
         self._pool = UpstreamPool(
             connect_timeout=timeout.connect or timeout.read or 5.0,

@@ -2,8 +2,8 @@
 
 Run with ``make bench`` (or ``python -m tests.bench.gateway_hop``). Needs no database or
 broker: what is measured is the hop alone, so the upstream is the cheapest endpoint there
-is (a service-shaped server, uvicorn on uvloop with httptools like every Consistorio
-server, answering a small JSON to any GET under ``/api/v1/<service>``).
+is (a service-shaped server, uvicorn on uvloop with httptools, answering a small JSON to
+any call under ``/api/v1/<service>``).
 
 Every process runs on its own (the load generator, the upstream, the hop), and the CPU
 time (user + system, from ``/proc`` via psutil) of the hop's process is read before and
@@ -12,12 +12,12 @@ after a fixed number of requests on keep-alive connections. Options measured:
 1. **no hop**: straight to the upstream (what the service itself costs, for scale);
 2. **the gateway's streaming proxy** (``gateway.proxy`` on ``gateway.upstream``), as
    ``consistorio serve gateway`` builds it: token verified, rate limits spent, request
-   id, problem+json errors;
+   id, problem+json errors; a GET, and a POST of a registration-sized (1 KiB) JSON body;
 3. the same gateway on an anonymous public path (no token to verify);
 4. the same gateway answering ``/healthz`` itself: the floor of its server and framework;
 5. **HAProxy** and 6. **nginx**, each configured as a pure router from the gateway's route
    table (``gateway.routes``: the ``/api/v1/<service>`` prefixes and the public paths),
-   one thread or worker, as non-daemon child processes on free ports.
+   one thread or worker, as non-daemon child processes on free ports (GET and POST).
 
 Before them, the hop's HTTP client alone: the gateway's lean one, aiohttp's and httpx's,
 each in a process of its own on uvloop, CPU a request read with ``time.process_time``.
@@ -52,15 +52,22 @@ from tests.support.process import free_port
 
 _ROOT = Path(__file__).resolve().parents[2]
 _ANSWER = b'{"ok":true,"service":"bench"}'
+# A registration-sized JSON body for the POST rows.
+_BODY = b'{"asunto":"' + b"x" * 1000 + b'"}'
 
 
 # --- the child processes -------------------------------------------------------------
 
 
 async def _upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The cheapest service-shaped endpoint: any GET gets the same small JSON."""
+    """The cheapest service-shaped endpoint: any call gets the same small JSON (a body
+    is read and dropped)."""
     if scope["type"] != "http":
         return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
     await send(
         {
             "type": "http.response.start",
@@ -269,9 +276,10 @@ def _cpu(processes: list[psutil.Process]) -> float:
 
 
 async def _drive(
-    url: str, headers: dict[str, str], requests: int, clients: int
+    url: str, headers: dict[str, str], requests: int, clients: int, body: bytes | None = None
 ) -> tuple[int, float, list[int]]:
-    """``requests`` GETs over ``clients`` keep-alive connections; statuses that were not 200."""
+    """``requests`` GETs (POSTs of ``body`` if given) over ``clients`` keep-alive
+    connections; the statuses that were not 200."""
     bad: list[int] = []
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
@@ -281,7 +289,8 @@ async def _drive(
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                async with session.get(url) as response:
+                method = "GET" if body is None else "POST"
+                async with session.request(method, url, data=body) as response:
                     await response.read()
                     if response.status != 200:
                         bad.append(response.status)
@@ -300,10 +309,11 @@ async def _measure(
     *,
     requests: int,
     clients: int,
+    body: bytes | None = None,
 ) -> Result:
-    await _drive(url, headers, max(200, requests // 10), clients)  # warm pools and caches
+    await _drive(url, headers, max(200, requests // 10), clients, body)  # warm pools, caches
     hop_before, up_before = _cpu(hop), _cpu([upstream])
-    done, seconds, bad = await _drive(url, headers, requests, clients)
+    done, seconds, bad = await _drive(url, headers, requests, clients, body)
     hop_cpu, up_cpu = _cpu(hop) - hop_before, _cpu([upstream]) - up_before
     if bad:
         raise RuntimeError(f"{label}: {len(bad)} answers were not 200 (e.g. {bad[0]})")
@@ -380,6 +390,7 @@ class _Option:
     url: str
     headers: dict[str, str]
     hop: list[psutil.Process]
+    body: bytes | None = None
 
 
 async def run(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]:
@@ -420,6 +431,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]
             auth = {"Authorization": f"Bearer {token}"}
             path = "/api/v1/registro/asientos/bench"
             public = "/verificar/BENCHCSV0001"
+            post = {**auth, "Content-Type": "application/json"}
             options = [_Option("no hop: straight to the upstream", up_url + path, auth, [])]
 
             sources = [("gateway", _ROOT)]
@@ -434,6 +446,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]
                 base = f"http://127.0.0.1:{port}"
                 options += [
                     _Option(f"{name}: token, limits, proxy", base + path, auth, [gateway]),
+                    _Option(f"{name}: the same, POST 1 KiB", base + path, post, [gateway], _BODY),
                     _Option(f"{name}: public path, no token", base + public, {}, [gateway]),
                     _Option(f"{name}: its own /healthz, no hop", base + "/healthz", {}, [gateway]),
                 ]
@@ -446,6 +459,9 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]
                 hop = children.start(name, config(tmp, port, up_url), port, base_env)
                 url = f"http://127.0.0.1:{port}{path}"
                 options.append(_Option(f"{name}, pure router", url, auth, _hop_processes(hop)))
+                options.append(
+                    _Option(f"{name}, POST 1 KiB", url, post, _hop_processes(hop), _BODY)
+                )
 
             rounds: dict[str, list[Result]] = {option.label: [] for option in options}
             for _ in range(args.rounds):
@@ -459,6 +475,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]
                             upstream,
                             requests=args.requests,
                             clients=args.clients,
+                            body=option.body,
                         )
                     )
         finally:
