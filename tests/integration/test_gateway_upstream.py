@@ -377,3 +377,36 @@ async def test_a_request_lost_with_its_connection_is_sent_again_only_if_idempote
     assert second.status_code == status, second.text
     # A POST is never sent twice: the service may have registered it already.
     assert len(service.heads) == seen
+
+
+async def test_a_client_that_stops_reading_holds_the_service_back(keys: Path) -> None:
+    from fastapi.responses import StreamingResponse
+
+    produced = 0
+    app = FastAPI()
+    mib = 1024 * KIB
+
+    @app.get("/api/v1/registro/grande")
+    async def grande() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal produced
+            for _ in range(64):
+                produced += mib
+                yield b"g" * mib
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    settings = _settings(proxy_timeout_seconds=10)
+    async with (
+        serving(app, settings) as (host, port),
+        gateway_to(keys, f"http://{host}:{port}", proxy_timeout_seconds=10) as client,
+        client.stream("GET", "/api/v1/registro/grande") as response,
+    ):
+        chunks = response.aiter_raw()
+        await anext(chunks)
+        await asyncio.sleep(1.0)
+        # Sockets' buffers hold some; a gateway reading on regardless would hold it all.
+        assert produced < 32 * mib
+        received = len(b"".join([c async for c in chunks]))
+    assert produced == 64 * mib
+    assert received > 60 * mib
