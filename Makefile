@@ -47,6 +47,7 @@ openapi: install
 bench: install
 	$(BIN)/python -m tests.bench.registro
 	$(BIN)/python -m tests.bench.registro_intake
+	$(BIN)/python -m tests.bench.gateway_hop
 	$(BIN)/python -m tests.bench.tsa
 	$(BIN)/python -m tests.bench.repositorio
 	$(BIN)/python -m tests.bench.registro_busqueda

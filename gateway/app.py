@@ -32,8 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.inprocess import InProcessResponse
 from gateway.limits import install_admission, upstream_timeout
 from gateway.openapi_merge import MergedOpenApi
-from gateway.proxy import forward, probe_readiness
+from gateway.proxy import forward, probe_readiness, upstream_origin
 from gateway.ratelimit import MemoryRateLimiter, RateDecision, RateLimiter, RedisRateLimiter
+from gateway.upstream import UpstreamPool
 from services.common.auth import Principal, TokenVerifier, bearer_token
 from services.common.errors import (
     PROBLEM_JSON,
@@ -153,16 +154,27 @@ class _ProblemCORSMiddleware(CORSMiddleware):
 
 
 class _Upstreams:
-    """The pooled HTTP client, which exists only while the app's lifespan runs."""
+    """The clients to the services, which exist only while the app's lifespan runs.
+
+    The proxy's hop goes through the lean pool (gateway.upstream); readiness probes and
+    the OpenAPI merge, rare and not on any request's path, through httpx.
+    """
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
+        self._pool: UpstreamPool | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             raise RuntimeError("gateway lifespan not started: serve the app with lifespan on")
         return self._client
+
+    @property
+    def pool(self) -> UpstreamPool:
+        if self._pool is None:
+            raise RuntimeError("gateway lifespan not started: serve the app with lifespan on")
+        return self._pool
 
     @asynccontextmanager
     async def running(self, timeout: httpx.Timeout) -> AsyncIterator[None]:
@@ -174,12 +186,20 @@ class _Upstreams:
             follow_redirects=False,
             trust_env=False,
         )
-        # Client spans carry the traceparent to the services: one trace per request.
+        # Client spans for the probes and the merge (the hop sends its traceparent itself).
         instrument_httpx_client(self._client)
+        self._pool = UpstreamPool(
+            connect_timeout=timeout.connect or timeout.read or 5.0,
+            read_timeout=timeout.read or 30.0,
+            max_connections=200,
+            max_idle_per_service=50,
+        )
         try:
             yield
         finally:
             client, self._client = self._client, None
+            pool, self._pool = self._pool, None
+            await pool.aclose()
             await client.aclose()
 
 
@@ -225,6 +245,8 @@ def create_gateway(
     """
     urls = dict(service_urls)
     apps = dict(service_apps or {})
+    for url in urls.values():
+        upstream_origin(url)  # an unusable URL stops the gateway now, not at its first call
     limiter = _rate_limiter(settings)
     upstreams = _Upstreams()
 
@@ -236,7 +258,7 @@ def create_gateway(
             if base_url is None:
                 raise NotFound(f"No existe el servicio '{service}'.")
             return await forward(
-                upstreams.client,
+                upstreams.pool,
                 request,
                 service=service,
                 path=path,
@@ -344,6 +366,21 @@ def create_gateway(
         )
         return principal
 
+    # First of the routes: every API call is matched here without trying the others
+    # (no other route lives under /api/v1; see _add_public_path).
+    @app.api_route("/api/v1/{service}", methods=_PROXY_METHODS, include_in_schema=False)
+    @app.api_route("/api/v1/{service}/{path:path}", methods=_PROXY_METHODS)
+    async def proxy(
+        service: str, request: Request, path: str = "", _: Principal = Depends(authenticated)
+    ) -> Response:
+        """Streams the call to the service that owns the path."""
+        if service not in urls and service not in apps:
+            raise NotFound(f"No existe el servicio '{service}'.")
+        if any(segment in (".", "..") for segment in path.split("/")):
+            # A client or server on the way might resolve them and reach another service.
+            raise ProblemError("La ruta no puede contener segmentos '.' ni '..'.")
+        return await relay(request, service=service, path=path)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -383,19 +420,6 @@ def create_gateway(
             app, public, settings, relay, spend, anonymous_quota, authenticated, misses
         )
 
-    @app.api_route("/api/v1/{service}", methods=_PROXY_METHODS, include_in_schema=False)
-    @app.api_route("/api/v1/{service}/{path:path}", methods=_PROXY_METHODS)
-    async def proxy(
-        service: str, request: Request, path: str = "", _: Principal = Depends(authenticated)
-    ) -> Response:
-        """Streams the call to the service that owns the path."""
-        if service not in urls and service not in apps:
-            raise NotFound(f"No existe el servicio '{service}'.")
-        if any(segment in (".", "..") for segment in path.split("/")):
-            # httpx would resolve them and could reach another service's paths.
-            raise ProblemError("La ruta no puede contener segmentos '.' ni '..'.")
-        return await relay(request, service=service, path=path)
-
     return app
 
 
@@ -415,6 +439,8 @@ def _add_public_path(
     the anonymous one: Redsys' notifications neither throttle nor are throttled by
     citizens behind the same address.
     """
+    if public.path.startswith("/api/v1/"):
+        raise ValueError(f"public path {public.path} would be shadowed by the API's routes")
     guard: Callable[[Request], Awaitable[object]]
     if public.requires_token(settings):
         guard = authenticated

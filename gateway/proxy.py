@@ -1,24 +1,36 @@
 """The streaming reverse proxy from the gateway to a service, and upstream probes.
 
 Bodies are relayed chunk by chunk in both directions, so an 8 MiB upload or a
-large document download never sits whole in the gateway's memory.
+large document download never sits whole in the gateway's memory. The hop is written
+and read by the gateway's own lean client (gateway.upstream): this module decides what
+is sent (path, headers, framing, the body limit) and what a failure answers (503 when
+nothing reached the service, 504 when it did not answer in time, 502 when it broke).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
-from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.limits import UpstreamUnavailableError
+from gateway.upstream import (
+    Exchange,
+    UpstreamBroken,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from services.common.errors import PayloadTooLarge, ProblemError
+from services.common.telemetry import current_traceparent
 
 __all__ = [
     "HOP_BY_HOP",
@@ -28,6 +40,7 @@ __all__ = [
     "probe_readiness",
     "upstream_request_headers",
     "upstream_response_headers",
+    "upstream_origin",
     "upstream_target",
     "upstream_url",
 ]
@@ -64,6 +77,15 @@ _SET_BY_GATEWAY = frozenset(
 )
 # The ASGI server in front of the gateway adds its own; relaying them would duplicate.
 _SET_BY_SERVER = frozenset({"date", "server"})
+# RFC 9110 §9.2.2: sending one of these twice does what sending it once does.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Bodies up to this size are read whole before the hop; larger ones stream through.
+_WHOLE_BODY_BYTES = 64 * 1024
+# The same sets as bytes, as the ASGI scope and the upstream client carry names.
+_DROP_FROM_CLIENT = frozenset(n.encode("latin-1") for n in HOP_BY_HOP | _SET_BY_GATEWAY) | {
+    b"content-length",
+}
+_DROP_FROM_SERVICE = frozenset(n.encode("latin-1") for n in HOP_BY_HOP | _SET_BY_SERVER)
 
 
 class BadGatewayError(ProblemError):
@@ -108,13 +130,14 @@ def upstream_request_headers(request: Request, request_id: str) -> list[tuple[st
     return headers
 
 
-def upstream_response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
-    """Headers relayed to the client: the service's, minus hop-by-hop and server-set ones."""
-    raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers.raw]
-    drop = HOP_BY_HOP | _SET_BY_SERVER | _connection_listed(raw)
-    return [
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in raw if name not in drop
-    ]
+def upstream_response_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Headers relayed to the client: the service's (names lower-case), minus hop-by-hop
+    and server-set ones."""
+    drop = _DROP_FROM_SERVICE
+    for name, value in headers:
+        if name == b"connection":
+            drop = drop | {t.strip().lower() for t in value.split(b",") if t.strip()}
+    return [(name, value) for name, value in headers if name not in drop]
 
 
 def upstream_target(scope: Scope, service: str, path: str) -> tuple[str, bytes]:
@@ -137,41 +160,65 @@ def upstream_url(base_url: str, scope: Scope, service: str, path: str) -> str:
     return f"{url}?{query.decode('latin-1')}" if query else url
 
 
-class _UpstreamStreamingResponse(StreamingResponse):
-    """A streamed service response that always releases its pooled connection."""
+@functools.lru_cache(maxsize=256)
+def upstream_origin(base_url: str) -> tuple[str, int, bytes, bytes]:
+    """Host, port, Host header and path prefix of a service's base URL (plain http on
+    the inside; a prefix, if any, goes before ``/api/v1/<service>`` as before)."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or parts.hostname is None:
+        raise ValueError(f"the gateway reaches services over plain http://host:port ({base_url})")
+    port = parts.port or 80
+    host_header = parts.netloc.rsplit("@", 1)[-1].encode("latin-1")
+    return parts.hostname, port, host_header, parts.path.rstrip("/").encode("latin-1")
 
-    def __init__(self, upstream: httpx.Response, service: str) -> None:
-        super().__init__(
-            _relay(upstream, service),
-            status_code=upstream.status_code,
-            background=BackgroundTask(upstream.aclose),
-        )
-        self.raw_headers = upstream_response_headers(upstream.headers)
-        self._upstream = upstream
+
+class _RelayedResponse(Response):
+    """The service's answer, written to the client as it arrives.
+
+    Whatever happens while it is written (the client leaving, the service breaking the
+    stream) the exchange is closed, so the connection goes back to the pool or away.
+    """
+
+    def __init__(self, exchange: Exchange, service: str) -> None:
+        # Response.__init__ is skipped on purpose: status and headers are the service's.
+        self.status_code = exchange.status
+        self.raw_headers = upstream_response_headers(exchange.headers)
+        self.background = None
+        self._exchange = exchange
+        self._service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The background close runs only after a complete send; a client that
-        # disconnects mid-download must not leak the upstream connection.
+        exchange = self._exchange
         try:
-            await super().__call__(scope, receive, send)
+            start = {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+            }
+            if exchange.complete:
+                # The usual small answer: already whole, one write.
+                await send(start)
+                await send({"type": "http.response.body", "body": exchange.take_all()})
+                return
+            await send(start)
+            first = exchange.take_all()
+            if first:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+            try:
+                async for chunk in exchange.chunks():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except UpstreamError as exc:
+                # Headers are gone already: aborting the connection is the only honest
+                # signal, a silently truncated body would look complete.
+                _log.warning("upstream %s broke the response stream: %r", self._service, exc)
+                raise
+            await send({"type": "http.response.body", "body": b""})
         finally:
-            await self._upstream.aclose()
-
-
-async def _relay(upstream: httpx.Response, service: str) -> AsyncIterator[bytes]:
-    # Raw bytes keep Content-Encoding and Content-Length consistent with the body.
-    try:
-        async for chunk in upstream.aiter_raw():
-            yield chunk
-    except httpx.HTTPError as exc:
-        # Headers are gone already: aborting the connection is the only honest
-        # signal, a silently truncated body would look complete.
-        _log.warning("upstream %s broke the response stream: %r", service, exc)
-        raise
+            exchange.close()
 
 
 async def forward(
-    client: httpx.AsyncClient,
+    pool: UpstreamPool,
     request: Request,
     *,
     service: str,
@@ -185,44 +232,119 @@ async def forward(
     A body over ``max_body_bytes`` is refused here with 413 (at once when its
     Content-Length says so, else when the count passes it) and never reaches the service.
     """
-    has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
-    content = None
-    if has_body:
-        declared = request.headers.get("content-length", "")
-        if max_body_bytes is not None and declared.isdigit() and int(declared) > max_body_bytes:
+    scope = request.scope
+    headers = _request_headers(scope, request_id)
+    declared: bytes | None = None
+    chunked = False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = value
+        elif name == b"transfer-encoding":
+            chunked = True
+    body: AsyncIterator[bytes] | None = None
+    whole = b""
+    if declared is not None and declared.strip(b" 0") == b"":
+        framing = b"content-length: 0\r\n"  # said to have no body: nothing to stream
+    elif declared is not None:
+        size = int(declared) if declared.isdigit() else None
+        if max_body_bytes is not None and size is not None and size > max_body_bytes:
             raise _too_large(max_body_bytes)
-        content = _counted(request.stream(), max_body_bytes)
-    # As bytes: header values may hold any Latin-1 octet, which httpx's str headers
-    # would refuse to encode (a 500 for a client's odd header).
-    headers = [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in upstream_request_headers(request, request_id)
-    ]
-    upstream_request = client.build_request(
-        request.method,
-        upstream_url(base_url, request.scope, service, path),
-        headers=headers,
-        content=content,
+        framing = b"content-length: " + declared + b"\r\n"
+        if size is not None and size <= _WHOLE_BODY_BYTES:
+            # A small body (a JSON document) is read whole and sent with the head in one
+            # write: no task to stream it, and a stale pooled connection can be retried.
+            try:
+                whole = await request.body()
+            except ClientDisconnect:
+                return Response(status_code=400)
+        else:
+            body = _counted(request.stream(), max_body_bytes)
+    elif chunked:
+        body = _counted(request.stream(), max_body_bytes)
+        framing = b"transfer-encoding: chunked\r\n"
+    elif request.method in ("POST", "PUT", "PATCH"):
+        framing = b"content-length: 0\r\n"
+    else:
+        framing = b""
+    # The client's Content-Length frames the body as sent; chunked only without one.
+    chunked = chunked and declared is None
+    host, port, host_header, prefix = upstream_origin(base_url)
+    raw_path, query = upstream_target(scope, service, path)
+    target = prefix + raw_path.encode("latin-1") + (b"?" + query if query else b"")
+    head = b"".join(
+        [
+            request.method.encode("ascii"),
+            b" ",
+            target,
+            b" HTTP/1.1\r\nhost: ",
+            host_header,
+            b"\r\n",
+            *(b"%s: %s\r\n" % pair for pair in headers),
+            framing,
+            b"\r\n",
+            whole,
+        ]
     )
     try:
-        upstream = await client.send(upstream_request, stream=True)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        exchange = await pool.send(
+            host,
+            port,
+            head,
+            body,
+            chunked=chunked,
+            head_only=request.method == "HEAD",
+            idempotent=request.method in _IDEMPOTENT,
+        )
+    except UpstreamUnreachable as exc:
         # Nothing reached the service: a 503 the client may retry (gateway/limits.py).
         _log.debug("upstream %s not reachable now: %r", service, exc)
         raise UpstreamUnavailableError(service) from exc
-    except httpx.TimeoutException as exc:
+    except UpstreamTimeout as exc:
         _log.warning("upstream %s timed out: %r", service, exc)
         raise GatewayTimeoutError(
             f"El servicio '{service}' no ha respondido a tiempo. La operación puede haberse "
             "completado: repítala con la misma Idempotency-Key para obtener su resultado."
         ) from exc
-    except httpx.TransportError as exc:
+    except UpstreamBroken as exc:
         _log.warning("upstream %s unreachable: %r", service, exc)
         raise BadGatewayError(f"No se puede contactar con el servicio '{service}'.") from exc
     except ClientDisconnect:
         # The client left mid-upload; nobody will read this answer.
         return Response(status_code=400)
-    return _UpstreamStreamingResponse(upstream, service)
+    return _RelayedResponse(exchange, service)
+
+
+def _request_headers(scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+    """What :func:`upstream_request_headers` gives, as bytes and with the trace carried."""
+    raw: list[tuple[bytes, bytes]] = scope["headers"]
+    drop = _DROP_FROM_CLIENT
+    for name, value in raw:
+        if name == b"connection":
+            drop = drop | {t.strip().lower() for t in value.split(b",") if t.strip()}
+    headers = [
+        (name, value)
+        for name, value in raw
+        if name not in drop and name not in (b"traceparent", b"tracestate")
+    ]
+    if not any(name == b"accept-encoding" for name, _ in raw):
+        # No Accept-Encoding means any coding to a server; the client asked for none.
+        headers.append((b"accept-encoding", b"identity"))
+    client = scope.get("client")
+    if client:
+        headers.append((b"x-forwarded-for", str(client[0]).encode("latin-1")))
+    headers.append((b"x-forwarded-proto", str(scope.get("scheme", "http")).encode("latin-1")))
+    for name, value in raw:
+        if name == b"host":
+            headers.append((b"x-forwarded-host", value))
+            break
+    headers.append((b"x-request-id", request_id.encode("latin-1")))
+    traceparent = current_traceparent()
+    if traceparent is not None:
+        # The gateway's span is the service's parent: one trace per request.
+        headers.append((b"traceparent", traceparent.encode("latin-1")))
+    else:
+        headers.extend((n, v) for n, v in raw if n in (b"traceparent", b"tracestate"))
+    return headers
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -281,7 +281,7 @@ async def main() -> None:
     gateway_ms = phases[0].cpu_ms - phases[1].cpu_ms
     through, alone = separate
     print(
-        "\nSeparate processes (`serve registro`, `serve gateway`: the httpx streaming proxy):"
+        "\nSeparate processes (`serve registro`, `serve gateway`: the streaming proxy):"
         f" {through.rate:,.0f}/s through the gateway, {alone.rate:,.0f}/s straight to the"
         f" registro; gateway process {through.cpu_ms_of('gateway'):.2f} ms of CPU a request,"
         f" registro {through.cpu_ms_of('registro'):.2f} ms behind it and"
