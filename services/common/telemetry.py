@@ -138,9 +138,14 @@ def configure_telemetry(
 def instrument_app(app: FastAPI) -> None:
     """Gives every request to ``app`` a SERVER span (continuing an incoming traceparent).
 
-    Liveness and readiness probes (``/healthz``, ``/readyz``) are not traced.
+    Liveness and readiness probes (``/healthz``, ``/readyz``) are not traced. The
+    instrumentation's child spans for every ASGI ``send`` and ``receive`` message are
+    left out: they say nothing the server span does not, and cost a tenth of a
+    millisecond of CPU a request at each hop.
     """
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=_EXCLUDED_URLS)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=_EXCLUDED_URLS, exclude_spans=["receive", "send"]
+    )
 
 
 def instrument_httpx_client(client: httpx.AsyncClient) -> None:
