@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 dev: install
 	$(BIN)/consistorio up --data-dir ./var
 
+# The suite on TEST_WORKERS pytest-xdist workers (the reference machine has 2 cores);
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-unit: install
 	$(BIN)/pytest tests/unit tests/contracts

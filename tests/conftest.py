@@ -25,6 +25,24 @@ from tests.support.servers import POSTGRES_ADMIN_URL, require_server
 
 _tenant_codes = itertools.count(random.Random().randrange(10000, 90000, 1000))
 
+# With pytest-xdist (make test), each worker has its own database (database_url), tmp
+# tree and random ports, queue names and exchanges. The end-to-end tests that start the
+# platform's processes (``consistorio up``, its CLI, a browser) still run one after
+# another on one worker: two of them at once would halve the CPU of those whose bounds
+# are times (every entrada complete within a minute of a kill -9, exit within the
+# shutdown grace). The schemathesis run is e2e too but in-process and bounded by
+# examples, not time: it is the longest single test and runs beside them.
+_ONE_PLATFORM_AT_A_TIME = pytest.mark.xdist_group("platform-processes")
+_BESIDE_THE_PLATFORMS = Path(__file__).parent / "fuzz"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Puts the end-to-end tests that start platform processes in one xdist group."""
+    for item in items:
+        if item.get_closest_marker("e2e") and _BESIDE_THE_PLATFORMS not in item.path.parents:
+            item.add_marker(_ONE_PLATFORM_AT_A_TIME)
+
 
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -101,7 +101,17 @@ def broker_vhost() -> Iterator[tuple[str, str]]:
                 created_users.append(user["name"])
         for name in created_users:
             client.delete(f"/api/users/{name}")
-        client.delete("/api/users/backoffice-03014-tributos")
+
+
+@pytest.fixture
+def tributos_user() -> Iterator[str]:
+    """The council's backoffice user a test creates, deleted afterwards by that test only:
+    its name (one per council and name) is not the run's, and a test beside it on another
+    xdist worker must not delete it while it is logged in."""
+    name = "backoffice-03014-tributos"
+    yield name
+    with httpx.Client(base_url=MANAGEMENT, auth=ADMIN, timeout=10) as client:
+        client.delete(f"/api/users/{name}")
 
 
 def _amqp(user: str, password: str, vhost: str) -> str:
@@ -109,7 +119,7 @@ def _amqp(user: str, password: str, vhost: str) -> str:
 
 
 async def test_definitions_load_and_backoffice_sees_only_its_council(
-    broker_vhost: tuple[str, str], tmp_path: Path
+    broker_vhost: tuple[str, str], tributos_user: str, tmp_path: Path
 ) -> None:
     vhost, prefix = broker_vhost
     defs = definitions(await load_consumer_queues(), vhost=vhost, user_prefix=prefix)
@@ -157,11 +167,9 @@ async def test_definitions_load_and_backoffice_sees_only_its_council(
         env={"RABBITMQ_MANAGEMENT_USER": ADMIN[0], "RABBITMQ_MANAGEMENT_PASSWORD": ADMIN[1]},
     )
     assert result.exit_code == 0, result.output
-    assert "backoffice-03014-tributos" in result.output
+    assert tributos_user in result.output
 
-    backoffice = await aio_pika.connect(
-        _amqp("backoffice-03014-tributos", "backoffice-secret-1", vhost)
-    )
+    backoffice = await aio_pika.connect(_amqp(tributos_user, "backoffice-secret-1", vhost))
     admin = await aio_pika.connect(_amqp(*ADMIN, vhost))
     async with backoffice, admin:
         channel = await backoffice.channel()
