@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -26,6 +25,7 @@ from services.catalog import SERVICES, all_public_paths
 from services.common.public_paths import PublicPath
 from services.common.settings import Settings
 from tests.support.process import free_port
+from tests.support.servers import require_tool
 from tests.support.serving import serving
 
 pytestmark = pytest.mark.integration
@@ -45,17 +45,14 @@ def _table(url: str) -> RouteTable:
     return RouteTable.from_gateway(segments, all_public_paths())
 
 
-def _require(binary: str) -> str:
-    path = shutil.which(binary) or (
-        f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None
-    )
-    if path is None:
-        pytest.skip(f"{binary} is not installed")
-    return path
+def _require(binary: str, package: str) -> str:
+    # Debian installs both under /usr/sbin, which a user's PATH may lack.
+    sbin = Path("/usr/sbin") / binary
+    return str(sbin) if sbin.exists() else require_tool(binary, package)
 
 
 def _haproxy(tmp_path: Path, port: int, url: str) -> list[str]:
-    binary = _require("haproxy")
+    binary = _require("haproxy", "haproxy")
     config = tmp_path / "haproxy.cfg"
     config.write_text(haproxy_config(_table(url), port=port, threads=1))
     check = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True)
@@ -64,7 +61,7 @@ def _haproxy(tmp_path: Path, port: int, url: str) -> list[str]:
 
 
 def _nginx(tmp_path: Path, port: int, url: str) -> list[str]:
-    binary = _require("nginx")
+    binary = _require("nginx", "nginx-light")
     config = tmp_path / "nginx.conf"
     user = "root" if os.geteuid() == 0 else None
     config.write_text(nginx_config(_table(url), port=port, prefix=tmp_path, workers=1, user=user))
