@@ -260,17 +260,8 @@ class _Lienzo:
             self.y += alto
 
     def titulo(self, texto: str, tamano: float, alto: float) -> None:
-        """A single line in bold."""
-        if not self.cabe(alto):
-            self.nueva_pagina()
-        self.texto(
-            _MARGEN + _MARGEN_CELDA,
-            self.y + alto / 2 + 0.3 * tamano / _K,
-            texto,
-            tamano,
-            negrita=True,
-        )
-        self.y += alto
+        """A single line in bold: a paragraph of one last (unjustified) line."""
+        self.parrafo([(texto, True)], tamano, alto, negrita=True)
 
 
 @dataclass(frozen=True)
