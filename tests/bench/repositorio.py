@@ -104,6 +104,8 @@ async def main() -> None:
             "DATABASE_URL": database.url,
             "LOG_LEVEL": "WARNING",
             "REPOSITORIO_MAX_BYTES": str(size * 2),
+            # The gateway's own cap on a request body (64 MiB by default) comes first.
+            "GATEWAY_MAX_BODY_BYTES": str(size * 2),
         }
         running = start_platform(root / "var", env)
         try:
