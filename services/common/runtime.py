@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.common.auth import TokenVerifier
-from services.common.bus.consumer import EventConsumer, EventHandler
+from services.common.bus.consumer import EventConsumer, EventFilter, EventHandler
 from services.common.bus.envelope import ReceivedEvent
 from services.common.bus.outbox import OutboxRelay
 from services.common.bus.transport import Transport
@@ -60,9 +60,9 @@ class ConsumerSpec:
     handler: EventHandler
     # The handler waits on the document workers: few deliveries in flight at once.
     documents: bool = False
-    # For a consumer of replies: the ``solicitante`` its requests name. Replies to other
-    # services are acknowledged before any transaction (``bus.consumer.addressed_to``).
-    solicitante: str | None = None
+    # A test on the event alone: what it refuses is acknowledged before any transaction
+    # (``bus.consumer.replies_to`` for a consumer of replies).
+    wants: EventFilter | None = None
 
 
 def consumes(role: str, spec: ConsumerSpec) -> bool:
@@ -157,7 +157,7 @@ class ServiceRuntime:
             retry_base_seconds=self.settings.bus_retry_base_seconds,
             after_commit=self.relay.wake,
             prefetch=self.settings.document_prefetch if spec.documents else None,
-            solicitante=spec.solicitante,
+            wants=spec.wants,
         )
 
     async def subscribe(self) -> None:

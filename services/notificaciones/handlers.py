@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.common.bus.consumer import PermanentFailure
+from services.common.bus.consumer import PermanentFailure, replies_to
 from services.common.bus.envelope import ReceivedEvent
 from services.common.cpu import CpuPool
 from services.common.runtime import ConsumerSpec
@@ -30,7 +30,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         name="sellos-tiempo",
         events=(evidencias.SELLO_EMITIDO, evidencias.SELLO_RECHAZADO),
         handler=evidencias.registrar_sello,
-        solicitante=evidencias.SOLICITANTE,
+        wants=replies_to(evidencias.SOLICITANTE),
     ),
 )
 
@@ -77,6 +77,6 @@ def consumers(
             name="emisiones",
             events=(acuses.DOCUMENTO_EMITIDO, acuses.EMISION_FALLIDA),
             handler=acuses.registrar_emision,
-            solicitante=acuses.SOLICITANTE,
+            wants=replies_to(acuses.SOLICITANTE),
         ),
     )

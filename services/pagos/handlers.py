@@ -11,7 +11,7 @@ repositorio's answers to those requests.
 
 from __future__ import annotations
 
-from services.common.bus.consumer import PermanentFailure
+from services.common.bus.consumer import PermanentFailure, replies_to
 from services.common.bus.envelope import ReceivedEvent
 from services.common.cpu import CpuPool
 from services.common.runtime import ConsumerSpec
@@ -71,6 +71,6 @@ def consumers(
             name="emisiones",
             events=(documentos.DOCUMENTO_EMITIDO, documentos.EMISION_FALLIDA),
             handler=on_emision,
-            solicitante=SOLICITANTE,
+            wants=replies_to(SOLICITANTE),
         ),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from services.common.bus.consumer import replies_to
 from services.common.bus.envelope import ReceivedEvent
 from services.common.cpu import CpuPool
 from services.common.runtime import ConsumerSpec
@@ -79,6 +80,6 @@ def consumers(
             name="sellos",
             events=(emision.DOCUMENTO_SELLADO, emision.DOCUMENTO_RECHAZADO),
             handler=on_sello,
-            solicitante=emision.SOLICITANTE,
+            wants=replies_to(emision.SOLICITANTE),
         ),
     )

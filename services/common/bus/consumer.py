@@ -34,11 +34,13 @@ from services.common.kernel_tables import KernelTables
 from services.common.telemetry import consume_span
 from services.common.uow import Actor, UnitOfWork
 
-__all__ = ["EventConsumer", "EventHandler", "PermanentFailure", "addressed_to"]
+__all__ = ["EventConsumer", "EventFilter", "EventHandler", "PermanentFailure", "replies_to"]
 
 _log = logging.getLogger("consistorio.consumer")
 
 EventHandler = Callable[[UnitOfWork, ReceivedEvent], Awaitable[None]]
+# A test on the event alone (no database): False means it is none of the consumer's business.
+EventFilter = Callable[[ReceivedEvent], bool]
 
 
 class PermanentFailure(Exception):
@@ -61,9 +63,9 @@ class EventConsumer:
     after_commit: Callable[[], None] | None = None
     # Unsettled deliveries at once; None is the transport's default.
     prefetch: int | None = None
-    # A consumer of replies: a reply whose data names another ``solicitante`` is
-    # acknowledged untouched, before any transaction (see :func:`addressed_to`).
-    solicitante: str | None = None
+    # Events it refuses are acknowledged untouched, before any transaction: no inbox row,
+    # no handler (e.g. :func:`replies_to`).
+    wants: EventFilter | None = None
 
     async def start(self, transport: Transport) -> None:
         """Subscribes the queue to every tenant's copy of the events."""
@@ -77,8 +79,8 @@ class EventConsumer:
         except (EnvelopeError, ContractViolation, UnknownContract) as exc:
             await self._dead_letter_then_ack(delivery, f"contrato: {exc}", attempts=1)
             return
-        if not addressed_to(event, self.solicitante):
-            _log.debug("%s: event %s answers another solicitante; skipped", self.name, event.id)
+        if self.wants is not None and not self.wants(event):
+            _log.debug("%s: event %s is not for this consumer; skipped", self.name, event.id)
             await delivery.ack()
             return
         last_error: BaseException | None = None
@@ -192,15 +194,19 @@ class EventConsumer:
         await delivery.ack()
 
 
-def addressed_to(event: ReceivedEvent, solicitante: str | None) -> bool:
-    """Whether a reply is for ``solicitante`` (every event is, when it is None).
+def replies_to(solicitante: str) -> EventFilter:
+    """The filter of a consumer of replies: the replies for ``solicitante``.
 
     The repositorio's and the sellado's replies go to every service that listens, and
     each service answers only its own: a reply naming another solicitante is no business
     of this consumer, and costs it no transaction. A reply naming none is kept, for the
     handler to decide (older messages, and services that leave the field out).
     """
-    if solicitante is None or not isinstance(event.data, Mapping):
-        return True
-    named = event.data.get("solicitante")
-    return named is None or named == solicitante
+
+    def wants(event: ReceivedEvent) -> bool:
+        if not isinstance(event.data, Mapping):
+            return True
+        named = event.data.get("solicitante")
+        return named is None or named == solicitante
+
+    return wants

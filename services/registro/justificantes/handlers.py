@@ -10,6 +10,7 @@ process's document workers.
 
 from __future__ import annotations
 
+from services.common.bus.consumer import replies_to
 from services.common.bus.envelope import ReceivedEvent
 from services.common.cpu import CpuPool
 from services.common.runtime import ConsumerSpec
@@ -45,6 +46,6 @@ def consumers(documents: CpuPool | None) -> tuple[ConsumerSpec, ...]:
             name="emisiones",
             events=(service.DOCUMENTO_EMITIDO, service.EMISION_FALLIDA),
             handler=on_emision,
-            solicitante=SOLICITANTE,
+            wants=replies_to(SOLICITANTE),
         ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.common.bus.consumer import replies_to
 from services.common.runtime import ConsumerSpec
 from services.registro.asientos.service import ASIENTO_REGISTRADO
 from services.registro.sellos_tiempo import service
@@ -16,6 +17,6 @@ CONSUMERS = (
         name="sellos-tiempo-respuestas",
         events=(service.SELLO_EMITIDO, service.SELLO_RECHAZADO),
         handler=service.registrar_respuesta_sello,
-        solicitante=service.SOLICITANTE,
+        wants=replies_to(service.SOLICITANTE),
     ),
 )

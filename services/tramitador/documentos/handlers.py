@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.common.bus.consumer import replies_to
 from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
@@ -29,6 +30,6 @@ CONSUMERS = (
         name="emisiones",
         events=(service.DOCUMENTO_EMITIDO, service.EMISION_FALLIDA),
         handler=on_emision,
-        solicitante=service.SOLICITANTE,
+        wants=replies_to(service.SOLICITANTE),
     ),
 )

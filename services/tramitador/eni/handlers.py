@@ -5,12 +5,13 @@ the notified document."""
 
 from __future__ import annotations
 
+from services.common.bus.consumer import replies_to
 from services.common.bus.envelope import ReceivedEvent
 from services.common.runtime import ConsumerSpec
 from services.common.uow import UnitOfWork
 from services.tramitador.eni import service
 
-__all__ = ["CONSUMERS"]
+__all__ = ["CONSUMERS", "puede_traer_anexos"]
 
 FASE_CAMBIADA = "tramitador.expediente.fase-cambiada.v1"
 RESOLUCION_DICTADA = "tramitador.resolucion.dictada.v1"
@@ -66,16 +67,32 @@ async def on_anexo(uow: UnitOfWork, event: ReceivedEvent) -> None:
         )
 
 
+def puede_traer_anexos(event: ReceivedEvent) -> bool:
+    """Whether the event can bring an asiento's anexo into a foliado: a document stored
+    as an asiento's anexo, or an expediente opened from an asiento. Every issued document
+    (a justificante, a resolución) is stored too, with no such reference: refused before
+    any transaction, as ``recibir_anexo`` and ``foliar_anexos_del_asiento`` would do
+    nothing with it."""
+    data = event.data
+    if str(event.name) == DOCUMENTO_ALMACENADO:
+        referencia = data.get("referencia")
+        return isinstance(referencia, dict) and referencia.get("tipo") == "asiento"
+    return bool(data.get("asiento_id"))
+
+
 CONSUMERS = (
     ConsumerSpec(
         name="eni-firmas",
         events=(service.XML_FIRMADO, service.XML_RECHAZADO),
         handler=on_firma,
-        solicitante=service.SOLICITANTE,
+        wants=replies_to(service.SOLICITANTE),
     ),
     ConsumerSpec(name="eni-indices", events=(FASE_CAMBIADA, RESOLUCION_DICTADA), handler=on_hito),
     ConsumerSpec(name="eni-notificados", events=(NOTIFICACION_SOLICITAR,), handler=on_notificacion),
     ConsumerSpec(
-        name="eni-anexos", events=(DOCUMENTO_ALMACENADO, EXPEDIENTE_INICIADO), handler=on_anexo
+        name="eni-anexos",
+        events=(DOCUMENTO_ALMACENADO, EXPEDIENTE_INICIADO),
+        handler=on_anexo,
+        wants=puede_traer_anexos,
     ),
 )
