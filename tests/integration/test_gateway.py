@@ -30,6 +30,7 @@ from services.common.auth import JwksKeySource, TokenVerifier
 from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
 from services.common.public_paths import PublicPath, RateLimitPolicy
 from services.common.settings import Settings
+from tests.support.gateway_settings import settings_for_tests
 from tests.support.servers import REDIS_URL, require_server
 from tests.support.waiting import eventually
 
@@ -204,14 +205,10 @@ class Platform:
 
 
 def _settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "environment": "test",
-        "redis_url": None,
-        "rate_limit_per_minute": 10_000,
-        "rate_limit_anonymous_per_minute": 10_000,
+    specific: dict[str, Any] = {
         "proxy_timeout_seconds": 15.0,
     }
-    return Settings(**(values | overrides))
+    return settings_for_tests(**(specific | overrides))
 
 
 @pytest_asyncio.fixture(scope="module", params=["http", "inprocess"])

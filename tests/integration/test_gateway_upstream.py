@@ -25,6 +25,7 @@ from gateway.app import create_gateway
 from services.common.auth import JwksKeySource, TokenVerifier
 from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
 from services.common.settings import Settings
+from tests.support.gateway_settings import settings_for_tests
 from tests.support.serving import serving
 
 pytestmark = pytest.mark.integration
@@ -72,15 +73,11 @@ async def raw_service(
 
 
 def _settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "environment": "test",
-        "redis_url": None,
-        "rate_limit_per_minute": 10_000,
-        "rate_limit_anonymous_per_minute": 10_000,
+    specific: dict[str, Any] = {
         "proxy_timeout_seconds": 0.5,
         "proxy_connect_timeout_seconds": 0.5,
     }
-    return Settings(**(values | overrides))
+    return settings_for_tests(**(specific | overrides))
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from services.common.errors import install_problem_handlers, problem_response
 from services.common.http_server import RequestLimitsMiddleware
 from services.common.public_paths import PublicPath
 from services.common.settings import Settings
+from tests.support.gateway_settings import settings_for_tests
 from tests.support.serving import serving
 
 pytestmark = pytest.mark.integration
@@ -37,17 +38,14 @@ def serve(app: Any, settings: Settings, trusted: list[str] | None = None) -> Any
 
 
 def _settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "environment": "test",
+    specific: dict[str, Any] = {
         "http_max_header_bytes": 8192,
         "http_max_headers": 50,
         "http_header_timeout_seconds": 0.5,
         "http_body_timeout_seconds": 0.5,
-        "rate_limit_anonymous_per_minute": 10_000,
-        "rate_limit_per_minute": 10_000,
         "verificar_misses_per_minute": 3,
     }
-    return Settings(**(values | overrides))
+    return settings_for_tests(**(specific | overrides))
 
 
 def _service_app(settings: Settings) -> FastAPI:

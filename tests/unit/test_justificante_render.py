@@ -367,24 +367,27 @@ def test_a_naive_registration_time_is_refused() -> None:
         fecha_local(datetime(2026, 11, 23, 10, 0), "46250")
 
 
-def test_the_documents_presented_are_listed_with_their_hashes() -> None:
-    huella = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-    con_anexos = asiento().model_copy(
-        update={
-            "anexos": [
-                AnexoRead(
-                    identificador_fichero="E_2026_000001_0001.pdf",
-                    documento_id="0195a3c4-1f0a-7d2e-8c55-6b3f1e9a7d20",
-                    version=1,
-                    nombre="plano.pdf",
-                    tipo_mime="application/pdf",
-                    tamano=123456,
-                    sha256=huella,
-                    tipo_documento=TipoDocumentoAnexo.DOCUMENTO_ADJUNTO,
-                )
-            ],
-        }
+_HUELLA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def _con_anexo(nombre: str, *, tamano: int) -> AsientoRead:
+    """The test asiento with one presented document named ``nombre``."""
+    anexo = AnexoRead(
+        identificador_fichero="E_2026_000001_0001.pdf",
+        documento_id="0195a3c4-1f0a-7d2e-8c55-6b3f1e9a7d20",
+        version=1,
+        nombre=nombre,
+        tipo_mime="application/pdf",
+        tamano=tamano,
+        sha256=_HUELLA,
+        tipo_documento=TipoDocumentoAnexo.DOCUMENTO_ADJUNTO,
     )
+    return asiento().model_copy(update={"anexos": [anexo]})
+
+
+def test_the_documents_presented_are_listed_with_their_hashes() -> None:
+    huella = _HUELLA
+    con_anexos = _con_anexo("plano.pdf", tamano=123456)
     lines = set(read(render_justificante(con_anexos, VALENCIA)).text.splitlines())
     assert "Documentos anexados (1)" in lines
     assert "plano.pdf" in lines
@@ -574,23 +577,7 @@ def test_the_repositorio_stamps_every_page_of_a_long_justificante(tmp_path: Path
 def test_a_file_name_taller_than_a_page_is_cut_across_pages(length: int) -> None:
     # The short ones make rows about as tall as a page with its repeated heading.
     nombre = "informe-" + "x" * length + ".pdf"
-    huella = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-    con_anexo = asiento().model_copy(
-        update={
-            "anexos": [
-                AnexoRead(
-                    identificador_fichero="E_2026_000001_0001.pdf",
-                    documento_id="0195a3c4-1f0a-7d2e-8c55-6b3f1e9a7d20",
-                    version=1,
-                    nombre=nombre,
-                    tipo_mime="application/pdf",
-                    tamano=1,
-                    sha256=huella,
-                    tipo_documento=TipoDocumentoAnexo.DOCUMENTO_ADJUNTO,
-                )
-            ],
-        }
-    )
+    con_anexo = _con_anexo(nombre, tamano=1)
     drawn = read(render_justificante(con_anexo, VALENCIA))
     assert drawn.pages >= 2
     assert drawn.lowest_y > FOOTER_RESERVED_MM * _PT_PER_MM
