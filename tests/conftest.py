@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -21,6 +22,7 @@ from services.common.db import asyncpg_url
 from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
 from services.common.settings import Settings, load_settings
 from services.common.tenants import Tenant, add_tenant
+from tests.support.platforms import asgi_client, running_platform
 from tests.support.servers import POSTGRES_ADMIN_URL, require_server
 
 _tenant_codes = itertools.count(random.Random().randrange(10000, 90000, 1000))
@@ -131,3 +133,17 @@ async def inprocess_platform(settings: Settings) -> AsyncIterator[Platform]:
     await platform.start()
     yield platform
     await platform.close()
+
+
+@pytest.fixture
+async def registro_platform(settings: Settings) -> AsyncIterator[Platform]:
+    """The registro alone on the in-process bus, its runtime started."""
+    async with running_platform(settings, ["registro"]) as built:
+        yield built
+
+
+@pytest.fixture
+async def registro_client(registro_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """An ASGI client of the registro_platform's app."""
+    async with asgi_client(registro_platform.apps["registro"]) as client:
+        yield client

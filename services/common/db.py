@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from services.common.lean import LeanPool
 from services.common.overload import POOL_WAIT
 
 __all__ = ["Database", "asyncpg_url", "tenant_transaction", "TENANT_SETTING"]
@@ -89,6 +90,16 @@ class Database:
             echo=echo,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Raw asyncpg beside the engine, for the few hot paths (see services.common.lean);
+        # it opens no connection until one of them runs.
+        self.lean = LeanPool(
+            self.engine.url.render_as_string(hide_password=False),
+            size=pool_size,
+            timeout=pool_timeout,
+            recycle_seconds=POOL_RECYCLE_SECONDS,
+            setting=TENANT_SETTING,
+            label=label,
+        )
 
     async def begin_tenant(self, tenant_id: str) -> AsyncSession:
         """A session in an open transaction bound to ``tenant_id`` (the caller closes it).
@@ -122,6 +133,7 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        await self.lean.close()
         await self.engine.dispose()
 
 

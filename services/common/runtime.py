@@ -30,7 +30,7 @@ from services.common.metrics import observe_consumer_lag
 from services.common.reconciler import Reconciler
 from services.common.settings import Settings
 from services.common.tenants import TenantDirectory
-from services.common.uow import Actor, UnitOfWork
+from services.common.uow import Actor, LeanUnitOfWork, UnitOfWork
 
 __all__ = ["ConsumerSpec", "ServiceRuntime", "consumes", "document_pool"]
 
@@ -133,6 +133,18 @@ class ServiceRuntime:
             contracts=self.contracts,
             tenant_id=tenant_id,
             actor=actor,
+            after_commit=self.relay.wake,
+        )
+
+    def lean_unit_of_work(self, tenant_id: str, actor: Actor, *, first: str = "") -> LeanUnitOfWork:
+        """Opens a hot path's transaction on raw asyncpg (see services.common.lean)."""
+        return LeanUnitOfWork(
+            db=self.db,
+            tables=self.tables,
+            contracts=self.contracts,
+            tenant_id=tenant_id,
+            actor=actor,
+            first=first,
             after_commit=self.relay.wake,
         )
 

@@ -18,6 +18,7 @@ limit by itself is split by rows. A use case of a few writes still sends one sta
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,11 +48,13 @@ from services.common.bus.envelope import EventName, build_envelope
 from services.common.contracts import ContractRegistry
 from services.common.db import Database
 from services.common.kernel_tables import KernelTables
+from services.common.lean import LeanTransaction
 from services.common.telemetry import current_traceparent
 
 __all__ = [
     "MAX_PARAMETERS",
     "Actor",
+    "LeanUnitOfWork",
     "NumberedAudit",
     "NumberedEvent",
     "Numbering",
@@ -221,8 +224,71 @@ def _numbered_statement(
     return select(seq, num).add_cte(taken, number, written, audited, published)
 
 
-class UnitOfWork:
-    """An open transaction for one tenant with audit and outbox attached."""
+def _envelope(
+    contracts: ContractRegistry,
+    tenant_id: str,
+    name: str,
+    data: dict[str, Any],
+    subject: str | None,
+) -> dict[str, Any]:
+    """An event's CloudEvents envelope, its data checked against its contract now."""
+    contracts.validate(name, data)
+    return build_envelope(
+        EventName.parse(name),
+        tenant=tenant_id,
+        data=data,
+        dataschema=contracts.schema_uri(name),
+        subject=subject,
+        traceparent=current_traceparent(),
+    )
+
+
+def _numbered_write(
+    contracts: ContractRegistry,
+    tables: KernelTables,
+    tenant_id: str,
+    actor: Actor,
+    table: Table,
+    row: dict[str, Any],
+    *,
+    numbering: Numbering,
+    audit: NumberedAudit,
+    event: NumberedEvent,
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement of ``add_numbered`` and its parameters (see UnitOfWork.add_numbered)."""
+    envelope = _envelope(contracts, tenant_id, event.name, event.data, numbering.prefix)
+    statement = _numbered_statement(
+        tables,
+        table,
+        tuple(row),
+        width=numbering.width,
+        maximum=numbering.maximum,
+        sequence_column=numbering.sequence_column,
+        number_column=numbering.number_column,
+    )
+    params = {f"v_{name}": value for name, value in row.items()}
+    params.update(
+        tenant=tenant_id,
+        serie=numbering.serie,
+        anio=numbering.anio,
+        prefix=numbering.prefix,
+        actor=actor.sub,
+        action=audit.action,
+        entity=audit.entity,
+        entity_id=audit.entity_id,
+        new=audit.new,
+        client_ip=actor.client_ip,
+        request_id=actor.request_id,
+        event_id=envelope["id"],
+        routing_key=EventName.from_type(envelope["type"]).routing_key(tenant_id),
+        envelope=envelope,
+    )
+    return statement, params
+
+
+class _TenantWork:
+    """What both units of work share: the tenant, the actor, the kernel's tables, and the
+    numbered write (see :meth:`add_numbered`)."""
 
     def __init__(
         self,
@@ -240,10 +306,56 @@ class UnitOfWork:
         self.tenant_id = tenant_id
         self.actor = actor
         self._after_commit = after_commit
-        self._events: list[dict[str, Any]] = []
-        self._deferred: list[UpdateBase] = []
         self._wrote_events = False
-        self._session: AsyncSession | None = None
+
+    async def fetch_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+        """The first row of a read (None if none), the same call on either unit of work:
+        a use case written against it runs on both."""
+        raise NotImplementedError
+
+    async def add_numbered(
+        self,
+        table: Table,
+        row: dict[str, Any],
+        *,
+        numbering: Numbering,
+        audit: NumberedAudit,
+        event: NumberedEvent,
+    ) -> tuple[int, str]:
+        """Takes the next number of a series and writes, in that same statement, the row
+        numbered with it, its audit entry and its event; returns (sequence, number).
+
+        One round trip instead of four (take the number, then the deferred writes), and
+        the counter row, locked from that statement until commit, waits only for the
+        commit. Gapless as :meth:`next_number`: same counter, same transaction.
+
+        ``row`` lacks the sequence and number columns (``numbering`` names them). The
+        audit snapshot and the event data are built by the caller with any valid number
+        (the contract is checked on them now); the statement writes the real one into
+        their top-level ``numbering`` keys, and into the event's subject.
+        """
+        statement, params = _numbered_write(
+            self._contracts,
+            self.tables,
+            self.tenant_id,
+            self.actor,
+            table,
+            row,
+            numbering=numbering,
+            audit=audit,
+            event=event,
+        )
+        result = await self.fetch_first(statement, params)
+        self._wrote_events = True
+        return int(result[0]), str(result[1])
+
+
+class UnitOfWork(_TenantWork):
+    """An open transaction for one tenant with audit and outbox attached."""
+
+    _events: list[dict[str, Any]]
+    _deferred: list[UpdateBase]
+    _session: AsyncSession | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -251,6 +363,7 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> UnitOfWork:
+        self._events, self._deferred = [], []
         self._session = await self._db.begin_tenant(self.tenant_id)
         return self
 
@@ -282,16 +395,7 @@ class UnitOfWork:
         self._events.append(self._envelope(name, data, subject))
 
     def _envelope(self, name: str, data: dict[str, Any], subject: str | None) -> dict[str, Any]:
-        event_name = EventName.parse(name)
-        self._contracts.validate(name, data)
-        return build_envelope(
-            event_name,
-            tenant=self.tenant_id,
-            data=data,
-            dataschema=self._contracts.schema_uri(name),
-            subject=subject,
-            traceparent=current_traceparent(),
-        )
+        return _envelope(self._contracts, self.tenant_id, name, data, subject)
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
         """Inserts ``row`` into ``table`` at commit (deferred, see the module docstring)."""
@@ -344,57 +448,8 @@ class UnitOfWork:
         result = await self.session.execute(stmt)
         return int(result.scalar_one())
 
-    async def add_numbered(
-        self,
-        table: Table,
-        row: dict[str, Any],
-        *,
-        numbering: Numbering,
-        audit: NumberedAudit,
-        event: NumberedEvent,
-    ) -> tuple[int, str]:
-        """Takes the next number of a series and writes, in that same statement, the row
-        numbered with it, its audit entry and its event; returns (sequence, number).
-
-        One round trip instead of four (take the number, then the deferred writes), and
-        the counter row, locked from that statement until commit, waits only for the
-        commit. Gapless as :meth:`next_number`: same counter, same transaction.
-
-        ``row`` lacks the sequence and number columns (``numbering`` names them). The
-        audit snapshot and the event data are built by the caller with any valid number
-        (the contract is checked on them now); the statement writes the real one into
-        their top-level ``numbering`` keys, and into the event's subject.
-        """
-        envelope = self._envelope(event.name, event.data, numbering.prefix)
-        statement = _numbered_statement(
-            self.tables,
-            table,
-            tuple(row),
-            width=numbering.width,
-            maximum=numbering.maximum,
-            sequence_column=numbering.sequence_column,
-            number_column=numbering.number_column,
-        )
-        params = {f"v_{name}": value for name, value in row.items()}
-        params.update(
-            tenant=self.tenant_id,
-            serie=numbering.serie,
-            anio=numbering.anio,
-            prefix=numbering.prefix,
-            actor=self.actor.sub,
-            action=audit.action,
-            entity=audit.entity,
-            entity_id=audit.entity_id,
-            new=audit.new,
-            client_ip=self.actor.client_ip,
-            request_id=self.actor.request_id,
-            event_id=envelope["id"],
-            routing_key=EventName.from_type(envelope["type"]).routing_key(self.tenant_id),
-            envelope=envelope,
-        )
-        result = (await self.session.execute(statement, params)).one()
-        self._wrote_events = True
-        return int(result[0]), str(result[1])
+    async def fetch_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+        return (await self.session.execute(statement, params)).first()
 
     def _defer_outbox(self) -> None:
         if not self._events:
@@ -427,6 +482,65 @@ class UnitOfWork:
                 continue
             ctes = [stmt.cte(f"w{i}") for i, stmt in enumerate(group)]
             await self.session.execute(select(literal(1)).add_cte(*ctes))
+
+
+class LeanUnitOfWork(_TenantWork):
+    """A unit of work on raw asyncpg (``services.common.lean``) for the hot paths: reads
+    compiled once, and :meth:`add_numbered`, the same write as UnitOfWork's. Nothing is
+    deferred: a use case that needs more (audit of its own, deferred writes, the ORM)
+    uses :class:`UnitOfWork`.
+
+    ``first`` is constant SQL run with ``BEGIN`` and the tenant in one round trip (a
+    lock the use case takes first).
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        tables: KernelTables,
+        contracts: ContractRegistry,
+        tenant_id: str,
+        actor: Actor,
+        first: str = "",
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(
+            db=db,
+            tables=tables,
+            contracts=contracts,
+            tenant_id=tenant_id,
+            actor=actor,
+            after_commit=after_commit,
+        )
+        self._first = first
+        self._stack = contextlib.AsyncExitStack()
+        self._transaction: LeanTransaction | None = None
+
+    async def __aenter__(self) -> LeanUnitOfWork:
+        self._transaction = await self._stack.enter_async_context(
+            self._db.lean.transaction(self.tenant_id, first=self._first)
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._transaction = None
+        await self._stack.__aexit__(exc_type, exc, tb)
+        if exc_type is None and self._wrote_events and self._after_commit is not None:
+            self._after_commit()
+
+    @property
+    def transaction(self) -> LeanTransaction:
+        assert self._transaction is not None, "the unit of work is not open"
+        return self._transaction
+
+    async def fetch_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+        return await self.transaction.fetchrow(statement, params)
 
 
 def _parameters(stmt: UpdateBase) -> int:

@@ -34,6 +34,7 @@ from services.registro.asientos.schemas import (
     AsientoRead,
 )
 from services.registro.domain import TipoAsiento, validate_dir3
+from services.registro.oficinas import service as oficinas
 from services.registro.sede import service as sede
 
 router = APIRouter(prefix="/api/v1/registro", tags=["registro"])
@@ -58,7 +59,20 @@ async def registrar_asiento(
     Staff (role registro) register presencial asientos; a citizen (role ciudadano)
     presents an electrónico one, as themselves or as a recorded representante.
     """
-    async with runtime.unit_of_work(principal.tenant, actor_of(request, principal)) as uow:
+    actor = actor_of(request, principal)
+    if (
+        principal.has_role("registro")
+        and idempotency_key is None
+        and service.admite_registro_directo(body)
+    ):
+        # The common case, and a council's peak: one asiento with nothing else to do.
+        async with runtime.lean_unit_of_work(
+            principal.tenant, actor, first=oficinas.BLOQUEO_NUMERACION
+        ) as lean:
+            asiento = await service.registrar_asiento_directo(lean, data=body)
+        created = _registrado(asiento)
+        return JSONResponse(created.body, status_code=created.status, headers=created.headers)
+    async with runtime.unit_of_work(principal.tenant, actor) as uow:
 
         async def create() -> Created:
             limites = Limites.de(runtime.settings)
@@ -68,12 +82,17 @@ async def registrar_asiento(
                 asiento = await sede.registrar_asiento_ciudadano(
                     uow, data=body, nif=principal.nif, limites=limites
                 )
-            location = f"/api/v1/registro/asientos/{asiento.id}"
-            return Created(201, asiento.model_dump(mode="json"), {"Location": location})
+            return _registrado(asiento)
 
         return await run_idempotent(
             uow, key=idempotency_key, operation="registrar-asiento", payload=body, create=create
         )
+
+
+def _registrado(asiento: AsientoRead) -> Created:
+    """The 201 of a registered asiento: the asiento, and where to read it again."""
+    location = f"/api/v1/registro/asientos/{asiento.id}"
+    return Created(201, asiento.model_dump(mode="json"), {"Location": location})
 
 
 @router.get(

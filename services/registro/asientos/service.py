@@ -13,7 +13,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
-from services.common.uow import NumberedAudit, NumberedEvent, Numbering, UnitOfWork
+from services.common.uow import (
+    LeanUnitOfWork,
+    NumberedAudit,
+    NumberedEvent,
+    Numbering,
+    UnitOfWork,
+)
 from services.registro import domain
 from services.registro.anexos import service as anexos
 from services.registro.anexos.domain import AnexoSicres, Limites
@@ -26,12 +32,14 @@ from services.registro.oficinas.domain import MAX_SECUENCIA_OFICINA, format_nume
 __all__ = [
     "ASIENTO_ANULADO",
     "ASIENTO_REGISTRADO",
+    "admite_registro_directo",
     "anular_asiento",
     "count_query",
     "consultar_asiento",
     "listar_asientos",
     "page_query",
     "registrar_asiento",
+    "registrar_asiento_directo",
 ]
 
 ASIENTO_REGISTRADO = "registro.asiento.registrado.v1"
@@ -92,8 +100,29 @@ async def registrar_asiento(
     return asiento
 
 
+def admite_registro_directo(data: AsientoCreate) -> bool:
+    """Whether :func:`registrar_asiento_directo` can register ``data``: an asiento that
+    carries no anexos and corrects none (the others need more than one statement)."""
+    return not data.anexos and data.corrige is None
+
+
+async def registrar_asiento_directo(
+    uow: LeanUnitOfWork,
+    *,
+    data: AsientoCreate,
+    canal: domain.Canal = domain.Canal.PRESENCIAL,
+    now: datetime | None = None,
+) -> AsientoRead:
+    """registrar_asiento on the hot path (raw asyncpg, see services.common.lean), for an
+    asiento :func:`admite_registro_directo` accepts: the same checks, rows, audit entry
+    and event. ``uow`` has taken ``oficinas.BLOQUEO_NUMERACION`` first."""
+    assert admite_registro_directo(data), "an asiento with anexos or corrige needs the ORM"
+    fecha = now or datetime.now(UTC)
+    return await _registrar_en_una_sentencia(uow, data=data, canal=canal, fecha=fecha)
+
+
 async def _registrar_en_una_sentencia(
-    uow: UnitOfWork, *, data: AsientoCreate, canal: domain.Canal, fecha: datetime
+    uow: UnitOfWork | LeanUnitOfWork, *, data: AsientoCreate, canal: domain.Canal, fecha: datetime
 ) -> AsientoRead:
     """registrar_asiento for an asiento without anexos: one statement takes the number
     and writes the asiento, its audit entry and its event (see UnitOfWork.add_numbered)."""
@@ -123,7 +152,11 @@ async def _registrar_en_una_sentencia(
 
 
 def _fila(
-    uow: UnitOfWork, data: AsientoCreate, canal: domain.Canal, fecha: datetime, anio: int
+    uow: UnitOfWork | LeanUnitOfWork,
+    data: AsientoCreate,
+    canal: domain.Canal,
+    fecha: datetime,
+    anio: int,
 ) -> dict[str, Any]:
     """The asiento's row, but for its number and its anexos."""
     return {

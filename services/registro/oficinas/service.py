@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +10,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Select,
+    String,
+    bindparam,
     delete,
     exists,
     func,
@@ -20,8 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import TENANT_SETTING
 from services.common.errors import Conflict, FieldError, NotFound, Unprocessable
-from services.common.uow import UnitOfWork
+from services.common.uow import LeanUnitOfWork, UnitOfWork
 from services.registro import domain
 from services.registro.domain import TipoAsiento
 from services.registro.oficinas.domain import (
@@ -53,6 +58,7 @@ from services.registro.oficinas.schemas import (
 )
 
 __all__ = [
+    "BLOQUEO_NUMERACION",
     "LibroCerrado",
     "Numeracion",
     "PlanNumeracion",
@@ -546,34 +552,37 @@ async def numerar(
     )
 
 
-async def planificar_numeracion(
-    uow: UnitOfWork, *, tipo: TipoAsiento, oficina: str | None, fecha: datetime
-) -> PlanNumeracion:
-    """Every check of :func:`numerar` and the series to number in, without taking a number
-    (the caller takes it, possibly in the same statement as its writes)."""
-    session = uow.session
-    anio = domain.anio_registral(fecha, uow.tenant_id)
-    codigo = oficina.strip().upper() if oficina is not None else None
-    # Before reading the mode (a statement of its own, for a snapshot taken after it).
-    await session.execute(_bloqueo_numeracion(uow.tenant_id, exclusivo=False))
+# The shared numbering lock as constant SQL, for a LeanUnitOfWork to take with its BEGIN
+# (``first``): the same key as _bloqueo_numeracion's, the tenant read back from the
+# transaction's own setting.
+BLOQUEO_NUMERACION = (
+    f"SELECT pg_advisory_xact_lock_shared({_LOCK_NUMERACION}, "
+    f"hashtext(current_setting('{TENANT_SETTING}')))"
+)
+
+
+@functools.cache
+def _consulta_plan(*, con_oficina: bool) -> Select[Any]:
+    """What registering checks, in one statement built once: the numbering mode of the
+    year, the oficina (share-locked) and the libros of the tipo (share-locked)."""
+    tenant = bindparam("tenant", type_=String)
     modo_q = (
         select(numeracion.c.modo)
-        .where(numeracion.c.tenant_id == uow.tenant_id, numeracion.c.desde_anio <= anio)
+        .where(numeracion.c.tenant_id == tenant, numeracion.c.desde_anio <= bindparam("anio"))
         .order_by(numeracion.c.desde_anio.desc())
         .limit(1)
         .scalar_subquery()
     )
-    # The oficina and the libros of the tipo, share-locked, ride along as JSON: with
-    # the mode, one round trip for everything registering checks.
+    # The oficina and the libros ride along as JSON: one round trip for everything.
     oficina_q = (
         select(func.json_build_array(oficinas.c.estado, oficinas.c.prefijo, type_=JSON))
-        .where(oficinas.c.tenant_id == uow.tenant_id, oficinas.c.codigo == codigo)
+        .where(oficinas.c.tenant_id == tenant, oficinas.c.codigo == bindparam("codigo"))
         .with_for_update(read=True)
         .scalar_subquery()
     )
     del_tipo = (
         select(libros.c.id, libros.c.oficina, libros.c.estado)
-        .where(libros.c.tenant_id == uow.tenant_id, libros.c.tipo == tipo.value)
+        .where(libros.c.tenant_id == tenant, libros.c.tipo == bindparam("tipo"))
         .with_for_update(read=True)
         .subquery()
     )
@@ -587,9 +596,26 @@ async def planificar_numeracion(
         .select_from(del_tipo)
         .scalar_subquery()
     )
-    fila = (
-        await session.execute(select(modo_q, oficina_q if codigo is not None else null(), libros_q))
-    ).one()
+    return select(modo_q, oficina_q if con_oficina else null(), libros_q)
+
+
+async def planificar_numeracion(
+    uow: UnitOfWork | LeanUnitOfWork, *, tipo: TipoAsiento, oficina: str | None, fecha: datetime
+) -> PlanNumeracion:
+    """Every check of :func:`numerar` and the series to number in, without taking a number
+    (the caller takes it, possibly in the same statement as its writes).
+
+    A LeanUnitOfWork must have taken BLOQUEO_NUMERACION first (its ``first``).
+    """
+    anio = domain.anio_registral(fecha, uow.tenant_id)
+    codigo = oficina.strip().upper() if oficina is not None else None
+    if isinstance(uow, UnitOfWork):
+        # Before reading the mode (a statement of its own, for a snapshot taken after it).
+        await uow.session.execute(_bloqueo_numeracion(uow.tenant_id, exclusivo=False))
+    fila = await uow.fetch_first(
+        _consulta_plan(con_oficina=codigo is not None),
+        {"tenant": uow.tenant_id, "anio": anio, "codigo": codigo, "tipo": tipo.value},
+    )
     modo = ModoNumeracion(fila[0] or ModoNumeracion.CENTRAL)
     prefijo: int | None = None
     if codigo is not None:
