@@ -80,10 +80,11 @@ class Database:
         """``label`` names the pool in ``consistorio_db_pool_wait_seconds``."""
         # pool_timeout bounds how long a caller waits for a connection; past it
         # SQLAlchemy raises TimeoutError, which services answer as a 503.
+        overflow = pool_size if max_overflow is None else max_overflow
         self.engine: AsyncEngine = create_async_engine(
             asyncpg_url(url),
             pool_size=pool_size,
-            max_overflow=pool_size if max_overflow is None else max_overflow,
+            max_overflow=overflow,
             pool_timeout=pool_timeout,
             pool_recycle=POOL_RECYCLE_SECONDS,
             poolclass=type("TimedPool", (_TimedPool,), {"label": label}),
@@ -94,7 +95,7 @@ class Database:
         # it opens no connection until one of them runs.
         self.lean = LeanPool(
             self.engine.url.render_as_string(hide_password=False),
-            size=pool_size,
+            size=pool_size + overflow,
             timeout=pool_timeout,
             recycle_seconds=POOL_RECYCLE_SECONDS,
             setting=TENANT_SETTING,

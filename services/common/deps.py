@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     """The runtime the composition root put on the app state."""
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime

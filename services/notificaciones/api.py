@@ -49,7 +49,7 @@ _problems = problem_responses(401, 403, 404)
 _cambios = problem_responses(401, 403, 404, 409, 422)
 
 
-def reloj(request: Request) -> Clock:
+async def reloj(request: Request) -> Clock:
     """The app's clock (tests replace it with a controlled one)."""
     clock: Clock = request.app.state.clock
     return clock

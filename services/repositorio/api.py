@@ -35,7 +35,7 @@ router = APIRouter(prefix="/api/v1/documentos", tags=["documentos"])
 DocumentosUser = Annotated[Principal, Depends(require_role("documentos"))]
 
 
-def get_blob_store(request: Request) -> BlobStore:
+async def get_blob_store(request: Request) -> BlobStore:
     """The blob store the app was built with."""
     store: BlobStore = request.app.state.blob_store
     return store

@@ -128,7 +128,7 @@ async def test_waiting_too_long_for_a_lean_connection_is_the_pool_timeout(
     settings: Settings, new_tenant: Callable[..., Any]
 ) -> None:
     tenant = await new_tenant()
-    db = Database(settings.app_database_url(), pool_size=1, pool_timeout=0.2)
+    db = Database(settings.app_database_url(), pool_size=1, max_overflow=0, pool_timeout=0.2)
     try:
         async with db.lean.transaction(tenant):
             with pytest.raises(PoolTimeout):

@@ -42,7 +42,7 @@ DocumentosUser = Annotated[Principal, Depends(require_role("documentos"))]
 _RETRY_AFTER_SECONDS = 1
 
 
-def _blob_store(request: Request) -> BlobStore:
+async def _blob_store(request: Request) -> BlobStore:
     store: BlobStore = request.app.state.blob_store
     return store
 
