@@ -118,3 +118,8 @@ def test_fees_are_decimal_strings_and_numbers_convert_exactly() -> None:
         with pytest.raises(DefinicionInvalida) as exc:
             validar(leer_yaml(block.replace('importe: "95.00"', f"importe: {malo}")))
         assert [p.ruta for p in exc.value.problemas] == ["tasas[0].importe"], malo
+
+
+def test_the_shipped_definitions_are_read_once_per_process() -> None:
+    # Each expediente opened for a council not yet seeded asks for them.
+    assert definiciones_incluidas() is definiciones_incluidas()

@@ -3,6 +3,7 @@ and the life cycle of a version (borrador → publicado → retirado). Pure, no 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -258,8 +259,14 @@ class Definicion:
 
 
 @cache
+@functools.cache
 def definiciones_incluidas() -> tuple[Definicion, ...]:
-    """The definitions the platform ships and seeds for every council, validated."""
+    """The definitions the platform ships and seeds for every council, validated.
+
+    Read once per process: they ship with the package. Parsing their YAML took a few
+    hundred ms, and every expediente opened for a council not yet seeded paid it (all of
+    a burst's first asientos at once). Callers copy ``data`` before changing it.
+    """
     carpeta = resources.files(_PACKAGE).joinpath("definiciones")
     found = sorted((f for f in carpeta.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name)
     return tuple(validar(leer_yaml(f.read_text("utf-8"))) for f in found)
