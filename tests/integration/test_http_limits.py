@@ -135,6 +135,68 @@ async def test_slow_headers_and_slow_bodies_are_408() -> None:
         assert PROBLEM.encode() in answer
 
 
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Reads one answer framed by Content-Length; its status and body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return _status(head), await asyncio.wait_for(reader.readexactly(length), 20)
+
+
+async def test_a_head_that_keeps_growing_is_431_before_its_timeout() -> None:
+    # The timeout is far off: only the server's count of the head's bytes can answer.
+    settings = _settings(http_header_timeout_seconds=60)
+    async with serve(_service_app(settings), settings) as (host, port):
+        for unfinished in (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Sin-Fin: " + b"a" * 12 * 1024,
+            b"GET /healthz?q=" + b"a" * 12 * 1024,
+        ):
+            answer = await _raw(host, port, unfinished)
+            assert _status(answer) == 431
+            assert PROBLEM.encode() in answer
+        # Sent in pieces, each read counts; the ninth piece passes the 8 KiB (and is
+        # the last, so that the server has read everything when it answers and closes).
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            for i in range(9):
+                writer.write(b"X-Trozo-%d: %s\r\n" % (i, b"a" * 1000))
+                await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 20)
+        finally:
+            writer.close()
+        assert _status(answer) == 431
+
+
+async def test_idle_malformed_and_kept_alive_connections_stay_bounded() -> None:
+    settings = _settings()
+    async with serve(_service_app(settings), settings) as (host, port):
+        # A connection that never sends a byte is closed, with nothing to answer.
+        assert await _raw(host, port, b"") == b""
+        # A request the parser refuses is a 400 problem.
+        answer = await _raw(host, port, b"NO ES HTTP\r\n\r\n")
+        assert _status(answer) == 400
+        assert PROBLEM.encode() in answer
+        # On a kept-alive connection, pipelined requests are answered in turn, and the
+        # head of the next one is timed again: left unfinished, it is a 408.
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            writer.write(get + get + b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Lento: 1")
+            for _ in range(2):
+                status, body = await _answer(reader)
+                assert status == 200, body
+            status, body = await _answer(reader)
+            assert status == 408
+            assert b"peticion-lenta" in body
+            assert await asyncio.wait_for(reader.read(), 20) == b""
+        finally:
+            writer.close()
+
+
 async def test_forwarded_for_only_from_trusted_proxies() -> None:
     settings = _settings()
     spoof = {"X-Forwarded-For": "203.0.113.9"}
