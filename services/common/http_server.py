@@ -64,6 +64,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # A request ended inside the chunk being fed: the bytes before the next one's
         # head are not its head, so that chunk is not counted (see data_received).
         self._request_ended_in_chunk = False
+        # The trailer fields after a chunked body are header fields too, and httptools
+        # holds an unfinished one in memory the same way: counted the same way.
+        self._in_trailers = False
+        self._read_all_trailers = False
+        self._trailer_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -78,8 +83,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             # The first bytes of a new request on a kept-alive connection.
             self._arm_header_timer()
         self._request_ended_in_chunk = False
+        self._read_all_trailers = self._in_trailers
         super().data_received(data)
         if self.transport.is_closing():
+            return
+        if self._read_all_trailers and self._in_trailers:
+            self._count_trailers(len(data))
             return
         if not (self._head_pending and self._head_begun):
             return
@@ -105,6 +114,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_begun = False
         self._disarm_header_timer()
         super().on_headers_complete()
+
+    def on_chunk_header(self) -> None:
+        # After every chunk size line: chunk data follows, or (after the last) trailers.
+        self._in_trailers = True
+        self._read_all_trailers = False
+        self._trailer_bytes = 0
+
+    def on_body(self, body: bytes) -> None:
+        self._in_trailers = False
+        self._read_all_trailers = False
+        super().on_body(body)
+
+    def on_chunk_complete(self) -> None:
+        self._in_trailers = False
+        self._read_all_trailers = False
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -147,6 +171,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             f"Las cabeceras superan el máximo de {self.max_header_bytes} bytes.",
             "cabeceras-demasiado-grandes",
         )
+
+    def _count_trailers(self, size: int) -> None:
+        """Counts a read that was trailer fields from end to end (the first is left out:
+        where the body ended in it is unknown), and hangs up past the bound: the
+        request's answer may be under way, so there is no clean place for a 431."""
+        self._trailer_bytes += size
+        if self._trailer_bytes > self.max_header_bytes:
+            self.transport.close()
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()

@@ -1,5 +1,7 @@
 """HTTP serving limits over real sockets, as ``consistorio up`` and ``serve`` configure
-uvicorn: oversized or too many headers (431), slow headers and slow bodies (408),
+uvicorn: oversized or too many headers (431), a head or trailer fields that keep
+growing (cut off by their size, long before any timeout), slow headers (on a kept-alive
+connection too) and slow bodies (408), a malformed request (400),
 client addresses from X-Forwarded-For only behind a trusted proxy, a service's early
 413 passed on by the gateway (never a 502), the gateway's own body cap, and one miss
 allowance for every public path that looks a CSV up."""
@@ -169,6 +171,38 @@ async def test_a_head_that_keeps_growing_is_431_before_its_timeout() -> None:
         finally:
             writer.close()
         assert _status(answer) == 431
+
+
+async def test_trailers_that_keep_growing_are_cut_off() -> None:
+    # Trailer fields after a chunked body are held like header fields: bounded alike.
+    settings = _settings(http_header_timeout_seconds=60, http_body_timeout_seconds=60)
+    body_arrived = asyncio.Event()
+    app = FastAPI()
+
+    @app.post("/trozos")
+    async def trozos(request: Request) -> dict[str, int]:
+        size = 0
+        async for piece in request.stream():
+            size += len(piece)
+            body_arrived.set()
+        return {"size": size}
+
+    async with serve(app, settings) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(
+                b"POST /trozos HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n0\r\nX-Cola: "
+            )
+            await asyncio.wait_for(body_arrived.wait(), 20)
+            for _ in range(3):
+                writer.write(b"a" * 4096)
+                await writer.drain()
+            # Hung up with no answer: the request's own may already be on its way.
+            with contextlib.suppress(ConnectionResetError):
+                assert await asyncio.wait_for(reader.read(), 10) == b""
+        finally:
+            writer.close()
 
 
 async def test_idle_malformed_and_kept_alive_connections_stay_bounded() -> None:
