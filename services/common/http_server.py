@@ -5,13 +5,14 @@ One slow or oversized request must not stall a process that serves many. Two par
 because some limits can only be enforced where bytes are read:
 
 * :func:`server_config` builds the uvicorn configuration. It serves with httptools
-  (llhttp, in C: h11 in pure Python cost several times its CPU a request) through
+  (llhttp, in C: h11, in pure Python, cost about 0.3 ms more CPU a request) through
   :class:`BoundedHttpToolsProtocol`, which adds the bounds llhttp lacks: it answers
   an oversized header block with a 431 problem and closes a connection whose request
-  headers do not arrive within ``http_header_timeout_seconds`` (408).
-  ``X-Forwarded-For`` is honoured only when the peer is in ``FORWARDED_ALLOW_IPS``
-  (empty by default: not even loopback). httptools is a dependency of its own (the
-  gateway's client parses with it too), so there is no h11 fallback.
+  headers do not arrive within ``http_header_timeout_seconds`` (408); trailer fields
+  past the same size end the connection. ``X-Forwarded-For`` is honoured only when
+  the peer is in ``FORWARDED_ALLOW_IPS`` (empty by default: not even loopback).
+  httptools is a dependency of its own (the gateway's client parses with it too), so
+  there is no h11 fallback.
 * :class:`RequestLimitsMiddleware`, in every app, refuses more than
   ``http_max_headers`` header fields (431) and answers 408 to a client that stops
   sending its body for ``http_body_timeout_seconds``. It also works in process
