@@ -1,5 +1,7 @@
 """HTTP serving limits over real sockets, as ``consistorio up`` and ``serve`` configure
-uvicorn: oversized or too many headers (431), slow headers and slow bodies (408),
+uvicorn: oversized or too many headers (431), a head or trailer fields that keep
+growing (cut off by their size, long before any timeout), slow headers (on a kept-alive
+connection too) and slow bodies (408), a malformed request (400),
 client addresses from X-Forwarded-For only behind a trusted proxy, a service's early
 413 passed on by the gateway (never a 502), the gateway's own body cap, and one miss
 allowance for every public path that looks a CSV up."""
@@ -133,6 +135,100 @@ async def test_slow_headers_and_slow_bodies_are_408() -> None:
         answer = await _raw(host, port, head + b"0123456789")
         assert _status(answer) == 408
         assert PROBLEM.encode() in answer
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Reads one answer framed by Content-Length; its status and body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return _status(head), await asyncio.wait_for(reader.readexactly(length), 20)
+
+
+async def test_a_head_that_keeps_growing_is_431_before_its_timeout() -> None:
+    # The timeout is far off: only the server's count of the head's bytes can answer.
+    settings = _settings(http_header_timeout_seconds=60)
+    async with serve(_service_app(settings), settings) as (host, port):
+        for unfinished in (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Sin-Fin: " + b"a" * 12 * 1024,
+            b"GET /healthz?q=" + b"a" * 12 * 1024,
+        ):
+            answer = await _raw(host, port, unfinished)
+            assert _status(answer) == 431
+            assert PROBLEM.encode() in answer
+        # Sent in pieces, each read counts; the ninth piece passes the 8 KiB (and is
+        # the last, so that the server has read everything when it answers and closes).
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            for i in range(9):
+                writer.write(b"X-Trozo-%d: %s\r\n" % (i, b"a" * 1000))
+                await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 20)
+        finally:
+            writer.close()
+        assert _status(answer) == 431
+
+
+async def test_trailers_that_keep_growing_are_cut_off() -> None:
+    # Trailer fields after a chunked body are held like header fields: bounded alike.
+    settings = _settings(http_header_timeout_seconds=60, http_body_timeout_seconds=60)
+    body_arrived = asyncio.Event()
+    app = FastAPI()
+
+    @app.post("/trozos")
+    async def trozos(request: Request) -> dict[str, int]:
+        size = 0
+        async for piece in request.stream():
+            size += len(piece)
+            body_arrived.set()
+        return {"size": size}
+
+    async with serve(app, settings) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(
+                b"POST /trozos HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n0\r\nX-Cola: "
+            )
+            await asyncio.wait_for(body_arrived.wait(), 20)
+            for _ in range(3):
+                writer.write(b"a" * 4096)
+                await writer.drain()
+            # Hung up with no answer: the request's own may already be on its way.
+            with contextlib.suppress(ConnectionResetError):
+                assert await asyncio.wait_for(reader.read(), 10) == b""
+        finally:
+            writer.close()
+
+
+async def test_idle_malformed_and_kept_alive_connections_stay_bounded() -> None:
+    settings = _settings()
+    async with serve(_service_app(settings), settings) as (host, port):
+        # A connection that never sends a byte is closed, with nothing to answer.
+        assert await _raw(host, port, b"") == b""
+        # A request the parser refuses is a 400 problem.
+        answer = await _raw(host, port, b"NO ES HTTP\r\n\r\n")
+        assert _status(answer) == 400
+        assert PROBLEM.encode() in answer
+        # On a kept-alive connection, pipelined requests are answered in turn, and the
+        # head of the next one is timed again: left unfinished, it is a 408.
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            writer.write(get + get + b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Lento: 1")
+            for _ in range(2):
+                status, body = await _answer(reader)
+                assert status == 200, body
+            status, body = await _answer(reader)
+            assert status == 408
+            assert b"peticion-lenta" in body
+            assert await asyncio.wait_for(reader.read(), 20) == b""
+        finally:
+            writer.close()
 
 
 async def test_forwarded_for_only_from_trusted_proxies() -> None:
