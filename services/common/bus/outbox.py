@@ -125,32 +125,32 @@ class OutboxRelay:
             raw = await conn.get_raw_connection()
             driver: asyncpg.Connection = raw.driver_connection
             try:
-                async with driver.transaction():
-                    rows = await driver.fetch(self._sql.claim, self._batch)
-                    if not rows:
-                        return 0, 0, None
-                    outcomes = await asyncio.gather(
-                        *(self._publish(row) for row in rows), return_exceptions=True
-                    )
-                    done: list[int] = []
-                    failed: list[int] = []
-                    errors: list[str] = []
-                    failure: BaseException | None = None
-                    for row, outcome in zip(rows, outcomes, strict=True):
-                        if outcome is None:
-                            done.append(row[0])
-                            continue
-                        failure = failure or outcome
-                        failed.append(row[0])
-                        errors.append(str(outcome)[:2000])
-                    if failed:
-                        await driver.execute(self._sql.mark_failed, failed, errors)
-                    if done:
-                        await driver.execute(self._sql.mark_sent, done)
+                await driver.execute("BEGIN")
+                rows = await driver.fetch(self._sql.claim, self._batch)
+                if not rows:
+                    await driver.execute("COMMIT")
+                    return 0, 0, None
+                outcomes = await asyncio.gather(
+                    *(self._publish(row) for row in rows), return_exceptions=True
+                )
+                done: list[int] = []
+                failed: list[int] = []
+                errors: list[str] = []
+                failure: BaseException | None = None
+                for row, outcome in zip(rows, outcomes, strict=True):
+                    if outcome is None:
+                        done.append(row[0])
+                        continue
+                    failure = failure or outcome
+                    failed.append(row[0])
+                    errors.append(str(outcome)[:2000])
+                if failed:
+                    await driver.execute(self._sql.mark_failed, failed, errors)
+                await driver.execute(self._sql.commit_sent(done))
             except BaseException:
                 # Cancelled mid-statement (an abandoned batch) or broken: the connection
-                # may still be inside a statement, so it is closed, not pooled (closing
-                # it rolls the transaction back on the server).
+                # is inside a transaction, maybe inside a statement, so it is closed, not
+                # pooled (closing it rolls the transaction back on the server).
                 with contextlib.suppress(Exception):
                     await conn.invalidate()
                 raise

@@ -4,7 +4,8 @@ The relay runs the same three statements for every batch, on whatever it finds, 
 times a second on a busy platform. Built as SQLAlchemy expressions they cost more CPU
 to build, key and look up in the compiled cache than the database takes to run them,
 so they are text, made once per table, and run on the driver connection, whose own
-cache keeps them prepared.
+cache keeps them prepared. A batch is three round trips: BEGIN, the claim, and marking
+the rows sent together with the COMMIT.
 
 What the claim reads is what the relay needs and nothing it would have to rebuild: the
 envelope as the JSON text PostgreSQL keeps (``jsonb`` prints it the way ``json.dumps``
@@ -15,6 +16,7 @@ relay never parses the envelope nor serialises it again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Table
@@ -30,8 +32,9 @@ class OutboxStatements:
     """Claim a batch, mark rows sent, record failures: SQL with ``$n`` parameters."""
 
     claim: str
-    mark_sent: str
     mark_failed: str
+    # "UPDATE … WHERE id = ANY('{…}'); COMMIT": see commit_sent.
+    _mark_sent: str
 
     @classmethod
     def for_table(cls, outbox: Table) -> OutboxStatements:
@@ -46,10 +49,9 @@ class OutboxStatements:
                 f" FROM {table} WHERE sent_at IS NULL ORDER BY id"
                 " LIMIT $1 FOR UPDATE SKIP LOCKED"
             ),
-            # $1: the ids the transport confirmed.
-            mark_sent=(
+            _mark_sent=(
                 f"UPDATE {table} SET sent_at = statement_timestamp(), last_error = NULL"
-                " WHERE id = ANY($1::bigint[])"
+                " WHERE id = ANY('{{{ids}}}'::bigint[]); COMMIT"
             ),
             # $1, $2: the ids that failed and each one's error, side by side.
             mark_failed=(
@@ -57,3 +59,11 @@ class OutboxStatements:
                 " FROM unnest($1::bigint[], $2::text[]) AS f(id, error) WHERE o.id = f.id"
             ),
         )
+
+    def commit_sent(self, ids: Sequence[int]) -> str:
+        """Marks ``ids`` sent and commits, in one round trip (the simple query protocol
+        takes two statements at once, but no parameters: the ids, integers the claim
+        returned, are written into the text)."""
+        if not ids:
+            return "COMMIT"
+        return self._mark_sent.format(ids=",".join(str(int(i)) for i in ids))
