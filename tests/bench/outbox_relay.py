@@ -10,13 +10,20 @@ of the platform, in two shapes:
 * **one by one**: one event committed, the relay drained, again and again (a quiet
   platform, where every event pays a whole batch's fixed cost alone).
 
-Each shape is timed with the relay (``OutboxRelay.drain`` on the AMQP transport, tracing
-configured as the platform configures it) and, in the same run, with the baseline: the
-same bodies published with plain aio-pika on a confirming channel, concurrently per
-batch, and nothing else (no database). CPU is this process's (``time.process_time``),
-so PostgreSQL's and RabbitMQ's own work is left out of both; the ratio says how much the
-relay costs on top of publishing. Messages go to a durable queue of the run's own
-exchange, deleted at the end with the scratch database.
+Each shape is timed with the relay (``OutboxRelay.drain``, tracing configured as the
+platform configures it) and, in the same run, with a baseline that publishes the same
+bodies with the same properties, concurrently per batch, and touches no database:
+
+* on RabbitMQ, plain aio-pika on a confirming channel (what any publisher pays);
+* on the in-process bus of embedded mode, the transport's own ``publish_safely`` to one
+  queue whose consumer acks at once (the relay waits for that ack, and so does this).
+
+Rounds alternate relay and baseline and the median round is reported, since the figures
+are taken on a machine other work may share. CPU is this process's
+(``time.process_time``), so PostgreSQL's and RabbitMQ's own work is left out of both;
+the ratio says how much the relay costs on top of publishing. Messages go to a durable
+queue of the run's own exchange, counted and deleted at the end with the scratch
+database.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from sqlalchemy import MetaData
 
 from services.common.bus.amqp import AmqpTransport
 from services.common.bus.envelope import EventName, build_envelope
+from services.common.bus.inprocess import InProcessTransport
 from services.common.bus.outbox import OutboxRelay
+from services.common.bus.transport import Delivery, OutgoingMessage, Transport
 from services.common.db import Database
 from services.common.kernel_tables import kernel_tables
 from services.common.settings import load_settings
@@ -107,7 +116,7 @@ async def write_events(conn: asyncpg.Connection, envelopes: Sequence[dict[str, o
     )
 
 
-async def timed(step: Callable[[], Awaitable[int]], rounds: int) -> Figure:
+async def timed(step: Callable[[], Awaitable[int]], rounds: int = 1) -> Figure:
     """Runs ``step`` ``rounds`` times, counting the events it reports and its CPU."""
     events, cpu, wall = 0, 0.0, 0.0
     for _ in range(rounds):
@@ -118,94 +127,149 @@ async def timed(step: Callable[[], Awaitable[int]], rounds: int) -> Figure:
     return Figure(events, cpu, wall)
 
 
-async def relay_figures(
-    run: PlatformRun, conn: asyncpg.Connection, backlog: int, one_by_one: int
-) -> tuple[Figure, Figure]:
-    """The relay draining a backlog, then one event at a time."""
-    tables = kernel_tables(MetaData(schema=SCHEMA))
-    db = Database(run.db_url, pool_size=2, label="bench")
-    transport = AmqpTransport(AMQP_URL, exchange=run.exchange)
-    relay = OutboxRelay(db=db, tables=tables, transport=transport, batch_size=BATCH)
-    try:
-        await transport.start()
-        # Warm-up: connections opened, statements prepared, code paths run once.
-        await write_events(conn, [envelope(i) for i in range(BATCH * 2)])
-        await relay.drain()
-
-        await write_events(conn, [envelope(i) for i in range(backlog)])
-        bulk = await timed(relay.drain, 1)
-
-        single = await timed_drains(conn, relay, one_by_one)
-        return bulk, single
-    finally:
-        await transport.close()
-        await db.dispose()
+def outgoing(e: dict[str, object]) -> OutgoingMessage:
+    """The message the relay makes of an envelope (body, id, headers), for the baselines."""
+    return OutgoingMessage(
+        routing_key=EVENT.routing_key(TENANT),
+        body=json.dumps(e, ensure_ascii=False).encode(),
+        message_id=str(e["id"]),
+        headers={
+            "tenantid": TENANT,
+            "ce-type": str(e["type"]),
+            "traceparent": str(e["traceparent"]),
+        },
+    )
 
 
-async def timed_drains(conn: asyncpg.Connection, relay: OutboxRelay, rounds: int) -> Figure:
-    """One event committed, then one drain timed; ``rounds`` times."""
-    events, cpu, wall = 0, 0.0, 0.0
-    for i in range(rounds):
-        await write_events(conn, [envelope(i)])
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        events += await relay.drain()
-        cpu += time.process_time() - cpu0
-        wall += time.perf_counter() - wall0
-    return Figure(events, cpu, wall)
+class Bench:
+    """One transport kind: its relay and its baseline, each timed on the same events."""
 
-
-async def baseline_figures(
-    run: PlatformRun, backlog: int, one_by_one: int
-) -> tuple[Figure, Figure]:
-    """Plain aio-pika: the same bodies and headers, persistent, confirmed, batch by batch."""
-    routing_key = EVENT.routing_key(TENANT)
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.declare_exchange(
-            run.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    def __init__(self, run: PlatformRun, conn: asyncpg.Connection, kind: str) -> None:
+        self.run, self.conn, self.kind = run, conn, kind
+        self.tables = kernel_tables(MetaData(schema=SCHEMA))
+        self.db = Database(run.db_url, pool_size=2, label="bench")
+        self.transport: Transport
+        if kind == "amqp":
+            self.transport = AmqpTransport(AMQP_URL, exchange=run.exchange)
+        else:
+            self.transport = InProcessTransport()
+        self.relay = OutboxRelay(
+            db=self.db, tables=self.tables, transport=self.transport, batch_size=BATCH
         )
+        self._raw: aio_pika.abc.AbstractConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
 
-        def message(e: dict[str, object]) -> aio_pika.Message:
-            return aio_pika.Message(
-                body=json.dumps(e, ensure_ascii=False).encode(),
-                message_id=str(e["id"]),
-                content_type="application/cloudevents+json",
-                headers={
-                    "tenantid": TENANT,
-                    "ce-type": str(e["type"]),
-                    "traceparent": str(e["traceparent"]),
-                },
+    async def start(self) -> None:
+        """Connects, subscribes the in-process bus's one acking consumer, warms every path up."""
+        await self.transport.start()
+        if self.kind == "amqp":
+            self._raw = await aio_pika.connect(AMQP_URL)
+            channel = await self._raw.channel(publisher_confirms=True)
+            self._exchange = await channel.declare_exchange(
+                self.run.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        else:
+
+            async def ack(delivery: Delivery) -> None:
+                await delivery.ack()
+
+            await self.transport.subscribe("sink", ["#"], ack)
+        await write_events(self.conn, [envelope(i) for i in range(BATCH * 2)])
+        await self.relay.drain()
+        await self.publish_raw([envelope(i) for i in range(BATCH)])
+
+    async def close(self) -> None:
+        await self.transport.close()
+        if self._raw is not None:
+            await self._raw.close()
+        await self.db.dispose()
+
+    async def publish_raw(self, envelopes: Sequence[dict[str, object]]) -> int:
+        """The baseline: the envelopes published concurrently, each awaited to its confirm.
+
+        On RabbitMQ, plain aio-pika on a confirming channel; in process, the transport's
+        own ``publish_safely``. Making the message of the envelope is counted, as the
+        relay's reading of it is.
+        """
+        if self._exchange is None:
+            await asyncio.gather(*(self.transport.publish_safely(outgoing(e)) for e in envelopes))
+            return len(envelopes)
+        exchange = self._exchange
+        messages = [
+            aio_pika.Message(
+                body=m.body,
+                message_id=m.message_id,
+                content_type=m.content_type,
+                headers=dict(m.headers),
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             )
+            for m in map(outgoing, envelopes)
+        ]
+        routing_key = EVENT.routing_key(TENANT)
+        await asyncio.gather(*(exchange.publish(m, routing_key=routing_key) for m in messages))
+        return len(messages)
 
-        async def publish(bodies: Sequence[aio_pika.Message]) -> int:
-            await asyncio.gather(*(exchange.publish(m, routing_key=routing_key) for m in bodies))
-            return len(bodies)
+    async def relay_backlog(self, events: int) -> Figure:
+        await write_events(self.conn, [envelope(i) for i in range(events)])
+        return await timed(self.relay.drain)
 
-        warm = [message(envelope(i)) for i in range(BATCH)]
-        await publish(warm)
+    async def raw_backlog(self, events: int) -> Figure:
+        pending = [envelope(i) for i in range(events)]
 
-        # The relay reads envelopes as it goes; building the messages is timed here too.
-        bulk_envelopes = [envelope(i) for i in range(backlog)]
+        async def batches() -> int:
+            return sum(
+                [await self.publish_raw(pending[i : i + BATCH]) for i in range(0, events, BATCH)]
+            )
 
-        async def bulk_step() -> int:
-            sent = 0
-            for start in range(0, len(bulk_envelopes), BATCH):
-                chunk = bulk_envelopes[start : start + BATCH]
-                sent += await publish([message(e) for e in chunk])
-            return sent
+        return await timed(batches)
 
-        bulk = await timed(bulk_step, 1)
-        singles = [envelope(i) for i in range(one_by_one)]
+    async def relay_one_by_one(self, events: int) -> Figure:
+        """One event committed, then one drain timed (the commit is not the relay's)."""
+        total = Figure(0, 0.0, 0.0)
+        for i in range(events):
+            await write_events(self.conn, [envelope(i)])
+            figure = await timed(self.relay.drain)
+            total = Figure(
+                total.events + figure.events, total.cpu + figure.cpu, total.wall + figure.wall
+            )
+        return total
 
-        async def one_step() -> int:
-            return await publish([message(singles.pop())])
+    async def raw_one_by_one(self, events: int) -> Figure:
+        pending = [envelope(i) for i in range(events)]
+        return await timed(lambda: self.publish_raw([pending.pop()]), events)
 
-        single = await timed(one_step, one_by_one)
-        return bulk, single
+
+def median(figures: Sequence[Figure]) -> Figure:
+    """The round with the median CPU per event (rounds alternate relay and baseline, so a
+    neighbour's burst on the shared machine hits both)."""
+    return sorted(figures, key=lambda f: f.cpu_ms_per_event)[len(figures) // 2]
+
+
+async def measure(
+    run: PlatformRun, conn: asyncpg.Connection, kind: str, args: argparse.Namespace
+) -> list[tuple[str, Figure, Figure]]:
+    """The four figures of one transport kind, each the median of ``args.rounds`` rounds."""
+    bench = Bench(run, conn, kind)
+    try:
+        await bench.start()
+        shapes: dict[str, list[Figure]] = {name: [] for name in ("rb", "bb", "r1", "b1")}
+        for round_ in range(args.rounds):
+            print(f"  {kind}: round {round_ + 1} of {args.rounds}", file=sys.stderr)
+            shapes["rb"].append(await bench.relay_backlog(args.events))
+            shapes["bb"].append(await bench.raw_backlog(args.events))
+            shapes["r1"].append(await bench.relay_one_by_one(args.one_by_one))
+            shapes["b1"].append(await bench.raw_one_by_one(args.one_by_one))
     finally:
-        await connection.close()
+        await bench.close()
+    rb, bb, r1, b1 = (median(shapes[name]) for name in ("rb", "bb", "r1", "b1"))
+    raw = "raw aio-pika" if kind == "amqp" else "transport's publish_safely"
+    where = "RabbitMQ" if kind == "amqp" else "in-process bus"
+    return [
+        (f"relay, backlog, {where}", rb, bb),
+        (f"{raw}, backlog", bb, bb),
+        (f"relay, one by one, {where}", r1, b1),
+        (f"{raw}, one by one", b1, b1),
+    ]
 
 
 async def sink(
@@ -225,6 +289,7 @@ async def sink(
 async def main(args: argparse.Namespace) -> None:
     configure_telemetry(load_settings(), service_name="bench-outbox")
     run = await PlatformRun.create()
+    rows: list[tuple[str, Figure, Figure]] = []
     try:
         conn = await asyncpg.connect(run.db_url)
         try:
@@ -235,37 +300,30 @@ async def main(args: argparse.Namespace) -> None:
             await db.dispose()
             sink_connection, queue = await sink(run)
             try:
-                print("relay: backlog and one by one", file=sys.stderr)
-                relay_bulk, relay_single = await relay_figures(
-                    run, conn, args.events, args.one_by_one
-                )
-                relayed = await queue.declare()
-                await queue.purge()
-                print("baseline: raw aio-pika", file=sys.stderr)
-                raw_bulk, raw_single = await baseline_figures(run, args.events, args.one_by_one)
-                await queue.purge()
+                for kind in args.transports:
+                    rows += await measure(run, conn, kind, args)
+                    if kind == "amqp":
+                        stored = (await queue.declare()).message_count
+                        await queue.purge()
+                        per_round = 2 * (args.events + args.one_by_one)
+                        expected = BATCH * 3 + args.rounds * per_round
+                        assert stored == expected, (
+                            f"{stored} messages reached RabbitMQ, not {expected}"
+                        )
             finally:
                 await sink_connection.close()
         finally:
             await conn.close()
     finally:
         await run.close()
-    expected = BATCH * 2 + args.events + args.one_by_one
-    assert relayed.message_count == expected, (relayed.message_count, expected)
 
     print(f"\nMachine: {cpu_model()}, {machine()}; PostgreSQL {run.database.server_version}.")
     print(
-        f"Batches of {BATCH}; backlog of {args.events:,d} events, then {args.one_by_one:,d} "
-        "events one at a time. CPU is the benchmark process's only.\n"
+        f"Batches of {BATCH}; a backlog of {args.events:,d} events, then {args.one_by_one:,d} "
+        f"events one at a time; median of {args.rounds} rounds. CPU is this process's only.\n"
     )
-    print("| what | events/s | CPU ms per event | relay ÷ raw (CPU) |")
+    print("| what | events/s | CPU ms per event | relay ÷ baseline (CPU) |")
     print("|---|---:|---:|---:|")
-    rows = [
-        ("relay, backlog", relay_bulk, raw_bulk),
-        ("raw aio-pika, backlog", raw_bulk, raw_bulk),
-        ("relay, one by one", relay_single, raw_single),
-        ("raw aio-pika, one by one", raw_single, raw_single),
-    ]
     for label, figure, base in rows:
         print(
             f"| {label} | {figure.per_second:,.0f} | {figure.cpu_ms_per_event:.3f} "
@@ -275,8 +333,12 @@ async def main(args: argparse.Namespace) -> None:
 
 def _arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=5000, help="the backlog drained at once")
-    parser.add_argument("--one-by-one", type=int, default=500, help="events drained singly")
+    parser.add_argument("--events", type=int, default=3000, help="the backlog drained at once")
+    parser.add_argument("--one-by-one", type=int, default=300, help="events drained singly")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--transports", nargs="+", choices=["amqp", "inprocess"], default=["amqp", "inprocess"]
+    )
     return parser.parse_args(argv)
 
 

@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import aio_pika
 import aiormq
@@ -180,7 +180,7 @@ class AmqpTransport(Transport):
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         # The publisher channel's aiormq channel, which publish() writes to directly.
-        self._publish_underlay: aiormq.abc.AbstractChannel | None = None
+        self._publish_underlay: aiormq.Channel | None = None
         self._consumer: AbstractRobustConnection | None = None
         self._subscriptions: list[_Subscription] = []
         self._handlers: set[asyncio.Task[None]] = set()
@@ -249,6 +249,9 @@ class AmqpTransport(Transport):
                     properties=properties,
                     mandatory=False,
                     timeout=self._publish_timeout,
+                    # Not waiting for the socket write: the confirm comes after it anyway,
+                    # and a batch's frames then go out back to back.
+                    wait=False,
                 )
         except _BROKER_ERRORS as exc:
             await self._drop_publisher()
@@ -351,7 +354,8 @@ class AmqpTransport(Transport):
                     await _close_quietly(connection)
                 raise TransportUnavailable(f"broker unreachable: {exc!r}") from exc
             self._publisher, self._publish_channel, self._exchange = connection, channel, exchange
-            self._publish_underlay = underlay
+            # aiormq's own channel class: its basic_publish takes ``wait``.
+            self._publish_underlay = cast(aiormq.Channel, underlay)
             return exchange
 
     def _publisher_open(self) -> bool:

@@ -130,9 +130,7 @@ class OutboxRelay:
                 if not rows:
                     await driver.execute("COMMIT")
                     return 0, 0, None
-                outcomes = await asyncio.gather(
-                    *(self._publish(row) for row in rows), return_exceptions=True
-                )
+                outcomes = await self._publish_all(rows)
                 done: list[int] = []
                 failed: list[int] = []
                 errors: list[str] = []
@@ -155,6 +153,17 @@ class OutboxRelay:
                     await conn.invalidate()
                 raise
         return len(rows), len(done), failure
+
+    async def _publish_all(self, rows: list[asyncpg.Record]) -> list[BaseException | None]:
+        """Publishes a batch concurrently; each row's outcome is None or its exception."""
+        if len(rows) > 1:
+            return await asyncio.gather(*map(self._publish, rows), return_exceptions=True)
+        # One row, the usual case on a quiet platform: no task to wrap it in.
+        try:
+            await self._publish(rows[0])
+        except Exception as exc:
+            return [exc]
+        return [None]
 
     async def _publish(self, row: asyncpg.Record) -> None:
         _, routing_key, event_id, tenant, ce_type, traceparent, body = row
