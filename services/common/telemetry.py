@@ -62,8 +62,8 @@ _provider: TracerProvider | None = None
 _attached_exporters: list[SpanExporter] = []
 _w3c = TraceContextTextMapPropagator()
 # One tracer for every bus span: asking the provider for it each time builds a new one
-# (a tenth of the span's cost). Obtained before configure_telemetry, it is a proxy that
-# turns into the configured provider's tracer on first use after it.
+# (a quarter of the span's cost, profiled). Obtained before configure_telemetry, it is
+# a proxy that turns into the configured provider's tracer on first use after it.
 _bus_tracer = trace.get_tracer(_BUS_TRACER)
 # Whether this process's spans go anywhere: an OTLP endpoint, an exporter attached, or a
 # provider set up by someone else (whose exporters we cannot see). Set by
@@ -220,7 +220,7 @@ def publish_span(
 
     When this process exports no spans the span is not made (an invalid span is
     yielded and the current context left alone): the relay makes one for every event
-    of the platform, and a span nobody exports cost a third of a relayed event's CPU.
+    of the platform, and a span nobody exports cost a quarter of a relayed event's CPU.
     Log lines are not affected: the relay logs nothing inside it, and the spans of
     requests and consumers, whose ids the logs carry, are always made.
     """
