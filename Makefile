@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python -m tests.bench.notificaciones
 	$(BIN)/python -m tests.bench.eni
 	$(BIN)/python -m tests.bench.documentos
+	$(BIN)/python -m tests.bench.outbox_relay
 
 # The broker's queues, bindings, users and policies, from the services' consumers.
 rabbitmq-definitions: install

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
+import aio_pika
 import pytest
 
 from services.common.bus.amqp import AmqpTransport
@@ -525,6 +526,34 @@ async def test_unacked_delivery_survives_its_consumer(amqp_bus: Bus) -> None:
     assert again.message_id == sent.message_id
     assert again.body == sent.body
     assert again.redelivered is True
+
+
+async def test_messages_go_out_persistent_with_their_properties(amqp_bus: Bus) -> None:
+    """What a broker stores is persistent, with the properties consumers read."""
+    key = f"03014.{_unique('w')}.asiento.registrado.v1"
+    queue = amqp_bus.queue()
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        declared = await channel.declare_queue(queue, durable=True)
+        await declared.bind(exchange, routing_key=key)
+        transport = amqp_bus.transport()
+        sent = message(key, body=b'{"a": "\xc3\xb1"}', tenantid="03014", traceparent="00-x")
+        await transport.publish(sent)
+
+        got = await declared.get(timeout=TIMEOUT)
+        assert got is not None
+        assert got.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert got.body == sent.body
+        assert got.message_id == sent.message_id
+        assert got.content_type == "application/cloudevents+json"
+        assert got.headers == {"tenantid": "03014", "traceparent": "00-x"}
+        await got.ack()
+    finally:
+        await connection.close()
 
 
 async def test_unreachable_broker_raises_transport_unavailable(amqp_bus: Bus) -> None:

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
 from services.common import logging as consistorio_logging
+from services.common import telemetry
 from services.common.logging import REDACTED, configure_logging
 from services.common.settings import Settings, load_settings
 from services.common.telemetry import (
@@ -178,6 +179,30 @@ def test_request_outbox_relay_consumer_is_one_trace(
     assert consumed.context.trace_id == trace_id
     assert consumed.parent is not None
     assert consumed.parent.span_id == published.context.span_id
+
+
+def test_no_producer_span_is_made_when_the_process_exports_none(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay's span per event costs CPU; with nowhere to send it, it is not made."""
+    monkeypatch.setattr(telemetry, "_exporting", False)
+    with publish_span("relay publish", REMOTE_TRACEPARENT, {}) as span:
+        inside = current_traceparent()
+    assert not span.is_recording()
+    assert inside is None
+    assert spans.get_finished_spans() == ()
+
+
+def test_configuring_an_exporter_turns_producer_spans_on(
+    settings: Settings, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telemetry, "_exporting", False)
+    configure_telemetry(
+        settings, service_name="test-telemetry", span_exporter=InMemorySpanExporter()
+    )
+    with publish_span("relay publish", REMOTE_TRACEPARENT, {}) as span:
+        assert span.is_recording()
+    assert _only(spans.get_finished_spans(), "relay publish").kind is SpanKind.PRODUCER
 
 
 # --- HTTP instrumentation -------------------------------------------------------

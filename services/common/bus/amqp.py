@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import aio_pika
 import aiormq
@@ -71,6 +71,9 @@ _BROKER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
+
+
+_PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
 def _header_value(value: object) -> str:
@@ -176,6 +179,8 @@ class AmqpTransport(Transport):
         self._publisher: AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
+        # The publisher channel's aiormq channel, which publish() writes to directly.
+        self._publish_underlay: aiormq.Channel | None = None
         self._consumer: AbstractRobustConnection | None = None
         self._subscriptions: list[_Subscription] = []
         self._handlers: set[asyncio.Task[None]] = set()
@@ -220,21 +225,33 @@ class AmqpTransport(Transport):
         :class:`TransportUnavailable` and drops the publisher connection, so that the
         next call connects afresh.
         """
-        exchange = await self._publisher_exchange()
-        outgoing = aio_pika.Message(
-            body=message.body,
-            message_id=message.message_id,
+        await self._publisher_exchange()
+        channel = self._publish_underlay
+        if channel is None:  # pragma: no cover - set together with the exchange
+            raise TransportUnavailable("no publisher channel")
+        # Straight to aiormq, with the very properties aio_pika.Message builds: the
+        # relay publishes every event of the platform, and aio-pika's message object and
+        # checks cost a third of a publish's CPU while adding nothing to these messages.
+        properties = aiormq.spec.Basic.Properties(
             content_type=message.content_type,
+            delivery_mode=_PERSISTENT,
             headers=dict(message.headers),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            priority=0,
         )
         try:
             async with asyncio.timeout(self._publish_timeout):
-                await exchange.publish(
-                    outgoing,
+                # A nack raises DeliveryError; an unroutable message is dropped (not mandatory).
+                await channel.basic_publish(
+                    message.body,
+                    exchange=self._exchange_name,
                     routing_key=message.routing_key,
+                    properties=properties,
                     mandatory=False,
                     timeout=self._publish_timeout,
+                    # Not waiting for the socket write: the confirm comes after it anyway,
+                    # and a batch's frames then go out back to back.
+                    wait=False,
                 )
         except _BROKER_ERRORS as exc:
             await self._drop_publisher()
@@ -331,11 +348,14 @@ class AmqpTransport(Transport):
                     exchange = await channel.declare_exchange(
                         self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
                     )
+                    underlay = await channel.get_underlay_channel()
             except _BROKER_ERRORS as exc:
                 if connection is not None:
                     await _close_quietly(connection)
                 raise TransportUnavailable(f"broker unreachable: {exc!r}") from exc
             self._publisher, self._publish_channel, self._exchange = connection, channel, exchange
+            # aiormq's own channel class: its basic_publish takes ``wait``.
+            self._publish_underlay = cast(aiormq.Channel, underlay)
             return exchange
 
     def _publisher_open(self) -> bool:
@@ -351,6 +371,7 @@ class AmqpTransport(Transport):
     async def _drop_publisher(self) -> None:
         connection = self._publisher
         self._publisher = self._publish_channel = self._exchange = None
+        self._publish_underlay = None
         if connection is not None:
             await _close_quietly(connection)
 
