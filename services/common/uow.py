@@ -18,6 +18,7 @@ limit by itself is split by rows. A use case of a few writes still sends one sta
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 from collections.abc import Callable
@@ -286,7 +287,7 @@ def _numbered_write(
     return statement, params
 
 
-class _TenantWork:
+class _TenantWork(abc.ABC):
     """What both units of work share: the tenant, the actor, the kernel's tables, and the
     numbered write (see :meth:`add_numbered`)."""
 
@@ -308,10 +309,10 @@ class _TenantWork:
         self._after_commit = after_commit
         self._wrote_events = False
 
+    @abc.abstractmethod
     async def fetch_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
         """The first row of a read (None if none), the same call on either unit of work:
         a use case written against it runs on both."""
-        raise NotImplementedError
 
     async def add_numbered(
         self,

@@ -67,7 +67,7 @@ class Recording(Transport):
     async def subscribe(
         self, queue: str, bindings: list[str], handler: Handler, *, prefetch: int | None = None
     ) -> None:
-        raise NotImplementedError
+        raise AssertionError("the relay publishes; it never subscribes")
 
     async def ping(self) -> bool:
         return True
