@@ -37,7 +37,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.common.overload import POOL_WAIT
 
-__all__ = ["LeanPool", "LeanStatement", "LeanTransaction", "lean_statement"]
+__all__ = ["LeanPool", "LeanStatement", "LeanTransaction", "asyncpg_dsn", "lean_statement"]
 
 _log = logging.getLogger("consistorio.db")
 
@@ -93,6 +93,20 @@ def lean_statement(statement: ClauseElement) -> LeanStatement:
     )
 
 
+def asyncpg_dsn(url: str) -> tuple[str, str | None]:
+    """asyncpg's DSN for a SQLAlchemy URL, and its TLS mode apart.
+
+    SQLAlchemy's asyncpg dialect takes ``?ssl=`` (or ``?sslmode=``) from the URL and hands
+    it to asyncpg as an argument; left in a DSN, asyncpg would send it to the server as a
+    setting and fail to connect. The same URL must open both pools.
+    """
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    ssl = query.pop("ssl", None) or query.pop("sslmode", None)
+    plain = parsed.set(drivername="postgresql", query=query)
+    return plain.render_as_string(hide_password=False), str(ssl) if ssl else None
+
+
 async def _setup(connection: asyncpg.Connection) -> None:
     """JSON travels as text both ways, encoded by the statement (see LeanStatement), as
     SQLAlchemy's asyncpg dialect sets it up."""
@@ -140,8 +154,7 @@ class LeanPool:
         setting: str,
         label: str,
     ) -> None:
-        parsed = make_url(url)
-        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._dsn, self._ssl = asyncpg_dsn(url)
         self._size = size
         self._timeout = timeout
         self._recycle = recycle_seconds
@@ -156,6 +169,7 @@ class LeanPool:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self._dsn,
+                        ssl=self._ssl,
                         min_size=0,
                         max_size=self._size,
                         max_inactive_connection_lifetime=self._recycle,
