@@ -4,8 +4,9 @@ liquidación paid once; unknown, duplicated, wrong and unreadable lines are repo
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -143,7 +144,8 @@ async def test_the_reconciliation_report(client: httpx.AsyncClient, entidad: Ent
         por_banco["emisora"], [_linea(por_banco, "R" * 22), _linea(ajena, "S" * 22)]
     )
     await _importar(client, entidad, texto)
-    hoy = datetime.now(UTC).date()
+    # The report counts the council's local days: near midnight UTC, Madrid is a day on.
+    hoy = datetime.now(ZoneInfo("Europe/Madrid")).date()
     # The bank file says it was collected on 2 December 2026.
     respuesta = await client.get(
         f"{BASE}/conciliacion",
