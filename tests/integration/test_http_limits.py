@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+import uvloop
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -23,7 +26,7 @@ from gateway.app import create_gateway
 from services.common.auth import JwksKeySource, TokenVerifier
 from services.common.devkeys import ensure_dev_signing_key, issue_dev_token
 from services.common.errors import install_problem_handlers, problem_response
-from services.common.http_server import RequestLimitsMiddleware
+from services.common.http_server import RequestLimitsMiddleware, server_config
 from services.common.public_paths import PublicPath
 from services.common.settings import Settings
 from tests.support.gateway_settings import settings_for_tests
@@ -229,6 +232,41 @@ async def test_idle_malformed_and_kept_alive_connections_stay_bounded() -> None:
             assert await asyncio.wait_for(reader.read(), 20) == b""
         finally:
             writer.close()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_accepted_connections_send_without_delay(loop_kind: str) -> None:
+    """A kept-alive client's next request must not wait on Nagle's algorithm: the server
+    turns it off on every connection it accepts, on asyncio's loop (which leaves it on
+    for a socket made without IPPROTO_TCP, as the runner's are) and on uvloop's."""
+    settings = _settings()
+
+    async def accepted_nodelay() -> list[int]:
+        server = uvicorn.Server(server_config(_service_app(settings), settings))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started:
+                await asyncio.sleep(0.01)
+            async with httpx.AsyncClient() as client:
+                url = f"http://127.0.0.1:{sock.getsockname()[1]}/healthz"
+                assert (await client.get(url)).status_code == 200
+                return [
+                    protocol.transport.get_extra_info("socket").getsockopt(
+                        socket.IPPROTO_TCP, socket.TCP_NODELAY
+                    )
+                    for protocol in server.server_state.connections
+                ]
+        finally:
+            server.should_exit = True
+            await task
+            sock.close()
+
+    factory = uvloop.new_event_loop if loop_kind == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        flags = runner.run(accepted_nodelay())
+    assert flags and all(flags), flags
 
 
 async def test_forwarded_for_only_from_trusted_proxies() -> None:
