@@ -2,15 +2,20 @@
 
 ISO/IEC 18004 (7.8.3) asks the encoder to try the eight data masks and keep the one
 whose symbol has the lowest penalty score. segno scores them module by module in
-pure Python, which was about three quarters of stamping a justificante's CSV
-footer. Here the same four scores (N1 runs, N2 blocks, N3 finder-like patterns,
-N4 dark proportion) are computed on whole symbols held as one integer each, with a
-few shifts and popcounts, and segno then builds the symbol with that mask forced.
-So segno still does all the encoding, and the symbol is byte for byte the one
-``segno.make(url, error="m", micro=False)`` makes: the scores copy segno's, its
-quirks included (an N3 pattern that overlaps one already counted is not counted
-again), and ties go to the lowest mask number as in segno. The tests hold the
-scores and the symbols to segno's own.
+pure Python, which was over half of stamping a justificante's CSV footer. Here segno
+encodes the address once with mask 0; the same four scores (N1 runs, N2 blocks, N3
+finder-like patterns, N4 dark proportion) are then computed for every mask on the
+symbol held as one integer, with a few shifts and popcounts; and if another mask
+wins, its data modules are re-masked and segno's own ``add_format_info`` writes the
+format information, the two steps ``segno.make(..., mask=k)`` would have ended
+with (a second encoding cost as much again as all of this).
+
+The result is byte for byte what ``segno.make(url, error="m", micro=False)`` makes:
+the scores copy segno's, its quirks included (a pattern overlapping one already
+counted is not counted again), ties go to the lowest mask number as in segno, and
+the tests hold the scores, the mask and the symbol to segno's own. It uses segno's
+encoder functions for the function patterns and mask conditions (pinned in
+deploy/constraints.txt): a segno upgrade that changed them fails those tests.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ ERROR_LEVEL = "m"
 # pattern, and outside the symbol counts as light.
 _PAD = 4
 _TO_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+_TO_BYTES = bytes.maketrans(b"01", b"\x00\x01")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,11 @@ class _Layout:
         # Lowest bit first, then reversed once: int() reads the highest digit first.
         digits = edge + b"".join(bytes(row).translate(_TO_DIGITS) + gap for row in rows) + edge
         return int(digits[::-1], 2)
+
+    def rows(self, board: int) -> list[bytes]:
+        """The inverse of :meth:`board`."""
+        digits = format(board, "b").zfill(self.size)[::-1].encode("ascii").translate(_TO_BYTES)
+        return [digits[self.position(i, 0) :][: self.side] for i in range(self.side)]
 
 
 @lru_cache(maxsize=64)
@@ -124,16 +135,21 @@ def make_qr(url: str) -> segno.QRCode:
     layout, regions = _layout(side), _regions(side)
     # Undo mask 0 on the data modules and clear what the evaluation does not see yet
     # (format and version information): the symbol segno scores the masks on.
-    unmasked = (layout.board(first.matrix) & regions.data) ^ regions.masks[0]
+    symbol = layout.board(first.matrix)
+    unmasked = (symbol & regions.data) ^ regions.masks[0]
     unmasked |= regions.function_dark
-    best, best_score = 0, -1
-    for k, mask in enumerate(regions.masks):
-        score = sum(_scores(layout, unmasked ^ mask))
-        if best_score < 0 or score < best_score:  # strictly lower: ties keep the first
-            best, best_score = k, score
-    if best == 0:
-        return first
-    return segno.make(url, error=ERROR_LEVEL, micro=False, mask=best)
+    totals = [sum(_scores(layout, unmasked ^ mask)) for mask in regions.masks]
+    best = totals.index(min(totals))  # of equal lowest scores the first, as segno keeps
+    if best != 0:
+        # What segno.make(..., mask=best) would do from here: mask the data modules
+        # with ``best`` instead of 0, then write the format information for it.
+        remasked = layout.rows(symbol ^ regions.masks[0] ^ regions.masks[best])
+        for row, new in zip(first.matrix, remasked, strict=True):
+            row[:] = new
+        error = encoder.normalize_errorlevel(first.error)
+        encoder.add_format_info(first.matrix, first.version, error, best)
+        first.mask = best
+    return first
 
 
 def mask_scores(matrix: Sequence[bytes | bytearray]) -> tuple[int, int, int, int]:
