@@ -67,30 +67,35 @@ class _Layout:
     def rows(self, board: int) -> list[bytes]:
         """The inverse of :meth:`board`."""
         digits = format(board, "b").zfill(self.size)[::-1].encode("ascii").translate(_TO_BYTES)
-        return [digits[self.position(i, 0) :][: self.side] for i in range(self.side)]
+        starts = (self.position(i, 0) for i in range(self.side))
+        return [digits[start : start + self.side] for start in starts]
+
+    def bits(self, cells: Sequence[tuple[int, int]]) -> int:
+        """The integer with the bits of modules ``cells`` set."""
+        digits = bytearray(b"0" * self.size)
+        for i, j in cells:
+            digits[self.position(i, j)] = 0x31  # "1"
+        return int(digits[::-1], 2)
 
 
 @lru_cache(maxsize=64)
 def _layout(side: int) -> _Layout:
     stride = side + _PAD
     size = (side + 2 * _PAD) * stride
-    modules = pairs_in_row = pairs_in_column = 0
-    for i in range(side):
-        for j in range(side):
-            bit = 1 << ((i + _PAD) * stride + j)
-            modules |= bit
-            if j < side - 1:
-                pairs_in_row |= bit
-            if i < side - 1:
-                pairs_in_column |= bit
+
+    def rows_of(width: int, count: int) -> int:
+        # ``width`` modules from the left of each of the first ``count`` rows.
+        return sum(((1 << width) - 1) << ((i + _PAD) * stride) for i in range(count))
+
+    modules = rows_of(side, side)
     return _Layout(
         side=side,
         stride=stride,
         size=size,
         modules=modules,
         padding=((1 << size) - 1) ^ modules,
-        pairs_in_row=pairs_in_row,
-        pairs_in_column=pairs_in_column,
+        pairs_in_row=rows_of(side - 1, side),
+        pairs_in_column=rows_of(side, side - 1),
     )
 
 
@@ -112,20 +117,16 @@ def _regions(side: int) -> _Regions:
     matrix = encoder.make_matrix(side, side)
     encoder.add_finder_patterns(matrix, side, side)
     encoder.add_alignment_patterns(matrix, side, side)
-    data = function_dark = 0
-    masks = [0] * 8
     patterns = encoder.get_data_mask_functions(False)
-    for i, row in enumerate(matrix):
-        for j, value in enumerate(row):
-            bit = 1 << layout.position(i, j)
-            if value == 1:
-                function_dark |= bit
-            elif value > 1:
-                data |= bit
-                for k, pattern in enumerate(patterns):
-                    if pattern(i, j):
-                        masks[k] |= bit
-    return _Regions(data=data, function_dark=function_dark, masks=tuple(masks))
+    data = [(i, j) for i, row in enumerate(matrix) for j, value in enumerate(row) if value > 1]
+    dark = [(i, j) for i, row in enumerate(matrix) for j, value in enumerate(row) if value == 1]
+    return _Regions(
+        data=layout.bits(data),
+        function_dark=layout.bits(dark),
+        masks=tuple(
+            layout.bits([(i, j) for i, j in data if pattern(i, j)]) for pattern in patterns
+        ),
+    )
 
 
 def make_qr(url: str) -> segno.QRCode:
