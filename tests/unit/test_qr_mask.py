@@ -78,6 +78,16 @@ def test_the_symbol_is_segnos_own_mask_and_modules(cases: list[str]) -> None:
     assert min(versions) <= 2 and max(versions) >= 10, versions
 
 
+@pytest.mark.parametrize("length", [700, 1500])
+def test_large_symbols_too(length: int) -> None:
+    """Versions of 20 and more: many alignment patterns, version information."""
+    content = "".join(random.Random(length).choice("abcdefghij/?=&") for _ in range(length))
+    expected = segno.make(content, error="m", micro=False)
+    got = qr.make_qr(content)
+    assert expected.version >= 20
+    assert (got.mask, got.matrix) == (expected.mask, expected.matrix)
+
+
 @pytest.fixture
 def segno_scores(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, tuple[int, ...]]]]:
     """Every (matrix, scores) segno evaluates while it chooses a mask, in mask order."""
