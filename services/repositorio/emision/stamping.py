@@ -10,7 +10,7 @@ the seal applied afterwards covers the whole stamped document.
 
 The footer is one Form XObject shared by every page: the two lines of text in
 Helvetica (a standard font every reader has, WinAnsi-encoded for the accents)
-and the QR code drawn as vector rectangles from segno's matrix, on a white
+and the QR code drawn as vector rectangles from segno's matrix (:mod:`.qr`), on a white
 quiet zone so it scans over any background. Each page places it at its visual
 bottom-left corner, undoing the page's ``/Rotate`` and honouring its crop box,
 and scales it down on pages too narrow for it. The original page content is
@@ -23,13 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from io import BytesIO
 
-import segno
 from fpdf.fonts import CORE_FONTS_CHARWIDTHS
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
+
+from services.repositorio.emision.qr import make_qr
 
 __all__ = [
     "FONT_SIZE",
@@ -194,7 +195,7 @@ def _num(value: float) -> bytes:
 
 def _qr_content(url: str) -> tuple[bytes, int]:
     """The QR of ``url`` as one filled path, one unit per module; and its side in modules."""
-    rows = [list(r) for r in segno.make(url, error="m", micro=False).matrix_iter(border=0)]
+    rows = [list(r) for r in make_qr(url).matrix_iter(border=0)]
     side = len(rows)
     ops = [b"0 0 0 rg"]
     for r, row in enumerate(rows):
