@@ -139,6 +139,15 @@ class LeanTransaction:
         lean = lean_statement(statement)
         return await self.connection.fetchrow(lean.sql, *lean.arguments(params))
 
+    async def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> None:
+        """Runs ``statement`` (a write whose rows are not read back)."""
+        lean = lean_statement(statement)
+        await self.connection.execute(lean.sql, *lean.arguments(params))
+
+    async def execute_constant(self, sql: str) -> None:
+        """Runs constant SQL, no parameters (a lock a use case takes at a given point)."""
+        await self.connection.execute(sql)
+
 
 class LeanPool:
     """An asyncpg pool for the hot paths, opened on first use and closed with the

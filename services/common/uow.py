@@ -310,9 +310,9 @@ class _TenantWork(abc.ABC):
         self._wrote_events = False
 
     @abc.abstractmethod
-    async def fetch_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
-        """The first row of a read (None if none), the same call on either unit of work:
-        a use case written against it runs on both."""
+    async def fetch_first(self, statement: Select[Any] | UpdateBase, params: dict[str, Any]) -> Any:
+        """The first row of a read, or of a write's RETURNING (None if none), the same
+        call on either unit of work: a use case written against it runs on both."""
 
     async def add_numbered(
         self,
@@ -449,7 +449,7 @@ class UnitOfWork(_TenantWork):
         result = await self.session.execute(stmt)
         return int(result.scalar_one())
 
-    async def fetch_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+    async def fetch_first(self, statement: Select[Any] | UpdateBase, params: dict[str, Any]) -> Any:
         return (await self.session.execute(statement, params)).first()
 
     def _defer_outbox(self) -> None:
@@ -540,7 +540,7 @@ class LeanUnitOfWork(_TenantWork):
         assert self._transaction is not None, "the unit of work is not open"
         return self._transaction
 
-    async def fetch_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
+    async def fetch_first(self, statement: Select[Any] | UpdateBase, params: dict[str, Any]) -> Any:
         return await self.transaction.fetchrow(statement, params)
 
 

@@ -5,6 +5,7 @@ audit entry and event for the same asiento, the same errors, the same numbering.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from services.bootstrap import Platform
 from services.common.db import tenant_transaction
 from services.common.errors import Unprocessable
+from services.common.idempotency import Created, run_idempotent
 from services.common.uow import Actor
 from services.registro.asientos import service
 from services.registro.asientos.models import asientos
@@ -145,6 +147,69 @@ async def test_both_paths_share_one_gapless_series(
     )
 
     assert sorted(a.secuencia for a in registrados) == list(range(1, 31))
+
+
+async def _idempotente(
+    platform: Platform, tenant: str, data: AsientoCreate, key: str, *, lean: bool
+) -> Any:
+    """A registration with an Idempotency-Key on either path, as the route runs it."""
+    runtime = platform.runtimes["registro"]
+    actor = Actor("ana", client_ip="10.0.0.1")
+
+    if lean:
+        async with runtime.lean_unit_of_work(tenant, actor) as directo:
+
+            async def create_directo() -> Created:
+                await directo.transaction.execute_constant(oficinas.BLOQUEO_NUMERACION)
+                asiento = await service.registrar_asiento_directo(directo, data=data, now=_NOW)
+                return Created(201, asiento.model_dump(mode="json"), {"Location": asiento.id})
+
+            return await run_idempotent(
+                directo, key=key, operation="registrar-asiento", payload=data, create=create_directo
+            )
+    async with runtime.unit_of_work(tenant, actor) as uow:
+
+        async def create() -> Created:
+            asiento = await service.registrar_asiento(uow, data=data, now=_NOW)
+            return Created(201, asiento.model_dump(mode="json"), {"Location": asiento.id})
+
+        return await run_idempotent(
+            uow, key=key, operation="registrar-asiento", payload=data, create=create
+        )
+
+
+async def test_an_idempotency_key_is_kept_and_replayed_alike_on_both_paths(
+    registro_platform: Platform, new_tenant: Any
+) -> None:
+    tenant = await new_tenant()
+    data = AsientoCreate.model_validate(factories.asiento())
+    first = {
+        path: await _idempotente(registro_platform, tenant, data, f"clave-{path}", lean=lean)
+        for path, lean in (("orm", False), ("directo", True))
+    }
+
+    async with tenant_transaction(registro_platform.runtimes["registro"].db, tenant) as session:
+        keys = kernel.idempotency_keys
+        stored = {
+            row.key: row
+            for row in (await session.execute(select(keys).where(keys.c.tenant_id == tenant)))
+        }
+    for path, answer in first.items():
+        row = stored[f"clave-{path}"]
+        assert answer.status_code == row.status_code == 201
+        assert json.loads(answer.body) == row.response_body
+        assert row.response_headers == {"Location": row.response_body["id"]}
+        assert row.request_hash == stored["clave-orm"].request_hash
+    # Each path replays what the other stored, and refuses the key for another body.
+    for path, lean in (("orm", True), ("directo", False)):
+        again = await _idempotente(registro_platform, tenant, data, f"clave-{path}", lean=lean)
+        assert again.headers["idempotent-replayed"] == "true"
+        assert json.loads(again.body) == json.loads(first[path].body)
+        otro = data.model_copy(update={"resumen": "otra cosa"})
+        with pytest.raises(Unprocessable, match="Idempotency-Key"):
+            await _idempotente(registro_platform, tenant, otro, f"clave-{path}", lean=lean)
+    async with tenant_transaction(registro_platform.runtimes["registro"].db, tenant) as session:
+        assert len((await session.execute(select(asientos.c.id))).all()) == 2
 
 
 def test_only_an_asiento_without_anexos_nor_correction_takes_the_hot_path() -> None:

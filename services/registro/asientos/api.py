@@ -60,18 +60,26 @@ async def registrar_asiento(
     presents an electrónico one, as themselves or as a recorded representante.
     """
     actor = actor_of(request, principal)
-    if (
-        principal.has_role("registro")
-        and idempotency_key is None
-        and service.admite_registro_directo(body)
-    ):
+    if principal.has_role("registro") and service.admite_registro_directo(body):
         # The common case, and a council's peak: one asiento with nothing else to do.
-        async with runtime.lean_unit_of_work(
-            principal.tenant, actor, first=oficinas.BLOQUEO_NUMERACION
-        ) as lean:
-            asiento = await service.registrar_asiento_directo(lean, data=body)
-        created = _registrado(asiento)
-        return JSONResponse(created.body, status_code=created.status, headers=created.headers)
+        # With an Idempotency-Key the key is claimed before the numbering lock is taken,
+        # in the order the ORM path takes them, so the two paths never wait on each
+        # other in opposite orders; without one, the lock rides with BEGIN.
+        primero = "" if idempotency_key is not None else oficinas.BLOQUEO_NUMERACION
+        async with runtime.lean_unit_of_work(principal.tenant, actor, first=primero) as lean:
+
+            async def create_directo() -> Created:
+                if not primero:
+                    await lean.transaction.execute_constant(oficinas.BLOQUEO_NUMERACION)
+                return _registrado(await service.registrar_asiento_directo(lean, data=body))
+
+            return await run_idempotent(
+                lean,
+                key=idempotency_key,
+                operation="registrar-asiento",
+                payload=body,
+                create=create_directo,
+            )
     async with runtime.unit_of_work(principal.tenant, actor) as uow:
 
         async def create() -> Created:
