@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -131,20 +132,23 @@ class Database:
         raise AssertionError("unreachable")
 
     async def _bind(self, connection: AsyncConnection, tenant_id: str) -> None:
-        """``BEGIN`` and the tenant, sent by the driver itself on the session's connection.
-
-        SQLAlchemy's asyncpg adapter begins its transaction lazily, at the first statement;
-        it is begun here as that statement would, so the session commits or rolls back
-        what follows as usual. Through ``session.execute`` the same two round trips cost a
-        compiled statement, a result and a greenlet switch each.
+        """``BEGIN`` and the tenant in one round trip, sent by the driver itself on the
+        session's connection (see :class:`_Begun`). Through ``session.execute`` they were
+        two round trips, each with a compiled statement, a result and a greenlet switch.
         """
         raw = await connection.get_raw_connection()
         adapter: Any = raw.dbapi_connection
-        driver: Any = raw.driver_connection
+        driver: asyncpg.Connection = raw.driver_connection
         try:
-            if adapter._transaction is None:  # noqa: SLF001 - the adapter's own begin
-                await adapter._start_transaction()  # noqa: SLF001
             sql, args = tenant_setting_sql(TENANT_SETTING, tenant_id)
+            if adapter._transaction is None:  # noqa: SLF001
+                # Recorded before it is sent: if the round trip fails halfway, the
+                # session's rollback still ends whatever it began.
+                _Begun.record(adapter, driver)
+                if not args:
+                    await driver.execute(f"BEGIN; {sql}")
+                    return
+                await driver.execute("BEGIN")
             await driver.execute(sql, *args)
         except Exception as exc:
             if not driver.is_closed():
@@ -167,6 +171,35 @@ class Database:
     async def dispose(self) -> None:
         await self.lean.close()
         await self.engine.dispose()
+
+
+class _Begun:
+    """A transaction begun on the driver, as SQLAlchemy's asyncpg adapter keeps its own.
+
+    The adapter begins a transaction lazily, at the first statement, in a round trip of
+    its own; a unit of work's first statement is always its tenant, so both are sent at
+    once instead and the adapter is told a transaction is open: the session's commit and
+    rollback then end it as usual, and so does the pool's reset when a session closes.
+    The adapter only ever awaits ``commit()`` or ``rollback()`` on what it keeps there
+    (SQLAlchemy 2.0 also reads a ``_started`` flag, set here too).
+    """
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self._driver = driver
+
+    @classmethod
+    def record(cls, adapter: Any, driver: asyncpg.Connection) -> None:
+        adapter._transaction = cls(driver)  # noqa: SLF001
+        if hasattr(adapter, "_started"):
+            adapter._started = True  # noqa: SLF001
+
+    async def commit(self) -> None:
+        await self._driver.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        await self._driver.execute("ROLLBACK")
 
 
 async def bind_tenant(session: AsyncSession, tenant_id: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from services.bootstrap import Platform, build_platform
 from services.common.bus.consumer import EventConsumer
@@ -219,6 +220,12 @@ async def test_the_bound_tenant_confines_each_transaction_on_a_reused_connection
         async with tenant_transaction(db, odd) as session:
             assert await session.scalar(text("SELECT current_setting('app.tenant_id')")) == odd
             assert list((await session.execute(visible)).scalars()) == []
+        # A statement failing inside leaves the connection usable, its transaction undone.
+        with pytest.raises(DBAPIError):
+            async with tenant_transaction(db, a) as session:
+                await session.execute(text("SELECT 1/0"))
+        async with tenant_transaction(db, b) as session:
+            assert await session.scalar(text("SELECT current_setting('app.tenant_id')")) == b
         # The setting was the transaction's own.
         async with db.engine.connect() as conn:
             left = await conn.scalar(text("SELECT current_setting('app.tenant_id', true)"))
