@@ -40,9 +40,11 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from services.common.lean import LeanPool, tenant_setting_sql
 from services.common.overload import POOL_WAIT
 
-__all__ = ["Database", "asyncpg_url", "tenant_transaction", "TENANT_SETTING"]
+__all__ = ["FIRST_STATUS", "TENANT_SETTING", "Database", "asyncpg_url", "tenant_transaction"]
 
 TENANT_SETTING = "app.tenant_id"
+# Where Database.begin_tenant leaves the command status of its ``first`` statement.
+FIRST_STATUS = "consistorio.first_status"
 # Connections older than this are replaced at checkout: before any server or middlebox
 # idle cut-off we know of, and cheap (one connect every half hour per pooled connection).
 POOL_RECYCLE_SECONDS = 1800
@@ -109,8 +111,12 @@ class Database:
             label=label,
         )
 
-    async def begin_tenant(self, tenant_id: str) -> AsyncSession:
+    async def begin_tenant(self, tenant_id: str, *, first: str = "") -> AsyncSession:
         """A session in an open transaction bound to ``tenant_id`` (the caller closes it).
+
+        ``first`` is constant SQL run right after the tenant is set, in the same round trip
+        when it can be; its command status (``INSERT 0 1``) is left in
+        ``session.info[FIRST_STATUS]``.
 
         A pooled connection that turns out dead at this first statement is discarded
         (SQLAlchemy invalidates the pool with it) and the transaction begun again once.
@@ -119,7 +125,9 @@ class Database:
             session = self.sessions()
             try:
                 await session.begin()
-                await self._bind(await session.connection(), tenant_id)
+                status = await self._bind(await session.connection(), tenant_id, first)
+                if first:
+                    session.info[FIRST_STATUS] = status
                 return session
             except DBAPIError as exc:
                 await session.close()
@@ -131,10 +139,11 @@ class Database:
                 raise
         raise AssertionError("unreachable")
 
-    async def _bind(self, connection: AsyncConnection, tenant_id: str) -> None:
-        """``BEGIN`` and the tenant in one round trip, sent by the driver itself on the
-        session's connection (see :class:`_Begun`). Through ``session.execute`` they were
-        two round trips, each with a compiled statement, a result and a greenlet switch.
+    async def _bind(self, connection: AsyncConnection, tenant_id: str, first: str) -> str:
+        """``BEGIN``, the tenant and ``first`` in one round trip, sent by the driver itself
+        on the session's connection (see :class:`_Begun`); the status of the last command.
+        Through ``session.execute`` each was a round trip with a compiled statement, a
+        result and a greenlet switch.
         """
         raw = await connection.get_raw_connection()
         adapter: Any = raw.dbapi_connection
@@ -146,10 +155,10 @@ class Database:
                 # session's rollback still ends whatever it began.
                 _Begun.record(adapter, driver)
                 if not args:
-                    await driver.execute(f"BEGIN; {sql}")
-                    return
+                    return str(await driver.execute(";".join(filter(None, ("BEGIN", sql, first)))))
                 await driver.execute("BEGIN")
-            await driver.execute(sql, *args)
+            status = str(await driver.execute(sql, *args))
+            return str(await driver.execute(first)) if first else status
         except Exception as exc:
             if not driver.is_closed():
                 raise

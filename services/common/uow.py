@@ -44,7 +44,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from services.common.bus.envelope import EventName, build_envelope
 from services.common.contracts import ContractRegistry
-from services.common.db import Database
+from services.common.db import FIRST_STATUS, Database
 from services.common.deferred import MAX_PARAMETERS, Deferred, Row, groups, statement
 from services.common.kernel_tables import KernelTables
 from services.common.lean import LeanTransaction
@@ -346,11 +346,17 @@ class _TenantWork(abc.ABC):
 
 
 class UnitOfWork(_TenantWork):
-    """An open transaction for one tenant with audit and outbox attached."""
+    """An open transaction for one tenant with audit and outbox attached.
+
+    ``first`` is constant SQL run right after the tenant is bound, in the same round trip
+    (see ``Database.begin_tenant``); its command status is then :attr:`first_status`.
+    """
 
     _events: list[dict[str, Any]]
     _deferred: list[Deferred]
     _session: AsyncSession | None = None
+    first: str = ""
+    first_status: str = ""
 
     @property
     def session(self) -> AsyncSession:
@@ -359,7 +365,9 @@ class UnitOfWork(_TenantWork):
 
     async def __aenter__(self) -> UnitOfWork:
         self._events, self._deferred = [], []
-        self._session = await self._db.begin_tenant(self.tenant_id)
+        self._session = await self._db.begin_tenant(self.tenant_id, first=self.first)
+        if self.first:
+            self.first_status = self._session.info[FIRST_STATUS]
         return self
 
     async def __aexit__(

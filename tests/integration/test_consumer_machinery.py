@@ -141,8 +141,16 @@ async def test_rows_added_events_and_sql_expressions_commit_together(
     assert events == 1
 
 
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        None,
+        # Not plainly safe to write into SQL: the claim is then bound, not sent with BEGIN.
+        "id'); DELETE FROM inbox; --",
+    ],
+)
 async def test_a_redelivered_event_is_applied_once_per_consumer(
-    registro: Platform, new_tenant: Callable[..., Any]
+    registro: Platform, new_tenant: Callable[..., Any], event_id: str | None
 ) -> None:
     tenant = await new_tenant()
     runtime = registro.runtimes["registro"]
@@ -153,6 +161,8 @@ async def test_a_redelivered_event_is_applied_once_per_consumer(
         data=data,
         dataschema=registro.contracts.schema_uri(ANULADO),
     )
+    if event_id is not None:
+        event["id"] = f"{event_id} {uuid.uuid4()}"
     applied: list[tuple[str, str]] = []
 
     def consumer(name: str) -> EventConsumer:
