@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Executable, Table, bindparam, insert, literal, select
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import Insert, UpdateBase
+from sqlalchemy.sql.selectable import CTE
 
 __all__ = ["MAX_PARAMETERS", "Deferred", "Row", "groups", "statement"]
 
@@ -147,24 +148,46 @@ def _shaped(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Executable:
     return select(literal(1)).add_cte(*(stmt.cte(f"w{i}") for i, stmt in enumerate(inserts)))
 
 
+@functools.lru_cache(maxsize=512)
+def _row_cte(table: Table, keys: tuple[str, ...], position: int) -> CTE:
+    """The INSERT of one row at ``position`` of a statement that mixes rows with statements
+    built by the use case: the rows keep their cached part, named by position."""
+    values = {
+        key: bindparam(_name(position, column), type_=table.c[key].type)
+        for column, key in enumerate(keys)
+    }
+    return insert(table).values(values).cte(f"w{position}")
+
+
+def _row_params(position: int, row: Row) -> dict[str, Any]:
+    return {_name(position, column): value for column, value in enumerate(row.values.values())}
+
+
 def statement(group: Sequence[Deferred]) -> tuple[Executable, dict[str, Any] | None]:
     """One statement sending ``group`` (and its parameters, when they are apart from it).
 
-    A run of plain rows gets its shape's cached statement; anything else is built as
-    before: each write a data-modifying CTE of one statement (PostgreSQL runs each once).
+    A run of plain rows gets its shape's cached statement. Otherwise each write is a
+    data-modifying CTE of one statement (PostgreSQL runs each once): plain rows still
+    come cached, a statement given to ``defer`` (or a row holding an expression) is the
+    statement built for it.
     """
-    if len(group) <= _SHAPED_ROWS and all(
-        isinstance(item, Row) and _bindable(item) for item in group
-    ):
-        rows: list[Row] = [item for item in group if isinstance(item, Row)]
-        params = {
-            _name(position, column): value
-            for position, row in enumerate(rows)
-            for column, value in enumerate(row.values.values())
-        }
+    shaped = len(group) <= _SHAPED_ROWS
+    rows = [item for item in group if isinstance(item, Row) and shaped and _bindable(item)]
+    if len(rows) == len(group):
+        params: dict[str, Any] = {}
+        for position, row in enumerate(rows):
+            params.update(_row_params(position, row))
         return _shaped(tuple(row.shape() for row in rows)), params
-    statements = [item.as_statement() if isinstance(item, Row) else item for item in group]
-    if len(statements) == 1:
-        return statements[0], None
-    ctes = [stmt.cte(f"w{i}") for i, stmt in enumerate(statements)]
-    return select(literal(1)).add_cte(*ctes), None
+    if len(group) == 1:
+        item = group[0]
+        return (item.as_statement() if isinstance(item, Row) else item), None
+    params = {}
+    ctes: list[CTE] = []
+    for position, item in enumerate(group):
+        if isinstance(item, Row) and shaped and _bindable(item):
+            ctes.append(_row_cte(item.table, tuple(item.values), position))
+            params.update(_row_params(position, item))
+        else:
+            built = item.as_statement() if isinstance(item, Row) else item
+            ctes.append(built.cte(f"w{position}"))
+    return select(literal(1)).add_cte(*ctes), params or None

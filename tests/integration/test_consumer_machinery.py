@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from services.bootstrap import Platform, build_platform
@@ -139,6 +139,52 @@ async def test_rows_added_events_and_sql_expressions_commit_together(
         )
     assert written == {"expr": {"hecho": True}, "plano": {"hecho": False}, "antes": None}
     assert events == 1
+
+
+async def test_rows_and_a_deferred_update_in_one_statement_each_write_their_own(
+    registro: Platform, new_tenant: Callable[..., Any]
+) -> None:
+    tenant = await new_tenant()
+    runtime = registro.runtimes["registro"]
+    audit, counters = runtime.tables.audit_log, runtime.tables.counters
+    entity = f"mixta-{uuid.uuid4().hex[:8]}"
+    async with runtime.unit_of_work(tenant, _ACTOR) as uow:
+        await uow.next_number(entity, 2026)
+    for n in (1, 2):
+        async with runtime.unit_of_work(tenant, _ACTOR) as uow:
+            uow.audit(action="probar", entity=entity, entity_id=f"fila-{n}", new={"n": n})
+            uow.defer(
+                update(counters)
+                .where(counters.c.serie == entity, counters.c.anio == 2026)
+                .values(ultimo=100 + n)
+            )
+            uow.add(audit, {**_plain_audit(tenant, entity, f"otra-{n}"), "new_values": {"m": n}})
+
+    async with runtime.unit_of_work(tenant, _ACTOR) as uow:
+        written = {
+            r.entity_id: (r.action, r.new_values)
+            for r in (await uow.session.execute(_audit_rows(registro, entity))).all()
+        }
+        ultimo = await uow.session.scalar(
+            select(counters.c.ultimo).where(counters.c.serie == entity)
+        )
+    assert written == {
+        "fila-1": ("probar", {"n": 1}),
+        "fila-2": ("probar", {"n": 2}),
+        "otra-1": ("probar", {"m": 1}),
+        "otra-2": ("probar", {"m": 2}),
+    }
+    assert ultimo == 102
+
+
+def _plain_audit(tenant: str, entity: str, entity_id: str) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant,
+        "actor": "a",
+        "action": "probar",
+        "entity": entity,
+        "entity_id": entity_id,
+    }
 
 
 @pytest.mark.parametrize(

@@ -37,9 +37,13 @@ def test_expressions_and_built_statements_keep_a_statement_of_their_own() -> Non
     assert "length" in str(expression.compile())
 
     built = update(_T).values(b="y")
-    mixed, params = statement([Row(_T, {"a": 1}), built])
-    assert params is None
-    assert "UPDATE" in str(mixed.compile())
+    mixed, params = statement([Row(_T, {"a": 1}), built, Row(_U, {"a": func.abs(-2)})])
+    # The plain row keeps its cached part and its own parameter beside the others.
+    assert params == {"p0_0": 1}
+    compiled = str(mixed.compile())
+    assert "UPDATE t SET b=" in compiled
+    assert ":p0_0" in compiled
+    assert "abs" in compiled
 
 
 def test_grouping_under_the_parameter_limit_counts_rows_as_statements() -> None:
