@@ -10,6 +10,10 @@ on every transaction). Instead they are replaced after ``POOL_RECYCLE_SECONDS``,
 connection found dead by the first statement of a transaction (the database restarted,
 a proxy cut it) is thrown away, with the rest of the pool, and the transaction is opened
 again on a fresh one: nothing had been done on it yet.
+
+Binding a transaction to its tenant is the first thing every unit of work does (a bus
+consumer runs a dozen a second), so it skips SQLAlchemy's statement machinery: the
+tenant goes straight to the driver on the session's own connection, in its transaction.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -30,12 +37,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from services.common.lean import LeanPool
+from services.common.lean import LeanPool, tenant_setting_sql
 from services.common.overload import POOL_WAIT
 
-__all__ = ["Database", "asyncpg_url", "tenant_transaction", "TENANT_SETTING"]
+__all__ = ["FIRST_STATUS", "TENANT_SETTING", "Database", "asyncpg_url", "tenant_transaction"]
 
 TENANT_SETTING = "app.tenant_id"
+# Where Database.begin_tenant leaves the command status of its ``first`` statement.
+FIRST_STATUS = "consistorio.first_status"
 # Connections older than this are replaced at checkout: before any server or middlebox
 # idle cut-off we know of, and cheap (one connect every half hour per pooled connection).
 POOL_RECYCLE_SECONDS = 1800
@@ -102,8 +111,12 @@ class Database:
             label=label,
         )
 
-    async def begin_tenant(self, tenant_id: str) -> AsyncSession:
+    async def begin_tenant(self, tenant_id: str, *, first: str = "") -> AsyncSession:
         """A session in an open transaction bound to ``tenant_id`` (the caller closes it).
+
+        ``first`` is constant SQL run right after the tenant is set, in the same round trip
+        when it can be; its command status (``INSERT 0 1``) is left in
+        ``session.info[FIRST_STATUS]``.
 
         A pooled connection that turns out dead at this first statement is discarded
         (SQLAlchemy invalidates the pool with it) and the transaction begun again once.
@@ -112,7 +125,9 @@ class Database:
             session = self.sessions()
             try:
                 await session.begin()
-                await bind_tenant(session, tenant_id)
+                status = await self._bind(await session.connection(), tenant_id, first)
+                if first:
+                    session.info[FIRST_STATUS] = status
                 return session
             except DBAPIError as exc:
                 await session.close()
@@ -123,6 +138,35 @@ class Database:
                 await session.close()
                 raise
         raise AssertionError("unreachable")
+
+    async def _bind(self, connection: AsyncConnection, tenant_id: str, first: str) -> str:
+        """``BEGIN``, the tenant and ``first`` in one round trip, sent by the driver itself
+        on the session's connection (see :class:`_Begun`); the status of the last command.
+        Through ``session.execute`` each was a round trip with a compiled statement, a
+        result and a greenlet switch.
+        """
+        raw = await connection.get_raw_connection()
+        adapter: Any = raw.dbapi_connection
+        driver: asyncpg.Connection = raw.driver_connection
+        try:
+            sql, args = tenant_setting_sql(TENANT_SETTING, tenant_id)
+            if adapter._transaction is None:  # noqa: SLF001
+                # Recorded before it is sent: if the round trip fails halfway, the
+                # session's rollback still ends whatever it began.
+                _Begun.record(adapter, driver)
+                if not args:
+                    return str(await driver.execute(";".join(filter(None, ("BEGIN", sql, first)))))
+                await driver.execute("BEGIN")
+            status = str(await driver.execute(sql, *args))
+            return str(await driver.execute(first)) if first else status
+        except Exception as exc:
+            if not driver.is_closed():
+                raise
+            # As SQLAlchemy does on a disconnect: this connection and every one pooled
+            # with it are replaced, and the caller begins again.
+            self.engine.sync_engine.pool._invalidate(raw, exc, _checkin=False)  # noqa: SLF001
+            await connection.invalidate(exc)
+            raise DBAPIError(None, None, exc, connection_invalidated=True) from exc
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -136,6 +180,35 @@ class Database:
     async def dispose(self) -> None:
         await self.lean.close()
         await self.engine.dispose()
+
+
+class _Begun:
+    """A transaction begun on the driver, as SQLAlchemy's asyncpg adapter keeps its own.
+
+    The adapter begins a transaction lazily, at the first statement, in a round trip of
+    its own; a unit of work's first statement is always its tenant, so both are sent at
+    once instead and the adapter is told a transaction is open: the session's commit and
+    rollback then end it as usual, and so does the pool's reset when a session closes.
+    The adapter only ever awaits ``commit()`` or ``rollback()`` on what it keeps there
+    (SQLAlchemy 2.0 also reads a ``_started`` flag, set here too).
+    """
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self._driver = driver
+
+    @classmethod
+    def record(cls, adapter: Any, driver: asyncpg.Connection) -> None:
+        adapter._transaction = cls(driver)  # noqa: SLF001
+        if hasattr(adapter, "_started"):
+            adapter._started = True  # noqa: SLF001
+
+    async def commit(self) -> None:
+        await self._driver.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        await self._driver.execute("ROLLBACK")
 
 
 async def bind_tenant(session: AsyncSession, tenant_id: str) -> None:

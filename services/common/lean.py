@@ -37,7 +37,14 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.common.overload import POOL_WAIT
 
-__all__ = ["LeanPool", "LeanStatement", "LeanTransaction", "asyncpg_dsn", "lean_statement"]
+__all__ = [
+    "LeanPool",
+    "LeanStatement",
+    "LeanTransaction",
+    "asyncpg_dsn",
+    "lean_statement",
+    "tenant_setting_sql",
+]
 
 _log = logging.getLogger("consistorio.db")
 
@@ -126,6 +133,16 @@ def _literal(value: str) -> str | None:
     """``value`` as a SQL string literal when it is plainly safe to write one (the tenant
     ids are INE codes); None otherwise, and the caller binds it as a parameter."""
     return f"'{value}'" if value.isascii() and value.isalnum() else None
+
+
+def tenant_setting_sql(setting: str, tenant_id: str) -> tuple[str, tuple[str, ...]]:
+    """The SQL setting ``setting`` to ``tenant_id`` for the transaction, and its arguments:
+    constant SQL (the simple protocol, no statement to prepare) when the id is plainly
+    safe to write, bound parameters otherwise."""
+    literal = _literal(tenant_id)
+    if literal is None:
+        return "SELECT set_config($1, $2, true)", (setting, tenant_id)
+    return f"SELECT set_config('{setting}', {literal}, true)", ()
 
 
 class LeanTransaction:

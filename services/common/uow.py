@@ -10,10 +10,8 @@ statement of data-modifying CTEs. That matters for gapless numbering: the
 counter row stays locked from the moment a number is taken until commit, so
 every round trip saved there is throughput for the whole tenant.
 
-PostgreSQL's protocol carries at most 32,767 parameters a statement, so a large batch
-(thousands of events, audit entries or rows) is cut into as few statements as fit: the
-deferred writes are grouped in order, and a plain multi-row INSERT larger than the
-limit by itself is split by rows. A use case of a few writes still sends one statement.
+How they are grouped under PostgreSQL's parameter limit, and the statements cached
+for them, is ``services.common.deferred``.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from sqlalchemy import (
     cast,
     func,
     insert,
-    literal,
     literal_column,
     null,
     select,
@@ -43,11 +40,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Insert, UpdateBase
+from sqlalchemy.sql.dml import UpdateBase
 
 from services.common.bus.envelope import EventName, build_envelope
 from services.common.contracts import ContractRegistry
-from services.common.db import Database
+from services.common.db import FIRST_STATUS, Database
+from services.common.deferred import MAX_PARAMETERS, Deferred, Row, groups, statement
 from services.common.kernel_tables import KernelTables
 from services.common.lean import LeanTransaction
 from services.common.telemetry import current_traceparent
@@ -62,10 +60,6 @@ __all__ = [
     "UnitOfWork",
 ]
 
-# The protocol's 16-bit parameter count is 32,767 for asyncpg; a margin is kept for
-# the parameters an estimate does not see (ON CONFLICT clauses, expressions).
-MAX_PARAMETERS = 32_000
-_MARGIN_PER_STATEMENT = 32
 # Up to this many events of one use case, each gets its own single-row outbox INSERT.
 _SINGLE_ROW_EVENTS = 16
 
@@ -352,11 +346,17 @@ class _TenantWork(abc.ABC):
 
 
 class UnitOfWork(_TenantWork):
-    """An open transaction for one tenant with audit and outbox attached."""
+    """An open transaction for one tenant with audit and outbox attached.
+
+    ``first`` is constant SQL run right after the tenant is bound, in the same round trip
+    (see ``Database.begin_tenant``); its command status is then :attr:`first_status`.
+    """
 
     _events: list[dict[str, Any]]
-    _deferred: list[UpdateBase]
+    _deferred: list[Deferred]
     _session: AsyncSession | None = None
+    first: str = ""
+    first_status: str = ""
 
     @property
     def session(self) -> AsyncSession:
@@ -365,7 +365,9 @@ class UnitOfWork(_TenantWork):
 
     async def __aenter__(self) -> UnitOfWork:
         self._events, self._deferred = [], []
-        self._session = await self._db.begin_tenant(self.tenant_id)
+        self._session = await self._db.begin_tenant(self.tenant_id, first=self.first)
+        if self.first:
+            self.first_status = self._session.info[FIRST_STATUS]
         return self
 
     async def __aexit__(
@@ -400,7 +402,8 @@ class UnitOfWork(_TenantWork):
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
         """Inserts ``row`` into ``table`` at commit (deferred, see the module docstring)."""
-        self._deferred.append(insert(table).values(**row))
+        # A copy: the row is written as it is now, as a statement built now would.
+        self._deferred.append(Row(table, dict(row)))
 
     def defer(self, statement: UpdateBase) -> None:
         """Runs an INSERT/UPDATE at commit, in the same single statement as the other writes."""
@@ -417,16 +420,19 @@ class UnitOfWork(_TenantWork):
     ) -> None:
         """Records an audit entry (who, tenant, what, when, old and new values) for commit."""
         self._deferred.append(
-            insert(self.tables.audit_log).values(
-                tenant_id=self.tenant_id,
-                actor=self.actor.sub,
-                action=action,
-                entity=entity,
-                entity_id=entity_id,
-                old_values=old,
-                new_values=new,
-                client_ip=self.actor.client_ip,
-                request_id=self.actor.request_id,
+            Row(
+                self.tables.audit_log,
+                {
+                    "tenant_id": self.tenant_id,
+                    "actor": self.actor.sub,
+                    "action": action,
+                    "entity": entity,
+                    "entity_id": entity_id,
+                    "old_values": old,
+                    "new_values": new,
+                    "client_ip": self.actor.client_ip,
+                    "request_id": self.actor.request_id,
+                },
             )
         )
 
@@ -468,8 +474,8 @@ class UnitOfWork(_TenantWork):
         if len(rows) <= _SINGLE_ROW_EVENTS:
             # SQLAlchemy never caches the compiled form of a multi-row VALUES, and the
             # outbox rides in the same statement as every other write of the use case:
-            # one single-row INSERT per event keeps the whole statement cacheable.
-            self._deferred.extend(insert(outbox).values(**row) for row in rows)
+            # one row per event keeps the whole statement cacheable.
+            self._deferred.extend(Row(outbox, row) for row in rows)
         else:
             self._deferred.append(insert(outbox).values(rows))
 
@@ -477,12 +483,9 @@ class UnitOfWork(_TenantWork):
         """Sends every deferred write in as few round trips as the parameter limit allows
         (one for any ordinary use case; PostgreSQL runs each CTE once)."""
         deferred, self._deferred = self._deferred, []
-        for group in _groups(deferred):
-            if len(group) == 1:
-                await self.session.execute(group[0])
-                continue
-            ctes = [stmt.cte(f"w{i}") for i, stmt in enumerate(group)]
-            await self.session.execute(select(literal(1)).add_cte(*ctes))
+        for group in groups(deferred):
+            stmt, params = statement(group)
+            await self.session.execute(stmt, params)
 
 
 class LeanUnitOfWork(_TenantWork):
@@ -542,59 +545,3 @@ class LeanUnitOfWork(_TenantWork):
 
     async def fetch_first(self, statement: Select[Any] | UpdateBase, params: dict[str, Any]) -> Any:
         return await self.transaction.fetchrow(statement, params)
-
-
-def _parameters(stmt: UpdateBase) -> int:
-    """An upper estimate of the bound parameters ``stmt`` sends, without compiling it."""
-    multi = getattr(stmt, "_multi_values", ())
-    if multi:
-        return sum(len(row) for rows in multi for row in rows) + _MARGIN_PER_STATEMENT
-    values = getattr(stmt, "_values", None) or {}
-    # An UPDATE's WHERE (an INSERT's ON CONFLICT) holds a few parameters of its own,
-    # which the margin stands for: counting them exactly would need a compile.
-    return len(values) + _MARGIN_PER_STATEMENT
-
-
-def _split(stmt: UpdateBase) -> list[UpdateBase]:
-    """A plain multi-row INSERT cut into INSERTs that each fit under the limit."""
-    multi: Any = getattr(stmt, "_multi_values", ())
-    plain = (
-        isinstance(stmt, Insert)
-        and len(multi) == 1
-        and stmt._post_values_clause is None
-        and not stmt._returning
-        and stmt.select is None
-    )
-    if not plain:
-        raise ValueError(
-            f"a deferred statement of ~{_parameters(stmt)} parameters exceeds PostgreSQL's "
-            "limit and is not a plain multi-row INSERT that could be split"
-        )
-    rows = multi[0]
-    width = max(len(row) for row in rows)
-    per_statement = max(1, (MAX_PARAMETERS - _MARGIN_PER_STATEMENT) // width)
-    table = stmt.table
-    return [
-        insert(table).values(rows[i : i + per_statement])
-        for i in range(0, len(rows), per_statement)
-    ]
-
-
-def _groups(statements: list[UpdateBase]) -> list[list[UpdateBase]]:
-    """The statements in order, in runs whose parameters fit in one statement."""
-    groups: list[list[UpdateBase]] = []
-    current: list[UpdateBase] = []
-    size = 0
-    for stmt in statements:
-        count = _parameters(stmt)
-        parts = _split(stmt) if count > MAX_PARAMETERS else [stmt]
-        for part in parts:
-            count = _parameters(part) if len(parts) > 1 else count
-            if current and size + count > MAX_PARAMETERS:
-                groups.append(current)
-                current, size = [], 0
-            current.append(part)
-            size += count
-    if current:
-        groups.append(current)
-    return groups
