@@ -93,6 +93,10 @@ def settings(
         # sequence gapless under contention, past production's admission bound; the
         # admission tests set their own bounds.
         admission_max_in_flight_per_tenant=64,
+        # Each in-process platform that makes a document spawns its workers, and each
+        # imports the PDF and signature libraries (seconds of CPU): one is enough for a
+        # test's few documents, and the suite's CPU goes to the tests.
+        document_workers=1,
         log_json=False,
     )
 
