@@ -282,8 +282,9 @@ def _numbered_write(
 
 
 class _TenantWork(abc.ABC):
-    """What both units of work share: the tenant, the actor, the kernel's tables, and the
-    numbered write (see :meth:`add_numbered`)."""
+    """What both units of work share: the tenant, the actor, the kernel's tables, the
+    numbered write (see :meth:`add_numbered`), and ``first``: constant SQL run right
+    after the tenant is bound, in the same round trip as ``BEGIN``."""
 
     def __init__(
         self,
@@ -293,6 +294,7 @@ class _TenantWork(abc.ABC):
         contracts: ContractRegistry,
         tenant_id: str,
         actor: Actor,
+        first: str = "",
         after_commit: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
@@ -300,6 +302,7 @@ class _TenantWork(abc.ABC):
         self._contracts = contracts
         self.tenant_id = tenant_id
         self.actor = actor
+        self.first = first
         self._after_commit = after_commit
         self._wrote_events = False
 
@@ -348,14 +351,13 @@ class _TenantWork(abc.ABC):
 class UnitOfWork(_TenantWork):
     """An open transaction for one tenant with audit and outbox attached.
 
-    ``first`` is constant SQL run right after the tenant is bound, in the same round trip
-    (see ``Database.begin_tenant``); its command status is then :attr:`first_status`.
+    The command status of ``first`` (see ``Database.begin_tenant``) is then
+    :attr:`first_status`.
     """
 
     _events: list[dict[str, Any]]
     _deferred: list[Deferred]
     _session: AsyncSession | None = None
-    first: str = ""
     first_status: str = ""
 
     @property
@@ -494,36 +496,15 @@ class LeanUnitOfWork(_TenantWork):
     deferred: a use case that needs more (audit of its own, deferred writes, the ORM)
     uses :class:`UnitOfWork`.
 
-    ``first`` is constant SQL run with ``BEGIN`` and the tenant in one round trip (a
-    lock the use case takes first).
+    ``first`` is typically a lock the use case takes before anything else.
     """
 
-    def __init__(
-        self,
-        *,
-        db: Database,
-        tables: KernelTables,
-        contracts: ContractRegistry,
-        tenant_id: str,
-        actor: Actor,
-        first: str = "",
-        after_commit: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(
-            db=db,
-            tables=tables,
-            contracts=contracts,
-            tenant_id=tenant_id,
-            actor=actor,
-            after_commit=after_commit,
-        )
-        self._first = first
-        self._stack = contextlib.AsyncExitStack()
-        self._transaction: LeanTransaction | None = None
+    _transaction: LeanTransaction | None = None
 
     async def __aenter__(self) -> LeanUnitOfWork:
+        self._stack = contextlib.AsyncExitStack()
         self._transaction = await self._stack.enter_async_context(
-            self._db.lean.transaction(self.tenant_id, first=self._first)
+            self._db.lean.transaction(self.tenant_id, first=self.first)
         )
         return self
 

@@ -185,9 +185,9 @@ class EventConsumer:
             contracts=self.contracts,
             tenant_id=event.tenant,
             actor=Actor.system(self.name),
+            first=_claim_sql(self.tables.inbox, self.name, event),
             after_commit=self.after_commit,
         )
-        uow.first = _claim_sql(self.tables.inbox, self.name, event)
         async with uow:
             if uow.first:
                 claimed = uow.first_status == _CLAIMED
